@@ -1,0 +1,19 @@
+"""fastdl: the deep-learning stack of "Deep Learning from Scratch" with the book's API,
+on switchable kernels (``"numpy"`` reference, ``"numba"`` compiled CPU, ``"cuda"``).
+
+>>> import fastdl
+>>> from fastdl.nets import SimpleConvNet
+>>> with fastdl.using_backend("numpy"):
+...     pass  # run anything on the reference kernels
+
+``import fastdl`` imports NumPy only; a backend's kernels are imported the
+first time that backend is used.
+"""
+from .backend import (BackendError, available_backends, current_backend, set_backend,
+                      using_backend)
+from . import functions, gradient, layers, optimizers, util, perceptron, nets  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["BackendError", "available_backends", "current_backend", "set_backend", "using_backend",
+           "functions", "gradient", "layers", "optimizers", "util", "perceptron", "nets", "__version__"]

@@ -1,0 +1,83 @@
+"""Input validation shared by the user-facing modules. Errors name the argument,
+what was expected and what was received."""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_array(name, x, ndims=None, owner=""):
+    """Return x as an ndarray, requiring float32/float64 and (optionally) a rank in ``ndims``."""
+    where = f"{owner}: " if owner else ""
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except Exception as exc:
+            raise TypeError(f"{where}{name} must be an array of floats, got {type(x).__name__}") from exc
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{where}{name} must be a float32 or float64 array, "
+                        f"got dtype {x.dtype} (shape {x.shape})")
+    if ndims is not None:
+        if isinstance(ndims, int):
+            ndims = (ndims,)
+        if x.ndim not in ndims:
+            want = " or ".join(f"{d}-D" for d in ndims)
+            raise ValueError(f"{where}{name} must be {want}, got {x.ndim}-D array of shape {x.shape}")
+    return x
+
+
+def numeric_array(name, x, owner=""):
+    """Return x as an ndarray of real numbers (bool, int or float)."""
+    where = f"{owner}: " if owner else ""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{where}{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def finite(name, x, owner=""):
+    """Raise ValueError if x holds NaN or infinity."""
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        where = f"{owner}: " if owner else ""
+        bad = "NaN" if np.isnan(x).any() else "infinity"
+        raise ValueError(f"{where}{name} contains {bad} (shape {x.shape}); check the inputs "
+                         "and the learning rate")
+
+
+def positive_int(name, v, minimum=1, owner=""):
+    where = f"{owner}: " if owner else ""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{where}{name} must be an integer, got {type(v).__name__} {v!r}")
+    if v < minimum:
+        raise ValueError(f"{where}{name} must be >= {minimum}, got {v}")
+    return int(v)
+
+
+def labels(t, n, k, owner=""):
+    """Normalise labels for a batch of n rows and k classes to an int array (n,).
+
+    Accepted: (n,) or (n, 1) integer class indices (floats holding whole
+    numbers are accepted too), or (n, k) one-hot rows.
+    """
+    where = f"{owner}: " if owner else ""
+    t = np.asarray(t)
+    if t.dtype.kind not in "biuf":
+        raise TypeError(f"{where}labels t must be integers or one-hot rows, got dtype {t.dtype}")
+    if t.ndim == 2 and t.shape == (n, k) and not (k == 1):
+        if not (((t == 0) | (t == 1)).all() and (t.sum(axis=1) == 1).all()):
+            raise ValueError(f"{where}labels t of shape {t.shape} must be one-hot rows "
+                             "(one 1 per row, zeros elsewhere)")
+        return t.argmax(axis=1)
+    if t.ndim == 2 and t.shape[1] == 1:
+        t = t[:, 0]
+    if t.ndim != 1 or t.shape[0] != n:
+        raise ValueError(f"{where}labels t must have shape ({n},), ({n}, 1) or one-hot ({n}, {k}) "
+                         f"to match the batch of {n}, got shape {t.shape}")
+    if t.dtype.kind == "f":
+        if not np.isfinite(t).all() or (t != np.round(t)).any():
+            raise ValueError(f"{where}labels t must be whole class indices, got non-integer values")
+    if n and (t.min() < 0 or t.max() >= k):
+        raise ValueError(f"{where}labels t must lie in [0, {k - 1}] for {k} classes, "
+                         f"got values from {t.min()} to {t.max()}")
+    return t.astype(np.intp, copy=False)

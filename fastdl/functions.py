@@ -1,0 +1,102 @@
+"""Activation and loss functions of chapters 3-4 (``common/functions.py`` in the book).
+
+sigmoid, relu and softmax run on the current backend; the rest are NumPy.
+Integer inputs are converted to float64, as NumPy would; float32 stays float32.
+"""
+import numpy as np
+
+from . import backend
+from ._checks import finite, labels, numeric_array
+from .kernels.spec import LOG_EPS
+
+__all__ = ["identity_function", "step_function", "sigmoid", "sigmoid_grad", "relu", "relu_grad",
+           "softmax", "sum_squared_error", "cross_entropy_error", "softmax_loss"]
+
+
+def _floats(name, x):
+    x = numeric_array(name, x)
+    if x.dtype.kind != "f" or x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64)
+    return x
+
+
+def _unwrap(x):
+    """A 0-d result comes back as a NumPy scalar, as NumPy's own ufuncs do."""
+    return x[()] if x.ndim == 0 else x
+
+
+def identity_function(x):
+    """Returns x unchanged (the output activation for regression)."""
+    return x
+
+
+def step_function(x):
+    """1 where x > 0, else 0, as an integer array."""
+    return np.array(np.asarray(x) > 0, dtype=np.int_)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), evaluated without overflow warnings for large |x|."""
+    x = _floats("x", x)
+    return _unwrap(backend.ops().sigmoid_forward(x))
+
+
+def sigmoid_grad(x):
+    """Derivative of sigmoid at x: (1 - sigmoid(x)) * sigmoid(x)."""
+    y = np.asarray(sigmoid(x))
+    return (y.dtype.type(1) - y) * y
+
+
+def relu(x):
+    """max(0, x), element-wise."""
+    x = _floats("x", x)
+    return _unwrap(backend.ops().relu_forward(x)[0])
+
+
+def relu_grad(x):
+    """1 where x >= 0, else 0 (the book's convention at 0)."""
+    x = _floats("x", x)
+    return (x >= 0).astype(x.dtype)
+
+
+def softmax(x):
+    """Softmax along the last axis, for any number of leading dimensions."""
+    x = _floats("x", x)
+    if x.ndim == 0:
+        raise ValueError("softmax: x must have at least one dimension, got a scalar")
+    return backend.ops().softmax(x)
+
+
+def sum_squared_error(y, t):
+    """0.5 * sum((y - t)^2)."""
+    y = _floats("y", y)
+    t = numeric_array("t", t)
+    if y.shape != t.shape:
+        raise ValueError(f"sum_squared_error: y has shape {y.shape} but t has shape {t.shape}")
+    d = y - t.astype(y.dtype, copy=False)
+    return y.dtype.type(0.5) * np.sum(d * d)
+
+
+def cross_entropy_error(y, t):
+    """Mean over the batch of -log(y[n, t[n]] + 1e-7).
+
+    y: probabilities (N, K), or (K,) for a single sample.
+    t: labels (N,), (N, 1), one-hot (N, K), or for a single sample a label or a one-hot (K,).
+    Raises ValueError for NaN/inf in y or labels that do not match the batch.
+    """
+    y = _floats("y", y)
+    t = np.asarray(t)
+    if y.ndim == 1:
+        y = y.reshape(1, -1)
+        t = t.reshape(1, -1) if t.size == y.size else t.reshape(1)
+    if y.ndim != 2:
+        raise ValueError(f"cross_entropy_error: y must be (N, K) or (K,), got shape {y.shape}")
+    finite("y", y, owner="cross_entropy_error")
+    idx = labels(t, y.shape[0], y.shape[1], owner="cross_entropy_error")
+    n = y.shape[0]
+    return -np.sum(np.log(y[np.arange(n), idx] + y.dtype.type(LOG_EPS))) / y.dtype.type(n)
+
+
+def softmax_loss(X, t):
+    """cross_entropy_error(softmax(X), t)."""
+    return cross_entropy_error(softmax(X), t)

@@ -1,0 +1,363 @@
+"""Layers with forward/backward (chapters 5-7; ``common/layers.py`` in the book).
+
+Each layer validates its input, looks up the current backend's kernels when
+``forward`` is called, and its ``backward`` uses the same backend. Weights
+(``W``, ``b``, ``gamma``, ``beta``) are the arrays passed to the constructor,
+not copies, so a network's ``params`` dict and its layers share them and an
+optimizer's in-place update is seen by the layers.
+
+Deviations from the book, all deliberate:
+
+* ``Relu.backward`` returns a new array; the book's zeroes ``dout`` in place.
+* ``Pooling`` accepts ``pad > 0`` (padding counts as minus infinity and never
+  wins; ``pad`` must be smaller than the window). The book's crashes.
+* An input whose dtype differs from the layer's weights is converted to the
+  weights' dtype, so a float32 network computes in float32 throughout.
+* ``SoftmaxWithLoss`` turns one-hot labels into class indices; ``t`` must
+  really be one-hot (the book would also accept soft labels in ``backward``).
+* Shapes, ranks, dtypes and NaN are checked, with errors naming the argument.
+"""
+import numpy as np
+
+from . import backend
+from ._checks import finite, float_array, labels, positive_int
+from .kernels.shapes import window_output_hw
+
+__all__ = ["MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout",
+           "BatchNormalization", "Convolution", "Pooling"]
+
+#: BatchNormalization's epsilon: the book writes 10e-7, which is 1e-6.
+BATCHNORM_EPS = 1e-6
+
+
+def _need_forward(layer, attr):
+    if getattr(layer, attr, None) is None:
+        raise RuntimeError(f"{type(layer).__name__}.backward called before forward")
+
+
+def _as(x, dtype):
+    return x if x.dtype == dtype else x.astype(dtype)
+
+
+def _check_dout(layer, dout, shape, dtype):
+    dout = float_array("dout", dout, owner=f"{type(layer).__name__}.backward")
+    if dout.shape != tuple(shape):
+        raise ValueError(f"{type(layer).__name__}.backward: dout must have the forward output's "
+                         f"shape {tuple(shape)}, got {dout.shape}")
+    return _as(dout, dtype)
+
+
+class MulLayer:
+    """out = x * y (chapter 5's multiplication node)."""
+
+    def __init__(self):
+        self.x = None
+        self.y = None
+
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return x * y
+
+    def backward(self, dout):
+        return dout * self.y, dout * self.x
+
+
+class AddLayer:
+    """out = x + y (chapter 5's addition node)."""
+
+    def __init__(self):
+        pass
+
+    def forward(self, x, y):
+        return x + y
+
+    def backward(self, dout):
+        return dout * 1, dout * 1
+
+
+class Relu:
+    """max(0, x). ``mask`` marks the inputs that were <= 0."""
+
+    def __init__(self):
+        self.mask = None
+        self._ops = None
+
+    def forward(self, x):
+        x = float_array("x", x, owner="Relu.forward")
+        self._ops = backend.ops()
+        out, self.mask = self._ops.relu_forward(x)
+        return out
+
+    def backward(self, dout):
+        _need_forward(self, "mask")
+        dout = _check_dout(self, dout, self.mask.shape, dout.dtype if isinstance(dout, np.ndarray) else np.float64)
+        return self._ops.relu_backward(dout, self.mask)
+
+
+class Sigmoid:
+    """1 / (1 + exp(-x)). ``out`` keeps the forward result for backward."""
+
+    def __init__(self):
+        self.out = None
+        self._ops = None
+
+    def forward(self, x):
+        x = float_array("x", x, owner="Sigmoid.forward")
+        self._ops = backend.ops()
+        self.out = self._ops.sigmoid_forward(x)
+        return self.out
+
+    def backward(self, dout):
+        _need_forward(self, "out")
+        dout = _check_dout(self, dout, self.out.shape, self.out.dtype)
+        return self._ops.sigmoid_backward(dout, self.out)
+
+
+def _check_weights(owner, W, b, w_ndim):
+    W = float_array("W", W, w_ndim, owner=owner)
+    b = float_array("b", b, 1, owner=owner)
+    if b.shape[0] != (W.shape[0] if w_ndim == 4 else W.shape[1]):
+        raise ValueError(f"{owner}: b must have shape ({W.shape[0] if w_ndim == 4 else W.shape[1]},) "
+                         f"to match W {W.shape}, got {b.shape}")
+    if b.dtype != W.dtype:
+        raise TypeError(f"{owner}: W ({W.dtype}) and b ({b.dtype}) must have the same dtype")
+    return W, b
+
+
+class Affine:
+    """out = x @ W + b; inputs of rank > 2 are flattened to (N, -1) as in the book."""
+
+    def __init__(self, W, b):
+        self.W, self.b = _check_weights("Affine", W, b, 2)
+        self.x = None
+        self.original_x_shape = None
+        self.dW = None
+        self.db = None
+        self._ops = None
+
+    def forward(self, x):
+        x = float_array("x", x, owner="Affine.forward")
+        if x.ndim < 1:
+            raise ValueError("Affine.forward: x must have a batch axis, got a scalar")
+        self.original_x_shape = x.shape
+        x2 = _as(x.reshape(x.shape[0], -1), self.W.dtype)
+        if x2.shape[1] != self.W.shape[0]:
+            raise ValueError(f"Affine.forward: x of shape {x.shape} has {x2.shape[1]} features per sample "
+                             f"but W of shape {self.W.shape} expects {self.W.shape[0]}")
+        self._ops = backend.ops()
+        self.x = x2
+        return self._ops.affine_forward(x2, self.W, self.b)
+
+    def backward(self, dout):
+        _need_forward(self, "x")
+        dout = _check_dout(self, dout, (self.x.shape[0], self.W.shape[1]), self.W.dtype)
+        dx, self.dW, self.db = self._ops.affine_backward(dout, self.x, self.W)
+        return dx.reshape(self.original_x_shape)
+
+
+class SoftmaxWithLoss:
+    """Softmax followed by cross-entropy; ``forward(x, t)`` returns the mean loss.
+
+    t: labels (N,), (N, 1) or one-hot (N, K). ``backward(dout=1)`` returns
+    dout * (y - onehot(t)) / N.
+    """
+
+    def __init__(self):
+        self.loss = None
+        self.y = None
+        self.t = None
+        self._labels = None
+        self._ops = None
+
+    def forward(self, x, t):
+        x = float_array("x", x, (1, 2), owner="SoftmaxWithLoss.forward")
+        if x.ndim == 1:
+            x = x.reshape(1, -1)
+            t = np.asarray(t)
+            t = t.reshape(1, -1) if t.size == x.size and x.size > 1 else t.reshape(1)
+        finite("x", x, owner="SoftmaxWithLoss.forward")
+        self._labels = labels(t, x.shape[0], x.shape[1], owner="SoftmaxWithLoss.forward")
+        self.t = t
+        self._ops = backend.ops()
+        self.loss, self.y = self._ops.softmax_loss_forward(x, self._labels)
+        return self.loss
+
+    def backward(self, dout=1):
+        _need_forward(self, "y")
+        return self._ops.softmax_loss_backward(self.y, self._labels, float(dout))
+
+
+class Dropout:
+    """Drops each unit with probability ``dropout_ratio`` while training.
+
+    Non-inverted, as in the book: training multiplies by the 0/1 mask and
+    evaluation scales by (1 - dropout_ratio). The mask is drawn with NumPy's
+    global RNG (``np.random.rand``), so ``np.random.seed`` makes it
+    reproducible and identical on every backend.
+    """
+
+    def __init__(self, dropout_ratio=0.5):
+        if not 0 <= dropout_ratio < 1:
+            raise ValueError(f"Dropout: dropout_ratio must be in [0, 1), got {dropout_ratio}")
+        self.dropout_ratio = dropout_ratio
+        self.mask = None
+        self._ops = None
+
+    def forward(self, x, train_flg=True):
+        x = float_array("x", x, owner="Dropout.forward")
+        self._ops = backend.ops()
+        if train_flg:
+            self.mask = np.random.rand(*x.shape) > self.dropout_ratio
+            return self._ops.dropout_apply(x, self.mask)
+        return x * x.dtype.type(1.0 - self.dropout_ratio)
+
+    def backward(self, dout):
+        _need_forward(self, "mask")
+        dout = _check_dout(self, dout, self.mask.shape, dout.dtype if isinstance(dout, np.ndarray) else np.float64)
+        return self._ops.dropout_apply(dout, self.mask)
+
+
+class BatchNormalization:
+    """Batch normalisation (chapter 6), per feature; 4-D input is flattened to (N, C*H*W) as in the book.
+
+    ``running_mean`` / ``running_var`` start at zeros (created on the first
+    forward) unless given; given arrays are copied, never modified.
+    ``eps`` is 1e-6 (the book's ``10e-7``).
+    """
+
+    def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):
+        self.gamma = float_array("gamma", gamma, 1, owner="BatchNormalization")
+        self.beta = float_array("beta", beta, 1, owner="BatchNormalization")
+        if self.beta.shape != self.gamma.shape or self.beta.dtype != self.gamma.dtype:
+            raise ValueError(f"BatchNormalization: beta {self.beta.shape} {self.beta.dtype} must match "
+                             f"gamma {self.gamma.shape} {self.gamma.dtype}")
+        self.momentum = momentum
+        self.input_shape = None
+        self.running_mean = self._stat("running_mean", running_mean)
+        self.running_var = self._stat("running_var", running_var)
+        self.batch_size = None
+        self.dgamma = None
+        self.dbeta = None
+        self._ctx = None
+        self._ops = None
+
+    def _stat(self, name, v):
+        if v is None:
+            return None
+        v = np.array(v, dtype=self.gamma.dtype)  # a copy: updated in place later
+        if v.shape != self.gamma.shape:
+            raise ValueError(f"BatchNormalization: {name} must have shape {self.gamma.shape}, got {v.shape}")
+        return v
+
+    def forward(self, x, train_flg=True):
+        x = float_array("x", x, (2, 4), owner="BatchNormalization.forward")
+        self.input_shape = x.shape
+        x2 = _as(x.reshape(x.shape[0], -1), self.gamma.dtype)
+        D = x2.shape[1]
+        if D != self.gamma.shape[0]:
+            raise ValueError(f"BatchNormalization.forward: x of shape {x.shape} has {D} features per sample "
+                             f"but gamma has shape {self.gamma.shape}")
+        if self.running_mean is None:
+            self.running_mean = np.zeros(D, dtype=self.gamma.dtype)
+            self.running_var = np.zeros(D, dtype=self.gamma.dtype)
+        self._ops = backend.ops()
+        out, ctx = self._ops.batchnorm_forward(x2, self.gamma, self.beta, self.running_mean,
+                                               self.running_var, self.momentum, BATCHNORM_EPS,
+                                               bool(train_flg))
+        if train_flg:
+            self._ctx = ctx
+            self.batch_size = x2.shape[0]
+        return out.reshape(self.input_shape)
+
+    def backward(self, dout):
+        _need_forward(self, "_ctx")
+        dout = _check_dout(self, dout, self.input_shape, self.gamma.dtype)
+        d2 = dout.reshape(dout.shape[0], -1)
+        dx, self.dgamma, self.dbeta = self._ops.batchnorm_backward(d2, self._ctx)
+        return dx.reshape(self.input_shape)
+
+
+def _check_stride_pad(owner, stride, pad):
+    return (positive_int("stride", stride, 1, owner=owner), positive_int("pad", pad, 0, owner=owner))
+
+
+class Convolution:
+    """2-D convolution (cross-correlation, as in the book) of x (N, C, H, W) with W (FN, C, FH, FW).
+
+    Output (N, FN, OH, OW) with OH = (H + 2*pad - FH) // stride + 1.
+    """
+
+    def __init__(self, W, b, stride=1, pad=0):
+        self.W, self.b = _check_weights("Convolution", W, b, 4)
+        self.stride, self.pad = _check_stride_pad("Convolution", stride, pad)
+        self.x = None
+        self.dW = None
+        self.db = None
+        self._ctx = None
+        self._out_shape = None
+        self._ops = None
+
+    def forward(self, x):
+        x = float_array("x", x, 4, owner="Convolution.forward")
+        FN, C, FH, FW = self.W.shape
+        N, Cx, H, Wd = x.shape
+        if Cx != C:
+            raise ValueError(f"Convolution.forward: x of shape {x.shape} has {Cx} channels "
+                             f"but W of shape {self.W.shape} expects {C}")
+        try:
+            OH, OW = window_output_hw(H, Wd, FH, FW, self.stride, self.pad)
+        except ValueError as exc:
+            raise ValueError(f"Convolution.forward: filter {FH}x{FW} does not fit input x of shape "
+                             f"{x.shape} with pad {self.pad}: {exc}") from None
+        x = _as(x, self.W.dtype)
+        self._ops = backend.ops()
+        out, self._ctx = self._ops.conv_forward(x, self.W, self.b, self.stride, self.pad)
+        self.x = x
+        self._out_shape = (N, FN, OH, OW)
+        return out
+
+    def backward(self, dout):
+        _need_forward(self, "_ctx")
+        dout = _check_dout(self, dout, self._out_shape, self.W.dtype)
+        dx, self.dW, self.db = self._ops.conv_backward(dout, self._ctx)
+        return dx
+
+
+class Pooling:
+    """Max pooling over pool_h x pool_w windows; default stride 2.
+
+    ``pad > 0`` is supported (the book's version fails): padding counts as
+    minus infinity, so it never wins, and pad must be smaller than the window.
+    On ties the first maximum in the window (row by row) wins, as in the book.
+    """
+
+    def __init__(self, pool_h, pool_w, stride=2, pad=0):
+        self.pool_h = positive_int("pool_h", pool_h, owner="Pooling")
+        self.pool_w = positive_int("pool_w", pool_w, owner="Pooling")
+        self.stride, self.pad = _check_stride_pad("Pooling", stride, pad)
+        if self.pad >= min(self.pool_h, self.pool_w):
+            raise ValueError(f"Pooling: pad ({self.pad}) must be smaller than the window "
+                             f"({self.pool_h}x{self.pool_w}), or a window could hold only padding")
+        self.x = None
+        self._ctx = None
+        self._out_shape = None
+        self._ops = None
+
+    def forward(self, x):
+        x = float_array("x", x, 4, owner="Pooling.forward")
+        N, C, H, W = x.shape
+        try:
+            OH, OW = window_output_hw(H, W, self.pool_h, self.pool_w, self.stride, self.pad)
+        except ValueError as exc:
+            raise ValueError(f"Pooling.forward: window {self.pool_h}x{self.pool_w} does not fit input x "
+                             f"of shape {x.shape} with pad {self.pad}: {exc}") from None
+        self._ops = backend.ops()
+        out, self._ctx = self._ops.pool_forward(x, self.pool_h, self.pool_w, self.stride, self.pad)
+        self.x = x
+        self._out_shape = (N, C, OH, OW)
+        return out
+
+    def backward(self, dout):
+        _need_forward(self, "_ctx")
+        dout = _check_dout(self, dout, self._out_shape, self.x.dtype)
+        return self._ops.pool_backward(dout, self._ctx)

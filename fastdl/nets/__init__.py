@@ -1,0 +1,6 @@
+"""The book's networks, with an extra ``dtype=`` keyword (float64 by default, as in the book)."""
+from .base import Net
+from .mlp import MultiLayerNet, MultiLayerNetExtend, TwoLayerNet
+from .conv import DeepConvNet, SimpleConvNet
+
+__all__ = ["Net", "TwoLayerNet", "MultiLayerNet", "MultiLayerNetExtend", "SimpleConvNet", "DeepConvNet"]

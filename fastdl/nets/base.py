@@ -1,0 +1,191 @@
+"""What the book's networks have in common: predict / loss / accuracy / gradient,
+numerical_gradient, and saving and loading parameters.
+
+Subclasses build ``self.params`` (name -> array), ``self.layers`` (an
+OrderedDict or a list, as in the book), ``self.last_layer`` and
+``self._grad_of``: name -> (layer, attribute) telling ``gradient`` where each
+parameter's gradient is found after ``backward``.
+"""
+import os
+import tempfile
+
+import numpy as np
+
+from .._checks import numeric_array
+from ..gradient import numerical_gradient as _numerical_gradient
+from ..layers import BatchNormalization, Dropout
+
+_FORMAT_KEY = "__fastdl_params__"
+_FORMAT_VERSION = 1
+
+
+def make_dtype(dtype):
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+class Net:
+    """Base class of the book's networks. Not used on its own."""
+
+    weight_decay_lambda = 0
+    _decayed = ()          # names of the weights that weight decay applies to
+
+    # -- the forward pass ------------------------------------------------------------
+    def _layer_list(self):
+        return list(self.layers.values()) if isinstance(self.layers, dict) else list(self.layers)
+
+    def _input(self, x):
+        x = numeric_array("x", x, owner=f"{type(self).__name__}")
+        return x if x.dtype == self.dtype else x.astype(self.dtype)
+
+    def predict(self, x, train_flg=False):
+        """Scores before the softmax. Dropout and batch norm run in training mode when train_flg."""
+        x = self._input(x)
+        for layer in self._layer_list():
+            if isinstance(layer, (Dropout, BatchNormalization)):
+                x = layer.forward(x, train_flg)
+            else:
+                x = layer.forward(x)
+        return x
+
+    def _weight_decay(self):
+        lam = self.weight_decay_lambda
+        if not lam:
+            return 0
+        total = sum(np.sum(self.params[k] * self.params[k]) for k in self._decayed)
+        return self.dtype.type(0.5 * lam) * total
+
+    def loss(self, x, t, train_flg=False):
+        """Mean cross-entropy of the predictions (plus weight decay where the net has it)."""
+        y = self.predict(x, train_flg)
+        return self.last_layer.forward(y, t) + self._weight_decay()
+
+    def accuracy(self, x, t, batch_size=100):
+        """Fraction of correct predictions over every sample of x (batches of ``batch_size``;
+        the book's version drops a last partial batch)."""
+        t = np.asarray(t)
+        if t.ndim == 2:
+            t = t.argmax(axis=1) if t.shape[1] > 1 else t[:, 0]
+        n = len(x)
+        if t.shape != (n,):
+            raise ValueError(f"{type(self).__name__}.accuracy: t must hold {n} labels to match x, "
+                             f"got shape {t.shape}")
+        if n == 0:
+            raise ValueError(f"{type(self).__name__}.accuracy: x is empty")
+        correct = 0
+        for i in range(0, n, batch_size):
+            y = self.predict(x[i:i + batch_size], train_flg=False)
+            correct += int(np.sum(np.argmax(y, axis=1) == t[i:i + batch_size]))
+        return correct / n
+
+    # -- gradients -----------------------------------------------------------------
+    def _loss_for_gradient(self, x, t):
+        return Net.loss(self, x, t, train_flg=True)
+
+    def gradient(self, x, t):
+        """Gradients of the loss by backpropagation: a dict with the same keys as ``params``."""
+        self._loss_for_gradient(x, t)
+        dout = self.last_layer.backward(1)
+        for layer in reversed(self._layer_list()):
+            dout = layer.backward(dout)
+        grads = {}
+        lam = self.weight_decay_lambda
+        for key, (layer, attr) in self._grad_of.items():
+            g = getattr(layer, attr)
+            if lam and key in self._decayed:
+                g = g + self.dtype.type(lam) * self.params[key]
+            grads[key] = g
+        return grads
+
+    def numerical_gradient(self, x, t):
+        """Gradients by central differences (slow; for checking ``gradient``). Perturbs params in place."""
+        def loss_w(_):
+            return self._loss_for_gradient(x, t)
+        return {key: _numerical_gradient(loss_w, self.params[key]) for key in self.params}
+
+    # -- saving and loading --------------------------------------------------------
+    def _state_arrays(self):
+        """Everything needed to restore the net: params plus batch-norm running statistics."""
+        arrays = dict(self.params)
+        names = self.layers.items() if isinstance(self.layers, dict) else enumerate(self.layers)
+        for name, layer in names:
+            if isinstance(layer, BatchNormalization) and layer.running_mean is not None:
+                arrays[f"{name}.running_mean"] = layer.running_mean
+                arrays[f"{name}.running_var"] = layer.running_var
+        return arrays
+
+    def save_params(self, file_name="params.npz"):
+        """Write the parameters to an ``.npz`` file (no pickle). The file is written to a temporary
+        name and renamed, so an interrupted save never leaves a half-written file."""
+        path = os.fspath(file_name)
+        directory = os.path.dirname(os.path.abspath(path))
+        arrays = self._state_arrays()
+        arrays[_FORMAT_KEY] = np.array([_FORMAT_VERSION])
+        fd, tmp = tempfile.mkstemp(prefix=".params-", suffix=".npz.tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def load_params(self, file_name="params.npz", allow_pickle=False):
+        """Load parameters saved by ``save_params`` into this net's existing arrays (in place, so
+        the layers and any optimizer keep seeing them).
+
+        A book-format ``.pkl`` file is read only with ``allow_pickle=True``: unpickling
+        runs code from the file, so use it only for files you trust.
+        Every name and shape is checked before anything is changed.
+        """
+        path = os.fspath(file_name)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{type(self).__name__}.load_params: no such file: {path}")
+        if path.endswith(".pkl"):
+            if not allow_pickle:
+                raise ValueError(f"{path} is a pickle file; loading a pickle runs code stored in it. "
+                                 "Pass allow_pickle=True only if you trust the file.")
+            import pickle
+            with open(path, "rb") as f:
+                loaded = dict(pickle.load(f))
+        else:
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    loaded = {k: z[k] for k in z.files}
+            except Exception as exc:
+                raise ValueError(f"{path} is not a readable .npz parameter file: {exc}") from exc
+            loaded.pop(_FORMAT_KEY, None)
+        own = self._state_arrays()
+        missing = sorted(k for k in self.params if k not in loaded)
+        extra = sorted(k for k in loaded if k not in own)
+        if missing or extra:
+            raise ValueError(f"{path} does not fit this {type(self).__name__}: "
+                             f"missing {missing}, unexpected {extra}")
+        for key, val in loaded.items():
+            val = np.asarray(val)
+            if val.shape != own[key].shape:
+                raise ValueError(f"{path}: {key} has shape {val.shape}, this net expects {own[key].shape}")
+            if val.dtype.kind not in "fiu" or not np.isfinite(val).all():
+                raise ValueError(f"{path}: {key} is not an array of finite numbers")
+        for key, val in loaded.items():
+            own[key][...] = val
+
+
+def init_scale(weight_init_std, fan_in):
+    """The book's weight scales: 'relu'/'he' -> sqrt(2/fan_in), 'sigmoid'/'xavier' -> sqrt(1/fan_in),
+    or a number used as is."""
+    s = str(weight_init_std).lower()
+    if s in ("relu", "he"):
+        return np.sqrt(2.0 / fan_in)
+    if s in ("sigmoid", "xavier"):
+        return np.sqrt(1.0 / fan_in)
+    try:
+        return float(weight_init_std)
+    except (TypeError, ValueError):
+        raise ValueError(f"weight_init_std must be a number, 'relu'/'he' or 'sigmoid'/'xavier', "
+                         f"got {weight_init_std!r}") from None

@@ -1,0 +1,157 @@
+"""Optimizers of chapter 6 (``common/optimizer.py`` in the book).
+
+``update(params, grads)`` updates every entry of ``params`` in place with the
+book's rule and defaults. Array parameters are updated in place on the
+current backend (so layers holding the same arrays see the change); plain
+Python floats (the book's 2-D optimizer comparison) are supported too and are
+replaced in the dict by their updated value. State (``v``, ``h``, ``m``) is
+created on the first call with the parameter's shape and dtype.
+"""
+import numbers
+
+import numpy as np
+
+from . import backend
+
+__all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
+
+
+class _Optimizer:
+    #: names of the per-parameter state dicts, e.g. ("v",) for Momentum
+    _state = ()
+
+    def __init__(self):
+        for name in self._state:
+            setattr(self, name, None)
+
+    def _step(self, ops, param, grad, *state):
+        raise NotImplementedError(f"{type(self).__name__} must define _step")
+
+    def _begin(self):
+        """Called once per update before the parameters (Adam advances its step count here)."""
+
+    def update(self, params, grads):
+        missing = [k for k in params if k not in grads]
+        if missing:
+            raise KeyError(f"{type(self).__name__}.update: grads has no entry for {missing}")
+        if self._state and getattr(self, self._state[0]) is None:
+            for name in self._state:
+                setattr(self, name, {})
+        self._begin()
+        ops = backend.ops()
+        for key, val in params.items():
+            grad = grads[key]
+            if isinstance(val, np.ndarray) and val.ndim > 0:
+                self._update_array(ops, key, val, grad)
+            elif isinstance(val, (numbers.Real, np.ndarray, np.generic)) and not isinstance(val, bool):
+                params[key] = self._update_scalar(key, val, grad)
+            else:
+                raise TypeError(f"{type(self).__name__}.update: params[{key!r}] must be an array or a "
+                                f"float, got {type(val).__name__}")
+
+    def _states(self, key, like):
+        out = []
+        for name in self._state:
+            d = getattr(self, name)
+            if key not in d:
+                d[key] = np.zeros_like(like)
+            out.append(d[key])
+        return out
+
+    def _update_array(self, ops, key, param, grad):
+        name = type(self).__name__
+        if param.dtype.kind != "f":
+            raise TypeError(f"{name}.update: params[{key!r}] must be a float array, got dtype {param.dtype}")
+        if not param.flags.writeable:
+            raise ValueError(f"{name}.update: params[{key!r}] is read-only; it is updated in place")
+        grad = np.asarray(grad)
+        if grad.shape != param.shape:
+            raise ValueError(f"{name}.update: grads[{key!r}] has shape {grad.shape} but params[{key!r}] "
+                             f"has shape {param.shape}")
+        if grad.dtype != param.dtype:
+            grad = grad.astype(param.dtype)
+        self._step(ops, param, grad, *self._states(key, param))
+
+    def _update_scalar(self, key, val, grad):
+        # a 0-d float64 array runs the same rule on the reference kernels
+        p = np.array(float(val))
+        self._step(backend.ops("numpy"), p, np.array(float(grad)), *self._states(key, p))
+        return float(p)
+
+
+class SGD(_Optimizer):
+    """W <- W - lr * dW."""
+
+    def __init__(self, lr=0.01):
+        super().__init__()
+        self.lr = lr
+
+    def _step(self, ops, param, grad):
+        ops.sgd_update(param, grad, self.lr)
+
+
+class Momentum(_Optimizer):
+    """v <- momentum * v - lr * dW; W <- W + v."""
+    _state = ("v",)
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        super().__init__()
+        self.lr, self.momentum = lr, momentum
+
+    def _step(self, ops, param, grad, v):
+        ops.momentum_update(param, grad, v, self.lr, self.momentum)
+
+
+class Nesterov(_Optimizer):
+    """Nesterov's accelerated gradient in the book's form (http://arxiv.org/abs/1212.0901)."""
+    _state = ("v",)
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        super().__init__()
+        self.lr, self.momentum = lr, momentum
+
+    def _step(self, ops, param, grad, v):
+        ops.nesterov_update(param, grad, v, self.lr, self.momentum)
+
+
+class AdaGrad(_Optimizer):
+    """h <- h + dW^2; W <- W - lr * dW / (sqrt(h) + 1e-7)."""
+    _state = ("h",)
+
+    def __init__(self, lr=0.01):
+        super().__init__()
+        self.lr = lr
+
+    def _step(self, ops, param, grad, h):
+        ops.adagrad_update(param, grad, h, self.lr)
+
+
+class RMSprop(_Optimizer):
+    """h <- decay_rate * h + (1 - decay_rate) * dW^2; W <- W - lr * dW / (sqrt(h) + 1e-7)."""
+    _state = ("h",)
+
+    def __init__(self, lr=0.01, decay_rate=0.99):
+        super().__init__()
+        self.lr, self.decay_rate = lr, decay_rate
+
+    def _step(self, ops, param, grad, h):
+        ops.rmsprop_update(param, grad, h, self.lr, self.decay_rate)
+
+
+class Adam(_Optimizer):
+    """Adam (http://arxiv.org/abs/1412.6980) with the book's bias-corrected learning rate
+    lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)."""
+    _state = ("m", "v")
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999):
+        super().__init__()
+        self.lr, self.beta1, self.beta2 = lr, beta1, beta2
+        self.iter = 0
+        self._lr_t = None
+
+    def _begin(self):
+        self.iter += 1
+        self._lr_t = self.lr * np.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
+
+    def _step(self, ops, param, grad, m, v):
+        ops.adam_update(param, grad, m, v, self._lr_t, self.beta1, self.beta2)

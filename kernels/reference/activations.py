@@ -1,0 +1,31 @@
+"""Element-wise activations and the dropout mask product (reference backend)."""
+import numpy as np
+
+
+def relu_forward(x):
+    """-> (out, mask) with mask = x <= 0 and out = x where not mask, else 0."""
+    mask = x <= 0
+    out = np.where(mask, x.dtype.type(0), x)
+    return out, mask
+
+
+def relu_backward(dout, mask):
+    """dx = dout where not mask, else 0. dout is not modified (the book's version zeroes it in place)."""
+    return np.where(mask, dout.dtype.type(0), dout)
+
+
+def sigmoid_forward(x):
+    """1 / (1 + exp(-x)), evaluated without overflow for large |x|."""
+    e = np.exp(-np.abs(x))              # in (0, 1], never overflows
+    one = x.dtype.type(1)
+    return np.where(x >= 0, one / (one + e), e / (one + e))
+
+
+def sigmoid_backward(dout, out):
+    """dx = dout * (1 - out) * out."""
+    return dout * (out.dtype.type(1) - out) * out
+
+
+def dropout_apply(x, mask):
+    """x * mask for a boolean mask; the dtype of x is kept."""
+    return x * mask

@@ -1,0 +1,29 @@
+"""Softmax and softmax + cross-entropy (reference backend)."""
+import numpy as np
+
+from ..spec import LOG_EPS
+
+
+def softmax(x):
+    """Softmax along the last axis; the row maximum is subtracted first, so large scores do not overflow."""
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_loss_forward(x, t):
+    """x (N, K), t (N,) int labels -> (mean of -log(y[n, t[n]] + 1e-7), y)."""
+    y = softmax(x)
+    n = y.shape[0]
+    picked = y[np.arange(n), t]
+    loss = -np.sum(np.log(picked + y.dtype.type(LOG_EPS))) / y.dtype.type(n)
+    return y.dtype.type(loss), y
+
+
+def softmax_loss_backward(y, t, dout):
+    """dx = dout * (y - onehot(t)) / N."""
+    n = y.shape[0]
+    dx = y.copy()
+    dx[np.arange(n), t] -= 1
+    dx *= y.dtype.type(dout / n)
+    return dx

@@ -1,0 +1,48 @@
+"""Optimizer update rules, in place on the parameter and its state (reference backend).
+
+Scalars (lr, momentum, ...) are cast to the parameter's dtype, so a float32
+parameter is updated in float32 arithmetic.
+"""
+import numpy as np
+
+from ..spec import OPT_EPS
+
+
+def sgd_update(param, grad, lr):
+    dt = param.dtype.type
+    param -= dt(lr) * grad
+
+
+def momentum_update(param, grad, v, lr, momentum):
+    dt = param.dtype.type
+    v *= dt(momentum)
+    v -= dt(lr) * grad
+    param += v
+
+
+def nesterov_update(param, grad, v, lr, momentum):
+    dt = param.dtype.type
+    v *= dt(momentum)
+    v -= dt(lr) * grad
+    param += dt(momentum * momentum) * v
+    param -= dt((1 + momentum) * lr) * grad
+
+
+def adagrad_update(param, grad, h, lr):
+    dt = param.dtype.type
+    h += grad * grad
+    param -= dt(lr) * grad / (np.sqrt(h) + dt(OPT_EPS))
+
+
+def rmsprop_update(param, grad, h, lr, decay_rate):
+    dt = param.dtype.type
+    h *= dt(decay_rate)
+    h += dt(1 - decay_rate) * grad * grad
+    param -= dt(lr) * grad / (np.sqrt(h) + dt(OPT_EPS))
+
+
+def adam_update(param, grad, m, v, lr_t, beta1, beta2):
+    dt = param.dtype.type
+    m += dt(1 - beta1) * (grad - m)
+    v += dt(1 - beta2) * (grad * grad - v)
+    param -= dt(lr_t) * m / (np.sqrt(v) + dt(OPT_EPS))
