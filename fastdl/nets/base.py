@@ -40,8 +40,7 @@ class Net:
         x = numeric_array("x", x, owner=f"{type(self).__name__}")
         return x if x.dtype == self.dtype else x.astype(self.dtype)
 
-    def predict(self, x, train_flg=False):
-        """Scores before the softmax. Dropout and batch norm run in training mode when train_flg."""
+    def _forward(self, x, train_flg):
         x = self._input(x)
         for layer in self._layer_list():
             if isinstance(layer, (Dropout, BatchNormalization)):
@@ -49,6 +48,10 @@ class Net:
             else:
                 x = layer.forward(x)
         return x
+
+    def predict(self, x, train_flg=False):
+        """Scores before the softmax. Dropout and batch norm run in training mode when train_flg."""
+        return self._forward(x, train_flg)
 
     def _weight_decay(self):
         lam = self.weight_decay_lambda
@@ -59,7 +62,7 @@ class Net:
 
     def loss(self, x, t, train_flg=False):
         """Mean cross-entropy of the predictions (plus weight decay where the net has it)."""
-        y = self.predict(x, train_flg)
+        y = self._forward(x, train_flg)
         return self.last_layer.forward(y, t) + self._weight_decay()
 
     def accuracy(self, x, t, batch_size=100):
@@ -76,7 +79,7 @@ class Net:
             raise ValueError(f"{type(self).__name__}.accuracy: x is empty")
         correct = 0
         for i in range(0, n, batch_size):
-            y = self.predict(x[i:i + batch_size], train_flg=False)
+            y = self._forward(x[i:i + batch_size], False)
             correct += int(np.sum(np.argmax(y, axis=1) == t[i:i + batch_size]))
         return correct / n
 

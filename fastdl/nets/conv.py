@@ -57,7 +57,7 @@ class SimpleConvNet(Net):
                          "W3": (L["Affine2"], "dW"), "b3": (L["Affine2"], "db")}
 
     def predict(self, x):
-        return super().predict(x, train_flg=False)
+        return self._forward(x, False)
 
     def loss(self, x, t):
         return super().loss(x, t)

@@ -33,7 +33,7 @@ class TwoLayerNet(Net):
         return self.lastLayer
 
     def predict(self, x):
-        return super().predict(x, train_flg=False)
+        return self._forward(x, False)
 
     def loss(self, x, t):
         return super().loss(x, t)
@@ -92,7 +92,7 @@ class MultiLayerNet(Net):
         self.last_layer = SoftmaxWithLoss()
 
     def predict(self, x):
-        return super().predict(x, train_flg=False)
+        return self._forward(x, False)
 
     def loss(self, x, t):
         return super().loss(x, t)
@@ -109,7 +109,7 @@ class MultiLayerNetExtend(MultiLayerNet):
                     weight_decay_lambda, dtype, use_dropout, dropout_ration, use_batchnorm)
 
     def predict(self, x, train_flg=False):
-        return Net.predict(self, x, train_flg)
+        return self._forward(x, train_flg)
 
     def loss(self, x, t, train_flg=False):
         return Net.loss(self, x, t, train_flg)

@@ -1,0 +1,34 @@
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import fastdl
+
+# Small, fixed hypothesis profile: the suite must stay fast on 2 cores.
+settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=60, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+#: every available backend; the reference ("numpy") is the oracle for the others
+BACKENDS = [b for b in fastdl.available_backends()]
+FAST_BACKENDS = [b for b in BACKENDS if b != "numpy"]
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_name(request):
+    with fastdl.using_backend(request.param):
+        yield request.param
+
+
+@pytest.fixture(params=DTYPES, ids=["f32", "f64"])
+def dtype(request):
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

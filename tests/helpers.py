@@ -1,0 +1,127 @@
+"""Plain-loop definitions (the oracle for the reference backend) and test utilities."""
+import numpy as np
+
+
+def out_size(n, k, s, p):
+    return (n + 2 * p - k) // s + 1
+
+
+def loop_im2col(x, fh, fw, s, p):
+    N, C, H, W = x.shape
+    OH, OW = out_size(H, fh, s, p), out_size(W, fw, s, p)
+    col = np.zeros((N * OH * OW, C * fh * fw), dtype=x.dtype)
+    for n in range(N):
+        for oy in range(OH):
+            for ox in range(OW):
+                row = (n * OH + oy) * OW + ox
+                for c in range(C):
+                    for ky in range(fh):
+                        for kx in range(fw):
+                            iy, ix = oy * s + ky - p, ox * s + kx - p
+                            if 0 <= iy < H and 0 <= ix < W:
+                                col[row, (c * fh + ky) * fw + kx] = x[n, c, iy, ix]
+    return col
+
+
+def loop_col2im(col, shape, fh, fw, s, p):
+    N, C, H, W = shape
+    OH, OW = out_size(H, fh, s, p), out_size(W, fw, s, p)
+    x = np.zeros(shape, dtype=col.dtype)
+    for n in range(N):
+        for oy in range(OH):
+            for ox in range(OW):
+                row = (n * OH + oy) * OW + ox
+                for c in range(C):
+                    for ky in range(fh):
+                        for kx in range(fw):
+                            iy, ix = oy * s + ky - p, ox * s + kx - p
+                            if 0 <= iy < H and 0 <= ix < W:
+                                x[n, c, iy, ix] += col[row, (c * fh + ky) * fw + kx]
+    return x
+
+
+def loop_conv(x, Wt, b, s, p):
+    N, C, H, W = x.shape
+    FN, _, FH, FW = Wt.shape
+    OH, OW = out_size(H, FH, s, p), out_size(W, FW, s, p)
+    xp = np.zeros((N, C, H + 2 * p, W + 2 * p))
+    xp[:, :, p:p + H, p:p + W] = x
+    out = np.zeros((N, FN, OH, OW))
+    for n in range(N):
+        for f in range(FN):
+            for oy in range(OH):
+                for ox in range(OW):
+                    patch = xp[n, :, oy * s:oy * s + FH, ox * s:ox * s + FW]
+                    out[n, f, oy, ox] = np.sum(patch * Wt[f]) + b[f]
+    return out
+
+
+def loop_pool(x, ph, pw, s, p):
+    """Max pooling by loops; returns (out, list of winning input coordinates)."""
+    N, C, H, W = x.shape
+    OH, OW = out_size(H, ph, s, p), out_size(W, pw, s, p)
+    out = np.zeros((N, C, OH, OW), dtype=x.dtype)
+    win = {}
+    for n in range(N):
+        for c in range(C):
+            for oy in range(OH):
+                for ox in range(OW):
+                    best, where = -np.inf, None
+                    for ky in range(ph):
+                        for kx in range(pw):
+                            iy, ix = oy * s + ky - p, ox * s + kx - p
+                            if 0 <= iy < H and 0 <= ix < W and x[n, c, iy, ix] > best:
+                                best, where = x[n, c, iy, ix], (iy, ix)
+                    out[n, c, oy, ox] = best
+                    win[n, c, oy, ox] = where
+    return out, win
+
+
+def loop_pool_backward(dout, win, shape):
+    dx = np.zeros(shape, dtype=dout.dtype)
+    for (n, c, oy, ox), (iy, ix) in win.items():
+        dx[n, c, iy, ix] += dout[n, c, oy, ox]
+    return dx
+
+
+def strided(a, kind="step"):
+    """A non-contiguous array with the values of a: every other element of a bigger
+    array ("step") or a transposed copy viewed back ("transpose")."""
+    a = np.asarray(a)
+    if kind == "step":
+        big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
+        big[..., ::2] = a
+        v = big[..., ::2]
+    else:
+        v = np.ascontiguousarray(a.T).T
+    assert np.array_equal(v, a)
+    if a.ndim and a.size > 1:
+        assert not v.flags.c_contiguous
+    return v
+
+
+def layouts(a):
+    """The same values as a C-contiguous array and as two strided views."""
+    return [("contiguous", np.ascontiguousarray(a)), ("step", strided(a, "step")),
+            ("transpose", strided(a, "transpose"))]
+
+
+def num_grad(f, x, h=1e-5):
+    """Central differences of scalar f over every element of x (x perturbed in place, restored)."""
+    g = np.zeros_like(x, dtype=np.float64)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + h
+        fp = f()
+        x[idx] = old - h
+        fm = f()
+        x[idx] = old
+        g[idx] = (fp - fm) / (2 * h)
+    return g
+
+
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+def tol(dtype):
+    return TOL[np.dtype(dtype).type]

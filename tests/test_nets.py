@@ -1,0 +1,187 @@
+"""The book's networks: gradient vs numerical_gradient, shared params, dtype, accuracy, save/load."""
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl.nets import DeepConvNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet, TwoLayerNet
+
+TINY_CONV = {"filter_num": 3, "filter_size": 3, "pad": 1, "stride": 1}
+
+
+def tiny_deep(dtype=np.float64):
+    small = [{"filter_num": 2, "filter_size": 3, "pad": 1, "stride": 1}] * 6
+    return DeepConvNet(input_dim=(1, 8, 8), conv_param_1=small[0], conv_param_2=small[1],
+                       conv_param_3=small[2], conv_param_4=small[3], conv_param_5=small[4],
+                       conv_param_6=small[5], hidden_size=4, output_size=3, dtype=dtype)
+
+
+NETS = {
+    "TwoLayerNet": (lambda dt=np.float64: TwoLayerNet(5, 4, 3, weight_init_std=0.5, dtype=dt), (4, 5)),
+    "MultiLayerNet": (lambda dt=np.float64: MultiLayerNet(5, [4, 3], 3, activation="sigmoid",
+                                                          weight_decay_lambda=0.1, dtype=dt), (4, 5)),
+    "MultiLayerNetExtend": (lambda dt=np.float64: MultiLayerNetExtend(5, [4, 4], 3, weight_decay_lambda=0.05,
+                                                                      use_batchnorm=True, dtype=dt), (6, 5)),
+    "SimpleConvNet": (lambda dt=np.float64: SimpleConvNet((2, 6, 5), TINY_CONV, hidden_size=4, output_size=3,
+                                                          weight_init_std=0.3, dtype=dt), (2, 2, 6, 5)),
+}
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_gradient_matches_numerical_gradient(name, backend_name):
+    np.random.seed(0)
+    make, xshape = NETS[name]
+    net = make()
+    x = np.random.randn(*xshape)
+    t = np.random.randint(0, 3, size=xshape[0])
+    num = net.numerical_gradient(x, t)
+    grad = net.gradient(x, t)
+    assert set(num) == set(grad) == set(net.params)
+    for key in net.params:
+        assert grad[key].shape == net.params[key].shape
+        np.testing.assert_allclose(grad[key], num[key], rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_deepconvnet_gradient_matches_numerical_gradient_with_dropout_fixed(backend_name, monkeypatch):
+    np.random.seed(1)
+    net = tiny_deep()
+    x = np.random.randn(2, 1, 8, 8)
+    t = np.array([0, 2])
+    # same dropout mask for every loss evaluation: reseed before each forward
+    real_loss = DeepConvNet.loss
+
+    def seeded_loss(self, x, t):
+        np.random.seed(7)
+        return real_loss(self, x, t)
+    monkeypatch.setattr(DeepConvNet, "loss", seeded_loss)
+    num = net.numerical_gradient(x, t)
+    grad = net.gradient(x, t)
+    for key in net.params:
+        np.testing.assert_allclose(grad[key], num[key], rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_params_are_the_layers_arrays_and_optimizer_updates_reach_the_layers():
+    from fastdl.optimizers import SGD
+    np.random.seed(0)
+    net = SimpleConvNet()
+    assert net.params["W1"] is net.layers["Conv1"].W
+    assert net.params["b2"] is net.layers["Affine1"].b
+    d = tiny_deep()
+    assert d.params["W1"] is d.layers[0].W and d.params["W8"] is d.layers[18].W
+    before = net.layers["Affine2"].W.copy()
+    SGD(1.0).update(net.params, {k: np.ones_like(v) for k, v in net.params.items()})
+    np.testing.assert_array_equal(net.layers["Affine2"].W, before - 1)
+
+
+@pytest.mark.parametrize("name", list(NETS) + ["DeepConvNet"])
+def test_float32_stays_float32_end_to_end(name, backend_name):
+    np.random.seed(0)
+    if name == "DeepConvNet":
+        net, xshape = tiny_deep(np.float32), (2, 1, 8, 8)
+    else:
+        make, xshape = NETS[name]
+        net = make(np.float32)
+    assert all(v.dtype == np.float32 for v in net.params.values())
+    x = np.random.randn(*xshape)            # float64 input is converted once, at the door
+    t = np.random.randint(0, 3, size=xshape[0])
+    assert net.predict(x).dtype == np.float32
+    assert np.asarray(net.loss(x, t)).dtype == np.float32
+    grads = net.gradient(x, t)
+    assert all(g.dtype == np.float32 for g in grads.values())
+    layers = net.layers.values() if isinstance(net.layers, dict) else net.layers
+    for layer in layers:
+        for attr in ("dW", "db", "dgamma", "dbeta", "out"):
+            v = getattr(layer, attr, None)
+            if isinstance(v, np.ndarray):
+                assert v.dtype == np.float32, (type(layer).__name__, attr)
+
+
+def test_float32_and_float64_nets_agree(backend_name):
+    np.random.seed(3)
+    n64 = SimpleConvNet((1, 10, 10), TINY_CONV, hidden_size=6, output_size=4)
+    np.random.seed(3)
+    n32 = SimpleConvNet((1, 10, 10), TINY_CONV, hidden_size=6, output_size=4, dtype=np.float32)
+    x = np.random.rand(3, 1, 10, 10)
+    t = np.array([0, 1, 3])
+    g64, g32 = n64.gradient(x, t), n32.gradient(x, t)
+    for k in g64:
+        np.testing.assert_allclose(g32[k], g64[k], rtol=1e-3, atol=1e-5, err_msg=k)
+
+
+def test_accuracy_counts_every_sample_including_the_last_partial_batch():
+    np.random.seed(0)
+    net = TwoLayerNet(4, 3, 2)
+    x = np.random.randn(7, 4)
+    pred = net.predict(x).argmax(axis=1)
+    t = pred.copy()
+    t[-1] = 1 - t[-1]                       # the one wrong answer sits in the last partial batch
+    assert net.accuracy(x, t, batch_size=3) == pytest.approx(6 / 7)
+    assert net.accuracy(x, np.eye(2)[t], batch_size=3) == pytest.approx(6 / 7)
+
+
+def test_multilayer_extend_batchnorm_eval_uses_running_statistics():
+    np.random.seed(0)
+    net = MultiLayerNetExtend(3, [4], 2, use_batchnorm=True, use_dropout=True, dropout_ration=0.3)
+    x = np.random.randn(8, 3)
+    net.loss(x, np.zeros(8, dtype=int), train_flg=True)
+    bn = net.layers["BatchNorm1"]
+    assert np.any(bn.running_mean != 0) and np.any(bn.running_var != 0)
+    # evaluation is deterministic: no dropout mask, running statistics
+    np.testing.assert_array_equal(net.predict(x), net.predict(x))
+
+
+def test_save_and_load_params_roundtrip_in_place(tmp_path):
+    np.random.seed(0)
+    net = MultiLayerNetExtend(3, [4], 2, use_batchnorm=True)
+    net.loss(np.random.randn(5, 3), np.array([0, 1, 0, 1, 1]), train_flg=True)
+    path = tmp_path / "p.npz"
+    net.save_params(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["p.npz"]      # no temporary left behind
+    np.random.seed(1)
+    other = MultiLayerNetExtend(3, [4], 2, use_batchnorm=True)
+    other.loss(np.random.randn(5, 3), np.array([0, 1, 0, 1, 1]), train_flg=True)
+    W1 = other.params["W1"]
+    other.load_params(path)
+    assert other.params["W1"] is W1 and other.layers["Affine1"].W is W1
+    for k in net.params:
+        np.testing.assert_array_equal(other.params[k], net.params[k])
+    np.testing.assert_array_equal(other.layers["BatchNorm1"].running_var, net.layers["BatchNorm1"].running_var)
+    x = np.random.randn(4, 3)
+    np.testing.assert_array_equal(other.predict(x), net.predict(x))
+
+
+def test_load_params_rejects_mismatch_pickle_and_missing_files(tmp_path):
+    import pickle
+    np.random.seed(0)
+    net = TwoLayerNet(4, 3, 2)
+    net.save_params(tmp_path / "a.npz")
+    with pytest.raises(ValueError, match="W1 has shape"):
+        TwoLayerNet(5, 3, 2).load_params(tmp_path / "a.npz")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        net.load_params(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="not a readable"):
+        net.load_params(tmp_path / "junk.npz")
+    pkl = tmp_path / "params.pkl"
+    with open(pkl, "wb") as f:
+        pickle.dump({k: v * 2 for k, v in net.params.items()}, f)
+    before = {k: v.copy() for k, v in net.params.items()}
+    with pytest.raises(ValueError, match="allow_pickle=True"):
+        net.load_params(pkl)
+    for k in before:                                   # nothing changed by the refused load
+        np.testing.assert_array_equal(net.params[k], before[k])
+    net.load_params(pkl, allow_pickle=True)
+    np.testing.assert_array_equal(net.params["W1"], before["W1"] * 2)
+
+
+def test_simpleconvnet_default_shapes_match_the_book():
+    np.random.seed(0)
+    net = SimpleConvNet()
+    assert net.params["W1"].shape == (30, 1, 5, 5)
+    assert net.params["W2"].shape == (4320, 100)
+    assert net.params["W3"].shape == (100, 10)
+    d = DeepConvNet()
+    assert d.params["W7"].shape == (64 * 4 * 4, 50)
+    assert len(d.layers) == 20
+    # the book reads gradients from layers (0, 2, 5, 7, 10, 12, 15, 18)
+    for i, idx in enumerate((0, 2, 5, 7, 10, 12, 15, 18), start=1):
+        assert d.layers[idx].W is d.params[f"W{i}"]
