@@ -317,9 +317,16 @@ class Convolution:
         return out
 
     def backward(self, dout):
+        return self._backward(dout, True)
+
+    def backward_params(self, dout):
+        """Set dW and db without computing dx (for the first layer of a network); returns None."""
+        self._backward(dout, False)
+
+    def _backward(self, dout, need_dx):
         _need_forward(self, "_ctx")
         dout = _check_dout(self, dout, self._out_shape, self.W.dtype)
-        dx, self.dW, self.db = self._ops.conv_backward(dout, self._ctx)
+        dx, self.dW, self.db = self._ops.conv_backward(dout, self._ctx, need_dx)
         return dx
 
 

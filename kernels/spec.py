@@ -24,8 +24,9 @@ col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0)
     (overlapping windows add up; padding is dropped).
 conv_forward(x, W, b, stride, pad)
     x (N, C, H, W), W (FN, C, FH, FW), b (FN,) -> (out (N, FN, OH, OW), ctx)
-conv_backward(dout, ctx)
-    dout (N, FN, OH, OW) -> (dx (N, C, H, W), dW (FN, C, FH, FW), db (FN,))
+conv_backward(dout, ctx, need_dx=True)
+    dout (N, FN, OH, OW) -> (dx (N, C, H, W), dW (FN, C, FH, FW), db (FN,)).
+    need_dx=False skips dx (None is returned for it): a net's first layer needs no dx.
 pool_forward(x, pool_h, pool_w, stride, pad)
     max pooling; x (N, C, H, W) -> (out (N, C, OH, OW), ctx). Padding counts
     as minus infinity; on ties the first maximum in (ky, kx) order wins.
@@ -66,7 +67,7 @@ OPS = {
     "im2col": "(x, filter_h, filter_w, stride=1, pad=0)",
     "col2im": "(col, input_shape, filter_h, filter_w, stride=1, pad=0)",
     "conv_forward": "(x, W, b, stride, pad)",
-    "conv_backward": "(dout, ctx)",
+    "conv_backward": "(dout, ctx, need_dx=True)",
     "pool_forward": "(x, pool_h, pool_w, stride, pad)",
     "pool_backward": "(dout, ctx)",
     "relu_forward": "(x)",

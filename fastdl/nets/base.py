@@ -91,8 +91,15 @@ class Net:
         """Gradients of the loss by backpropagation: a dict with the same keys as ``params``."""
         self._loss_for_gradient(x, t)
         dout = self.last_layer.backward(1)
-        for layer in reversed(self._layer_list()):
+        layers = self._layer_list()
+        for layer in reversed(layers[1:]):
             dout = layer.backward(dout)
+        first = layers[0]
+        # the gradient with respect to the input is not needed: skip it where a layer can
+        if hasattr(first, "backward_params"):
+            first.backward_params(dout)
+        else:
+            first.backward(dout)
         grads = {}
         lam = self.weight_decay_lambda
         for key, (layer, attr) in self._grad_of.items():

@@ -63,13 +63,16 @@ def conv_forward(x, W, b, stride, pad):
     return out, (col, col_W, x.shape, W.shape, stride, pad)
 
 
-def conv_backward(dout, ctx):
-    """dout (N, FN, OH, OW) -> (dx (N, C, H, W), dW (FN, C, FH, FW), db (FN,))."""
+def conv_backward(dout, ctx, need_dx=True):
+    """dout (N, FN, OH, OW) -> (dx (N, C, H, W), dW (FN, C, FH, FW), db (FN,)); dx is None
+    when need_dx is False."""
     col, col_W, x_shape, w_shape, stride, pad = ctx
     FN, C, FH, FW = w_shape
     d = dout.transpose(0, 2, 3, 1).reshape(-1, FN)    # (N*OH*OW, FN)
     db = d.sum(axis=0)
     dW = (col.T @ d).T.reshape(w_shape)               # (FN, C, FH, FW)
+    if not need_dx:
+        return None, dW, db
     dcol = d @ col_W.T                                # (N*OH*OW, C*FH*FW)
     dx = col2im(dcol, x_shape, FH, FW, stride, pad)
     return dx, dW, db

@@ -1,0 +1,45 @@
+"""Backend ``"numba"``: compiled CPU kernels with the same module and function names as
+``fastdl.kernels.reference`` (``diff kernels/reference/conv.py kernels/cpu/conv.py``
+shows only the speed-up).
+
+Every public function is a thin wrapper: it checks nothing the layers have not
+checked, makes its inputs C-contiguous (``np.ascontiguousarray``, a no-op for
+contiguous arrays; a copy for strided views, which bounds every compiled
+kernel to one layout and two dtypes), allocates the outputs with the input's
+dtype, and calls a private ``@njit(cache=True)`` kernel whose outputs come
+first, then inputs, then integer sizes.
+
+Threads: parallel kernels split their work into ``numba.get_num_threads()``
+chunks with disjoint writes; reductions (dW, db, batch-norm statistics) use
+one buffer per chunk and a final sum in fixed order, so results do not depend
+on scheduling. Numba's ``np.dot`` calls SciPy's BLAS from inside these
+parallel loops, so loading this backend sets SciPy's BLAS to one thread (see
+``_threads``); NumPy's own BLAS is left alone.
+"""
+from ._threads import limit_blas_in_parallel_regions
+
+limit_blas_in_parallel_regions()
+
+from .conv import im2col, col2im, conv_forward, conv_backward  # noqa: E402
+from .pool import pool_forward, pool_backward  # noqa: E402
+from .activations import (relu_forward, relu_backward, sigmoid_forward, sigmoid_backward,  # noqa: E402
+                          dropout_apply)
+from .affine import affine_forward, affine_backward  # noqa: E402
+from .loss import softmax, softmax_loss_forward, softmax_loss_backward  # noqa: E402
+from .batchnorm import batchnorm_forward, batchnorm_backward  # noqa: E402
+from .optim import (sgd_update, momentum_update, nesterov_update, adagrad_update,  # noqa: E402
+                    rmsprop_update, adam_update)
+
+NAME = "numba"
+
+
+def compiled_kernels():
+    """name -> dispatcher of every @njit kernel of this backend (for tests and benchmarks)."""
+    from numba.core.registry import CPUDispatcher
+    from . import activations, affine, batchnorm, conv, loss, optim, pool
+    out = {}
+    for mod in (conv, pool, activations, affine, loss, batchnorm, optim):
+        for name, obj in vars(mod).items():
+            if isinstance(obj, CPUDispatcher):
+                out[f"{mod.__name__.rsplit('.', 1)[-1]}.{name}"] = obj
+    return out

@@ -1,0 +1,47 @@
+"""Keep Numba threads and BLAS threads from oversubscribing the cores.
+
+Numba's ``np.dot`` inside an ``@njit`` function calls the BLAS that SciPy
+ships (through ``scipy.linalg.cython_blas``). Our parallel kernels call it
+from every Numba thread at once; if that BLAS also started its own threads,
+2 Numba threads x 2 BLAS threads would fight over 2 cores (measured: the
+median SimpleConvNet step more than doubled). So SciPy's BLAS is set to one
+thread when this backend loads. NumPy carries its own OpenBLAS, which
+fastdl's numba backend never calls from a parallel region; it is left alone.
+Set ``FASTDL_KEEP_BLAS_THREADS=1`` to skip this.
+"""
+import os
+
+_done = False
+
+
+def _scipy_blas_paths():
+    import scipy
+    roots = [os.path.dirname(scipy.__file__)]
+    libs = os.path.join(os.path.dirname(roots[0]), "scipy.libs")
+    if os.path.isdir(libs):
+        roots.append(libs)
+    return [os.path.realpath(r) for r in roots]
+
+
+def limit_blas_in_parallel_regions():
+    """Set the BLAS that Numba's np.dot uses (SciPy's) to one thread. Idempotent."""
+    global _done
+    if _done or os.environ.get("FASTDL_KEEP_BLAS_THREADS"):
+        return
+    _done = True
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS)
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return
+    roots = _scipy_blas_paths()
+    for lib in ThreadpoolController().lib_controllers:
+        if lib.user_api == "blas" and any(os.path.realpath(lib.filepath).startswith(r) for r in roots):
+            lib.set_num_threads(1)
+
+
+def blas_threads():
+    """(library file name, threads) of every BLAS loaded in this process."""
+    from threadpoolctl import threadpool_info
+    return [(os.path.basename(d["filepath"]), d["num_threads"]) for d in threadpool_info()
+            if d["user_api"] == "blas"]

@@ -1,0 +1,107 @@
+"""Batch normalisation over the batch axis, per feature (numba backend).
+
+Features are split into blocks of columns, one block per chunk, so every
+reduction over the batch is done by the one thread that owns its column:
+
+    for block in prange(blocks):                  # disjoint feature columns
+        mu, var over the rows; xn = (x - mu) / sqrt(var + eps); out = gamma*xn + beta
+
+Backward uses the closed form of the book's computational graph:
+    dx = gamma / std * (dout - mean(dout) - xn * mean(dout * xn))
+"""
+import numpy as np
+from numba import njit, prange
+
+from ._chunks import nchunks
+
+_MIN_BLOCK = 16   # columns per block; fewer do not vectorise
+
+
+@njit(parallel=True, cache=True)
+def _bn_train(out, xn, std, x, gamma, beta, running_mean, running_var, momentum, eps, blocks):
+    N, D = x.shape
+    dt = x.dtype.type
+    inv_n = dt(1) / dt(N)
+    for bi in prange(blocks):
+        lo = bi * D // blocks
+        hi = (bi + 1) * D // blocks
+        mu = np.zeros(hi - lo, dtype=x.dtype)
+        var = np.zeros(hi - lo, dtype=x.dtype)
+        for n in range(N):
+            for j in range(lo, hi):
+                mu[j - lo] += x[n, j]
+        for j in range(hi - lo):
+            mu[j] *= inv_n
+        for n in range(N):
+            for j in range(lo, hi):
+                c = x[n, j] - mu[j - lo]
+                var[j - lo] += c * c
+        for j in range(lo, hi):
+            v = var[j - lo] * inv_n
+            std[j] = np.sqrt(v + eps)
+            running_mean[j] = momentum * running_mean[j] + (dt(1) - momentum) * mu[j - lo]
+            running_var[j] = momentum * running_var[j] + (dt(1) - momentum) * v
+        for n in range(N):
+            for j in range(lo, hi):
+                z = (x[n, j] - mu[j - lo]) / std[j]
+                xn[n, j] = z
+                out[n, j] = gamma[j] * z + beta[j]
+
+
+@njit(parallel=True, cache=True)
+def _bn_eval(out, x, gamma, beta, running_mean, running_var, eps):
+    N, D = x.shape
+    scale = np.empty(D, dtype=x.dtype)
+    for j in range(D):
+        scale[j] = gamma[j] / np.sqrt(running_var[j] + eps)
+    for n in prange(N):
+        for j in range(D):
+            out[n, j] = (x[n, j] - running_mean[j]) * scale[j] + beta[j]
+
+
+@njit(parallel=True, cache=True)
+def _bn_backward(dx, dgamma, dbeta, dout, xn, std, gamma, blocks):
+    N, D = dout.shape
+    dt = dout.dtype.type
+    inv_n = dt(1) / dt(N)
+    for bi in prange(blocks):
+        lo = bi * D // blocks
+        hi = (bi + 1) * D // blocks
+        for j in range(lo, hi):
+            dgamma[j] = 0
+            dbeta[j] = 0
+        for n in range(N):
+            for j in range(lo, hi):
+                d = dout[n, j]
+                dbeta[j] += d
+                dgamma[j] += d * xn[n, j]
+        for n in range(N):
+            for j in range(lo, hi):
+                dx[n, j] = gamma[j] / std[j] * (dout[n, j] - dbeta[j] * inv_n - xn[n, j] * dgamma[j] * inv_n)
+
+
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, train_flg):
+    """x (N, D) -> (out, ctx); running statistics updated in place when training."""
+    x = np.ascontiguousarray(x)
+    dt = x.dtype.type
+    out = np.empty_like(x)
+    if not train_flg:
+        _bn_eval(out, x, gamma, beta, running_mean, running_var, dt(eps))
+        return out, None
+    xn = np.empty_like(x)
+    std = np.empty(x.shape[1], dtype=x.dtype)
+    blocks = nchunks(max(1, x.shape[1] // _MIN_BLOCK))
+    _bn_train(out, xn, std, x, gamma, beta, running_mean, running_var, dt(momentum), dt(eps), blocks)
+    return out, (xn, std, gamma)
+
+
+def batchnorm_backward(dout, ctx):
+    """dout (N, D) -> (dx, dgamma, dbeta)."""
+    xn, std, gamma = ctx
+    dout = np.ascontiguousarray(dout)
+    dx = np.empty_like(dout)
+    dgamma = np.empty(dout.shape[1], dtype=dout.dtype)
+    dbeta = np.empty(dout.shape[1], dtype=dout.dtype)
+    blocks = nchunks(max(1, dout.shape[1] // _MIN_BLOCK))
+    _bn_backward(dx, dgamma, dbeta, dout, xn, std, gamma, blocks)
+    return dx, dgamma, dbeta
