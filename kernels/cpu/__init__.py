@@ -14,11 +14,14 @@ chunks with disjoint writes; reductions (dW, db, batch-norm statistics) use
 one buffer per chunk and a final sum in fixed order, so results do not depend
 on scheduling. Numba's ``np.dot`` calls SciPy's BLAS from inside these
 parallel loops, so loading this backend sets SciPy's BLAS to one thread (see
-``_threads``); NumPy's own BLAS is left alone.
+``_threads``); NumPy's own BLAS is left alone. Loading it also raises glibc's
+mmap/trim thresholds so the large arrays of a training step are reused
+instead of page-faulted in again every step (``FASTDL_KEEP_MALLOC=1`` skips it).
 """
-from ._threads import limit_blas_in_parallel_regions
+from ._threads import keep_freed_memory, limit_blas_in_parallel_regions
 
 limit_blas_in_parallel_regions()
+keep_freed_memory()
 
 from .conv import im2col, col2im, conv_forward, conv_backward  # noqa: E402
 from .pool import pool_forward, pool_backward  # noqa: E402

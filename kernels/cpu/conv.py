@@ -21,6 +21,15 @@ chunk summed at the end:
             dx[n] = col2im(W2.T @ dout[n])       # scatter into image n only
     dW = sum(dW_part); db = sum(db_part)
 
+Stride 1 (every convolution of the book's networks) uses an "extended row"
+layout instead: each image is copied once into a zero-padded buffer, and the
+output rows are computed over the whole padded width Wp = W + 2*pad, so row
+r = (c, ky, kx) of colT is ONE contiguous slice of the padded channel,
+starting at ky*Wp + kx, of length OH*Wp. The Wp - OW extra columns per output
+row are computed and dropped (forward), or multiplied by zeros (backward, where
+dout is extended with zero columns). This turns 28-element copies into
+700-element copies; the general fill ran at about 2 GFLOP/s on DeepConvNet.
+
 Measured on this project's 2-core machines, per-image GEMMs beat one large
 im2col GEMM on every SimpleConvNet/DeepConvNet shape, and a direct loop nest
 reached only a fraction of BLAS speed.
@@ -197,6 +206,109 @@ def _conv_backward(dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunk
                 _add_colT(dxn, dcolT, FH, FW, stride, pad, OH, OW)
 
 
+@njit(cache=True)
+def _fill_ext(colT, xpad, xn, FH, FW, pad):
+    """Stride 1: copy xn into the padded buffer, then colT[(c*FH+ky)*FW+kx, :] = xpad[c, ky*Wp+kx :][:L].
+
+    Slice assignment (a memcpy-like loop) is 1.5x faster here than an indexed loop."""
+    C, H, W = xn.shape
+    Wp = W + 2 * pad
+    L = colT.shape[1]
+    for c in range(C):
+        xc = xpad[c]
+        for iy in range(H):
+            base = (iy + pad) * Wp + pad
+            xc[base:base + W] = xn[c, iy]
+        for ky in range(FH):
+            for kx in range(FW):
+                s = ky * Wp + kx
+                colT[(c * FH + ky) * FW + kx, :] = xc[s:s + L]
+
+
+@njit(parallel=True, cache=True)
+def _conv_forward_s1(out, x, W2, b, FH, FW, pad, chunks):
+    N, C, H, W = x.shape
+    FN, K = W2.shape
+    OH, OW = out.shape[2], out.shape[3]
+    Wp = W + 2 * pad
+    L = OH * Wp
+    for ci in prange(chunks):
+        # the slack of FW elements lets the last slice run past the padded image (into zeros)
+        xpad = np.zeros((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
+        colT = np.empty((K, L), dtype=x.dtype)
+        oext = np.empty((FN, L), dtype=x.dtype)
+        for n in range(ci * N // chunks, (ci + 1) * N // chunks):
+            _fill_ext(colT, xpad, x[n], FH, FW, pad)
+            np.dot(W2, colT, oext)                       # (FN, OH*Wp)
+            on = out[n]
+            for f in range(FN):
+                bf = b[f]
+                for oy in range(OH):
+                    src = oy * Wp
+                    for ox in range(OW):
+                        on[f, oy, ox] = oext[f, src + ox] + bf
+
+
+@njit(parallel=True, cache=True)
+def _conv_backward_s1(dx, dW_part, db_part, dout, x, W2, FH, FW, pad, chunks, need_dx, dw_transposed):
+    N, C, H, W = x.shape
+    FN, K = W2.shape
+    OH, OW = dout.shape[2], dout.shape[3]
+    Wp = W + 2 * pad
+    L = OH * Wp
+    W2T = np.ascontiguousarray(W2.T)                 # (K, FN)
+    for ci in prange(chunks):
+        xpad = np.zeros((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
+        dxpad = np.empty((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
+        colT = np.empty((K, L), dtype=x.dtype)
+        dext = np.zeros((FN, L), dtype=x.dtype)      # extra columns stay zero
+        dextT = np.zeros((L, FN), dtype=x.dtype)
+        dcolT = np.empty((K, L), dtype=x.dtype)
+        g = np.empty((FN, K), dtype=x.dtype)
+        gT = np.empty((K, FN), dtype=x.dtype)
+        dWc = dW_part[ci]
+        dbc = db_part[ci]
+        for n in range(ci * N // chunks, (ci + 1) * N // chunks):
+            dn = dout[n]
+            for f in range(FN):
+                s = dbc.dtype.type(0)
+                for oy in range(OH):
+                    dst = oy * Wp
+                    for ox in range(OW):
+                        v = dn[f, oy, ox]
+                        dext[f, dst + ox] = v
+                        s += v
+                dbc[f] += s
+            _fill_ext(colT, xpad, x[n], FH, FW, pad)
+            if dw_transposed:
+                # (K, L) @ (L, FN): measured up to 1.8x faster in float32 for K >= 64
+                for f in range(FN):
+                    for j in range(L):
+                        dextT[j, f] = dext[f, j]
+                np.dot(colT, dextT, gT)
+                for f in range(FN):
+                    for k in range(K):
+                        dWc[f, k] += gT[k, f]
+            else:
+                np.dot(dext, colT.T, g)
+                for f in range(FN):
+                    for k in range(K):
+                        dWc[f, k] += g[f, k]
+            if need_dx:
+                np.dot(W2T, dext, dcolT)                 # (K, OH*Wp); extra columns are zero
+                dxpad[:] = 0
+                for c in range(C):
+                    dc = dxpad[c]
+                    for ky in range(FH):
+                        for kx in range(FW):
+                            s0 = ky * Wp + kx
+                            dc[s0:s0 + L] += dcolT[(c * FH + ky) * FW + kx]
+                    dxn = dx[n, c]
+                    for iy in range(H):
+                        base = (iy + pad) * Wp + pad
+                        dxn[iy] = dc[base:base + W]
+
+
 def conv_forward(x, W, b, stride, pad):
     """x (N, C, H, W) * W (FN, C, FH, FW) + b -> (out (N, FN, OH, OW) C-contiguous, ctx)."""
     x = np.ascontiguousarray(x)
@@ -206,7 +318,10 @@ def conv_forward(x, W, b, stride, pad):
     N, _, H, Wd = x.shape
     OH, OW = window_output_hw(H, Wd, FH, FW, stride, pad)
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
-    _conv_forward(out, x, W2, b, FH, FW, stride, pad, nchunks(N))
+    if stride == 1:
+        _conv_forward_s1(out, x, W2, b, FH, FW, pad, nchunks(N))
+    else:
+        _conv_forward(out, x, W2, b, FH, FW, stride, pad, nchunks(N))
     return out, (x, W2, W.shape, stride, pad)
 
 
@@ -220,6 +335,10 @@ def conv_backward(dout, ctx, need_dx=True):
     dW_part = np.zeros((chunks,) + W2.shape, dtype=x.dtype)
     db_part = np.zeros((chunks, FN), dtype=x.dtype)
     dx = np.empty(x.shape, dtype=x.dtype) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)
-    _conv_backward(dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunks, need_dx)
+    if stride == 1:
+        dw_t = x.dtype == np.float32 and W2.shape[1] >= 64
+        _conv_backward_s1(dx, dW_part, db_part, dout, x, W2, FH, FW, pad, chunks, need_dx, dw_t)
+    else:
+        _conv_backward(dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunks, need_dx)
     dW = dW_part.sum(axis=0).reshape(w_shape)
     return (dx if need_dx else None), dW, db_part.sum(axis=0)

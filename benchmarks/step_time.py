@@ -1,0 +1,154 @@
+"""Time whole training steps and the hot kernels, side by side, on this machine.
+
+    python benchmarks/step_time.py               # everything below
+    python benchmarks/step_time.py --quick       # fewer repeats
+
+Prints medians. PyTorch (an optional peer, never a dependency) runs in its own
+process, because Numba's and PyTorch's OpenMP runtimes slow each other down in
+one process. Thread counts: Numba and PyTorch use 2 threads (this project's
+machines have 2 cores); SciPy's BLAS inside Numba's parallel loops uses 1.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import fastdl
+from fastdl.bench import build, median_time, step_flops, train_step
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def step_ms(net, backend, dtype, batch, repeat):
+    model, x, t, opt = build(net, dtype, batch)
+    with fastdl.using_backend(backend):
+        med, _ = median_time(lambda: train_step(model, opt, x, t), repeat=repeat, warmup=2)
+    return med * 1e3
+
+
+def torch_ms(net, dtype, batch, repeat, threads=2):
+    try:
+        import importlib.util
+        if importlib.util.find_spec("torch") is None:
+            return None
+    except Exception:
+        return None
+    cmd = [sys.executable, os.path.join(HERE, "torch_peer.py"), "--net", net, "--dtype", dtype,
+           "--batch", str(batch), "--repeat", str(repeat), "--threads", str(threads)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        print(r.stderr, file=sys.stderr)
+        return None
+    return json.loads(r.stdout)["median_ms"]
+
+
+def pool_ms(backend, dtype, repeat):
+    ops = fastdl.backend.ops(backend)
+    x = np.random.default_rng(0).random((100, 30, 24, 24)).astype(dtype)
+
+    def run():
+        out, ctx = ops.pool_forward(x, 2, 2, 2, 0)
+        ops.pool_backward(out, ctx)
+    return median_time(run, repeat=repeat)[0] * 1e3
+
+
+def big_conv(backend, dtype, repeat):
+    """x(64,64,56,56) * W(64,64,3,3), pad 1, forward + backward (dx, dW, db): (ms, GFLOP/s)."""
+    ops = fastdl.backend.ops(backend)
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 64, 56, 56)).astype(dtype)
+    W = rng.standard_normal((64, 64, 3, 3)).astype(dtype)
+    b = np.zeros(64, dtype=dtype)
+
+    def run():
+        out, ctx = ops.conv_forward(x, W, b, 1, 1)
+        ops.conv_backward(out, ctx)
+    med = median_time(run, repeat=repeat, warmup=1)[0]
+    flops = 3 * 2 * 64 * 56 * 56 * 64 * 64 * 9
+    return med * 1e3, flops / med / 1e9
+
+
+def dot_gflops(dtype, repeat):
+    """GFLOP/s of numpy.dot (NumPy's BLAS, 2 threads) on a 2048-square product."""
+    a = np.random.default_rng(0).random((2048, 2048)).astype(dtype)
+    med = median_time(lambda: np.dot(a, a), repeat=repeat, warmup=1)[0]
+    return 2 * 2048 ** 3 / med / 1e9
+
+
+def compile_times():
+    """Seconds for import + first SimpleConvNet float32 step with a cold and a warm Numba cache."""
+    code = ("import time; t0 = time.perf_counter(); import fastdl, numpy as np; "
+            "from fastdl.bench import build, train_step; m, x, t, o = build('simple', np.float32, 100); "
+            "fastdl.set_backend('numba'); train_step(m, o, x, t); print(time.perf_counter() - t0)")
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("cold", "warm"):
+            r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+            if r.returncode:
+                raise RuntimeError(r.stderr)
+            out[label] = float(r.stdout.strip().splitlines()[-1])
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer repeats")
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--only", choices=["steps", "kernels", "compile"], default=None)
+    a = p.parse_args()
+    rep = 5 if a.quick else 20
+    import numba
+    print(f"fastdl {fastdl.__version__}, numba {numba.__version__}, numpy {np.__version__}, "
+          f"{numba.get_num_threads()} numba threads ({numba.threading_layer() if False else 'omp/workqueue'})")
+    if a.only in (None, "steps"):
+        print(f"\n## training step (gradient + Adam), batch {a.batch}, median ms of {rep}")
+        for net in ("simple", "deep"):
+            gf = step_flops(net, a.batch) / 1e9
+            row = {}
+            for backend, dtype in (("numpy", "float64"), ("numba", "float64"), ("numpy", "float32"),
+                                   ("numba", "float32")):
+                if net == "deep" and backend == "numpy" and a.quick:
+                    continue
+                row[f"{backend} {dtype}"] = step_ms(net, backend, dtype, a.batch,
+                                                    rep if backend == "numba" else max(3, rep // 4))
+            if not a.no_torch:
+                for dtype in ("float32", "float64"):
+                    ms = torch_ms(net, dtype, a.batch, rep)
+                    if ms is not None:
+                        row[f"torch {dtype}"] = ms
+            print(f"{net}ConvNet ({gf:.2f} GFLOP/step):")
+            for k, v in row.items():
+                print(f"  {k:16s} {v:9.2f} ms")
+            if "numpy float64" in row:
+                print(f"  numba/numpy float64 speed-up: {row['numpy float64'] / row['numba float64']:.1f}x")
+            if "torch float32" in row:
+                print(f"  numba float32 / torch float32 time: {row['numba float32'] / row['torch float32']:.2f}")
+            if "torch float64" in row:
+                print(f"  numba float64 / torch float64 time: {row['numba float64'] / row['torch float64']:.2f}")
+    if a.only in (None, "kernels"):
+        print(f"\n## kernels, median ms of {rep}")
+        for dtype in ("float32", "float64"):
+            ref = pool_ms("numpy", dtype, max(3, rep // 2))
+            fast = pool_ms("numba", dtype, rep)
+            print(f"max-pool fwd+bwd x(100,30,24,24) {dtype}: numpy {ref:.2f} ms, numba {fast:.2f} ms, "
+                  f"{ref / fast:.1f}x")
+        for dtype in ("float32", "float64"):
+            ms, gf = big_conv("numba", dtype, max(3, rep // 4))
+            dot = dot_gflops(dtype, max(3, rep // 4))
+            print(f"conv x(64,64,56,56)*W(64,64,3,3) pad 1 fwd+bwd {dtype}: numba {ms:.0f} ms = {gf:.1f} GFLOP/s; "
+                  f"numpy.dot {dot:.1f} GFLOP/s; ratio {gf / dot:.2f}")
+    if a.only in (None, "compile"):
+        ct = compile_times()
+        print(f"\n## compile: import + first SimpleConvNet float32 step: cold cache {ct['cold']:.1f} s, "
+              f"warm cache {ct['warm']:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
