@@ -8,7 +8,8 @@ Backends
 
 Selection, strongest first: ``using_backend(name)`` (thread-local, a context
 manager), ``set_backend(name)`` (process-wide), the ``FASTDL_BACKEND``
-environment variable (read once, when first needed), then the default.
+environment variable (read once, when first needed), then the default:
+``"numba"``, or ``"numpy"`` with a warning where Numba cannot load.
 
 Layers look their kernels up every time ``forward`` is called, so
 ``with fastdl.using_backend("numpy"): net.gradient(x, t)`` runs an existing
@@ -30,8 +31,10 @@ BACKENDS = {
     "numba": "fastdl.kernels.cpu",
     "cuda": "fastdl.kernels.cuda",
 }
-#: used when neither set_backend, using_backend nor FASTDL_BACKEND chose one
-DEFAULT_BACKEND = "numpy"
+#: used when neither set_backend, using_backend nor FASTDL_BACKEND chose one;
+#: if it cannot load here, FALLBACK_BACKEND is used and a warning says why
+DEFAULT_BACKEND = "numba"
+FALLBACK_BACKEND = "numpy"
 
 
 class BackendError(ValueError):
@@ -114,7 +117,14 @@ def _default_name():
                 raise BackendError(f"FASTDL_BACKEND={env!r}: {exc}") from None
             _global_name = env
         else:
-            _global_name = DEFAULT_BACKEND
+            try:
+                _import(DEFAULT_BACKEND)
+                _global_name = DEFAULT_BACKEND
+            except BackendError as exc:
+                import warnings
+                warnings.warn(f"fastdl: default backend unavailable, using {FALLBACK_BACKEND!r}: {exc}",
+                              RuntimeWarning, stacklevel=3)
+                _global_name = FALLBACK_BACKEND
     return _global_name
 
 

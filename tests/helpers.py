@@ -95,7 +95,8 @@ def strided(a, kind="step"):
     else:
         v = np.ascontiguousarray(a.T).T
     assert np.array_equal(v, a)
-    if a.ndim and a.size > 1:
+    # NumPy calls a view contiguous when only size-1 axes are out of order
+    if (kind == "step" and a.ndim and a.shape[-1] > 1) or (kind != "step" and sum(d > 1 for d in a.shape) >= 2):
         assert not v.flags.c_contiguous
     return v
 

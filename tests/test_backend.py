@@ -121,3 +121,14 @@ def test_layers_follow_the_backend_at_call_time():
         g = net.gradient(x, t)
         assert net.layers["Affine1"]._ops is backend.ops("numpy")
     assert set(g) == {"W1", "b1", "W2", "b2"}
+
+
+def test_default_is_numba_and_falls_back_to_numpy_with_a_warning():
+    r = _run("import fastdl; print(fastdl.current_backend())", FASTDL_BACKEND="")
+    assert r.returncode == 0 and r.stdout.strip() == "numba"
+    code = ("import warnings, fastdl.backend as b; b.BACKENDS['numba'] = 'fastdl.kernels.missing'\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always'); print(b.current_backend()); print(w[0].message)")
+    r = _run(code, FASTDL_BACKEND="")
+    lines = r.stdout.strip().splitlines()
+    assert r.returncode == 0 and lines[0] == "numpy" and "default backend unavailable" in lines[1]

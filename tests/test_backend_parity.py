@@ -1,0 +1,314 @@
+"""Every op of every fast backend against the reference backend on the same inputs.
+
+float32 and float64, contiguous and strided inputs, stride and padding, odd
+sizes and single-sample batches; inputs come back unmodified. Tolerances: the
+fast kernels sum in a different order, so float32 results agree to about 1e-5
+relative to the values' scale and float64 results to about 1e-12.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import fastdl
+from fastdl import backend
+from fastdl.kernels.spec import OPS
+from tests.conftest import FAST_BACKENDS
+from tests.helpers import layouts, strided
+
+pytestmark = pytest.mark.skipif(not FAST_BACKENDS, reason="only the reference backend is available")
+
+REF = backend.ops("numpy")
+
+
+@pytest.fixture(params=FAST_BACKENDS)
+def fast(request):
+    return backend.ops(request.param)
+
+
+def close(got, want, dtype, what=""):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, what
+    assert got.dtype == want.dtype == dtype, (what, got.dtype, want.dtype)
+    scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
+    if dtype == np.float32:
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5 * scale, err_msg=what)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-12 * scale, err_msg=what)
+
+
+def unchanged(arrays):
+    """Context: assert that the given arrays are not modified."""
+    class _C:
+        def __enter__(self):
+            self.copies = [a.copy() for a in arrays]
+
+        def __exit__(self, *exc):
+            if exc[0] is None:
+                for a, c in zip(arrays, self.copies):
+                    np.testing.assert_array_equal(a, c)
+    return _C()
+
+
+CONV = [  # N, C, H, W, FN, fh, fw, stride, pad
+    (2, 3, 7, 7, 4, 3, 3, 1, 1),
+    (1, 1, 28, 28, 5, 5, 5, 1, 0),      # the book's first layer, one sample
+    (3, 4, 9, 6, 2, 3, 2, 2, 1),
+    (2, 2, 8, 9, 3, 4, 3, 3, 2),
+    (1, 3, 5, 5, 2, 5, 5, 1, 2),
+    (2, 16, 14, 14, 8, 3, 3, 1, 2),     # DeepConvNet's conv4 padding
+    (1, 2, 1, 1, 3, 1, 1, 1, 0),
+]
+
+
+@pytest.mark.parametrize("case", CONV)
+def test_convolution(case, fast, dtype, rng):
+    N, C, H, W, FN, fh, fw, s, p = case
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    Wt = rng.standard_normal((FN, C, fh, fw)).astype(dtype)
+    b = rng.standard_normal(FN).astype(dtype)
+    want, rctx = REF.conv_forward(x, Wt, b, s, p)
+    dout = rng.standard_normal(want.shape).astype(dtype)
+    rdx, rdW, rdb = REF.conv_backward(dout, rctx)
+    for kind, xv in layouts(x):
+        dv = strided(dout) if kind != "contiguous" else dout
+        with unchanged([xv, Wt, b, dv]):
+            out, ctx = fast.conv_forward(xv, Wt, b, s, p)
+            close(out, want, dtype, f"out {kind}")
+            dx, dW, db = fast.conv_backward(dv, ctx)
+        close(dx, rdx, dtype, f"dx {kind}")
+        close(dW, rdW, dtype, f"dW {kind}")
+        close(db, rdb, dtype, f"db {kind}")
+    none, dW2, db2 = fast.conv_backward(dout, fast.conv_forward(x, Wt, b, s, p)[1], need_dx=False)
+    assert none is None
+    close(dW2, rdW, dtype, "dW without dx")
+
+
+def test_convolution_with_strided_weights(fast, dtype, rng):
+    x = rng.standard_normal((2, 3, 6, 6)).astype(dtype)
+    Wt = strided(rng.standard_normal((4, 3, 3, 3)).astype(dtype), "transpose")
+    b = strided(rng.standard_normal(4).astype(dtype))
+    close(fast.conv_forward(x, Wt, b, 1, 1)[0], REF.conv_forward(x, Wt, b, 1, 1)[0], dtype)
+
+
+@pytest.mark.parametrize("case", [(2, 3, 24, 24, 2, 2, 2, 0), (1, 2, 7, 5, 3, 3, 2, 1),
+                                  (2, 2, 6, 6, 3, 2, 1, 1), (3, 1, 5, 5, 2, 2, 2, 0),
+                                  (1, 1, 1, 1, 1, 1, 1, 0), (2, 2, 9, 9, 3, 3, 3, 2)])
+def test_pooling(case, fast, dtype, rng):
+    N, C, H, W, ph, pw, s, p = case
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    x[0, 0, 0, :2] = 5.0                                   # a tie: the first maximum must win
+    want, rctx = REF.pool_forward(x, ph, pw, s, p)
+    dout = rng.standard_normal(want.shape).astype(dtype)
+    rdx = REF.pool_backward(dout, rctx)
+    for kind, xv in layouts(x):
+        with unchanged([xv, dout]):
+            out, ctx = fast.pool_forward(xv, ph, pw, s, p)
+            close(out, want, dtype, kind)
+            close(fast.pool_backward(strided(dout) if kind != "contiguous" else dout, ctx), rdx, dtype, kind)
+
+
+def test_pooling_nan_follows_numpy_argmax(fast, rng):
+    x = rng.standard_normal((1, 2, 4, 4))
+    x[0, 0, 1, 1] = np.nan
+    x[0, 1, 0, 1] = np.nan
+    x[0, 1, 1, 0] = np.nan
+    want, rctx = REF.pool_forward(x, 2, 2, 2, 0)
+    out, ctx = fast.pool_forward(x, 2, 2, 2, 0)
+    np.testing.assert_array_equal(out, want)
+    d = np.ones_like(out)
+    np.testing.assert_array_equal(fast.pool_backward(d, ctx), REF.pool_backward(d, rctx))
+
+
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4, 5), (1, 1)])
+def test_elementwise(shape, fast, dtype, rng):
+    x = rng.standard_normal(shape).astype(dtype) * 3
+    x.flat[0] = 0.0
+    dout = rng.standard_normal(shape).astype(dtype)
+    mask = rng.random(shape) > 0.5
+    for kind, xv in layouts(x):
+        dv = strided(dout) if kind != "contiguous" and dout.ndim else dout
+        with unchanged([xv, dv, mask]):
+            out, m = fast.relu_forward(xv)
+            rout, rm = REF.relu_forward(x)
+            close(out, rout, dtype, kind)
+            np.testing.assert_array_equal(m, rm)
+            close(fast.relu_backward(dv, m), REF.relu_backward(dout, rm), dtype, kind)
+            y = fast.sigmoid_forward(xv)
+            close(y, REF.sigmoid_forward(x), dtype, kind)
+            close(fast.sigmoid_backward(dv, y), REF.sigmoid_backward(dout, REF.sigmoid_forward(x)), dtype, kind)
+            close(fast.dropout_apply(xv, mask), REF.dropout_apply(x, mask), dtype, kind)
+    big = np.array([-1000, -50, 0, 50, 1000], dtype=dtype)
+    close(fast.sigmoid_forward(big), REF.sigmoid_forward(big), dtype, "extremes")
+
+
+@pytest.mark.parametrize("N,D,M", [(5, 7, 3), (1, 4, 2), (100, 33, 10)])
+def test_affine(N, D, M, fast, dtype, rng):
+    x = rng.standard_normal((N, D)).astype(dtype)
+    Wt = rng.standard_normal((D, M)).astype(dtype)
+    b = rng.standard_normal(M).astype(dtype)
+    dout = rng.standard_normal((N, M)).astype(dtype)
+    want = REF.affine_forward(x, Wt, b)
+    rgrads = REF.affine_backward(dout, x, Wt)
+    for kind, xv in layouts(x):
+        Wv = strided(Wt, "transpose") if kind == "transpose" else Wt
+        with unchanged([xv, Wv, b, dout]):
+            close(fast.affine_forward(xv, Wv, b), want, dtype, kind)
+            for g, r, name in zip(fast.affine_backward(dout, xv, Wv), rgrads, ("dx", "dW", "db")):
+                close(g, r, dtype, f"{name} {kind}")
+
+
+@pytest.mark.parametrize("shape", [(4, 10), (1, 3), (2, 3, 5)])
+def test_softmax_and_loss(shape, fast, dtype, rng):
+    x = (rng.standard_normal(shape) * 5).astype(dtype)
+    for kind, xv in layouts(x):
+        with unchanged([xv]):
+            close(fast.softmax(xv), REF.softmax(x), dtype, kind)
+    if len(shape) == 2:
+        t = rng.integers(0, shape[1], size=shape[0])
+        loss, y = fast.softmax_loss_forward(x, t)
+        rloss, ry = REF.softmax_loss_forward(x, t)
+        assert np.asarray(loss).dtype == dtype
+        close(np.asarray(loss), np.asarray(rloss), dtype)
+        close(y, ry, dtype)
+        close(fast.softmax_loss_backward(y, t, 1.0), REF.softmax_loss_backward(ry, t, 1.0), dtype)
+        close(fast.softmax_loss_backward(y, t, 0.5), REF.softmax_loss_backward(ry, t, 0.5), dtype)
+
+
+@pytest.mark.parametrize("N,D", [(8, 5), (1, 3), (50, 70)])
+def test_batchnorm(N, D, fast, dtype, rng):
+    x = (rng.standard_normal((N, D)) * 2 + 1).astype(dtype)
+    gamma = rng.uniform(0.5, 2, D).astype(dtype)
+    beta = rng.standard_normal(D).astype(dtype)
+    dout = rng.standard_normal((N, D)).astype(dtype)
+    rm, rv = rng.random(D).astype(dtype), rng.random(D).astype(dtype)
+    fm, fv = rm.copy(), rv.copy()
+    for kind, xv in layouts(x):
+        rm0, rv0 = rm.copy(), rv.copy()
+        fm[:], fv[:] = rm, rv
+        with unchanged([xv, gamma, beta, dout]):
+            want, rctx = REF.batchnorm_forward(x, gamma, beta, rm0, rv0, 0.9, 1e-6, True)
+            out, ctx = fast.batchnorm_forward(xv, gamma, beta, fm, fv, 0.9, 1e-6, True)
+            close(out, want, dtype, kind)
+            close(fm, rm0, dtype, "running_mean")
+            close(fv, rv0, dtype, "running_var")
+            for g, r in zip(fast.batchnorm_backward(dout, ctx), REF.batchnorm_backward(dout, rctx)):
+                close(g, r, dtype, kind)
+            ev, none = fast.batchnorm_forward(xv, gamma, beta, fm, fv, 0.9, 1e-6, False)
+            assert none is None
+            close(ev, REF.batchnorm_forward(x, gamma, beta, rm0, rv0, 0.9, 1e-6, False)[0], dtype, "eval")
+
+
+UPDATES = {
+    "sgd_update": ((), (0.1,)),
+    "momentum_update": (("v",), (0.1, 0.9)),
+    "nesterov_update": (("v",), (0.1, 0.9)),
+    "adagrad_update": (("h",), (0.1,)),
+    "rmsprop_update": (("h",), (0.1, 0.99)),
+    "adam_update": (("m", "v"), (0.01, 0.9, 0.999)),
+}
+
+
+@pytest.mark.parametrize("op", list(UPDATES))
+@pytest.mark.parametrize("kind", ["contiguous", "step", "transpose"])
+def test_optimizer_updates(op, kind, fast, dtype, rng):
+    state_names, scalars = UPDATES[op]
+    p = rng.standard_normal((6, 5)).astype(dtype)
+    g = rng.standard_normal((6, 5)).astype(dtype)
+    states = [np.abs(rng.standard_normal((6, 5))).astype(dtype) for _ in state_names]
+    rp, rs = p.copy(), [s.copy() for s in states]
+    fp = dict(layouts(p))[kind].copy() if kind == "contiguous" else strided(p.copy(), kind)
+    fs = [strided(s.copy(), kind) if kind != "contiguous" else s.copy() for s in states]
+    gv = strided(g, kind) if kind != "contiguous" else g
+    for _ in range(3):
+        getattr(REF, op)(rp, g, *rs, *scalars)
+        with unchanged([gv]):
+            getattr(fast, op)(fp, gv, *fs, *scalars)
+    close(fp, rp, dtype, "param")
+    for a, b in zip(fs, rs):
+        close(a, b, dtype, "state")
+
+
+def test_compiled_kernels_really_ran(dtype, rng):
+    """After a SimpleConvNet step under 'numba', its kernels have compiled signatures for the dtype."""
+    if "numba" not in FAST_BACKENDS:
+        pytest.skip("numba backend not available")
+    import numba
+    cpu = backend.ops("numba")
+    if numba.config.DISABLE_JIT:
+        pytest.skip("NUMBA_DISABLE_JIT=1: kernels run as plain Python")
+    from fastdl.bench import build, train_step
+    model, x, t, opt = build("simple", dtype, 4)
+    with fastdl.using_backend("numba"):
+        train_step(model, opt, x, t)
+    k = cpu.compiled_kernels()
+    ty = numba.typeof(np.zeros(1, dtype=dtype)).dtype
+    for name in ("conv._conv_forward_s1", "conv._conv_backward_s1", "pool._pool_forward", "pool._pool_backward",
+                 "activations._relu_forward", "activations._relu_backward", "affine._affine_forward",
+                 "affine._affine_backward", "loss._softmax_loss_forward", "loss._softmax_loss_backward",
+                 "optim._adam"):
+        sigs = k[name].signatures
+        assert any(any(getattr(a, "dtype", None) == ty for a in sig) for sig in sigs), name
+
+
+def test_every_op_is_exercised_here():
+    """Guard: when an op is added to the spec, this file must test it."""
+    src = open(__file__).read()
+    for op in OPS:
+        if op in ("im2col", "col2im"):
+            continue          # tested against plain loops on every backend in test_reference_definitions
+        assert op in src, f"{op} has no parity test"
+
+
+# -- property-based: random convolution and pooling geometries ------------------------
+
+@st.composite
+def conv_case(draw):
+    N, C, FN = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    fh, fw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    s, p = draw(st.integers(1, 3)), draw(st.integers(0, 2))
+    H = draw(st.integers(max(1, fh - 2 * p), 9))
+    W = draw(st.integers(max(1, fw - 2 * p), 9))
+    return N, C, H, W, FN, fh, fw, s, p
+
+
+@given(case=conv_case(), f32=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_convolution_property(case, f32, seed):
+    N, C, H, W, FN, fh, fw, s, p = case
+    dtype = np.float32 if f32 else np.float64
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    Wt = rng.standard_normal((FN, C, fh, fw)).astype(dtype)
+    b = rng.standard_normal(FN).astype(dtype)
+    want, rctx = REF.conv_forward(x, Wt, b, s, p)
+    dout = rng.standard_normal(want.shape).astype(dtype)
+    for name in FAST_BACKENDS:
+        ops = backend.ops(name)
+        out, ctx = ops.conv_forward(x, Wt, b, s, p)
+        close(out, want, dtype)
+        for g, r in zip(ops.conv_backward(dout, ctx), REF.conv_backward(dout, rctx)):
+            close(g, r, dtype)
+
+
+@st.composite
+def pool_case(draw):
+    N, C = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    ph, pw, s = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    p = draw(st.integers(0, min(ph, pw) - 1))
+    H = draw(st.integers(max(1, ph - 2 * p), 9))
+    W = draw(st.integers(max(1, pw - 2 * p), 9))
+    return N, C, H, W, ph, pw, s, p
+
+
+@given(case=pool_case(), f32=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_pooling_property(case, f32, seed):
+    N, C, H, W, ph, pw, s, p = case
+    dtype = np.float32 if f32 else np.float64
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, size=(N, C, H, W)).astype(dtype)      # small integers: many ties
+    want, rctx = REF.pool_forward(x, ph, pw, s, p)
+    dout = rng.standard_normal(want.shape).astype(dtype)
+    for name in FAST_BACKENDS:
+        ops = backend.ops(name)
+        out, ctx = ops.pool_forward(x, ph, pw, s, p)
+        np.testing.assert_array_equal(out, want)
+        close(ops.pool_backward(dout, ctx), REF.pool_backward(dout, rctx), dtype)
