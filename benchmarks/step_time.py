@@ -24,11 +24,21 @@ from fastdl.bench import build, median_time, step_flops, train_step
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def step_ms(net, backend, dtype, batch, repeat):
+def _step_ms_here(net, backend, dtype, batch, repeat):
     model, x, t, opt = build(net, dtype, batch)
     with fastdl.using_backend(backend):
         med, _ = median_time(lambda: train_step(model, opt, x, t), repeat=repeat, warmup=2)
     return med * 1e3
+
+
+def step_ms(net, backend, dtype, batch, repeat):
+    """Median step time, measured in a fresh process (one backend's threads and heap
+    never colour another's numbers)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--one", net, backend, dtype, str(batch), str(repeat)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    if r.returncode:
+        raise RuntimeError(r.stderr)
+    return float(r.stdout.strip().splitlines()[-1])
 
 
 def torch_ms(net, dtype, batch, repeat, threads=2):
@@ -97,6 +107,10 @@ def compile_times():
 
 
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--one":
+        net, backend, dtype, batch, repeat = sys.argv[2:7]
+        print(_step_ms_here(net, backend, dtype, int(batch), int(repeat)))
+        return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer repeats")
     p.add_argument("--batch", type=int, default=100)
@@ -105,8 +119,16 @@ def main():
     a = p.parse_args()
     rep = 5 if a.quick else 20
     import numba
+    import platform
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
     print(f"fastdl {fastdl.__version__}, numba {numba.__version__}, numpy {np.__version__}, "
-          f"{numba.get_num_threads()} numba threads ({numba.threading_layer() if False else 'omp/workqueue'})")
+          f"Python {platform.python_version()}, {cpu}, {os.cpu_count()} cores, "
+          f"{numba.get_num_threads()} numba threads")
     if a.only in (None, "steps"):
         print(f"\n## training step (gradient + Adam), batch {a.batch}, median ms of {rep}")
         for net in ("simple", "deep"):
