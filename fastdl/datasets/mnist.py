@@ -147,7 +147,9 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, sample=None):
     one_hot_label: labels as (N, 10) float64 one-hot rows (else uint8 (N,)).
     sample: True uses the shipped sample (5,000 training images, the official 10,000
     test images), False the full set (downloaded on first use); None reads
-    FASTDL_MNIST ('sample' or 'full', default full).
+    FASTDL_MNIST ('sample' or 'full', default full). The sample's files are sorted by
+    class; its training split is returned in a fixed shuffled order (the same every
+    time), so that the first n samples hold every class, as in the full set.
     """
     if _use_sample(sample):
         paths = {}
@@ -157,9 +159,10 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, sample=None):
                 raise DataUnavailable(f"the MNIST sample shipped with fastdl is missing or damaged: {p}; "
                                       "reinstall fastdl")
             paths[role] = p
-    else:
-        paths = _paths(MNIST_FILES, MNIST_MIRRORS, "FASTDL_MNIST_MIRRORS", os.path.join(data_dir(), "mnist"),
-                       "MNIST")
+        (x, t), test = _convert(paths, normalize, flatten, one_hot_label)
+        order = np.random.default_rng(20261128).permutation(len(x))
+        return (x[order], t[order]), test
+    paths = _paths(MNIST_FILES, MNIST_MIRRORS, "FASTDL_MNIST_MIRRORS", os.path.join(data_dir(), "mnist"), "MNIST")
     return _convert(paths, normalize, flatten, one_hot_label)
 
 

@@ -16,7 +16,17 @@ from ..gradient import numerical_gradient as _numerical_gradient
 from ..layers import BatchNormalization, Dropout
 
 _FORMAT_KEY = "__fastdl_params__"
+_META_KEY = "__fastdl_meta__"
 _FORMAT_VERSION = 1
+
+
+def read_meta(file_name):
+    """The metadata dict stored by ``save_params(..., meta=...)`` ({} if none)."""
+    import json
+    with np.load(os.fspath(file_name), allow_pickle=False) as z:
+        if _META_KEY not in z.files:
+            return {}
+        return json.loads(bytes(z[_META_KEY]).decode("utf-8"))
 
 
 def make_dtype(dtype):
@@ -126,13 +136,17 @@ class Net:
                 arrays[f"{name}.running_var"] = layer.running_var
         return arrays
 
-    def save_params(self, file_name="params.npz"):
+    def save_params(self, file_name="params.npz", meta=None):
         """Write the parameters to an ``.npz`` file (no pickle). The file is written to a temporary
-        name and renamed, so an interrupted save never leaves a half-written file."""
+        name and renamed, so an interrupted save never leaves a half-written file.
+        ``meta``: an optional JSON-serialisable dict stored alongside (see ``read_meta``)."""
+        import json
         path = os.fspath(file_name)
         directory = os.path.dirname(os.path.abspath(path))
         arrays = self._state_arrays()
         arrays[_FORMAT_KEY] = np.array([_FORMAT_VERSION])
+        if meta is not None:
+            arrays[_META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
         fd, tmp = tempfile.mkstemp(prefix=".params-", suffix=".npz.tmp", dir=directory)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -170,6 +184,7 @@ class Net:
             except Exception as exc:
                 raise ValueError(f"{path} is not a readable .npz parameter file: {exc}") from exc
             loaded.pop(_FORMAT_KEY, None)
+            loaded.pop(_META_KEY, None)
         own = self._state_arrays()
         missing = sorted(k for k in self.params if k not in loaded)
         extra = sorted(k for k in loaded if k not in own)

@@ -1,0 +1,160 @@
+"""The book's ``Trainer`` (``common/trainer.py``), with a progress bar, seeding and safe interruption.
+
+Behaviour kept from the book: mini-batches of ``mini_batch_size`` drawn with
+replacement by ``np.random.choice``; ``max_iter = int(epochs * max(train_size /
+mini_batch_size, 1))``; at the start of every epoch (iterations 0,
+iter_per_epoch, ...) train and test accuracy on the first
+``evaluate_sample_num_per_epoch`` samples (all when None); ``train_loss_list``,
+``train_acc_list``, ``test_acc_list``; a final accuracy on the whole test set.
+
+Changes: the loss recorded per iteration is the one computed by the forward
+pass of ``gradient`` (before the update); the book runs a second forward pass
+after the update to get it, which costs a third of a step. Progress is a bar
+(tqdm) with loss, accuracy and images per second; ``verbose`` prints the
+book's epoch lines and final line; ``verbose="iter"`` also prints the book's
+"train loss:" line every iteration. Ctrl-C stops after the current step (no
+half-applied update) and ``train`` returns normally with ``interrupted`` set.
+"""
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+
+OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,
+              "rmsprop": RMSprop, "rmsprpo": RMSprop, "adam": Adam}   # 'rmsprpo': the book's spelling
+
+
+class Trainer:
+    """Trains ``network`` with the book's loop. See the module docstring for details."""
+
+    def __init__(self, network, x_train, t_train, x_test, t_test, epochs=20, mini_batch_size=100,
+                 optimizer="SGD", optimizer_param=None, evaluate_sample_num_per_epoch=None,
+                 verbose=True, progress=None, seed=None):
+        if len(x_train) != len(t_train):
+            raise ValueError(f"Trainer: x_train has {len(x_train)} samples but t_train has {len(t_train)}")
+        if len(x_test) != len(t_test):
+            raise ValueError(f"Trainer: x_test has {len(x_test)} samples but t_test has {len(t_test)}")
+        if len(x_train) == 0:
+            raise ValueError("Trainer: x_train is empty")
+        if optimizer.lower() not in OPTIMIZERS:
+            raise ValueError(f"Trainer: unknown optimizer {optimizer!r}; choose from "
+                             f"{', '.join(sorted(set(OPTIMIZERS) - {'rmsprpo'}))}")
+        if seed is not None:
+            np.random.seed(seed)
+        self.network = network
+        self.verbose = verbose
+        self.x_train, self.t_train, self.x_test, self.t_test = x_train, t_train, x_test, t_test
+        self.epochs = epochs
+        self.batch_size = mini_batch_size
+        self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
+        self.optimizer = OPTIMIZERS[optimizer.lower()](**(optimizer_param or {"lr": 0.01}))
+        self.train_size = x_train.shape[0]
+        self.iter_per_epoch = max(self.train_size / mini_batch_size, 1)
+        self.max_iter = int(epochs * self.iter_per_epoch)
+        self.current_iter = 0
+        self.current_epoch = 0
+        self.train_loss_list = []
+        self.train_acc_list = []
+        self.test_acc_list = []
+        self.test_acc = None
+        self.interrupted = False
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self._bar = None
+        self._stop = False
+        self._images = 0
+        self._busy = 0.0
+
+    # -- output -------------------------------------------------------------------------
+    def _say(self, line):
+        if self._bar is not None:
+            self._bar.write(line)
+        else:
+            print(line)
+
+    def _postfix(self):
+        if self._bar is None:
+            return
+        post = {}
+        if self.train_loss_list:
+            post["loss"] = f"{float(self.train_loss_list[-1]):.4f}"
+        if self.test_acc_list:
+            post["test_acc"] = f"{self.test_acc_list[-1]:.4f}"
+        if self._busy > 0:
+            post["img/s"] = f"{self._images / self._busy:,.0f}"
+        self._bar.set_postfix(post, refresh=False)
+
+    # -- the book's loop ------------------------------------------------------------------
+    def train_step(self):
+        batch_mask = np.random.choice(self.train_size, self.batch_size)
+        x_batch = self.x_train[batch_mask]
+        t_batch = self.t_train[batch_mask]
+        t0 = time.perf_counter()
+        grads = self.network.gradient(x_batch, t_batch)
+        self.optimizer.update(self.network.params, grads)
+        self._busy += time.perf_counter() - t0
+        self._images += len(batch_mask)
+        loss = self.network.last_layer.loss
+        self.train_loss_list.append(loss)
+        if self.verbose == "iter":
+            self._say("train loss:" + str(loss))
+
+        if self.current_iter % self.iter_per_epoch == 0:
+            self.current_epoch += 1
+            x_tr, t_tr, x_te, t_te = self.x_train, self.t_train, self.x_test, self.t_test
+            n = self.evaluate_sample_num_per_epoch
+            if n is not None:
+                x_tr, t_tr, x_te, t_te = x_tr[:n], t_tr[:n], x_te[:n], t_te[:n]
+            train_acc = self.network.accuracy(x_tr, t_tr)
+            test_acc = self.network.accuracy(x_te, t_te)
+            self.train_acc_list.append(train_acc)
+            self.test_acc_list.append(test_acc)
+            if self.verbose:
+                self._say(f"=== epoch:{self.current_epoch}, train acc:{train_acc}, test acc:{test_acc} ===")
+        self.current_iter += 1
+
+    def train(self):
+        """Run the remaining iterations, then measure accuracy on the whole test set.
+
+        Returns the final test accuracy. Ctrl-C (in the main thread) ends training after the
+        current step; ``interrupted`` is then True and the final accuracy is still measured.
+        """
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            def on_sigint(signum, frame):
+                if self._stop:                       # second Ctrl-C: stop at once
+                    raise KeyboardInterrupt
+                self._stop = True
+                self._say("interrupted: finishing the current step (Ctrl-C again to abort)")
+            previous = signal.signal(signal.SIGINT, on_sigint)
+        if self.progress:
+            from tqdm.auto import tqdm
+            self._bar = tqdm(total=self.max_iter, initial=self.current_iter, unit="it", dynamic_ncols=True)
+        try:
+            while self.current_iter < self.max_iter and not self._stop:
+                self.train_step()
+                if self._bar is not None:
+                    self._bar.update(1)
+                    if self.current_iter % 10 == 0 or self.current_iter == self.max_iter:
+                        self._postfix()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            if self._bar is not None:
+                self._postfix()
+                self._bar.close()
+                self._bar = None
+        self.interrupted = self._stop
+        self.test_acc = self.network.accuracy(self.x_test, self.t_test)
+        if self.verbose:
+            self._say("=============== Final Test Accuracy ===============")
+            self._say("test acc:" + str(self.test_acc))
+        return self.test_acc
+
+    @property
+    def images_per_second(self):
+        """Training throughput so far (gradient + update only, evaluations excluded)."""
+        return self._images / self._busy if self._busy else 0.0
