@@ -148,6 +148,55 @@ def _cmd_evaluate(args):
     return 0
 
 
+def _cmd_compare(args):
+    import json as _json
+
+    import fastdl
+    from fastdl import compare
+    nets = [n.strip() for n in args.nets.split(",") if n.strip()]
+    bad = [n for n in nets if n not in ("simple", "deep")]
+    if bad:
+        print(f"fastdl compare: unknown net(s) {bad}; choose from simple, deep", file=sys.stderr)
+        return 2
+    backends = [b.strip() for b in args.backends.split(",")] if args.backends else None
+    if backends:
+        for b in backends:
+            fastdl.backend.ops(b)                 # raises BackendError naming the available ones
+    quiet = args.json or not sys.stderr.isatty()
+    bar = None
+    if not quiet:
+        from tqdm.auto import tqdm
+        bar = tqdm(bar_format="{desc}", leave=False)
+
+    def progress(msg):
+        if bar is not None:
+            bar.set_description_str(f"timing {msg}")
+        elif not args.json:
+            print(f"timing {msg}", file=sys.stderr, flush=True)
+    try:
+        results = compare.run(nets=nets, batch=args.batch_size, dtype=args.dtype, repeat=args.repeat,
+                              backends=backends, torch=not args.no_torch, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        print(_json.dumps({"dtype": args.dtype, "batch": args.batch_size, "repeat": args.repeat,
+                           "results": results}, indent=1))
+    else:
+        import numba
+        print(f"fastdl {fastdl.__version__}, {platform.processor() or platform.machine()}, "
+              f"{os.cpu_count()} cores, {numba.get_num_threads()} Numba threads; times are medians, "
+              f"'x' is the speed-up over numpy, max|diff| the largest difference from numpy's results")
+        print(compare.format_table(results, args.dtype, args.batch_size, args.repeat))
+        if "torch" not in {b for r in results for b in r["times"]} and not args.no_torch:
+            print("\n(PyTorch not installed: `pip install torch==2.13.0` adds it as a peer)")
+    bad = [r["what"] for r in results if not r["ok"]]
+    if bad:
+        print(f"fastdl compare: results differ from the reference beyond tolerance: {bad}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="fastdl",
@@ -184,6 +233,22 @@ def build_parser():
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("compare", help="time every layer and a training step on each backend, with correctness",
+                       description="Run every layer (forward + backward) and a whole training step of the "
+                                   "book's networks under each available backend on identical inputs, and "
+                                   "print median times, speed-ups over the numpy reference, and the largest "
+                                   "difference from the reference's results. PyTorch, when installed, is "
+                                   "timed in its own process. Exit status 1 if a result differs beyond "
+                                   "tolerance.")
+    p.add_argument("--nets", default="simple,deep", help="comma-separated: simple, deep (default both)")
+    p.add_argument("--batch-size", type=int, default=100, help="default 100")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
+    p.add_argument("--repeat", type=int, default=10, help="timed repetitions per measurement, default 10")
+    p.add_argument("--backends", help="comma-separated backends (default: all available here)")
+    p.add_argument("--no-torch", action="store_true", help="do not time PyTorch even if installed")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("evaluate", help="test accuracy of saved parameters",
                        description="Load parameters saved by `fastdl train --save` and measure test accuracy.")

@@ -123,7 +123,9 @@ class Trainer:
         current step; ``interrupted`` is then True and the final accuracy is still measured.
         """
         previous = None
-        if threading.current_thread() is threading.main_thread():
+        # only in the main thread, and not where SIGINT is deliberately ignored (nohup, background jobs)
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
             def on_sigint(signum, frame):
                 if self._stop:                       # second Ctrl-C: stop at once
                     raise KeyboardInterrupt

@@ -52,7 +52,9 @@ def test_ctrl_c_saves_what_was_learned(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     p = subprocess.Popen([sys.executable, "-m", "fastdl", "train", "--net", "two", "--epochs", "200",
                           "--save", str(model), "--backend", "numpy"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         # a terminal's default SIGINT, even when this runs as a background job
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = ""
     deadline = time.time() + 120
     while "=== epoch:2" not in seen and time.time() < deadline:

@@ -69,9 +69,13 @@ def test_ctrl_c_stops_after_the_current_step(flat):
         if tr.current_iter == 3:
             os.kill(os.getpid(), signal.SIGINT)       # as a user pressing Ctrl-C
     tr.train_step = step
-    acc = tr.train()
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)   # as in an interactive Python
+    try:
+        acc = tr.train()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler       # restored
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert tr.interrupted and tr.current_iter == 3 and 0 < acc <= 1
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert all(np.isfinite(v).all() for v in tr.network.params.values())
 
 

@@ -48,7 +48,7 @@ def torch_ms(net, dtype, batch, repeat, threads=2):
             return None
     except Exception:
         return None
-    cmd = [sys.executable, os.path.join(HERE, "torch_peer.py"), "--net", net, "--dtype", dtype,
+    cmd = [sys.executable, "-m", "fastdl.torch_peer", "--net", net, "--dtype", dtype,
            "--batch", str(batch), "--repeat", str(repeat), "--threads", str(threads)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if r.returncode != 0:

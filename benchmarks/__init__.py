@@ -1,0 +1,1 @@
+"""airspeed velocity (asv) benchmarks of fastdl. See README.md, section Benchmarks."""

@@ -1,0 +1,201 @@
+"""``fastdl compare``: every layer and a whole training step of the book's networks under
+each available backend, side by side, with the largest difference from the reference.
+
+Backends run in this process, one after the other, on identical inputs and
+weights. PyTorch (when installed) runs in a child process: in one process its
+OpenMP runtime and Numba's slow each other down (measured 22-44%), which would
+misstate both. Speed and correctness are reported together: a fast kernel
+that is wrong shows up in the ``max|diff|`` column and the exit status.
+"""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from . import backend
+from .bench import NETS, build, median_time, train_step
+from .layers import (Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu, Sigmoid)
+
+#: a difference above TOL * (largest magnitude among the reference's results) marks a mismatch;
+#: summation order alone moves float32 results by about 1e-6 of that, float64 by about 1e-15
+TOL = {"float32": 1e-4, "float64": 1e-10}
+
+
+def _describe(layer, x):
+    if isinstance(layer, Convolution):
+        W = layer.W.shape
+        return (f"Convolution W{W[0]}x{W[1]}x{W[2]}x{W[3]} s{layer.stride} p{layer.pad}",
+                {"kind": "conv", "x": list(x.shape), "W": list(W), "stride": layer.stride, "pad": layer.pad})
+    if isinstance(layer, Pooling):
+        return (f"Pooling {layer.pool_h}x{layer.pool_w} s{layer.stride} p{layer.pad}",
+                {"kind": "pool", "x": list(x.shape), "ph": layer.pool_h, "pw": layer.pool_w,
+                 "stride": layer.stride, "pad": layer.pad})
+    if isinstance(layer, Affine):
+        return (f"Affine {layer.W.shape[0]}x{layer.W.shape[1]}",
+                {"kind": "affine", "x": list(x.shape), "W": list(layer.W.shape)})
+    if isinstance(layer, Relu):
+        return "Relu", {"kind": "relu", "x": list(x.shape)}
+    if isinstance(layer, Sigmoid):
+        return "Sigmoid", {"kind": "sigmoid", "x": list(x.shape)}
+    if isinstance(layer, Dropout):
+        return f"Dropout {layer.dropout_ratio}", {"kind": "dropout", "x": list(x.shape),
+                                                   "ratio": layer.dropout_ratio}
+    if isinstance(layer, BatchNormalization):
+        return "BatchNormalization", {"kind": "batchnorm", "x": list(x.shape)}
+    return type(layer).__name__, {"kind": "other", "x": list(x.shape)}
+
+
+def _fwd_bwd(layer, x, dout):
+    """Forward (training mode) and backward; returns every result array."""
+    np.random.seed(123)                           # the same dropout mask on every backend
+    if isinstance(layer, (Dropout, BatchNormalization)):
+        out = layer.forward(x, True)
+    else:
+        out = layer.forward(x)
+    dx = layer.backward(dout)
+    res = [out, dx]
+    for attr in ("dW", "db", "dgamma", "dbeta"):
+        v = getattr(layer, attr, None)
+        if isinstance(v, np.ndarray):
+            res.append(v)
+    return res
+
+
+def _max_diff(got, want):
+    return max(float(np.max(np.abs(np.asarray(g, dtype=np.float64) - np.asarray(w, dtype=np.float64))))
+               if np.size(w) else 0.0 for g, w in zip(got, want))
+
+
+def _scale(arrays):
+    return max([np.finfo(np.float64).tiny] + [float(np.max(np.abs(a))) for a in arrays if np.size(a)])
+
+
+def _torch_available():
+    return importlib.util.find_spec("torch") is not None
+
+
+def _torch(args, timeout=3600):
+    r = subprocess.run([sys.executable, "-m", "fastdl.torch_peer", *args], capture_output=True, text=True,
+                       timeout=timeout)
+    if r.returncode:
+        return None
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends=None, torch=True,
+        progress=None):
+    """Time and check every layer and a training step. Returns a list of result dicts:
+    {net, what, times: {backend: ms}, diff: {backend: max abs diff}, ok: bool}."""
+    backends = list(backends or backend.available_backends())
+    if "numpy" not in backends:
+        backends.insert(0, "numpy")
+    use_torch = torch and _torch_available()
+    results = []
+    say = progress or (lambda msg: None)
+    for net_name in nets:
+        model, x, t, _ = build(net_name, dtype, batch)
+        # the inputs every layer sees, from a reference forward pass
+        inputs = []
+        with backend.using_backend("numpy"):
+            h = model._input(x)
+            for layer in model._layer_list():
+                inputs.append(h)
+                np.random.seed(123)
+                h = layer.forward(h, True) if isinstance(layer, (Dropout, BatchNormalization)) else layer.forward(h)
+        rng = np.random.default_rng(1)
+        rows = []
+        specs = []
+        for i, (layer, xin) in enumerate(zip(model._layer_list(), inputs)):
+            label, spec = _describe(layer, xin)
+            with backend.using_backend("numpy"):
+                out = layer.forward(xin) if not isinstance(layer, (Dropout, BatchNormalization)) else \
+                    layer.forward(xin, True)
+            dout = rng.standard_normal(out.shape).astype(dtype)
+            ref = None
+            row = {"net": NETS[net_name].__name__, "what": f"{i + 1:2d} {label}", "shape": list(xin.shape),
+                   "times": {}, "diff": {}, "ok": True}
+            for b in backends:
+                say(f"{NETS[net_name].__name__} layer {i + 1} {label}: {b}")
+                with backend.using_backend(b):
+                    got = _fwd_bwd(layer, xin, dout)
+                    row["times"][b] = median_time(lambda: _fwd_bwd(layer, xin, dout), repeat=repeat,
+                                                  warmup=1)[0] * 1e3
+                if b == "numpy":
+                    ref = got
+                else:
+                    d = _max_diff(got, ref)
+                    row["diff"][b] = d
+                    if not d <= TOL[dtype] * _scale(ref):
+                        row["ok"] = False
+            rows.append(row)
+            specs.append(spec)
+        if use_torch:
+            say(f"{NETS[net_name].__name__} layers: torch (own process)")
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+                json.dump(specs, f)
+            try:
+                res = _torch(["--layers", f.name, "--dtype", dtype, "--repeat", str(repeat)])
+            finally:
+                os.unlink(f.name)
+            if res:
+                for row, ms in zip(rows, res["layers"]):
+                    if ms is not None:
+                        row["times"]["torch"] = ms
+        results += rows
+        # the whole training step: gradient + Adam update
+        row = {"net": NETS[net_name].__name__, "what": "training step (gradient + Adam)",
+               "shape": list(x.shape), "times": {}, "diff": {}, "ok": True}
+        ref = None
+        for b in backends:
+            say(f"{NETS[net_name].__name__} training step: {b}")
+            m, xb, tb, opt = build(net_name, dtype, batch)
+            with backend.using_backend(b):
+                np.random.seed(7)
+                grads = m.gradient(xb, tb)
+                got = [grads[k].copy() for k in sorted(grads)]
+                row["times"][b] = median_time(lambda: train_step(m, opt, xb, tb), repeat=repeat,
+                                              warmup=1)[0] * 1e3
+            if b == "numpy":
+                ref = got
+            else:
+                d = _max_diff(got, ref)
+                row["diff"][b] = d
+                if not d <= TOL[dtype] * _scale(ref):
+                    row["ok"] = False
+        if use_torch:
+            say(f"{NETS[net_name].__name__} training step: torch (own process)")
+            res = _torch(["--net", net_name, "--dtype", dtype, "--batch", str(batch), "--repeat", str(repeat)])
+            if res:
+                row["times"]["torch"] = res["median_ms"]
+        results.append(row)
+    return results
+
+
+def format_table(results, dtype, batch, repeat):
+    cols = []
+    for r in results:
+        for b in r["times"]:
+            if b not in cols:
+                cols.append(b)
+    fast = [b for b in cols if b not in ("numpy", "torch")]
+    lines = []
+    current = None
+    header = (f"{'':44s}" + "".join(f"{b + ' ms':>11s}" for b in cols)
+              + "".join(f"{'x ' + b:>9s}" for b in fast) + "".join(f"{'max|diff| ' + b:>17s}" for b in fast))
+    for r in results:
+        if r["net"] != current:
+            current = r["net"]
+            lines.append("")
+            lines.append(f"{current}, batch {batch}, {dtype}, median of {repeat} (forward + backward per layer)")
+            lines.append(header)
+        cells = "".join(f"{r['times'][b]:11.2f}" if b in r["times"] else f"{'-':>11s}" for b in cols)
+        speed = "".join(f"{r['times']['numpy'] / r['times'][b]:8.1f}x" if b in r["times"] else f"{'-':>9s}"
+                        for b in fast)
+        diffs = "".join(f"{r['diff'][b]:17.1e}" if b in r["diff"] else f"{'-':>17s}" for b in fast)
+        flag = "" if r["ok"] else "  MISMATCH"
+        lines.append(f"{r['what'][:44]:44s}{cells}{speed}{diffs}{flag}")
+    return "\n".join(lines)

@@ -1,0 +1,121 @@
+"""PyTorch CPU peer for fastdl's benchmarks: the book's networks and layers on the same shapes.
+
+Runs in its own process (``python -m fastdl.torch_peer``), because Numba's and
+PyTorch's OpenMP runtimes slow each other down in one process (measured 22-44%).
+PyTorch is an optional peer, never a dependency of fastdl.
+
+    python -m fastdl.torch_peer --net simple --dtype float32 --batch 100 --repeat 20
+    python -m fastdl.torch_peer --layers SPEC.json --dtype float32 --repeat 20
+
+prints JSON: {"median_ms": ...} for a training step (forward, backward, Adam),
+or {"layers": [ms, ...]} for forward + backward of each layer in SPEC.
+"""
+import argparse
+import json
+import time
+
+
+def _median_ms(fn, repeat, warmup=3):
+    import numpy as np
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) * 1e3
+
+
+def simple_net(nn):
+    return nn.Sequential(nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(),
+                         nn.Linear(30 * 12 * 12, 100), nn.ReLU(), nn.Linear(100, 10))
+
+
+def deep_net(nn):
+    def block(ci, co, p1, p2, c_mid):
+        return [nn.Conv2d(ci, c_mid, 3, padding=p1), nn.ReLU(), nn.Conv2d(c_mid, co, 3, padding=p2),
+                nn.ReLU(), nn.MaxPool2d(2, 2)]
+    return nn.Sequential(*block(1, 16, 1, 1, 16), *block(16, 32, 1, 2, 32), *block(32, 64, 1, 1, 64),
+                         nn.Flatten(), nn.Linear(64 * 4 * 4, 50), nn.ReLU(), nn.Dropout(0.5),
+                         nn.Linear(50, 10), nn.Dropout(0.5))
+
+
+def step_ms(net, dtype, batch, repeat):
+    import torch
+    from torch import nn
+    dt = getattr(torch, dtype)
+    torch.manual_seed(0)
+    model = {"simple": simple_net, "deep": deep_net}[net](nn).to(dt)
+    opt = torch.optim.Adam(model.parameters(), lr=0.001)
+    x = torch.rand(batch, 1, 28, 28, dtype=dt)
+    t = torch.randint(0, 10, (batch,))
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x), t).backward()
+        opt.step()
+    return _median_ms(step, repeat)
+
+
+def layer_ms(spec, dtype, repeat):
+    """spec: list of {"kind": conv|pool|relu|affine|dropout|sigmoid, "x": shape, ...}; None for kinds
+    without a PyTorch counterpart here."""
+    import torch
+    from torch import nn
+    dt = getattr(torch, dtype)
+    out = []
+    for s in spec:
+        x = torch.rand(*s["x"], dtype=dt, requires_grad=True)
+        kind = s["kind"]
+        if kind == "conv":
+            fn, c, fh, fw = s["W"]
+            mod = nn.Conv2d(c, fn, (fh, fw), stride=s["stride"], padding=s["pad"]).to(dt)
+        elif kind == "pool":
+            mod = nn.MaxPool2d((s["ph"], s["pw"]), stride=s["stride"], padding=s["pad"])
+        elif kind == "relu":
+            mod = nn.ReLU()
+        elif kind == "sigmoid":
+            mod = nn.Sigmoid()
+        elif kind == "dropout":
+            mod = nn.Dropout(s["ratio"])
+        elif kind == "affine":
+            d, m = s["W"]
+            lin = nn.Linear(d, m).to(dt)
+            mod = nn.Sequential(nn.Flatten(), lin)
+        else:
+            out.append(None)
+            continue
+        y = mod(x)
+        g = torch.rand_like(y)
+
+        def run():
+            x.grad = None
+            mod(x).backward(g)
+        out.append(_median_ms(run, repeat))
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--net", default="simple")
+    p.add_argument("--layers", help="JSON file with a list of layer specs")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+    import torch
+    torch.set_num_threads(a.threads)
+    if a.layers:
+        with open(a.layers) as f:
+            spec = json.load(f)
+        print(json.dumps({"layers": layer_ms(spec, a.dtype, a.repeat), "torch": torch.__version__}))
+    else:
+        print(json.dumps({"median_ms": step_ms(a.net, a.dtype, a.batch, a.repeat), "torch": torch.__version__,
+                          "threads": torch.get_num_threads()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""`fastdl compare`: runs at tiny sizes, and its correctness column catches a wrong kernel."""
+import json
+
+import numpy as np
+import pytest
+
+from fastdl import backend, cli, compare
+from tests.conftest import FAST_BACKENDS
+
+
+def test_compare_runs_every_layer_and_a_training_step():
+    res = compare.run(nets=("simple", "deep"), batch=2, repeat=1, torch=False)
+    simple = [r for r in res if r["net"] == "SimpleConvNet"]
+    deep = [r for r in res if r["net"] == "DeepConvNet"]
+    assert len(simple) == 6 + 1 and len(deep) == 20 + 1
+    for r in res:
+        assert r["ok"], r
+        assert set(r["times"]) >= set(["numpy"] + FAST_BACKENDS)
+        assert all(v > 0 for v in r["times"].values())
+        assert set(r["diff"]) == set(FAST_BACKENDS)
+    text = compare.format_table(res, "float32", 2, 1)
+    assert "Convolution W30x1x5x5 s1 p0" in text and "training step" in text and "MISMATCH" not in text
+
+
+def test_cli_prints_table_and_json(capsys):
+    assert cli.main(["compare", "--nets", "simple", "--batch-size", "2", "--repeat", "1", "--no-torch"]) == 0
+    out = capsys.readouterr().out
+    assert "SimpleConvNet, batch 2, float32" in out and "max|diff|" in out
+    assert cli.main(["compare", "--nets", "simple", "--batch-size", "2", "--repeat", "1", "--no-torch",
+                     "--json", "--dtype", "float64"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["dtype"] == "float64" and len(data["results"]) == 7
+
+
+@pytest.mark.skipif(not FAST_BACKENDS, reason="needs a fast backend to break")
+def test_correctness_column_catches_a_wrong_kernel(monkeypatch, capsys):
+    name = FAST_BACKENDS[0]
+    ops = backend.ops(name)
+    real = ops.relu_forward
+
+    def wrong_relu(x):
+        out, mask = real(x)
+        return out * out.dtype.type(1.01), mask       # 1% off: a plausible bug
+    monkeypatch.setattr(ops, "relu_forward", wrong_relu)
+    res = compare.run(nets=("simple",), batch=2, repeat=1, torch=False, backends=["numpy", name])
+    bad = {r["what"].split()[1] for r in res if not r["ok"]}
+    assert "Relu" in bad and "step" in " ".join(r["what"] for r in res if not r["ok"])
+    code = cli.main(["compare", "--nets", "simple", "--batch-size", "2", "--repeat", "1", "--no-torch",
+                     "--backends", f"numpy,{name}"])
+    captured = capsys.readouterr()
+    assert code == 1 and "MISMATCH" in captured.out and "differ from the reference" in captured.err
+
+
+def test_unknown_net_or_backend_is_an_error(capsys):
+    assert cli.main(["compare", "--nets", "resnet"]) == 2
+    assert "unknown net" in capsys.readouterr().err
+    assert cli.main(["compare", "--backends", "numpy,tpu"]) == 2
+    assert "available backends" in capsys.readouterr().err
