@@ -74,6 +74,12 @@ def _scale(arrays):
     return max([np.finfo(np.float64).tiny] + [float(np.max(np.abs(a))) for a in arrays if np.size(a)])
 
 
+def _settle(seconds=0.3):
+    """Let idle BLAS / OpenMP worker threads of the previous backend stop spinning."""
+    import time
+    time.sleep(seconds)
+
+
 def _torch_available():
     return importlib.util.find_spec("torch") is not None
 
@@ -103,36 +109,43 @@ def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends
         with backend.using_backend("numpy"):
             h = model._input(x)
             for layer in model._layer_list():
+                # contiguous, as each backend's own previous layer would hand it on (the reference's
+                # convolution returns a transposed view, which would charge the other backends a copy)
+                h = np.ascontiguousarray(h)
                 inputs.append(h)
                 np.random.seed(123)
                 h = layer.forward(h, True) if isinstance(layer, (Dropout, BatchNormalization)) else layer.forward(h)
         rng = np.random.default_rng(1)
-        rows = []
-        specs = []
+        rows, specs, douts = [], [], []
         for i, (layer, xin) in enumerate(zip(model._layer_list(), inputs)):
             label, spec = _describe(layer, xin)
             with backend.using_backend("numpy"):
+                np.random.seed(123)
                 out = layer.forward(xin) if not isinstance(layer, (Dropout, BatchNormalization)) else \
                     layer.forward(xin, True)
-            dout = rng.standard_normal(out.shape).astype(dtype)
-            ref = None
-            row = {"net": NETS[net_name].__name__, "what": f"{i + 1:2d} {label}", "shape": list(xin.shape),
-                   "times": {}, "diff": {}, "ok": True}
-            for b in backends:
-                say(f"{NETS[net_name].__name__} layer {i + 1} {label}: {b}")
+            douts.append(rng.standard_normal(out.shape).astype(dtype))
+            rows.append({"net": NETS[net_name].__name__, "what": f"{i + 1:2d} {label}", "shape": list(xin.shape),
+                         "times": {}, "diff": {}, "ok": True})
+            specs.append(spec)
+        refs = []
+        # backend by backend: alternating backends layer by layer lets one backend's idle BLAS or
+        # OpenMP threads spin while the other runs, which misstates both
+        for b in backends:
+            _settle()
+            for i, (layer, xin) in enumerate(zip(model._layer_list(), inputs)):
+                row = rows[i]
+                say(f"{row['net']} layer {row['what'].strip()}: {b}")
                 with backend.using_backend(b):
-                    got = _fwd_bwd(layer, xin, dout)
-                    row["times"][b] = median_time(lambda: _fwd_bwd(layer, xin, dout), repeat=repeat,
+                    got = _fwd_bwd(layer, xin, douts[i])
+                    row["times"][b] = median_time(lambda: _fwd_bwd(layer, xin, douts[i]), repeat=repeat,
                                                   warmup=1)[0] * 1e3
                 if b == "numpy":
-                    ref = got
+                    refs.append(got)
                 else:
-                    d = _max_diff(got, ref)
+                    d = _max_diff(got, refs[i])
                     row["diff"][b] = d
-                    if not d <= TOL[dtype] * _scale(ref):
+                    if not d <= TOL[dtype] * _scale(refs[i]):
                         row["ok"] = False
-            rows.append(row)
-            specs.append(spec)
         if use_torch:
             say(f"{NETS[net_name].__name__} layers: torch (own process)")
             with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -151,6 +164,7 @@ def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends
                "shape": list(x.shape), "times": {}, "diff": {}, "ok": True}
         ref = None
         for b in backends:
+            _settle()
             say(f"{NETS[net_name].__name__} training step: {b}")
             m, xb, tb, opt = build(net_name, dtype, batch)
             with backend.using_backend(b):
