@@ -1,0 +1,21 @@
+"""Fully connected layer (cuda backend): tiled GEMMs plus a bias kernel and column sums."""
+from .arrays import empty, to_device
+from .common import add_rowvec, colsum
+from .gemm import gemm
+
+
+def affine_forward(x, W, b):
+    x, W, b = to_device(x), to_device(W), to_device(b)
+    out = empty((x.shape[0], W.shape[1]), x.dtype)
+    gemm(out, x, W)
+    add_rowvec(out, b)
+    return out
+
+
+def affine_backward(dout, x, W):
+    dout, x, W = to_device(dout), to_device(x), to_device(W)
+    dx = empty(x.shape, x.dtype)
+    gemm(dx, dout, W, transB=True)          # (N, D) = dout @ W^T
+    dW = empty(W.shape, x.dtype)
+    gemm(dW, x, dout, transA=True)          # (D, M) = x^T @ dout
+    return dx, dW, colsum(dout)

@@ -1,0 +1,85 @@
+"""Batch normalisation per feature (cuda backend): one thread per feature column, looping over
+the batch (every reduction is a gather by the column's own thread)."""
+import math
+
+import numpy as np
+from numba import cuda
+
+from . import launch
+from .arrays import empty, to_device
+
+
+@cuda.jit
+def _bn_train_kernel(out, xn, std, x, gamma, beta, running_mean, running_var, momentum, eps):
+    j = cuda.grid(1)
+    N, D = x.shape
+    if j < D:
+        mu = x[0, j] * 0
+        for n in range(N):
+            mu += x[n, j]
+        mu /= N
+        var = mu * 0
+        for n in range(N):
+            c = x[n, j] - mu
+            var += c * c
+        var /= N
+        s = math.sqrt(var + eps)
+        std[j] = s
+        running_mean[j] = momentum * running_mean[j] + (1 - momentum) * mu
+        running_var[j] = momentum * running_var[j] + (1 - momentum) * var
+        for n in range(N):
+            z = (x[n, j] - mu) / s
+            xn[n, j] = z
+            out[n, j] = gamma[j] * z + beta[j]
+
+
+@cuda.jit
+def _bn_eval_kernel(out, x, gamma, beta, running_mean, running_var, eps):
+    i = cuda.grid(1)
+    if i < x.size:
+        D = x.shape[1]
+        n = i // D
+        j = i - n * D
+        out[n, j] = (x[n, j] - running_mean[j]) * (gamma[j] / math.sqrt(running_var[j] + eps)) + beta[j]
+
+
+@cuda.jit
+def _bn_backward_kernel(dx, dgamma, dbeta, dout, xn, std, gamma):
+    j = cuda.grid(1)
+    N, D = dout.shape
+    if j < D:
+        sb = dout[0, j] * 0
+        sg = sb
+        for n in range(N):
+            sb += dout[n, j]
+            sg += dout[n, j] * xn[n, j]
+        dbeta[j] = sb
+        dgamma[j] = sg
+        for n in range(N):
+            dx[n, j] = gamma[j] / std[j] * (dout[n, j] - sb / N - xn[n, j] * sg / N)
+
+
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, train_flg):
+    """running_mean / running_var must be device arrays (updated in place) when training."""
+    x, gamma, beta = to_device(x), to_device(gamma), to_device(beta)
+    dt = np.dtype(x.dtype).type
+    out = empty(x.shape, x.dtype)
+    if not train_flg:
+        _bn_eval_kernel[launch.grid1d(x.size)](out, x, gamma, beta, to_device(running_mean),
+                                               to_device(running_var), dt(eps))
+        return out, None
+    xn = empty(x.shape, x.dtype)
+    std = empty((x.shape[1],), x.dtype)
+    _bn_train_kernel[launch.grid1d(x.shape[1])](out, xn, std, x, gamma, beta, running_mean, running_var,
+                                                dt(momentum), dt(eps))
+    return out, (xn, std, gamma)
+
+
+def batchnorm_backward(dout, ctx):
+    xn, std, gamma = ctx
+    dout = to_device(dout)
+    dx = empty(dout.shape, dout.dtype)
+    dgamma = empty((dout.shape[1],), dout.dtype)
+    dbeta = empty((dout.shape[1],), dout.dtype)
+    _bn_backward_kernel[launch.grid1d(dout.shape[1])](dx, dgamma, dbeta, dout, xn, std, gamma)
+    return dx, dgamma, dbeta

@@ -1,0 +1,123 @@
+"""im2col / col2im and convolution (cuda backend).
+
+im2col: one thread per element of col (a gather from x).
+col2im: one thread per image pixel, summing the taps of every window that covers it
+        (a gather over destination pixels: no atomics).
+Convolution: im2col + GEMM; backward: dW = rows(dout)^T @ col, dcol = rows(dout) @ W2, col2im.
+"""
+from numba import cuda
+
+from ..shapes import window_output_hw
+from . import launch
+from .arrays import empty, to_device
+from .common import colsum, nchw_to_rows, rows_to_nchw
+from .gemm import gemm
+
+
+@cuda.jit
+def _im2col_kernel(col, x, FH, FW, stride, pad, OH, OW):
+    i = cuda.grid(1)
+    if i < col.size:
+        K = col.shape[1]
+        H, W = x.shape[2], x.shape[3]
+        row = i // K
+        k = i - row * K
+        n = row // (OH * OW)
+        p = row - n * (OH * OW)
+        oy = p // OW
+        ox = p - oy * OW
+        c = k // (FH * FW)
+        r = k - c * (FH * FW)
+        ky = r // FW
+        kx = r - ky * FW
+        iy = oy * stride + ky - pad
+        ix = ox * stride + kx - pad
+        if 0 <= iy < H and 0 <= ix < W:
+            col[row, k] = x[n, c, iy, ix]
+        else:
+            col[row, k] = 0
+
+
+@cuda.jit
+def _col2im_kernel(img, col, FH, FW, stride, pad, OH, OW):
+    i = cuda.grid(1)
+    if i < img.size:
+        C, H, W = img.shape[1], img.shape[2], img.shape[3]
+        ix = i % W
+        t = i // W
+        iy = t % H
+        t = t // H
+        c = t % C
+        n = t // C
+        acc = col[0, 0] * 0
+        for ky in range(FH):
+            ty = iy + pad - ky
+            if ty < 0 or ty % stride != 0:
+                continue
+            oy = ty // stride
+            if oy >= OH:
+                continue
+            for kx in range(FW):
+                tx = ix + pad - kx
+                if tx < 0 or tx % stride != 0:
+                    continue
+                ox = tx // stride
+                if ox >= OW:
+                    continue
+                acc += col[(n * OH + oy) * OW + ox, (c * FH + ky) * FW + kx]
+        img[n, c, iy, ix] = acc
+
+
+def _im2col_dev(x, filter_h, filter_w, stride, pad):
+    N, C, H, W = x.shape
+    OH, OW = window_output_hw(H, W, filter_h, filter_w, stride, pad)
+    col = empty((N * OH * OW, C * filter_h * filter_w), x.dtype)
+    _im2col_kernel[launch.grid1d(col.size)](col, x, filter_h, filter_w, stride, pad, OH, OW)
+    return col
+
+
+def _col2im_dev(col, input_shape, filter_h, filter_w, stride, pad):
+    N, C, H, W = (int(s) for s in input_shape)
+    OH, OW = window_output_hw(H, W, filter_h, filter_w, stride, pad)
+    img = empty((N, C, H, W), col.dtype)
+    _col2im_kernel[launch.grid1d(img.size)](img, col, filter_h, filter_w, stride, pad, OH, OW)
+    return img
+
+
+def im2col(x, filter_h, filter_w, stride=1, pad=0):
+    """x (N, C, H, W) -> col (N*OH*OW, C*FH*FW) on the device."""
+    return _im2col_dev(to_device(x), filter_h, filter_w, stride, pad)
+
+
+def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
+    """col (N*OH*OW, C*FH*FW) -> x (N, C, H, W) on the device."""
+    return _col2im_dev(to_device(col), input_shape, filter_h, filter_w, stride, pad)
+
+
+def conv_forward(x, W, b, stride, pad):
+    """x * W + b -> (out (N, FN, OH, OW), ctx), all on the device."""
+    x, W, b = to_device(x), to_device(W), to_device(b)
+    FN, C, FH, FW = W.shape
+    N, _, H, Wd = x.shape
+    OH, OW = window_output_hw(H, Wd, FH, FW, stride, pad)
+    col = _im2col_dev(x, FH, FW, stride, pad)                 # (N*P, K)
+    W2 = W.reshape(FN, C * FH * FW)                           # (FN, K)
+    rows = empty((N * OH * OW, FN), x.dtype)
+    gemm(rows, col, W2, transB=True)                          # (N*P, FN)
+    out = rows_to_nchw(rows, b, N, FN, OH, OW)
+    return out, (col, W2, x.shape, W.shape, stride, pad)
+
+
+def conv_backward(dout, ctx, need_dx=True):
+    """dout (N, FN, OH, OW) -> (dx, dW, db) on the device; dx is None when need_dx is False."""
+    col, W2, x_shape, w_shape, stride, pad = ctx
+    FN, C, FH, FW = w_shape
+    d = nchw_to_rows(to_device(dout))                         # (N*P, FN)
+    db = colsum(d)
+    dW2 = empty(W2.shape, d.dtype)
+    gemm(dW2, d, col, transA=True)                            # (FN, K) = d^T @ col
+    if not need_dx:
+        return None, dW2.reshape(*w_shape), db
+    dcol = empty(col.shape, d.dtype)
+    gemm(dcol, d, W2)                                         # (N*P, K) = d @ W2
+    return _col2im_dev(dcol, x_shape, FH, FW, stride, pad), dW2.reshape(*w_shape), db

@@ -1,0 +1,80 @@
+"""Softmax and softmax + cross-entropy (cuda backend): one thread per row; the loss comes back
+to the host as a scalar, the probabilities stay on the device."""
+import math
+
+import numpy as np
+from numba import cuda
+
+from ..spec import LOG_EPS
+from . import launch
+from .arrays import empty, to_device
+
+
+@cuda.jit
+def _softmax_rows_kernel(y, x):
+    i = cuda.grid(1)
+    if i < x.shape[0]:
+        K = x.shape[1]
+        m = x[i, 0]
+        for k in range(1, K):
+            if x[i, k] > m:
+                m = x[i, k]
+        s = x[i, 0] * 0
+        for k in range(K):
+            e = math.exp(x[i, k] - m)
+            y[i, k] = e
+            s += e
+        for k in range(K):
+            y[i, k] /= s
+
+
+@cuda.jit
+def _row_loss_kernel(losses, y, t, eps):
+    i = cuda.grid(1)
+    if i < y.shape[0]:
+        losses[i] = -math.log(y[i, t[i]] + eps)
+
+
+@cuda.jit
+def _softmax_loss_backward_kernel(dx, y, t, scale):
+    i = cuda.grid(1)
+    if i < y.size:
+        K = y.shape[1]
+        r = i // K
+        k = i - r * K
+        v = y[r, k] * scale
+        if k == t[r]:
+            v -= scale
+        dx[r, k] = v
+
+
+def _softmax_dev(x2):
+    y = empty(x2.shape, x2.dtype)
+    _softmax_rows_kernel[launch.grid1d(x2.shape[0])](y, x2)
+    return y
+
+
+def softmax(x):
+    x = to_device(x)
+    shape = tuple(int(v) for v in x.shape)      # the simulator's shape objects reject negative indices
+    x2 = x.reshape(int(np.prod(shape[:-1])), shape[-1])
+    return _softmax_dev(x2).reshape(*shape)
+
+
+def softmax_loss_forward(x, t):
+    x = to_device(x)
+    dt = np.dtype(x.dtype).type
+    y = _softmax_dev(x)
+    td = to_device(np.ascontiguousarray(t, dtype=np.int64))
+    losses = empty((x.shape[0],), x.dtype)
+    _row_loss_kernel[launch.grid1d(x.shape[0])](losses, y, td, dt(LOG_EPS))
+    return dt(losses.copy_to_host().sum() / dt(x.shape[0])), y
+
+
+def softmax_loss_backward(y, t, dout):
+    y = to_device(y)
+    dt = np.dtype(y.dtype).type
+    td = to_device(np.ascontiguousarray(t, dtype=np.int64))
+    dx = empty(y.shape, y.dtype)
+    _softmax_loss_backward_kernel[launch.grid1d(y.size)](dx, y, td, dt(dout / y.shape[0]))
+    return dx

@@ -1,0 +1,101 @@
+"""Optimizer update rules as fused element-wise kernels, in place on device arrays (cuda backend)."""
+import math
+
+import numpy as np
+from numba import cuda
+
+from ..spec import OPT_EPS
+from . import launch
+from .arrays import flat, is_device
+
+
+@cuda.jit
+def _sgd(p, g, lr):
+    i = cuda.grid(1)
+    if i < p.size:
+        p[i] -= lr * g[i]
+
+
+@cuda.jit
+def _momentum(p, g, v, lr, momentum):
+    i = cuda.grid(1)
+    if i < p.size:
+        vi = momentum * v[i] - lr * g[i]
+        v[i] = vi
+        p[i] += vi
+
+
+@cuda.jit
+def _nesterov(p, g, v, lr, momentum, mm, step):
+    i = cuda.grid(1)
+    if i < p.size:
+        vi = momentum * v[i] - lr * g[i]
+        v[i] = vi
+        p[i] += mm * vi - step * g[i]
+
+
+@cuda.jit
+def _adagrad(p, g, h, lr, eps):
+    i = cuda.grid(1)
+    if i < p.size:
+        gi = g[i]
+        hi = h[i] + gi * gi
+        h[i] = hi
+        p[i] -= lr * gi / (math.sqrt(hi) + eps)
+
+
+@cuda.jit
+def _rmsprop(p, g, h, lr, decay, one_minus_decay, eps):
+    i = cuda.grid(1)
+    if i < p.size:
+        gi = g[i]
+        hi = decay * h[i] + one_minus_decay * gi * gi
+        h[i] = hi
+        p[i] -= lr * gi / (math.sqrt(hi) + eps)
+
+
+@cuda.jit
+def _adam(p, g, m, v, lr_t, one_minus_b1, one_minus_b2, eps):
+    i = cuda.grid(1)
+    if i < p.size:
+        gi = g[i]
+        mi = m[i] + one_minus_b1 * (gi - m[i])
+        vi = v[i] + one_minus_b2 * (gi * gi - v[i])
+        m[i] = mi
+        v[i] = vi
+        p[i] -= lr_t * mi / (math.sqrt(vi) + eps)
+
+
+def _run(kernel, arrays, scalars):
+    for a in arrays:
+        if not is_device(a):
+            raise TypeError("the cuda backend updates device arrays in place: move the network with "
+                            "net.to('cuda') before creating the optimizer's state")
+    dt = np.dtype(arrays[0].dtype).type
+    n = arrays[0].size
+    if n:
+        kernel[launch.grid1d(n)](*[flat(a) for a in arrays], *[dt(s) for s in scalars])
+
+
+def sgd_update(param, grad, lr):
+    _run(_sgd, (param, grad), (lr,))
+
+
+def momentum_update(param, grad, v, lr, momentum):
+    _run(_momentum, (param, grad, v), (lr, momentum))
+
+
+def nesterov_update(param, grad, v, lr, momentum):
+    _run(_nesterov, (param, grad, v), (lr, momentum, momentum * momentum, (1 + momentum) * lr))
+
+
+def adagrad_update(param, grad, h, lr):
+    _run(_adagrad, (param, grad, h), (lr, OPT_EPS))
+
+
+def rmsprop_update(param, grad, h, lr, decay_rate):
+    _run(_rmsprop, (param, grad, h), (lr, decay_rate, 1 - decay_rate, OPT_EPS))
+
+
+def adam_update(param, grad, m, v, lr_t, beta1, beta2):
+    _run(_adam, (param, grad, m, v), (lr_t, 1 - beta1, 1 - beta2, OPT_EPS))

@@ -1,0 +1,86 @@
+"""Max pooling (cuda backend).
+
+Forward: one thread per output, recording the flat in-plane index of the first maximum
+(padding never read, i.e. minus infinity; NaN wins as in np.argmax).
+Backward: one thread per input pixel, summing dout over the windows that chose it
+(a gather over destination pixels: no atomics, even when windows overlap).
+"""
+from numba import cuda
+
+from ..shapes import window_output_hw
+from . import launch
+from .arrays import empty, to_device
+
+
+@cuda.jit
+def _pool_forward_kernel(out, arg, x, PH, PW, stride, pad):
+    i = cuda.grid(1)
+    if i < out.size:
+        C, H, W = x.shape[1], x.shape[2], x.shape[3]
+        OH, OW = out.shape[2], out.shape[3]
+        ox = i % OW
+        t = i // OW
+        oy = t % OH
+        t = t // OH
+        c = t % C
+        n = t // C
+        best = x[n, c, 0, 0]
+        bi = -1
+        for ky in range(PH):
+            iy = oy * stride - pad + ky
+            if iy < 0 or iy >= H:
+                continue
+            for kx in range(PW):
+                ix = ox * stride - pad + kx
+                if ix < 0 or ix >= W:
+                    continue
+                v = x[n, c, iy, ix]
+                if bi < 0 or v > best or (v != v and best == best):
+                    best = v
+                    bi = iy * W + ix
+        out[n, c, oy, ox] = best
+        arg[n, c, oy, ox] = bi
+
+
+@cuda.jit
+def _pool_backward_kernel(dx, dout, arg, PH, PW, stride, pad):
+    i = cuda.grid(1)
+    if i < dx.size:
+        C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+        OH, OW = dout.shape[2], dout.shape[3]
+        ix = i % W
+        t = i // W
+        iy = t % H
+        t = t // H
+        c = t % C
+        n = t // C
+        me = iy * W + ix
+        acc = dout[0, 0, 0, 0] * 0
+        # windows oy with oy*stride - pad <= iy < oy*stride - pad + PH
+        oy_lo = max(0, (iy + pad - PH) // stride + 1)
+        oy_hi = min(OH - 1, (iy + pad) // stride)
+        ox_lo = max(0, (ix + pad - PW) // stride + 1)
+        ox_hi = min(OW - 1, (ix + pad) // stride)
+        for oy in range(oy_lo, oy_hi + 1):
+            for ox in range(ox_lo, ox_hi + 1):
+                if arg[n, c, oy, ox] == me:
+                    acc += dout[n, c, oy, ox]
+        dx[n, c, iy, ix] = acc
+
+
+def pool_forward(x, pool_h, pool_w, stride, pad):
+    x = to_device(x)
+    N, C, H, W = x.shape
+    OH, OW = window_output_hw(H, W, pool_h, pool_w, stride, pad)
+    out = empty((N, C, OH, OW), x.dtype)
+    arg = empty((N, C, OH, OW), "int32")
+    _pool_forward_kernel[launch.grid1d(out.size)](out, arg, x, pool_h, pool_w, stride, pad)
+    return out, (arg, x.shape, pool_h, pool_w, stride, pad)
+
+
+def pool_backward(dout, ctx):
+    arg, x_shape, pool_h, pool_w, stride, pad = ctx
+    dout = to_device(dout)
+    dx = empty(x_shape, dout.dtype)
+    _pool_backward_kernel[launch.grid1d(dx.size)](dx, dout, arg, pool_h, pool_w, stride, pad)
+    return dx

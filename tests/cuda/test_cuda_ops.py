@@ -1,0 +1,137 @@
+"""Every op of the cuda backend against the reference, on tiny shapes (the simulator is slow)."""
+import numpy as np
+import pytest
+
+from fastdl import backend
+from fastdl.kernels.cuda import launch
+from tests.helpers import strided
+
+REF = backend.ops("numpy")
+CU = backend.ops("cuda")
+
+
+def host(a):
+    return CU.to_host(a)
+
+
+def close(got, want, dtype):
+    got = np.asarray(host(got))
+    assert got.shape == np.shape(want) and got.dtype == np.asarray(want).dtype == dtype
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got, want, **tol)
+
+
+def test_launch_constants_are_small_so_edges_are_exercised():
+    assert launch.THREADS <= 32 and launch.TILE <= 8
+
+
+@pytest.mark.parametrize("case", [(2, 2, 5, 5, 3, 3, 3, 1, 1), (1, 3, 6, 5, 2, 2, 3, 2, 1), (2, 1, 4, 4, 2, 4, 4, 1, 0)])
+def test_convolution_and_im2col(case, dtype):
+    N, C, H, W, FN, fh, fw, s, p = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    Wt = rng.standard_normal((FN, C, fh, fw)).astype(dtype)
+    b = rng.standard_normal(FN).astype(dtype)
+    close(CU.im2col(strided(x), fh, fw, s, p), REF.im2col(x, fh, fw, s, p), dtype)
+    col = REF.im2col(x, fh, fw, s, p)
+    close(CU.col2im(col, x.shape, fh, fw, s, p), REF.col2im(col, x.shape, fh, fw, s, p), dtype)
+    want, rctx = REF.conv_forward(x, Wt, b, s, p)
+    out, ctx = CU.conv_forward(strided(x), Wt, b, s, p)
+    close(out, want, dtype)
+    dout = rng.standard_normal(want.shape).astype(dtype)
+    for g, r in zip(CU.conv_backward(dout, ctx), REF.conv_backward(dout, rctx)):
+        close(g, r, dtype)
+    none, dW, db = CU.conv_backward(dout, ctx, need_dx=False)
+    assert none is None
+
+
+@pytest.mark.parametrize("case", [(1, 2, 5, 5, 2, 2, 2, 0), (1, 1, 5, 6, 3, 3, 2, 1), (1, 1, 4, 4, 3, 2, 1, 1)])
+def test_pooling(case, dtype):
+    N, C, H, W, ph, pw, s, p = case
+    x = np.random.default_rng(1).integers(-3, 4, size=(N, C, H, W)).astype(dtype)   # ties
+    want, rctx = REF.pool_forward(x, ph, pw, s, p)
+    out, ctx = CU.pool_forward(x, ph, pw, s, p)
+    close(out, want, dtype)
+    dout = np.random.default_rng(2).standard_normal(want.shape).astype(dtype)
+    close(CU.pool_backward(dout, ctx), REF.pool_backward(dout, rctx), dtype)
+
+
+def test_elementwise_and_dropout(dtype):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 7)).astype(dtype)
+    dout = rng.standard_normal((3, 7)).astype(dtype)
+    mask = rng.random((3, 7)) > 0.5
+    out, m = CU.relu_forward(strided(x))
+    rout, rm = REF.relu_forward(x)
+    close(out, rout, dtype)
+    np.testing.assert_array_equal(host(m), rm)
+    close(CU.relu_backward(dout, m), REF.relu_backward(dout, rm), dtype)
+    y = CU.sigmoid_forward(x)
+    close(y, REF.sigmoid_forward(x), dtype)
+    close(CU.sigmoid_backward(dout, y), REF.sigmoid_backward(dout, REF.sigmoid_forward(x)), dtype)
+    close(CU.dropout_apply(x, mask), REF.dropout_apply(x, mask), dtype)
+
+
+def test_affine_softmax_loss(dtype):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 9)).astype(dtype)
+    Wt = rng.standard_normal((9, 6)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    dout = rng.standard_normal((5, 6)).astype(dtype)
+    close(CU.affine_forward(strided(x), Wt, b), REF.affine_forward(x, Wt, b), dtype)
+    for g, r in zip(CU.affine_backward(dout, x, Wt), REF.affine_backward(dout, x, Wt)):
+        close(g, r, dtype)
+    close(CU.softmax(x.reshape(5, 3, 3)), REF.softmax(x.reshape(5, 3, 3)), dtype)
+    t = rng.integers(0, 9, size=5)
+    loss, y = CU.softmax_loss_forward(x, t)
+    rloss, ry = REF.softmax_loss_forward(x, t)
+    assert np.asarray(loss).dtype == dtype and abs(loss - rloss) <= 1e-5 * abs(rloss)
+    close(y, ry, dtype)
+    close(CU.softmax_loss_backward(y, t, 1.0), REF.softmax_loss_backward(ry, t, 1.0), dtype)
+
+
+def test_batchnorm(dtype):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 11)).astype(dtype)
+    g, b = rng.uniform(0.5, 2, 11).astype(dtype), rng.standard_normal(11).astype(dtype)
+    dout = rng.standard_normal((6, 11)).astype(dtype)
+    rm, rv = np.zeros(11, dtype), np.ones(11, dtype)
+    drm, drv = CU.to_device(rm.copy()), CU.to_device(rv.copy())
+    want, rctx = REF.batchnorm_forward(x, g, b, rm, rv, 0.9, 1e-6, True)
+    out, ctx = CU.batchnorm_forward(x, g, b, drm, drv, 0.9, 1e-6, True)
+    close(out, want, dtype)
+    close(drm, rm, dtype)
+    close(drv, rv, dtype)
+    for a, r in zip(CU.batchnorm_backward(dout, ctx), REF.batchnorm_backward(dout, rctx)):
+        close(a, r, dtype)
+    close(CU.batchnorm_forward(x, g, b, drm, drv, 0.9, 1e-6, False)[0],
+          REF.batchnorm_forward(x, g, b, rm, rv, 0.9, 1e-6, False)[0], dtype)
+
+
+@pytest.mark.parametrize("op,n_state,scalars", [
+    ("sgd_update", 0, (0.1,)), ("momentum_update", 1, (0.1, 0.9)), ("nesterov_update", 1, (0.1, 0.9)),
+    ("adagrad_update", 1, (0.1,)), ("rmsprop_update", 1, (0.1, 0.99)), ("adam_update", 2, (0.01, 0.9, 0.999))])
+def test_optimizer_updates(op, n_state, scalars, dtype):
+    rng = np.random.default_rng(6)
+    p = rng.standard_normal((4, 5)).astype(dtype)
+    g = rng.standard_normal((4, 5)).astype(dtype)
+    states = [np.abs(rng.standard_normal((4, 5))).astype(dtype) for _ in range(n_state)]
+    dp, dg, ds = CU.to_device(p), CU.to_device(g), [CU.to_device(s) for s in states]
+    for _ in range(2):
+        getattr(REF, op)(p, g, *states, *scalars)
+        getattr(CU, op)(dp, dg, *ds, *scalars)
+    close(dp, p, dtype)
+    for a, r in zip(ds, states):
+        close(a, r, dtype)
+    with pytest.raises(TypeError, match="net.to\\('cuda'\\)"):
+        getattr(CU, op)(p.copy(), g, *[s.copy() for s in states], *scalars)
+
+
+@pytest.mark.gpu
+def test_real_gpu_is_faster_than_the_simulator_would_be():
+    """Only on a real GPU: a large convolution runs and matches the reference."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 16, 28, 28)).astype(np.float32)
+    Wt = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    b = np.zeros(16, np.float32)
+    close(CU.conv_forward(x, Wt, b, 1, 1)[0], REF.conv_forward(x, Wt, b, 1, 1)[0], np.float32)
