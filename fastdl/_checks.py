@@ -7,9 +7,30 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def is_device_array(x):
+    """A CUDA device array (numba's, real or simulated): duck-typed, so no CUDA import happens."""
+    return not isinstance(x, np.ndarray) and hasattr(x, "copy_to_host") and hasattr(x, "shape")
+
+
+def to_host(x):
+    """A NumPy array for x (a copy from the device for device arrays)."""
+    return x.copy_to_host() if is_device_array(x) else x
+
+
 def float_array(name, x, ndims=None, owner=""):
-    """Return x as an ndarray, requiring float32/float64 and (optionally) a rank in ``ndims``."""
+    """Return x as an ndarray (device arrays pass through), requiring float32/float64 and
+    (optionally) a rank in ``ndims``."""
     where = f"{owner}: " if owner else ""
+    if is_device_array(x):
+        dt = np.dtype(x.dtype)
+        if dt not in FLOAT_DTYPES:
+            raise TypeError(f"{where}{name} must be a float32 or float64 array, got dtype {dt}")
+        if ndims is not None:
+            nd = (ndims,) if isinstance(ndims, int) else ndims
+            if len(x.shape) not in nd:
+                want = " or ".join(f"{d}-D" for d in nd)
+                raise ValueError(f"{where}{name} must be {want}, got shape {tuple(x.shape)}")
+        return x
     if not isinstance(x, np.ndarray):
         try:
             x = np.asarray(x)

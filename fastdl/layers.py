@@ -20,7 +20,7 @@ Deviations from the book, all deliberate:
 import numpy as np
 
 from . import backend
-from ._checks import finite, float_array, labels, positive_int
+from ._checks import finite, float_array, is_device_array, labels, positive_int, to_host
 from .kernels.shapes import window_output_hw
 
 __all__ = ["MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout",
@@ -36,12 +36,31 @@ def _need_forward(layer, attr):
 
 
 def _as(x, dtype):
-    return x if x.dtype == dtype else x.astype(dtype)
+    if np.dtype(x.dtype) == np.dtype(dtype):
+        return x
+    if is_device_array(x):
+        raise TypeError(f"a {np.dtype(x.dtype)} device array was given where {np.dtype(dtype)} is needed; "
+                        "convert it on the host first")
+    return x.astype(dtype)
+
+
+def _rows(x):
+    """x as (N, -1), for host and device arrays."""
+    shape = tuple(int(v) for v in x.shape)
+    return x.reshape(shape[0], int(np.prod(shape[1:], dtype=np.int64)))
+
+
+def _guard_device(layer, *arrays):
+    """Device weights need the cuda backend: refuse instead of silently copying them every call."""
+    if any(is_device_array(a) for a in arrays) and backend.current_backend() != "cuda":
+        raise TypeError(f"{type(layer).__name__}: the weights are on the GPU but the backend is "
+                        f"{backend.current_backend()!r}; use fastdl.set_backend('cuda') (or using_backend) "
+                        "or move the network back with net.to('cpu')")
 
 
 def _check_dout(layer, dout, shape, dtype):
     dout = float_array("dout", dout, owner=f"{type(layer).__name__}.backward")
-    if dout.shape != tuple(shape):
+    if tuple(dout.shape) != tuple(shape):
         raise ValueError(f"{type(layer).__name__}.backward: dout must have the forward output's "
                          f"shape {tuple(shape)}, got {dout.shape}")
     return _as(dout, dtype)
@@ -90,7 +109,7 @@ class Relu:
 
     def backward(self, dout):
         _need_forward(self, "mask")
-        dout = _check_dout(self, dout, self.mask.shape, dout.dtype if isinstance(dout, np.ndarray) else np.float64)
+        dout = _check_dout(self, dout, tuple(self.mask.shape), getattr(dout, "dtype", np.float64))
         return self._ops.relu_backward(dout, self.mask)
 
 
@@ -137,10 +156,11 @@ class Affine:
 
     def forward(self, x):
         x = float_array("x", x, owner="Affine.forward")
-        if x.ndim < 1:
+        if len(x.shape) < 1:
             raise ValueError("Affine.forward: x must have a batch axis, got a scalar")
-        self.original_x_shape = x.shape
-        x2 = _as(x.reshape(x.shape[0], -1), self.W.dtype)
+        _guard_device(self, self.W)
+        self.original_x_shape = tuple(x.shape)
+        x2 = _as(_rows(x), self.W.dtype)
         if x2.shape[1] != self.W.shape[0]:
             raise ValueError(f"Affine.forward: x of shape {x.shape} has {x2.shape[1]} features per sample "
                              f"but W of shape {self.W.shape} expects {self.W.shape[0]}")
@@ -152,7 +172,7 @@ class Affine:
         _need_forward(self, "x")
         dout = _check_dout(self, dout, (self.x.shape[0], self.W.shape[1]), self.W.dtype)
         dx, self.dW, self.db = self._ops.affine_backward(dout, self.x, self.W)
-        return dx.reshape(self.original_x_shape)
+        return dx.reshape(*self.original_x_shape)
 
 
 class SoftmaxWithLoss:
@@ -171,15 +191,21 @@ class SoftmaxWithLoss:
 
     def forward(self, x, t):
         x = float_array("x", x, (1, 2), owner="SoftmaxWithLoss.forward")
-        if x.ndim == 1:
-            x = x.reshape(1, -1)
+        if len(x.shape) == 1:
+            x = x.reshape(1, int(x.shape[0]))
             t = np.asarray(t)
             t = t.reshape(1, -1) if t.size == x.size and x.size > 1 else t.reshape(1)
-        finite("x", x, owner="SoftmaxWithLoss.forward")
-        self._labels = labels(t, x.shape[0], x.shape[1], owner="SoftmaxWithLoss.forward")
+        on_device = is_device_array(x)
+        if not on_device:
+            finite("x", x, owner="SoftmaxWithLoss.forward")
+        self._labels = labels(t, int(x.shape[0]), int(x.shape[1]), owner="SoftmaxWithLoss.forward")
         self.t = t
         self._ops = backend.ops()
         self.loss, self.y = self._ops.softmax_loss_forward(x, self._labels)
+        if on_device and not np.isfinite(self.loss):
+            # on the device the scores are checked through the loss rather than copied to the host
+            raise ValueError("SoftmaxWithLoss.forward: x contains NaN or infinity (the loss is "
+                             f"{self.loss}); check the inputs and the learning rate")
         return self.loss
 
     def backward(self, dout=1):
@@ -209,11 +235,14 @@ class Dropout:
         if train_flg:
             self.mask = np.random.rand(*x.shape) > self.dropout_ratio
             return self._ops.dropout_apply(x, self.mask)
-        return x * x.dtype.type(1.0 - self.dropout_ratio)
+        scale = np.dtype(x.dtype).type(1.0 - self.dropout_ratio)
+        if is_device_array(x):                 # evaluation only; the tensors here are small
+            return self._ops.to_device(to_host(x) * scale)
+        return x * scale
 
     def backward(self, dout):
         _need_forward(self, "mask")
-        dout = _check_dout(self, dout, self.mask.shape, dout.dtype if isinstance(dout, np.ndarray) else np.float64)
+        dout = _check_dout(self, dout, tuple(self.mask.shape), getattr(dout, "dtype", np.float64))
         return self._ops.dropout_apply(dout, self.mask)
 
 
@@ -251,30 +280,33 @@ class BatchNormalization:
 
     def forward(self, x, train_flg=True):
         x = float_array("x", x, (2, 4), owner="BatchNormalization.forward")
-        self.input_shape = x.shape
-        x2 = _as(x.reshape(x.shape[0], -1), self.gamma.dtype)
+        _guard_device(self, self.gamma)
+        self.input_shape = tuple(x.shape)
+        x2 = _as(_rows(x), self.gamma.dtype)
         D = x2.shape[1]
         if D != self.gamma.shape[0]:
             raise ValueError(f"BatchNormalization.forward: x of shape {x.shape} has {D} features per sample "
                              f"but gamma has shape {self.gamma.shape}")
+        self._ops = backend.ops()
         if self.running_mean is None:
             self.running_mean = np.zeros(D, dtype=self.gamma.dtype)
             self.running_var = np.zeros(D, dtype=self.gamma.dtype)
-        self._ops = backend.ops()
+            if is_device_array(self.gamma):
+                self.running_mean = self._ops.to_device(self.running_mean)
+                self.running_var = self._ops.to_device(self.running_var)
         out, ctx = self._ops.batchnorm_forward(x2, self.gamma, self.beta, self.running_mean,
                                                self.running_var, self.momentum, BATCHNORM_EPS,
                                                bool(train_flg))
         if train_flg:
             self._ctx = ctx
             self.batch_size = x2.shape[0]
-        return out.reshape(self.input_shape)
+        return out.reshape(*self.input_shape)
 
     def backward(self, dout):
         _need_forward(self, "_ctx")
         dout = _check_dout(self, dout, self.input_shape, self.gamma.dtype)
-        d2 = dout.reshape(dout.shape[0], -1)
-        dx, self.dgamma, self.dbeta = self._ops.batchnorm_backward(d2, self._ctx)
-        return dx.reshape(self.input_shape)
+        dx, self.dgamma, self.dbeta = self._ops.batchnorm_backward(_rows(dout), self._ctx)
+        return dx.reshape(*self.input_shape)
 
 
 def _check_stride_pad(owner, stride, pad):
@@ -299,6 +331,7 @@ class Convolution:
 
     def forward(self, x):
         x = float_array("x", x, 4, owner="Convolution.forward")
+        _guard_device(self, self.W)
         FN, C, FH, FW = self.W.shape
         N, Cx, H, Wd = x.shape
         if Cx != C:
@@ -352,7 +385,7 @@ class Pooling:
 
     def forward(self, x):
         x = float_array("x", x, 4, owner="Pooling.forward")
-        N, C, H, W = x.shape
+        N, C, H, W = (int(v) for v in x.shape)
         try:
             OH, OW = window_output_hw(H, W, self.pool_h, self.pool_w, self.stride, self.pad)
         except ValueError as exc:

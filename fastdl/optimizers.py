@@ -12,6 +12,7 @@ import numbers
 import numpy as np
 
 from . import backend
+from ._checks import is_device_array
 
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
 
@@ -41,7 +42,9 @@ class _Optimizer:
         ops = backend.ops()
         for key, val in params.items():
             grad = grads[key]
-            if isinstance(val, np.ndarray) and val.ndim > 0:
+            if is_device_array(val):
+                self._update_device(ops, key, val, grad)
+            elif isinstance(val, np.ndarray) and val.ndim > 0:
                 self._update_array(ops, key, val, grad)
             elif isinstance(val, (numbers.Real, np.ndarray, np.generic)) and not isinstance(val, bool):
                 params[key] = self._update_scalar(key, val, grad)
@@ -71,6 +74,21 @@ class _Optimizer:
         if grad.dtype != param.dtype:
             grad = grad.astype(param.dtype)
         self._step(ops, param, grad, *self._states(key, param))
+
+    def _update_device(self, ops, key, param, grad):
+        if not hasattr(ops, "to_device"):
+            raise TypeError(f"{type(self).__name__}.update: params[{key!r}] is on the GPU but the backend is "
+                            f"{backend.current_backend()!r}; use the 'cuda' backend or net.to('cpu')")
+        if tuple(grad.shape) != tuple(param.shape):
+            raise ValueError(f"{type(self).__name__}.update: grads[{key!r}] has shape {tuple(grad.shape)} "
+                             f"but params[{key!r}] has shape {tuple(param.shape)}")
+        states = []
+        for name in self._state:
+            d = getattr(self, name)
+            if key not in d:
+                d[key] = ops.zeros_like(param)       # optimizer state lives on the device too
+            states.append(d[key])
+        self._step(ops, param, ops.to_device(grad), *states)
 
     def _update_scalar(self, key, val, grad):
         # a 0-d float64 array runs the same rule on the reference kernels

@@ -11,7 +11,8 @@ import tempfile
 
 import numpy as np
 
-from .._checks import numeric_array
+from .. import backend
+from .._checks import is_device_array, numeric_array, to_host
 from ..gradient import numerical_gradient as _numerical_gradient
 from ..layers import BatchNormalization, Dropout
 
@@ -40,6 +41,7 @@ class Net:
     """Base class of the book's networks. Not used on its own."""
 
     weight_decay_lambda = 0
+    device = "cpu"         # where params live: "cpu" (NumPy arrays) or "cuda" (device arrays)
     _decayed = ()          # names of the weights that weight decay applies to
 
     # -- the forward pass ------------------------------------------------------------
@@ -47,6 +49,8 @@ class Net:
         return list(self.layers.values()) if isinstance(self.layers, dict) else list(self.layers)
 
     def _input(self, x):
+        if is_device_array(x):
+            return x
         x = numeric_array("x", x, owner=f"{type(self).__name__}")
         return x if x.dtype == self.dtype else x.astype(self.dtype)
 
@@ -89,7 +93,7 @@ class Net:
             raise ValueError(f"{type(self).__name__}.accuracy: x is empty")
         correct = 0
         for i in range(0, n, batch_size):
-            y = self._forward(x[i:i + batch_size], False)
+            y = to_host(self._forward(x[i:i + batch_size], False))     # predictions come out
             correct += int(np.sum(np.argmax(y, axis=1) == t[i:i + batch_size]))
         return correct / n
 
@@ -112,6 +116,8 @@ class Net:
             first.backward(dout)
         grads = {}
         lam = self.weight_decay_lambda
+        if lam and self.device == "cuda":
+            raise NotImplementedError("weight decay is not supported on the GPU yet; train on the CPU")
         for key, (layer, attr) in self._grad_of.items():
             g = getattr(layer, attr)
             if lam and key in self._decayed:
@@ -124,6 +130,39 @@ class Net:
         def loss_w(_):
             return self._loss_for_gradient(x, t)
         return {key: _numerical_gradient(loss_w, self.params[key]) for key in self.params}
+
+    # -- moving between host and GPU --------------------------------------------------
+    def to(self, device):
+        """Move the parameters (and batch-norm statistics) to ``"cuda"`` or back to ``"cpu"``.
+
+        On ``"cuda"``, ``params`` holds numba device arrays, shared with the layers as on the CPU;
+        gradients and optimizer state are created on the device, and only mini-batches go in and
+        losses and predictions come out. Run it under the cuda backend
+        (``fastdl.set_backend("cuda")``); create optimizers after moving (their state follows the
+        parameters). ``net.to("cpu")`` brings NumPy arrays back. Returns the net.
+        """
+        device = str(device).lower()
+        if device == "cuda":
+            convert = backend.ops("cuda").to_device
+        elif device in ("cpu", "host"):
+            device, convert = "cpu", to_host
+        else:
+            raise ValueError(f"device must be 'cuda' or 'cpu', got {device!r}")
+        moved = {}
+        for key, val in self.params.items():
+            new = convert(val)
+            moved[id(val)] = new
+            self.params[key] = new
+        for layer in self._layer_list():
+            for attr in ("W", "b", "gamma", "beta"):
+                val = getattr(layer, attr, None)
+                if val is not None and id(val) in moved:
+                    setattr(layer, attr, moved[id(val)])
+            if isinstance(layer, BatchNormalization) and layer.running_mean is not None:
+                layer.running_mean = convert(layer.running_mean)
+                layer.running_var = convert(layer.running_var)
+        self.device = device
+        return self
 
     # -- saving and loading --------------------------------------------------------
     def _state_arrays(self):
@@ -143,7 +182,7 @@ class Net:
         import json
         path = os.fspath(file_name)
         directory = os.path.dirname(os.path.abspath(path))
-        arrays = self._state_arrays()
+        arrays = {k: to_host(v) for k, v in self._state_arrays().items()}
         arrays[_FORMAT_KEY] = np.array([_FORMAT_VERSION])
         if meta is not None:
             arrays[_META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
@@ -193,12 +232,15 @@ class Net:
                              f"missing {missing}, unexpected {extra}")
         for key, val in loaded.items():
             val = np.asarray(val)
-            if val.shape != own[key].shape:
+            if val.shape != tuple(own[key].shape):
                 raise ValueError(f"{path}: {key} has shape {val.shape}, this net expects {own[key].shape}")
             if val.dtype.kind not in "fiu" or not np.isfinite(val).all():
                 raise ValueError(f"{path}: {key} is not an array of finite numbers")
         for key, val in loaded.items():
-            own[key][...] = val
+            if is_device_array(own[key]):
+                own[key].copy_to_device(np.ascontiguousarray(val, dtype=own[key].dtype))
+            else:
+                own[key][...] = val
 
 
 def init_scale(weight_init_std, fan_in):

@@ -1,0 +1,105 @@
+"""Whole networks on the cuda backend: data stays on the device, results match the reference."""
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl.nets import MultiLayerNetExtend, SimpleConvNet
+from fastdl.optimizers import SGD, Adam
+from fastdl.trainer import Trainer
+
+CU = fastdl.backend.ops("cuda")
+CONV = {"filter_num": 2, "filter_size": 3, "pad": 1, "stride": 1}
+
+
+def tiny(dtype=np.float64):
+    np.random.seed(0)
+    return SimpleConvNet((1, 6, 6), CONV, hidden_size=4, output_size=3, weight_init_std=0.3, dtype=dtype)
+
+
+def test_simpleconvnet_training_step_matches_the_reference(dtype):
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 1, 6, 6)).astype(dtype)
+    t = np.array([0, 2, 1])
+    ref, dev = tiny(dtype), tiny(dtype).to("cuda")
+    assert dev.device == "cuda" and all(CU.is_device(v) for v in dev.params.values())
+    assert dev.params["W1"] is dev.layers["Conv1"].W and dev.params["b3"] is dev.layers["Affine2"].b
+    with fastdl.using_backend("numpy"):
+        ref_loss = ref.loss(x, t)
+        g_ref = ref.gradient(x, t)
+        SGD(0.5).update(ref.params, g_ref)
+    with fastdl.using_backend("cuda"):
+        loss = dev.loss(x, t)
+        g = dev.gradient(x, t)
+        assert all(CU.is_device(v) for v in g.values())          # gradients stay on the device
+        SGD(0.5).update(dev.params, g)
+        assert all(CU.is_device(v) for v in dev.params.values())
+        acc = dev.accuracy(x, t)
+    tol = dict(rtol=1e-4, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    assert np.isclose(loss, ref_loss, **tol) and np.asarray(loss).dtype == dtype
+    for k in g_ref:
+        np.testing.assert_allclose(CU.to_host(g[k]), g_ref[k], **tol, err_msg=k)
+    dev.to("cpu")
+    assert all(isinstance(v, np.ndarray) for v in dev.params.values())
+    assert dev.params["W1"] is dev.layers["Conv1"].W
+    for k in ref.params:
+        np.testing.assert_allclose(dev.params[k], ref.params[k], **tol, err_msg=k)
+    with fastdl.using_backend("numpy"):
+        assert acc == ref.accuracy(x, t)
+
+
+def test_adam_state_and_batchnorm_dropout_on_the_device():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 5))
+    t = np.array([0, 1, 2, 1])
+
+    def make():
+        np.random.seed(3)
+        return MultiLayerNetExtend(5, [6], 3, use_batchnorm=True, use_dropout=True, dropout_ration=0.3)
+    ref, dev = make(), make().to("cuda")
+    opt_ref, opt = Adam(0.01), Adam(0.01)
+    with fastdl.using_backend("numpy"):
+        np.random.seed(11)
+        g_ref = ref.gradient(x, t)
+        opt_ref.update(ref.params, g_ref)
+    with fastdl.using_backend("cuda"):
+        np.random.seed(11)                        # the same dropout mask: drawn with NumPy on the host
+        g = dev.gradient(x, t)
+        opt.update(dev.params, g)
+        assert all(CU.is_device(v) for v in opt.m.values())
+        assert CU.is_device(dev.layers["BatchNorm1"].running_mean)
+        pred = CU.to_host(dev.predict(x, train_flg=False))
+    for k in g_ref:
+        np.testing.assert_allclose(CU.to_host(g[k]), g_ref[k], rtol=1e-9, atol=1e-12, err_msg=k)
+    with fastdl.using_backend("numpy"):
+        np.testing.assert_allclose(pred, ref.predict(x, train_flg=False), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(CU.to_host(dev.layers["BatchNorm1"].running_var),
+                               ref.layers["BatchNorm1"].running_var, rtol=1e-10)
+
+
+def test_device_net_under_a_cpu_backend_is_refused_with_advice():
+    dev = tiny().to("cuda")
+    with fastdl.using_backend("numpy"):
+        with pytest.raises(TypeError, match=r"on the GPU but the backend is 'numpy'.*net.to\('cpu'\)"):
+            dev.predict(np.zeros((1, 1, 6, 6)))
+
+
+def test_save_and_load_on_the_device(tmp_path):
+    dev = tiny().to("cuda")
+    dev.save_params(tmp_path / "p.npz")
+    other = SimpleConvNet((1, 6, 6), CONV, hidden_size=4, output_size=3).to("cuda")
+    W1 = other.params["W1"]
+    other.load_params(tmp_path / "p.npz")
+    assert other.params["W1"] is W1
+    np.testing.assert_array_equal(CU.to_host(other.params["W1"]), CU.to_host(dev.params["W1"]))
+
+
+def test_trainer_with_a_device_net():
+    rng = np.random.default_rng(2)
+    x = rng.random((12, 1, 6, 6))
+    t = rng.integers(0, 3, 12)
+    dev = tiny().to("cuda")
+    with fastdl.using_backend("cuda"):
+        tr = Trainer(dev, x, t, x, t, epochs=1, mini_batch_size=6, optimizer="Adam",
+                     optimizer_param={"lr": 0.01}, verbose=False, progress=False, seed=0)
+        acc = tr.train()
+    assert tr.current_iter == 2 and 0 <= acc <= 1 and len(tr.train_loss_list) == 2
