@@ -5,6 +5,16 @@ from . import launch
 from .arrays import empty
 
 
+@cuda.jit(device=True)
+def unravel4(i, C, H, W):
+    """(n, c, y, x) of flat index i in a C-contiguous (N, C, H, W) array."""
+    x = i % W
+    t = i // W
+    y = t % H
+    t = t // H
+    return t // C, t % C, y, x
+
+
 @cuda.jit
 def _colsum_kernel(out, a):
     """out[j] = sum_i a[i, j]; one thread per column (a gather: no atomics)."""

@@ -10,7 +10,7 @@ from numba import cuda
 from ..shapes import window_output_hw
 from . import launch
 from .arrays import empty, to_device
-from .common import colsum, nchw_to_rows, rows_to_nchw
+from .common import colsum, nchw_to_rows, rows_to_nchw, unravel4
 from .gemm import gemm
 
 
@@ -42,13 +42,7 @@ def _im2col_kernel(col, x, FH, FW, stride, pad, OH, OW):
 def _col2im_kernel(img, col, FH, FW, stride, pad, OH, OW):
     i = cuda.grid(1)
     if i < img.size:
-        C, H, W = img.shape[1], img.shape[2], img.shape[3]
-        ix = i % W
-        t = i // W
-        iy = t % H
-        t = t // H
-        c = t % C
-        n = t // C
+        n, c, iy, ix = unravel4(i, img.shape[1], img.shape[2], img.shape[3])
         acc = col[0, 0] * 0
         for ky in range(FH):
             ty = iy + pad - ky

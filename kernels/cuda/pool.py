@@ -10,20 +10,15 @@ from numba import cuda
 from ..shapes import window_output_hw
 from . import launch
 from .arrays import empty, to_device
+from .common import unravel4
 
 
 @cuda.jit
 def _pool_forward_kernel(out, arg, x, PH, PW, stride, pad):
     i = cuda.grid(1)
     if i < out.size:
-        C, H, W = x.shape[1], x.shape[2], x.shape[3]
-        OH, OW = out.shape[2], out.shape[3]
-        ox = i % OW
-        t = i // OW
-        oy = t % OH
-        t = t // OH
-        c = t % C
-        n = t // C
+        H, W = x.shape[2], x.shape[3]
+        n, c, oy, ox = unravel4(i, out.shape[1], out.shape[2], out.shape[3])
         best = x[n, c, 0, 0]
         bi = -1
         for ky in range(PH):
@@ -46,14 +41,9 @@ def _pool_forward_kernel(out, arg, x, PH, PW, stride, pad):
 def _pool_backward_kernel(dx, dout, arg, PH, PW, stride, pad):
     i = cuda.grid(1)
     if i < dx.size:
-        C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+        H, W = dx.shape[2], dx.shape[3]
         OH, OW = dout.shape[2], dout.shape[3]
-        ix = i % W
-        t = i // W
-        iy = t % H
-        t = t // H
-        c = t % C
-        n = t // C
+        n, c, iy, ix = unravel4(i, dx.shape[1], H, W)
         me = iy * W + ix
         acc = dout[0, 0, 0, 0] * 0
         # windows oy with oy*stride - pad <= iy < oy*stride - pad + PH
