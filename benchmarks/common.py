@@ -14,6 +14,12 @@ os.environ.setdefault("NUMBA_NUM_THREADS", str(THREADS))
 import fastdl  # noqa: E402
 from fastdl import backend  # noqa: E402
 
+try:   # NumPy's BLAS (the reference's products) gets the same number of threads
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(THREADS, user_api="blas")
+except ImportError:
+    pass
+
 BACKENDS = ["numpy", "numba", "cuda"]
 DTYPES = ["float32", "float64"]
 
