@@ -14,9 +14,15 @@ os.environ.setdefault("NUMBA_NUM_THREADS", str(THREADS))
 import fastdl  # noqa: E402
 from fastdl import backend  # noqa: E402
 
-try:   # NumPy's BLAS (the reference's products) gets the same number of threads
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(THREADS, user_api="blas")
+try:   # NumPy's BLAS (the reference's products) gets THREADS threads; SciPy's stays as the
+    # numba backend sets it (one thread, since Numba calls it from its parallel loops)
+    from threadpoolctl import ThreadpoolController
+
+    from fastdl.kernels.cpu._threads import _scipy_blas_paths
+    _scipy = _scipy_blas_paths()
+    for _lib in ThreadpoolController().lib_controllers:
+        if _lib.user_api == "blas" and not any(os.path.realpath(_lib.filepath).startswith(r) for r in _scipy):
+            _lib.set_num_threads(THREADS)
 except ImportError:
     pass
 
