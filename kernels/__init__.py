@@ -2,9 +2,10 @@
 
 - ``fastdl.kernels.reference``: backend ``"numpy"``, the book's algorithms in
   vectorised NumPy. It is the oracle every other backend is tested against.
-- ``fastdl.kernels.cpu``: backend ``"numba"``, the same functions compiled with
-  Numba (added by the Numba-backend work).
-- ``fastdl.kernels.cuda``: backend ``"cuda"``, imported only when asked for.
+- ``fastdl.kernels.cpu``: backend ``"numba"`` (the default), the same functions
+  compiled with Numba, under the same module and function names.
+- ``fastdl.kernels.cuda``: backend ``"cuda"``, numba.cuda kernels, imported only
+  when asked for.
 
 ``spec.OPS`` is the one list of op names and signatures every backend
 implements; ``shapes`` holds the plain-integer size helpers they share.
