@@ -312,3 +312,40 @@ def test_pooling_property(case, f32, seed):
         out, ctx = ops.pool_forward(x, ph, pw, s, p)
         np.testing.assert_array_equal(out, want)
         close(ops.pool_backward(dout, ctx), REF.pool_backward(dout, rctx), dtype)
+
+
+def test_numba_backend_without_numpys_openblas_uses_the_fallback_and_agrees():
+    """FASTDL_BLAS=numba serves the same kernels with @cfunc products on Numba's np.dot
+    (what machines whose NumPy has no OpenBLAS CBLAS get)."""
+    import subprocess
+    import sys
+    if "numba" not in FAST_BACKENDS:
+        pytest.skip("numba backend not available")
+    code = """
+import numpy as np, fastdl
+from fastdl.kernels.cpu import _blas
+ref, cpu = fastdl.backend.ops("numpy"), fastdl.backend.ops("numba")
+rng = np.random.default_rng(0)
+worst = 0.0
+for dt in (np.float32, np.float64):
+    for s, p in ((1, 1), (2, 1)):
+        x = rng.standard_normal((3, 4, 7, 7)).astype(dt); W = rng.standard_normal((5, 4, 3, 3)).astype(dt)
+        b = rng.standard_normal(5).astype(dt)
+        o, c = cpu.conv_forward(x, W, b, s, p); ro, rc = ref.conv_forward(x, W, b, s, p)
+        d = rng.standard_normal(o.shape).astype(dt)
+        for g, r in zip((o,) + cpu.conv_backward(d, c), (ro,) + ref.conv_backward(d, rc)):
+            worst = max(worst, float(np.max(np.abs(g - r)) / np.max(np.abs(r))))
+    a = rng.standard_normal((6, 9)).astype(dt); Wa = rng.standard_normal((9, 4)).astype(dt)
+    da = rng.standard_normal((6, 4)).astype(dt)
+    for g, r in zip(cpu.affine_backward(da, a, Wa), ref.affine_backward(da, a, Wa)):
+        worst = max(worst, float(np.max(np.abs(g - r)) / np.max(np.abs(r))))
+print(_blas.SOURCE)
+print(worst)
+"""
+    import os
+    env = dict(os.environ, FASTDL_BLAS="numba")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    source, worst = r.stdout.strip().splitlines()[-2:]
+    assert source.startswith("numba np.dot")
+    assert float(worst) < 1e-5

@@ -9,37 +9,52 @@
 import numpy as np
 from numba import njit, prange
 
+from ._blas import NO_TRANS, ROW_MAJOR, SET_THREADS, TRANS, gemm_for
 from ._chunks import nchunks
 
 
 @njit(parallel=True, cache=True)
-def _affine_forward(out, x, W, b, chunks):
-    N = x.shape[0]
+def _affine_forward(out, x, W, b, chunks, gemm, set_threads):
+    N, D = x.shape
     M = W.shape[1]
+    one = x.dtype.type(1)
+    zero = x.dtype.type(0)
     for ci in prange(chunks):
+        prev = set_threads(1)
         lo = ci * N // chunks
         hi = (ci + 1) * N // chunks
         o = out[lo:hi]
-        np.dot(x[lo:hi], W, o)
+        # out[rows] (R, M) = x[rows] (R, D) @ W (D, M)
+        gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, hi - lo, M, D, one, x[lo:hi].ctypes.data, D, W.ctypes.data, M,
+             zero, o.ctypes.data, M)
         for i in range(hi - lo):
             for j in range(M):
                 o[i, j] += b[j]
+        set_threads(prev)
 
 
 @njit(parallel=True, cache=True)
-def _affine_backward(dx, dW_part, db_part, dout, x, W, chunks):
-    N = x.shape[0]
+def _affine_backward(dx, dW_part, db_part, dout, x, W, chunks, gemm, set_threads):
+    N, D = x.shape
     M = W.shape[1]
+    one = x.dtype.type(1)
+    zero = x.dtype.type(0)
     for ci in prange(chunks):
+        prev = set_threads(1)
         lo = ci * N // chunks
         hi = (ci + 1) * N // chunks
         d = dout[lo:hi]
-        np.dot(d, W.T, dx[lo:hi])
-        np.dot(x[lo:hi].T, d, dW_part[ci])
+        # dx[rows] (R, D) = dout[rows] (R, M) @ W.T (M, D)
+        gemm(ROW_MAJOR, NO_TRANS, TRANS, hi - lo, D, M, one, d.ctypes.data, M, W.ctypes.data, M,
+             zero, dx[lo:hi].ctypes.data, D)
+        # dW_part[chunk] (D, M) = x[rows].T (D, R) @ dout[rows] (R, M)
+        gemm(ROW_MAJOR, TRANS, NO_TRANS, D, M, hi - lo, one, x[lo:hi].ctypes.data, D, d.ctypes.data, M,
+             zero, dW_part[ci].ctypes.data, M)
         dbc = db_part[ci]
         for i in range(hi - lo):
             for j in range(M):
                 dbc[j] += d[i, j]
+        set_threads(prev)
 
 
 def affine_forward(x, W, b):
@@ -47,7 +62,7 @@ def affine_forward(x, W, b):
     x = np.ascontiguousarray(x)
     W = np.ascontiguousarray(W)
     out = np.empty((x.shape[0], W.shape[1]), dtype=x.dtype)
-    _affine_forward(out, x, W, np.ascontiguousarray(b), nchunks(x.shape[0]))
+    _affine_forward(out, x, W, np.ascontiguousarray(b), nchunks(x.shape[0]), gemm_for(x.dtype), SET_THREADS)
     return out
 
 
@@ -60,6 +75,6 @@ def affine_backward(dout, x, W):
     dx = np.empty(x.shape, dtype=x.dtype)
     dW_part = np.empty((chunks,) + W.shape, dtype=x.dtype)
     db_part = np.zeros((chunks, W.shape[1]), dtype=x.dtype)
-    _affine_backward(dx, dW_part, db_part, dout, x, W, chunks)
+    _affine_backward(dx, dW_part, db_part, dout, x, W, chunks, gemm_for(x.dtype), SET_THREADS)
     dW = dW_part[0] if chunks == 1 else dW_part.sum(axis=0)
     return dx, dW, db_part.sum(axis=0)
