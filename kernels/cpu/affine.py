@@ -1,10 +1,10 @@
 """Fully connected layer (numba backend): GEMMs on row chunks of the batch, in parallel.
 
-    for chunk in prange(chunks):                 # disjoint rows of the batch
+    for chunk in prange(chunks):                 # disjoint rows of the batch, disjoint rows of dW
         out[rows] = x[rows] @ W + b
         dx[rows] = dout[rows] @ W.T
-        dW_part[chunk] = x[rows].T @ dout[rows]; db_part[chunk] = dout[rows].sum(0)
-    dW = sum(dW_part); db = sum(db_part)
+        dW[cols] = x[:, cols].T @ dout;  db_part[chunk] = dout[rows].sum(0)
+    db = sum(db_part)
 """
 import numpy as np
 from numba import njit, prange
@@ -34,11 +34,12 @@ def _affine_forward(out, x, W, b, chunks, gemm, set_threads):
 
 
 @njit(parallel=True, cache=True)
-def _affine_backward(dx, dW_part, db_part, dout, x, W, chunks, gemm, set_threads):
+def _affine_backward(dx, dW, db_part, dout, x, W, chunks, gemm, set_threads):
     N, D = x.shape
     M = W.shape[1]
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
+    isz = x.itemsize
     for ci in prange(chunks):
         prev = set_threads(1)
         lo = ci * N // chunks
@@ -47,9 +48,12 @@ def _affine_backward(dx, dW_part, db_part, dout, x, W, chunks, gemm, set_threads
         # dx[rows] (R, D) = dout[rows] (R, M) @ W.T (M, D)
         gemm(ROW_MAJOR, NO_TRANS, TRANS, hi - lo, D, M, one, d.ctypes.data, M, W.ctypes.data, M,
              zero, dx[lo:hi].ctypes.data, D)
-        # dW_part[chunk] (D, M) = x[rows].T (D, R) @ dout[rows] (R, M)
-        gemm(ROW_MAJOR, TRANS, NO_TRANS, D, M, hi - lo, one, x[lo:hi].ctypes.data, D, d.ctypes.data, M,
-             zero, dW_part[ci].ctypes.data, M)
+        # dW[cols] (Dc, M) = x[:, cols].T (Dc, N) @ dout (N, M): x's column block read in place (lda = D),
+        # so each chunk owns whole rows of dW and nothing needs summing afterwards
+        c0 = ci * D // chunks
+        c1 = (ci + 1) * D // chunks
+        gemm(ROW_MAJOR, TRANS, NO_TRANS, c1 - c0, M, N, one, x.ctypes.data + c0 * isz, D, dout.ctypes.data, M,
+             zero, dW.ctypes.data + c0 * M * isz, M)
         dbc = db_part[ci]
         for i in range(hi - lo):
             for j in range(M):
@@ -73,8 +77,7 @@ def affine_backward(dout, x, W):
     W = np.ascontiguousarray(W)
     chunks = nchunks(x.shape[0])
     dx = np.empty(x.shape, dtype=x.dtype)
-    dW_part = np.empty((chunks,) + W.shape, dtype=x.dtype)
+    dW = np.empty(W.shape, dtype=x.dtype)
     db_part = np.zeros((chunks, W.shape[1]), dtype=x.dtype)
-    _affine_backward(dx, dW_part, db_part, dout, x, W, chunks, gemm_for(x.dtype), SET_THREADS)
-    dW = dW_part[0] if chunks == 1 else dW_part.sum(axis=0)
+    _affine_backward(dx, dW, db_part, dout, x, W, chunks, gemm_for(x.dtype), SET_THREADS)
     return dx, dW, db_part.sum(axis=0)
