@@ -349,3 +349,23 @@ print(worst)
     source, worst = r.stdout.strip().splitlines()[-2:]
     assert source.startswith("numba np.dot")
     assert float(worst) < 1e-5
+
+
+def test_numba_kernels_leave_numpys_blas_threads_as_they_were():
+    """The kernels set NumPy's OpenBLAS to one thread while they run; afterwards NumPy's own
+    products must have their thread count back (a race here once left it at 1)."""
+    if "numba" not in FAST_BACKENDS:
+        pytest.skip("numba backend not available")
+    from fastdl.kernels.cpu import _blas
+    before = _blas.blas_threads()
+    if before is None:
+        pytest.skip("kernels use the np.dot fallback here")
+    cpu = backend.ops("numba")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 4, 9, 9)).astype(np.float32)
+    W = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    for _ in range(20):
+        out, ctx = cpu.conv_forward(x, W, np.zeros(6, np.float32), 1, 1)
+        cpu.conv_backward(out, ctx)
+        cpu.affine_backward(np.ones((8, 3), np.float32), x.reshape(8, -1), np.ones((324, 3), np.float32))
+        assert _blas.blas_threads() == before

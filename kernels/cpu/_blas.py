@@ -6,11 +6,13 @@ on (16,144)@(144,840)-like shapes, 2 threads: 110-137 vs 62-95 GFLOP/s); CBLAS a
 leading dimensions, transposes and beta = 1 (accumulate), so no transposed copies are needed.
 
 How: the kernels receive the CBLAS function as an *argument* (a ctypes function pointer), so the
-address is passed at run time and ``cache=True`` still works across processes. Each parallel
-chunk sets the calling thread's OpenBLAS thread count to 1 for its products and restores it
-afterwards (``openblas_set_num_threads_local``, OpenBLAS >= 0.3.27), so BLAS threads never
-oversubscribe the cores inside Numba's parallel loops, and NumPy's own multi-threading elsewhere
-is left as it was.
+address is passed at run time and ``cache=True`` still works across processes. While a kernel
+runs, the wrapper sets that OpenBLAS to one thread (``single_threaded_blas``) and restores the
+previous count when the kernel returns, so BLAS threads never oversubscribe the cores inside
+Numba's parallel loops and NumPy's own multi-threading is as it was afterwards. (OpenBLAS's
+"thread-local" setter changes the global count in this pthreads build, so it must not be called
+from the parallel threads themselves: two of them restoring it race, measured.) Another Python
+thread using NumPy's BLAS during a kernel call runs single-threaded meanwhile.
 
 Fallback: where NumPy's BLAS is not an OpenBLAS with those symbols (another build, MKL, ...),
 or with ``FASTDL_BLAS=numba``, the same C signature is served by ``@cfunc`` functions built on
@@ -34,7 +36,8 @@ _args = lambda real: (_c.c_int, _c.c_int, _c.c_int, _c.c_int64, _c.c_int64, _c.c
                       _c.c_void_p, _c.c_int64, _c.c_void_p, _c.c_int64, real, _c.c_void_p, _c.c_int64)
 GEMM32_T = _c.CFUNCTYPE(None, *_args(_c.c_float))
 GEMM64_T = _c.CFUNCTYPE(None, *_args(_c.c_double))
-THREADS_T = _c.CFUNCTYPE(_c.c_int, _c.c_int)
+SET_T = _c.CFUNCTYPE(None, _c.c_int)
+GET_T = _c.CFUNCTYPE(_c.c_int)
 AXPY32_T = _c.CFUNCTYPE(None, _c.c_int64, _c.c_float, _c.c_void_p, _c.c_int64, _c.c_void_p, _c.c_int64)
 AXPY64_T = _c.CFUNCTYPE(None, _c.c_int64, _c.c_double, _c.c_void_p, _c.c_int64, _c.c_void_p, _c.c_int64)
 
@@ -66,11 +69,6 @@ _sgemm_numba = cfunc(_sig(types.float32), cache=True)(_fallback_body(np.float32)
 _dgemm_numba = cfunc(_sig(types.float64), cache=True)(_fallback_body(np.float64))
 
 
-@cfunc(types.int32(types.int32), cache=True)
-def _threads_noop(n):
-    return 0
-
-
 def _axpy_body(dtype):
     def axpy(n, alpha, X, incx, Y, incy):
         x = carray(X, (max(n, 1) * incx,), dtype)
@@ -89,7 +87,7 @@ _daxpy_numba = cfunc(_axpy_sig(types.float64), cache=True)(_axpy_body(np.float64
 
 
 def _numpy_openblas():
-    """(sgemm, dgemm, set_threads_local, path) from NumPy's bundled OpenBLAS, or None."""
+    """(sgemm, dgemm, saxpy, daxpy, (get_threads, set_threads), path) from NumPy's OpenBLAS, or None."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
@@ -111,9 +109,11 @@ def _numpy_openblas():
                 return None
             if suffix != "64_":          # 32-bit integer interface: our signature passes int64
                 return None
+            oprefix = "scipy_openblas" if prefix.startswith("scipy") else "openblas"
+            threads = (GET_T((f"{oprefix}_get_num_threads64_", so)), SET_T((f"{oprefix}_set_num_threads64_", so)))
             return (GEMM32_T((f"{prefix}sgemm{suffix}", so)), GEMM64_T((f"{prefix}dgemm{suffix}", so)),
-                    THREADS_T(("openblas_set_num_threads_local", so)),
-                    AXPY32_T((f"{prefix}saxpy{suffix}", so)), AXPY64_T((f"{prefix}daxpy{suffix}", so)), path)
+                    AXPY32_T((f"{prefix}saxpy{suffix}", so)), AXPY64_T((f"{prefix}daxpy{suffix}", so)),
+                    threads, path)
         except (OSError, AttributeError):
             return None
     return None
@@ -125,11 +125,34 @@ def _select():
         if found is not None:
             return found
     return (GEMM32_T(_sgemm_numba.address), GEMM64_T(_dgemm_numba.address),
-            THREADS_T(_threads_noop.address), AXPY32_T(_saxpy_numba.address), AXPY64_T(_daxpy_numba.address),
+            AXPY32_T(_saxpy_numba.address), AXPY64_T(_daxpy_numba.address), None,
             "numba np.dot (SciPy's BLAS, single-threaded)")
 
 
-SGEMM, DGEMM, SET_THREADS, SAXPY, DAXPY, SOURCE = _select()
+SGEMM, DGEMM, SAXPY, DAXPY, _THREADS, SOURCE = _select()
+
+
+class single_threaded_blas:
+    """Context manager: NumPy's OpenBLAS at one thread inside, the previous count restored after."""
+
+    def __enter__(self):
+        self._n = None
+        if _THREADS is not None:
+            n = _THREADS[0]()
+            if n != 1:
+                _THREADS[1](1)
+                self._n = n
+        return self
+
+    def __exit__(self, *exc):
+        if self._n is not None:
+            _THREADS[1](self._n)
+        return False
+
+
+def blas_threads():
+    """Current thread count of the BLAS the kernels call (None for the fallback)."""
+    return None if _THREADS is None else _THREADS[0]()
 
 
 #: C's memmove as a ctypes function pointer (portable: it is part of ctypes). Passed to kernels

@@ -9,18 +9,17 @@
 import numpy as np
 from numba import njit, prange
 
-from ._blas import NO_TRANS, ROW_MAJOR, SET_THREADS, TRANS, gemm_for
+from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for, single_threaded_blas
 from ._chunks import nchunks
 
 
 @njit(parallel=True, cache=True)
-def _affine_forward(out, x, W, b, chunks, gemm, set_threads):
+def _affine_forward(out, x, W, b, chunks, gemm):
     N, D = x.shape
     M = W.shape[1]
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
     for ci in prange(chunks):
-        prev = set_threads(1)
         lo = ci * N // chunks
         hi = (ci + 1) * N // chunks
         o = out[lo:hi]
@@ -30,18 +29,16 @@ def _affine_forward(out, x, W, b, chunks, gemm, set_threads):
         for i in range(hi - lo):
             for j in range(M):
                 o[i, j] += b[j]
-        set_threads(prev)
 
 
 @njit(parallel=True, cache=True)
-def _affine_backward(dx, dW, db_part, dout, x, W, chunks, gemm, set_threads):
+def _affine_backward(dx, dW, db_part, dout, x, W, chunks, gemm):
     N, D = x.shape
     M = W.shape[1]
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
     isz = x.itemsize
     for ci in prange(chunks):
-        prev = set_threads(1)
         lo = ci * N // chunks
         hi = (ci + 1) * N // chunks
         d = dout[lo:hi]
@@ -58,7 +55,6 @@ def _affine_backward(dx, dW, db_part, dout, x, W, chunks, gemm, set_threads):
         for i in range(hi - lo):
             for j in range(M):
                 dbc[j] += d[i, j]
-        set_threads(prev)
 
 
 def affine_forward(x, W, b):
@@ -66,7 +62,8 @@ def affine_forward(x, W, b):
     x = np.ascontiguousarray(x)
     W = np.ascontiguousarray(W)
     out = np.empty((x.shape[0], W.shape[1]), dtype=x.dtype)
-    _affine_forward(out, x, W, np.ascontiguousarray(b), nchunks(x.shape[0]), gemm_for(x.dtype), SET_THREADS)
+    with single_threaded_blas():
+        _affine_forward(out, x, W, np.ascontiguousarray(b), nchunks(x.shape[0]), gemm_for(x.dtype))
     return out
 
 
@@ -79,5 +76,6 @@ def affine_backward(dout, x, W):
     dx = np.empty(x.shape, dtype=x.dtype)
     dW = np.empty(W.shape, dtype=x.dtype)
     db_part = np.zeros((chunks, W.shape[1]), dtype=x.dtype)
-    _affine_backward(dx, dW, db_part, dout, x, W, chunks, gemm_for(x.dtype), SET_THREADS)
+    with single_threaded_blas():
+        _affine_backward(dx, dW, db_part, dout, x, W, chunks, gemm_for(x.dtype))
     return dx, dW, db_part.sum(axis=0)

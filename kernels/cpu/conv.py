@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..shapes import window_output_hw
-from ._blas import MEMCPY, NO_TRANS, ROW_MAJOR, SET_THREADS, TRANS, axpy_for, gemm_for
+from ._blas import MEMCPY, NO_TRANS, ROW_MAJOR, TRANS, axpy_for, gemm_for, single_threaded_blas
 from ._chunks import nchunks
 
 
@@ -159,7 +159,7 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
 
 
 @njit(parallel=True, cache=True)
-def _conv_forward(out, x, W2, b, FH, FW, stride, pad, chunks, gemm, set_threads):
+def _conv_forward(out, x, W2, b, FH, FW, stride, pad, chunks, gemm):
     N = x.shape[0]
     FN, K = W2.shape
     OH, OW = out.shape[2], out.shape[3]
@@ -167,7 +167,6 @@ def _conv_forward(out, x, W2, b, FH, FW, stride, pad, chunks, gemm, set_threads)
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
     for ci in prange(chunks):
-        prev = set_threads(1)                        # this thread's BLAS: one thread
         colT = np.empty((K, P), dtype=x.dtype)
         for n in range(ci * N // chunks, (ci + 1) * N // chunks):
             _fill_colT(colT, x[n], FH, FW, stride, pad, OH, OW)
@@ -179,11 +178,10 @@ def _conv_forward(out, x, W2, b, FH, FW, stride, pad, chunks, gemm, set_threads)
                 bf = b[f]
                 for p in range(P):
                     o[f, p] += bf
-        set_threads(prev)
 
 
 @njit(parallel=True, cache=True)
-def _conv_backward(dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunks, need_dx, gemm, set_threads):
+def _conv_backward(dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunks, need_dx, gemm):
     N = x.shape[0]
     FN, K = W2.shape
     OH, OW = dout.shape[2], dout.shape[3]
@@ -191,7 +189,6 @@ def _conv_backward(dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunk
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
     for ci in prange(chunks):
-        prev = set_threads(1)
         colT = np.empty((K, P), dtype=x.dtype)
         dcolT = np.empty((K, P), dtype=x.dtype)
         dWc = dW_part[ci]
@@ -214,7 +211,6 @@ def _conv_backward(dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunk
                 dxn = dx[n]
                 dxn[:] = 0
                 _add_colT(dxn, dcolT, FH, FW, stride, pad, OH, OW)
-        set_threads(prev)
 
 
 @njit(cache=True)
@@ -240,7 +236,7 @@ def _fill_ext(colT, xpad, xn, FH, FW, pad, memcpy):
 
 
 @njit(parallel=True, cache=True)
-def _conv_forward_s1(out, x, W2, b, FH, FW, pad, chunks, gemm, set_threads, memcpy):
+def _conv_forward_s1(out, x, W2, b, FH, FW, pad, chunks, gemm, memcpy):
     N, C, H, W = x.shape
     FN, K = W2.shape
     OH, OW = out.shape[2], out.shape[3]
@@ -249,7 +245,6 @@ def _conv_forward_s1(out, x, W2, b, FH, FW, pad, chunks, gemm, set_threads, memc
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
     for ci in prange(chunks):
-        prev = set_threads(1)
         # the slack of FW elements lets the last slice run past the padded image (into zeros)
         xpad = np.zeros((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
         colT = np.empty((K, L), dtype=x.dtype)
@@ -266,11 +261,10 @@ def _conv_forward_s1(out, x, W2, b, FH, FW, pad, chunks, gemm, set_threads, memc
                     src = oy * Wp
                     for ox in range(OW):
                         on[f, oy, ox] = oext[f, src + ox] + bf
-        set_threads(prev)
 
 
 @njit(parallel=True, cache=True)
-def _conv_backward_s1(dx, dW_part, db_part, dout, x, W2, FH, FW, pad, chunks, need_dx, gemm, set_threads,
+def _conv_backward_s1(dx, dW_part, db_part, dout, x, W2, FH, FW, pad, chunks, need_dx, gemm,
                       memcpy, axpy):
     N, C, H, W = x.shape
     FN, K = W2.shape
@@ -281,7 +275,6 @@ def _conv_backward_s1(dx, dW_part, db_part, dout, x, W2, FH, FW, pad, chunks, ne
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
     for ci in prange(chunks):
-        prev = set_threads(1)
         xpad = np.zeros((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
         dxpad = np.empty((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
         colT = np.empty((K, L), dtype=x.dtype)
@@ -319,7 +312,6 @@ def _conv_backward_s1(dx, dW_part, db_part, dout, x, W2, FH, FW, pad, chunks, ne
                     for iy in range(H):
                         memcpy(dx.ctypes.data + (((n * C + c) * H + iy) * W) * isz,
                                dc.ctypes.data + ((iy + pad) * Wp + pad) * isz, W * isz)
-        set_threads(prev)
 
 
 def conv_forward(x, W, b, stride, pad):
@@ -332,10 +324,11 @@ def conv_forward(x, W, b, stride, pad):
     OH, OW = window_output_hw(H, Wd, FH, FW, stride, pad)
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
     gemm = gemm_for(x.dtype)
-    if stride == 1:
-        _conv_forward_s1(out, x, W2, b, FH, FW, pad, nchunks(N), gemm, SET_THREADS, MEMCPY)
-    else:
-        _conv_forward(out, x, W2, b, FH, FW, stride, pad, nchunks(N), gemm, SET_THREADS)
+    with single_threaded_blas():
+        if stride == 1:
+            _conv_forward_s1(out, x, W2, b, FH, FW, pad, nchunks(N), gemm, MEMCPY)
+        else:
+            _conv_forward(out, x, W2, b, FH, FW, stride, pad, nchunks(N), gemm)
     return out, (x, W2, W.shape, stride, pad)
 
 
@@ -350,11 +343,11 @@ def conv_backward(dout, ctx, need_dx=True):
     db_part = np.zeros((chunks, FN), dtype=x.dtype)
     dx = np.empty(x.shape, dtype=x.dtype) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)
     gemm = gemm_for(x.dtype)
-    if stride == 1:
-        _conv_backward_s1(dx, dW_part, db_part, dout, x, W2, FH, FW, pad, chunks, need_dx, gemm, SET_THREADS,
-                          MEMCPY, axpy_for(x.dtype))
-    else:
-        _conv_backward(dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunks, need_dx, gemm,
-                       SET_THREADS)
+    with single_threaded_blas():
+        if stride == 1:
+            _conv_backward_s1(dx, dW_part, db_part, dout, x, W2, FH, FW, pad, chunks, need_dx, gemm,
+                              MEMCPY, axpy_for(x.dtype))
+        else:
+            _conv_backward(dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunks, need_dx, gemm)
     dW = dW_part.sum(axis=0).reshape(w_shape)
     return (dx if need_dx else None), dW, db_part.sum(axis=0)
