@@ -19,7 +19,6 @@ import importlib.machinery
 import os
 import runpy
 import sys
-import types
 from collections import OrderedDict
 
 import numpy as np

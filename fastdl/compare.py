@@ -7,16 +7,13 @@ OpenMP runtime and Numba's slow each other down (measured 22-44%), which would
 misstate both. Speed and correctness are reported together: a fast kernel
 that is wrong shows up in the ``max|diff|`` column and the exit status.
 """
-import importlib.util
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 
-from . import backend
+from . import backend, torch_peer
 from .bench import NETS, build, median_time, train_step
 from .layers import (Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu, Sigmoid)
 
@@ -80,18 +77,6 @@ def _settle(seconds=0.3):
     time.sleep(seconds)
 
 
-def _torch_available():
-    return importlib.util.find_spec("torch") is not None
-
-
-def _torch(args, timeout=3600):
-    r = subprocess.run([sys.executable, "-m", "fastdl.torch_peer", *args], capture_output=True, text=True,
-                       timeout=timeout)
-    if r.returncode:
-        return None
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
 def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends=None, torch=True,
         progress=None):
     """Time and check every layer and a training step. Returns a list of result dicts:
@@ -99,7 +84,7 @@ def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends
     backends = list(backends or backend.available_backends())
     if "numpy" not in backends:
         backends.insert(0, "numpy")
-    use_torch = torch and _torch_available()
+    use_torch = torch and torch_peer.available()
     results = []
     say = progress or (lambda msg: None)
     for net_name in nets:
@@ -151,7 +136,7 @@ def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends
             with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
                 json.dump(specs, f)
             try:
-                res = _torch(["--layers", f.name, "--dtype", dtype, "--repeat", str(repeat)])
+                res = torch_peer.measure(["--layers", f.name, "--dtype", dtype, "--repeat", str(repeat)])
             finally:
                 os.unlink(f.name)
             if res:
@@ -182,7 +167,7 @@ def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends
                     row["ok"] = False
         if use_torch:
             say(f"{NETS[net_name].__name__} training step: torch (own process)")
-            res = _torch(["--net", net_name, "--dtype", dtype, "--batch", str(batch), "--repeat", str(repeat)])
+            res = torch_peer.measure(["--net", net_name, "--dtype", dtype, "--batch", str(batch), "--repeat", str(repeat)])
             if res:
                 row["times"]["torch"] = res["median_ms"]
         results.append(row)

@@ -11,8 +11,29 @@ prints JSON: {"median_ms": ...} for a training step (forward, backward, Adam),
 or {"layers": [ms, ...]} for forward + backward of each layer in SPEC.
 """
 import argparse
+import importlib.util
 import json
+import subprocess
+import sys
 import time
+
+
+def available():
+    """True when torch is installed (checked without importing it)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def measure(args, timeout=3600):
+    """Run this peer in a child process with command-line ``args``; its JSON result, or None
+    when torch is missing or the run failed (stderr is passed on)."""
+    if not available():
+        return None
+    r = subprocess.run([sys.executable, "-m", "fastdl.torch_peer", *args], capture_output=True, text=True,
+                       timeout=timeout)
+    if r.returncode:
+        print(r.stderr, file=sys.stderr)
+        return None
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def _median_ms(fn, repeat, warmup=3):

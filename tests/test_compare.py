@@ -1,7 +1,6 @@
 """`fastdl compare`: runs at tiny sizes, and its correctness column catches a wrong kernel."""
 import json
 
-import numpy as np
 import pytest
 
 from fastdl import backend, cli, compare

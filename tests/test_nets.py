@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-import fastdl
 from fastdl.nets import DeepConvNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet, TwoLayerNet
 
 TINY_CONV = {"filter_num": 3, "filter_size": 3, "pad": 1, "stride": 1}

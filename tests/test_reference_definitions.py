@@ -3,7 +3,6 @@ fixture, every other backend against the same loops)."""
 import numpy as np
 import pytest
 
-import fastdl
 from fastdl import backend
 from fastdl.util import col2im, conv_output_size, im2col
 from tests.helpers import (layouts, loop_col2im, loop_conv, loop_im2col, loop_pool,

@@ -1,7 +1,6 @@
 """The Trainer: the book's loop, reproducibility, safe interruption, and the accuracy target."""
 import os
 import signal
-import threading
 
 import numpy as np
 import pytest

@@ -9,8 +9,6 @@ GPU is present (the CUDA simulator is not timed: its numbers would mean nothing)
 import argparse
 import sys
 
-import numpy as np
-
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,13 +21,14 @@ def main():
         return 0
     import fastdl
     try:
-        cu = fastdl.backend.ops("cuda")
+        fastdl.backend.ops("cuda")
     except fastdl.BackendError as exc:
         print(f"gpu_time: no GPU here, nothing recorded ({str(exc).split(';')[0]})")
         return 0
     from numba import cuda
     from fastdl.bench import build, median_time, train_step
-    print(f"GPU: {cuda.get_current_device().name.decode() if hasattr(cuda.get_current_device().name, 'decode') else cuda.get_current_device().name}")
+    name = cuda.get_current_device().name
+    print(f"GPU: {name.decode() if isinstance(name, bytes) else name}")
     for net in ("simple", "deep"):
         for dtype in ("float32", "float64"):
             times = {}

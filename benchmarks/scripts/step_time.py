@@ -9,16 +9,15 @@ one process. Thread counts: Numba and PyTorch use 2 threads (this project's
 machines have 2 cores); SciPy's BLAS inside Numba's parallel loops uses 1.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 import fastdl
+from fastdl import torch_peer
 from fastdl.bench import build, median_time, step_flops, train_step
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,19 +41,9 @@ def step_ms(net, backend, dtype, batch, repeat):
 
 
 def torch_ms(net, dtype, batch, repeat, threads=2):
-    try:
-        import importlib.util
-        if importlib.util.find_spec("torch") is None:
-            return None
-    except Exception:
-        return None
-    cmd = [sys.executable, "-m", "fastdl.torch_peer", "--net", net, "--dtype", dtype,
-           "--batch", str(batch), "--repeat", str(repeat), "--threads", str(threads)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    if r.returncode != 0:
-        print(r.stderr, file=sys.stderr)
-        return None
-    return json.loads(r.stdout)["median_ms"]
+    res = torch_peer.measure(["--net", net, "--dtype", dtype, "--batch", str(batch), "--repeat", str(repeat),
+                              "--threads", str(threads)])
+    return None if res is None else res["median_ms"]
 
 
 def pool_ms(backend, dtype, repeat):

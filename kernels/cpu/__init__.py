@@ -12,9 +12,10 @@ first, then inputs, then integer sizes.
 Threads: parallel kernels split their work into ``numba.get_num_threads()``
 chunks with disjoint writes; reductions (dW, db, batch-norm statistics) use
 one buffer per chunk and a final sum in fixed order, so results do not depend
-on scheduling. Numba's ``np.dot`` calls SciPy's BLAS from inside these
-parallel loops, so loading this backend sets SciPy's BLAS to one thread (see
-``_threads``); NumPy's own BLAS is left alone. Loading it also raises glibc's
+on scheduling. Matrix products go through NumPy's OpenBLAS (``_blas``), set to
+one thread while a kernel runs and restored after; the fallback products use
+SciPy's BLAS through Numba's ``np.dot``, which loading this backend sets to one
+thread (``_threads``). Loading it also raises glibc's
 mmap/trim thresholds so the large arrays of a training step are reused
 instead of page-faulted in again every step (``FASTDL_KEEP_MALLOC=1`` skips it).
 """

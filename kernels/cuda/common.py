@@ -48,7 +48,7 @@ def add_rowvec(a, v):
 def _rows_to_nchw_kernel(out, rows, b, P):
     """out[n, f, p] = rows[n*P + p, f] + b[f]."""
     i = cuda.grid(1)
-    N, F = out.shape[0], out.shape[1]
+    F = out.shape[1]
     if i < out.size:
         p = i % P
         f = (i // P) % F
@@ -60,7 +60,7 @@ def _rows_to_nchw_kernel(out, rows, b, P):
 def _nchw_to_rows_kernel(rows, a, P):
     """rows[n*P + p, f] = a[n, f, p]."""
     i = cuda.grid(1)
-    N, F = a.shape[0], a.shape[1]
+    F = a.shape[1]
     if i < a.size:
         p = i % P
         f = (i // P) % F
