@@ -31,6 +31,12 @@ BATCHNORM_EPS = 1e-6
 
 
 def _need_forward(layer, attr):
+    if getattr(layer, "_fused_into", None) is not None:
+        raise RuntimeError(
+            f"{type(layer).__name__}.backward: this layer's last forward ran inside a fused "
+            "Convolution -> Relu [-> Pooling] block of a network (Net.fuse), so it kept no state of its "
+            "own; go back through the network's gradient(), or set net.fuse = False to run the layers "
+            "one by one")
     if getattr(layer, attr, None) is None:
         raise RuntimeError(f"{type(layer).__name__}.backward called before forward")
 
@@ -100,9 +106,11 @@ class Relu:
     def __init__(self):
         self.mask = None
         self._ops = None
+        self._fused_into = None
 
     def forward(self, x):
         x = float_array("x", x, owner="Relu.forward")
+        self._fused_into = None
         self._ops = backend.ops()
         out, self.mask = self._ops.relu_forward(x)
         return out
@@ -328,8 +336,10 @@ class Convolution:
         self._ctx = None
         self._out_shape = None
         self._ops = None
+        self._fused_into = None
 
-    def forward(self, x):
+    def _prepare(self, x):
+        """Checked input (in the weights' dtype) and the output shape (N, FN, OH, OW)."""
         x = float_array("x", x, 4, owner="Convolution.forward")
         _guard_device(self, self.W)
         FN, C, FH, FW = self.W.shape
@@ -342,11 +352,14 @@ class Convolution:
         except ValueError as exc:
             raise ValueError(f"Convolution.forward: filter {FH}x{FW} does not fit input x of shape "
                              f"{x.shape} with pad {self.pad}: {exc}") from None
-        x = _as(x, self.W.dtype)
+        return _as(x, self.W.dtype), (N, FN, OH, OW)
+
+    def forward(self, x):
+        x, self._out_shape = self._prepare(x)
+        self._fused_into = None
         self._ops = backend.ops()
         out, self._ctx = self._ops.conv_forward(x, self.W, self.b, self.stride, self.pad)
         self.x = x
-        self._out_shape = (N, FN, OH, OW)
         return out
 
     def backward(self, dout):
@@ -360,6 +373,54 @@ class Convolution:
         _need_forward(self, "_ctx")
         dout = _check_dout(self, dout, self._out_shape, self.W.dtype)
         dx, self.dW, self.db = self._ops.conv_backward(dout, self._ctx, need_dx)
+        return dx
+
+
+class ConvBlock:
+    """Convolution -> Relu [-> Pooling] of a network run as one fused backend op.
+
+    Not a layer of the book: networks build one for each such run of their layers
+    (``Net.fuse``) and call ``forward`` / ``backward`` on it instead of on the three
+    layers. The result is the layers' own, within the backend's tolerance; the
+    backend never has to store the full-size convolution output. Afterwards
+    ``conv.dW`` / ``conv.db`` hold the gradients as usual, while the Relu and Pooling
+    keep no state (their own ``backward`` then explains this instead of running).
+    """
+
+    def __init__(self, conv, relu, pool=None):
+        self.conv, self.relu, self.pool = conv, relu, pool
+        self._ctx = None
+        self._out_shape = None
+        self._ops = None
+
+    def forward(self, x):
+        conv, pool = self.conv, self.pool
+        x, conv_shape = conv._prepare(x)
+        ops = backend.ops()
+        if pool is None:
+            out, ctx = ops.conv_relu_forward(x, conv.W, conv.b, conv.stride, conv.pad)
+            out_shape = conv_shape
+        else:
+            N, FN, OH, OW = conv_shape
+            out_shape = (N, FN) + pool._output_hw(N, FN, OH, OW)
+            out, ctx = ops.conv_relu_pool_forward(x, conv.W, conv.b, conv.stride, conv.pad,
+                                                  pool.pool_h, pool.pool_w, pool.stride, pool.pad)
+        self._ops, self._ctx, self._out_shape = ops, ctx, out_shape
+        conv.x, conv._out_shape, conv._ctx, conv._fused_into = x, conv_shape, None, self
+        self.relu.mask, self.relu._fused_into = None, self
+        if pool is not None:
+            pool.x, pool._ctx, pool._fused_into = None, None, self
+        return out
+
+    def backward(self, dout, need_dx=True):
+        """dx of the block's input (None when not need_dx); sets conv.dW and conv.db."""
+        if self._ctx is None or any(layer._fused_into is not self for layer in (self.conv, self.relu, self.pool)
+                                    if layer is not None):
+            raise RuntimeError("ConvBlock.backward called before its forward, or after one of its "
+                               "layers ran forward on its own")
+        dout = _check_dout(self.conv, dout, self._out_shape, self.conv.W.dtype)
+        fn = self._ops.conv_relu_backward if self.pool is None else self._ops.conv_relu_pool_backward
+        dx, self.conv.dW, self.conv.db = fn(dout, self._ctx, need_dx)
         return dx
 
 
@@ -382,15 +443,20 @@ class Pooling:
         self._ctx = None
         self._out_shape = None
         self._ops = None
+        self._fused_into = None
+
+    def _output_hw(self, N, C, H, W):
+        try:
+            return window_output_hw(H, W, self.pool_h, self.pool_w, self.stride, self.pad)
+        except ValueError as exc:
+            raise ValueError(f"Pooling.forward: window {self.pool_h}x{self.pool_w} does not fit input x "
+                             f"of shape {(N, C, H, W)} with pad {self.pad}: {exc}") from None
 
     def forward(self, x):
         x = float_array("x", x, 4, owner="Pooling.forward")
         N, C, H, W = (int(v) for v in x.shape)
-        try:
-            OH, OW = window_output_hw(H, W, self.pool_h, self.pool_w, self.stride, self.pad)
-        except ValueError as exc:
-            raise ValueError(f"Pooling.forward: window {self.pool_h}x{self.pool_w} does not fit input x "
-                             f"of shape {x.shape} with pad {self.pad}: {exc}") from None
+        OH, OW = self._output_hw(N, C, H, W)
+        self._fused_into = None
         self._ops = backend.ops()
         out, self._ctx = self._ops.pool_forward(x, self.pool_h, self.pool_w, self.stride, self.pad)
         self.x = x

@@ -27,6 +27,17 @@ conv_forward(x, W, b, stride, pad)
 conv_backward(dout, ctx, need_dx=True)
     dout (N, FN, OH, OW) -> (dx (N, C, H, W), dW (FN, C, FH, FW), db (FN,)).
     need_dx=False skips dx (None is returned for it): a net's first layer needs no dx.
+conv_relu_forward(x, W, b, stride, pad) -> (out, ctx)
+conv_relu_backward(dout, ctx, need_dx=True) -> (dx, dW, db)
+    Convolution then Relu as one op: out = relu(conv_forward(...)[0]); backward is
+    conv_backward(relu_backward(dout, mask), ...). What a network runs for a
+    Convolution followed by a Relu.
+conv_relu_pool_forward(x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad) -> (out, ctx)
+conv_relu_pool_backward(dout, ctx, need_dx=True) -> (dx, dW, db)
+    Convolution, Relu, then max pooling as one op; out (N, FN, QH, QW) is the pooled
+    output. The result is that of the three ops in turn (``fastdl.kernels.composite``
+    is that definition), within each backend's tolerance; a backend may compute it
+    without ever storing the full-size activation.
 pool_forward(x, pool_h, pool_w, stride, pad)
     max pooling; x (N, C, H, W) -> (out (N, C, OH, OW), ctx). Padding counts
     as minus infinity; on ties the first maximum in (ky, kx) order wins.
@@ -68,6 +79,10 @@ OPS = {
     "col2im": "(col, input_shape, filter_h, filter_w, stride=1, pad=0)",
     "conv_forward": "(x, W, b, stride, pad)",
     "conv_backward": "(dout, ctx, need_dx=True)",
+    "conv_relu_forward": "(x, W, b, stride, pad)",
+    "conv_relu_backward": "(dout, ctx, need_dx=True)",
+    "conv_relu_pool_forward": "(x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad)",
+    "conv_relu_pool_backward": "(dout, ctx, need_dx=True)",
     "pool_forward": "(x, pool_h, pool_w, stride, pad)",
     "pool_backward": "(dout, ctx)",
     "relu_forward": "(x)",

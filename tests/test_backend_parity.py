@@ -90,6 +90,100 @@ def test_convolution_with_strided_weights(fast, dtype, rng):
     close(fast.conv_forward(x, Wt, b, 1, 1)[0], REF.conv_forward(x, Wt, b, 1, 1)[0], dtype)
 
 
+# -- fused Convolution -> Relu [-> Pooling] --------------------------------------------
+
+FUSED = [  # N, C, H, W, FN, fh, fw, stride, pad, (pool_h, pool_w, pool_stride, pool_pad) or None
+    (3, 1, 28, 28, 6, 5, 5, 1, 0, (2, 2, 2, 0)),      # SimpleConvNet's block
+    (2, 4, 14, 14, 5, 3, 3, 1, 1, (2, 2, 2, 0)),      # DeepConvNet's, even size
+    (2, 3, 7, 7, 4, 3, 3, 1, 1, (2, 2, 2, 0)),        # odd size: the last row/column is in no window
+    (2, 2, 9, 8, 3, 3, 2, 1, 1, (3, 3, 2, 1)),        # overlapping, padded windows
+    (1, 2, 8, 8, 3, 3, 3, 1, 0, (2, 2, 1, 0)),        # stride-1 pooling: positions shared by windows
+    (2, 3, 9, 7, 2, 3, 3, 2, 1, (2, 2, 2, 0)),        # strided convolution (unfused path)
+    (1, 3, 6, 6, 4, 3, 3, 1, 1, None),                # Convolution -> Relu
+    (2, 2, 9, 8, 3, 3, 2, 2, 1, None),
+]
+
+
+def _compose(ops, x, Wt, b, s, p, pool):
+    """The definition: conv, relu[, pool] of one backend, one after another."""
+    c, cctx = ops.conv_forward(x, Wt, b, s, p)
+    r, mask = ops.relu_forward(c)
+    if pool is None:
+        return r, lambda d, need_dx=True: ops.conv_backward(ops.relu_backward(d, mask), cctx, need_dx)
+    out, pctx = ops.pool_forward(r, *pool)
+    return out, lambda d, need_dx=True: ops.conv_backward(ops.relu_backward(ops.pool_backward(d, pctx), mask),
+                                                          cctx, need_dx)
+
+
+def _fused(ops, x, Wt, b, s, p, pool):
+    if pool is None:
+        out, ctx = ops.conv_relu_forward(x, Wt, b, s, p)
+        return out, lambda d, need_dx=True: ops.conv_relu_backward(d, ctx, need_dx)
+    out, ctx = ops.conv_relu_pool_forward(x, Wt, b, s, p, *pool)
+    return out, lambda d, need_dx=True: ops.conv_relu_pool_backward(d, ctx, need_dx)
+
+
+@pytest.mark.parametrize("case", FUSED)
+def test_fused_conv_relu_pool(case, fast, dtype, rng):
+    """conv_relu_forward/backward and conv_relu_pool_forward/backward against the reference's
+    conv -> relu -> pool, and bit for bit against the same backend's unfused ops."""
+    N, C, H, W, FN, fh, fw, s, p, pool = case
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    Wt = rng.standard_normal((FN, C, fh, fw)).astype(dtype)
+    b = rng.standard_normal(FN).astype(dtype)
+    want, rback = _compose(REF, x, Wt, b, s, p, pool)
+    dout = rng.standard_normal(want.shape).astype(dtype)
+    rgrads = rback(dout)
+    for kind, xv in layouts(x):
+        dv = strided(dout) if kind != "contiguous" else dout
+        with unchanged([xv, Wt, b, dv]):
+            out, back = _fused(fast, xv, Wt, b, s, p, pool)
+            close(out, want, dtype, f"out {kind}")
+            grads = back(dv)
+        for g, r, name in zip(grads, rgrads, ("dx", "dW", "db")):
+            close(g, r, dtype, f"{name} {kind}")
+    out, back = _fused(fast, x, Wt, b, s, p, pool)
+    none, dW, db = back(dout, need_dx=False)
+    assert none is None
+    close(dW, rgrads[1], dtype, "dW without dx")
+    uout, uback = _compose(fast, x, Wt, b, s, p, pool)
+    np.testing.assert_array_equal(out, uout)
+    for g, u in zip(back(dout), uback(dout)):
+        np.testing.assert_array_equal(g, u)
+
+
+@pytest.mark.parametrize("pool", [(2, 2, 2, 0), None])
+def test_fused_ties_and_dead_units_follow_the_layers(pool, fast, dtype, rng):
+    """W = 0 makes every window a tie: the first position must win (b > 0), or, with b <= 0,
+    ReLU must pass no gradient at all; the same as Relu and Pooling one after another."""
+    x = rng.standard_normal((2, 2, 8, 8)).astype(dtype)
+    Wt = np.zeros((3, 2, 3, 3), dtype=dtype)
+    b = np.array([1.5, 0.0, -1.0], dtype=dtype)
+    want, rback = _compose(REF, x, Wt, b, 1, 1, pool)
+    out, back = _fused(fast, x, Wt, b, 1, 1, pool)
+    np.testing.assert_array_equal(out, want)
+    dout = rng.standard_normal(want.shape).astype(dtype)
+    for g, r in zip(back(dout), rback(dout)):
+        close(g, r, dtype)
+    assert np.all(back(dout)[1][1:] == 0)                    # filters with b <= 0 learn nothing
+
+
+def test_fused_with_nan_matches_the_layers(fast, rng):
+    """A NaN in the convolution output: the fused op gives what the three layers give."""
+    x = rng.standard_normal((2, 2, 6, 6))
+    x[0, 1, 2, 3] = np.nan
+    Wt = rng.standard_normal((3, 2, 3, 3))
+    b = rng.standard_normal(3)
+    for pool in ((2, 2, 2, 0), None):
+        want, rback = _compose(REF, x, Wt, b, 1, 1, pool)
+        out, back = _fused(fast, x, Wt, b, 1, 1, pool)
+        np.testing.assert_array_equal(np.isnan(out), np.isnan(want))
+        np.testing.assert_allclose(out, want, rtol=1e-11, atol=1e-12)
+        d = np.ones_like(want)
+        for g, r in zip(back(d), rback(d)):
+            np.testing.assert_allclose(g, r, rtol=1e-11, atol=1e-12)
+
+
 @pytest.mark.parametrize("case", [(2, 3, 24, 24, 2, 2, 2, 0), (1, 2, 7, 5, 3, 3, 2, 1),
                                   (2, 2, 6, 6, 3, 2, 1, 1), (3, 1, 5, 5, 2, 2, 2, 0),
                                   (1, 1, 1, 1, 1, 1, 1, 0), (2, 2, 9, 9, 3, 3, 3, 2)])
@@ -242,7 +336,7 @@ def test_compiled_kernels_really_ran(dtype, rng):
         train_step(model, opt, x, t)
     k = cpu.compiled_kernels()
     ty = numba.typeof(np.zeros(1, dtype=dtype)).dtype
-    for name in ("conv._conv_forward_s1", "conv._conv_backward_s1", "pool._pool_forward", "pool._pool_backward",
+    for name in ("fused._conv_relu_pool_forward_s1", "fused._conv_relu_pool_backward_s1",
                  "activations._relu_forward", "activations._relu_backward", "affine._affine_forward",
                  "affine._affine_backward", "loss._softmax_loss_forward", "loss._softmax_loss_backward",
                  "optim._adam"):
@@ -312,6 +406,27 @@ def test_pooling_property(case, f32, seed):
         out, ctx = ops.pool_forward(x, ph, pw, s, p)
         np.testing.assert_array_equal(out, want)
         close(ops.pool_backward(dout, ctx), REF.pool_backward(dout, rctx), dtype)
+
+
+@given(case=conv_case(), pool=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)),
+       f32=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_fused_property(case, pool, f32, seed):
+    N, C, H, W, FN, fh, fw, s, p = case
+    OH, OW = (H + 2 * p - fh) // s + 1, (W + 2 * p - fw) // s + 1
+    ph, pw, ps = min(pool[0], OH), min(pool[1], OW), pool[2]
+    pp = seed % min(ph, pw)
+    dtype = np.float32 if f32 else np.float64
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    Wt = rng.standard_normal((FN, C, fh, fw)).astype(dtype)
+    b = rng.standard_normal(FN).astype(dtype)
+    want, rback = _compose(REF, x, Wt, b, s, p, (ph, pw, ps, pp))
+    dout = rng.standard_normal(want.shape).astype(dtype)
+    for name in FAST_BACKENDS:
+        out, back = _fused(backend.ops(name), x, Wt, b, s, p, (ph, pw, ps, pp))
+        close(out, want, dtype)
+        for g, r in zip(back(dout), rback(dout)):
+            close(g, r, dtype)
 
 
 def test_numba_backend_without_numpys_openblas_uses_the_fallback_and_agrees():

@@ -184,3 +184,77 @@ def test_simpleconvnet_default_shapes_match_the_book():
     # the book reads gradients from layers (0, 2, 5, 7, 10, 12, 15, 18)
     for i, idx in enumerate((0, 2, 5, 7, 10, 12, 15, 18), start=1):
         assert d.layers[idx].W is d.params[f"W{i}"]
+
+
+# -- fused Convolution -> Relu [-> Pooling] blocks (Net.fuse) ------------------------------
+
+def _fused_and_unfused(make, x_shape, backend_name, dtype):
+    import fastdl
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    t = rng.integers(0, 3, size=x_shape[0])
+    out = {}
+    for fuse in (True, False):
+        np.random.seed(1)
+        net = make(dtype)
+        net.fuse = fuse
+        with fastdl.using_backend(backend_name):
+            np.random.seed(2)                     # the same dropout masks both times
+            grads = net.gradient(x, t)
+            np.random.seed(2)
+            loss = net.loss(x, t)
+            pred = net.predict(x)
+        out[fuse] = (grads, loss, pred, net)
+    return out
+
+
+@pytest.mark.parametrize("name", ["SimpleConvNet", "DeepConvNet"])
+def test_fused_blocks_give_the_layers_results_exactly(name, backend_name, dtype):
+    """Fusing changes where the work happens, not the numbers: every backend's fused ops give
+    bit for bit what its Convolution, Relu and Pooling give one after another."""
+    make = NETS["SimpleConvNet"][0] if name == "SimpleConvNet" else tiny_deep
+    x_shape = NETS["SimpleConvNet"][1] if name == "SimpleConvNet" else (3, 1, 8, 8)
+    res = _fused_and_unfused(make, x_shape, backend_name, dtype)
+    (g1, l1, p1, net), (g0, l0, p0, _) = res[True], res[False]
+    assert l1 == l0
+    np.testing.assert_array_equal(p1, p0)
+    for k in g0:
+        assert g1[k].dtype == dtype
+        np.testing.assert_array_equal(g1[k], g0[k], err_msg=k)
+    kinds = [type(layer).__name__ for layer in net._plan()]
+    assert kinds.count("ConvBlock") == (1 if name == "SimpleConvNet" else 6)
+
+
+def test_layers_of_a_fused_block_explain_instead_of_running_backward():
+    from fastdl.layers import ConvBlock
+    net, shape = NETS["SimpleConvNet"][0](), NETS["SimpleConvNet"][1]
+    x = np.random.default_rng(0).standard_normal(shape)
+    y = net.predict(x)
+    for name in ("Conv1", "Relu1", "Pool1"):
+        with pytest.raises(RuntimeError, match="net.fuse = False"):
+            net.layers[name].backward(np.ones(1))
+    # a layer run on its own afterwards works again, and the stale block refuses
+    block = net._last_plan[0]
+    assert isinstance(block, ConvBlock)
+    c = net.layers["Conv1"].forward(x)
+    assert net.layers["Conv1"].backward(np.ones_like(c)).shape == x.shape
+    with pytest.raises(RuntimeError, match="after one of its layers ran forward on its own"):
+        block.backward(np.ones_like(y[:, :1]))
+    # unfused, every layer keeps its own state (the book's behaviour)
+    net.fuse = False
+    net.predict(x)
+    assert net.layers["Relu1"].mask is not None and net.layers["Relu1"].mask.shape[1] == 3
+
+
+def test_only_the_books_own_layer_classes_are_fused():
+    from fastdl.layers import Relu
+
+    class MyRelu(Relu):
+        pass
+
+    net = NETS["SimpleConvNet"][0]()
+    net.layers["Relu1"] = MyRelu()
+    assert [type(layer).__name__ for layer in net._plan()][:2] == ["Convolution", "MyRelu"]
+    x = np.random.default_rng(0).standard_normal(NETS["SimpleConvNet"][1])
+    grads = net.gradient(x, np.array([0, 1]))
+    assert grads["W1"].shape == net.params["W1"].shape

@@ -14,7 +14,7 @@ import numpy as np
 from .. import backend
 from .._checks import is_device_array, numeric_array, to_host
 from ..gradient import numerical_gradient as _numerical_gradient
-from ..layers import BatchNormalization, Dropout
+from ..layers import BatchNormalization, Convolution, ConvBlock, Dropout, Pooling, Relu
 
 _FORMAT_KEY = "__fastdl_params__"
 _META_KEY = "__fastdl_meta__"
@@ -41,6 +41,12 @@ class Net:
     """Base class of the book's networks. Not used on its own."""
 
     weight_decay_lambda = 0
+    #: Run each Convolution -> Relu [-> Pooling] of the layers as one fused backend op in
+    #: predict / loss / accuracy / gradient (``layers.ConvBlock``): the same results as layer by
+    #: layer, without storing the full-size activations. Set ``net.fuse = False`` to run the
+    #: layers one by one, e.g. to inspect a Relu's ``mask`` after a forward pass.
+    fuse = True
+    _last_plan = None
     device = "cpu"         # where params live: "cpu" (NumPy arrays) or "cuda" (device arrays)
     _decayed = ()          # names of the weights that weight decay applies to
 
@@ -54,9 +60,27 @@ class Net:
         x = numeric_array("x", x, owner=f"{type(self).__name__}")
         return x if x.dtype == self.dtype else x.astype(self.dtype)
 
+    def _plan(self):
+        """The layers in order, with each Convolution -> Relu [-> Pooling] run replaced by one
+        ConvBlock when ``fuse`` is on (exact classes only: subclasses run on their own)."""
+        layers = self._layer_list()
+        if not self.fuse:
+            return layers
+        plan, i = [], 0
+        while i < len(layers):
+            if type(layers[i]) is Convolution and i + 1 < len(layers) and type(layers[i + 1]) is Relu:
+                pool = layers[i + 2] if i + 2 < len(layers) and type(layers[i + 2]) is Pooling else None
+                plan.append(ConvBlock(layers[i], layers[i + 1], pool))
+                i += 2 if pool is None else 3
+            else:
+                plan.append(layers[i])
+                i += 1
+        return plan
+
     def _forward(self, x, train_flg):
         x = self._input(x)
-        for layer in self._layer_list():
+        self._last_plan = plan = self._plan()
+        for layer in plan:
             if isinstance(layer, (Dropout, BatchNormalization)):
                 x = layer.forward(x, train_flg)
             else:
@@ -105,12 +129,14 @@ class Net:
         """Gradients of the loss by backpropagation: a dict with the same keys as ``params``."""
         self._loss_for_gradient(x, t)
         dout = self.last_layer.backward(1)
-        layers = self._layer_list()
-        for layer in reversed(layers[1:]):
+        plan = self._last_plan
+        for layer in reversed(plan[1:]):
             dout = layer.backward(dout)
-        first = layers[0]
+        first = plan[0]
         # the gradient with respect to the input is not needed: skip it where a layer can
-        if hasattr(first, "backward_params"):
+        if isinstance(first, ConvBlock):
+            first.backward(dout, need_dx=False)
+        elif hasattr(first, "backward_params"):
             first.backward_params(dout)
         else:
             first.backward(dout)

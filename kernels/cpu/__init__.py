@@ -26,6 +26,8 @@ keep_freed_memory()
 
 from .conv import im2col, col2im, conv_forward, conv_backward  # noqa: E402
 from .pool import pool_forward, pool_backward  # noqa: E402
+from .fused import (conv_relu_forward, conv_relu_backward, conv_relu_pool_forward,  # noqa: E402
+                    conv_relu_pool_backward)
 from .activations import (relu_forward, relu_backward, sigmoid_forward, sigmoid_backward,  # noqa: E402
                           dropout_apply)
 from .affine import affine_forward, affine_backward  # noqa: E402
@@ -40,9 +42,9 @@ NAME = "numba"
 def compiled_kernels():
     """name -> dispatcher of every @njit kernel of this backend (for tests and benchmarks)."""
     from numba.core.registry import CPUDispatcher
-    from . import activations, affine, batchnorm, conv, loss, optim, pool
+    from . import activations, affine, batchnorm, conv, fused, loss, optim, pool
     out = {}
-    for mod in (conv, pool, activations, affine, loss, batchnorm, optim):
+    for mod in (conv, fused, pool, activations, affine, loss, batchnorm, optim):
         for name, obj in vars(mod).items():
             if isinstance(obj, CPUDispatcher):
                 out[f"{mod.__name__.rsplit('.', 1)[-1]}.{name}"] = obj

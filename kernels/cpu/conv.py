@@ -237,14 +237,57 @@ def _fill_ext(colT, xpad, xn, FH, FW, pad, memcpy):
                        L * isz)
 
 
+@njit(cache=True)
+def _image_s1(oext, colT, xpad, xn, W2, FH, FW, pad, gemm, memcpy):
+    """One image, stride 1: fill colT (K, L) from xn, then oext (FN, L) = W2 (FN, K) @ colT."""
+    FN, K = W2.shape
+    L = colT.shape[1]
+    _fill_ext(colT, xpad, xn, FH, FW, pad, memcpy)
+    gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, FN, L, K, xn.dtype.type(1), W2.ctypes.data, K, colT.ctypes.data, L,
+         xn.dtype.type(0), oext.ctypes.data, L)
+
+
+@njit(cache=True)
+def _backprop_image_s1(dx, n, dWc, dext, colT, dcolT, xpad, dxpad, xn, W2, FH, FW, pad, need_dx,
+                       gemm, memcpy, axpy):
+    """One image, stride 1, given dext (FN, L), the output gradient in extended rows (zeros in the
+    extra columns): dWc += dext @ colT.T, and with need_dx, dx[n] = col2im(W2.T @ dext)."""
+    C, H, W = xn.shape
+    FN, K = W2.shape
+    L = colT.shape[1]
+    Wp = W + 2 * pad
+    isz = xn.itemsize
+    one = xn.dtype.type(1)
+    _fill_ext(colT, xpad, xn, FH, FW, pad, memcpy)
+    # dWc (FN, K) += dext (FN, L) @ colT.T (L, K)
+    gemm(ROW_MAJOR, NO_TRANS, TRANS, FN, K, L, one, dext.ctypes.data, L, colT.ctypes.data, L,
+         one, dWc.ctypes.data, K)
+    if need_dx:
+        # dcolT (K, L) = W2.T (K, FN) @ dext (FN, L); its extra columns are zero
+        gemm(ROW_MAJOR, TRANS, NO_TRANS, K, L, FN, one, W2.ctypes.data, K, dext.ctypes.data, L,
+             xn.dtype.type(0), dcolT.ctypes.data, L)
+        dxpad[:] = 0
+        for c in range(C):
+            dc = dxpad[c]
+            for ky in range(FH):
+                for kx in range(FW):
+                    # dc[ky*Wp + kx :][:L] += dcolT[(c*FH + ky)*FW + kx]
+                    axpy(L, one, dcolT.ctypes.data + ((c * FH + ky) * FW + kx) * L * isz, 1,
+                         dc.ctypes.data + (ky * Wp + kx) * isz, 1)
+            for iy in range(H):
+                memcpy(dx.ctypes.data + (((n * C + c) * H + iy) * W) * isz,
+                       dc.ctypes.data + ((iy + pad) * Wp + pad) * isz, W * isz)
+
+
 @njit(parallel=True, cache=True)
-def _conv_forward_s1(out, x, W2, b, FH, FW, pad, chunks, gemm, memcpy):
+def _conv_forward_s1(out, mask, x, W2, b, FH, FW, pad, chunks, relu, gemm, memcpy):
+    """Stride 1. With relu, out = max(0, conv + b) and mask = (conv + b <= 0) (the fused
+    Convolution -> Relu); otherwise mask is not touched."""
     N, C, H, W = x.shape
     FN, K = W2.shape
     OH, OW = out.shape[2], out.shape[3]
     Wp = W + 2 * pad
     L = OH * Wp
-    one = x.dtype.type(1)
     zero = x.dtype.type(0)
     for ci in prange(chunks):
         # the slack of FW elements lets the last slice run past the padded image (into zeros)
@@ -252,29 +295,32 @@ def _conv_forward_s1(out, x, W2, b, FH, FW, pad, chunks, gemm, memcpy):
         colT = np.empty((K, L), dtype=x.dtype)
         oext = np.empty((FN, L), dtype=x.dtype)
         for n in range(ci * N // chunks, (ci + 1) * N // chunks):
-            _fill_ext(colT, xpad, x[n], FH, FW, pad, memcpy)
-            # oext (FN, OH*Wp) = W2 (FN, K) @ colT (K, OH*Wp)
-            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, FN, L, K, one, W2.ctypes.data, K, colT.ctypes.data, L,
-                 zero, oext.ctypes.data, L)
+            _image_s1(oext, colT, xpad, x[n], W2, FH, FW, pad, gemm, memcpy)
             on = out[n]
             for f in range(FN):
                 bf = b[f]
                 for oy in range(OH):
                     src = oy * Wp
-                    for ox in range(OW):
-                        on[f, oy, ox] = oext[f, src + ox] + bf
+                    if relu:
+                        for ox in range(OW):
+                            v = oext[f, src + ox] + bf
+                            m = v <= zero
+                            mask[n, f, oy, ox] = m
+                            on[f, oy, ox] = zero if m else v
+                    else:
+                        for ox in range(OW):
+                            on[f, oy, ox] = oext[f, src + ox] + bf
 
 
 @njit(parallel=True, cache=True)
-def _conv_backward_s1(dx, dW_part, db_part, dout, x, W2, FH, FW, pad, chunks, need_dx, gemm,
+def _conv_backward_s1(dx, dW_part, db_part, dout, mask, x, W2, FH, FW, pad, chunks, need_dx, relu, gemm,
                       memcpy, axpy):
+    """Stride 1. With relu, the gradient is first zeroed where mask is set (the fused Relu's backward)."""
     N, C, H, W = x.shape
     FN, K = W2.shape
     OH, OW = dout.shape[2], dout.shape[3]
     Wp = W + 2 * pad
     L = OH * Wp
-    isz = x.itemsize
-    one = x.dtype.type(1)
     zero = x.dtype.type(0)
     for ci in prange(chunks):
         xpad = np.zeros((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
@@ -287,50 +333,70 @@ def _conv_backward_s1(dx, dW_part, db_part, dout, x, W2, FH, FW, pad, chunks, ne
         for n in range(ci * N // chunks, (ci + 1) * N // chunks):
             dn = dout[n]
             for f in range(FN):
-                s = dbc.dtype.type(0)
+                s = zero
                 for oy in range(OH):
                     dst = oy * Wp
-                    for ox in range(OW):
-                        v = dn[f, oy, ox]
-                        dext[f, dst + ox] = v
-                        s += v
+                    if relu:
+                        for ox in range(OW):
+                            v = zero if mask[n, f, oy, ox] else dn[f, oy, ox]
+                            dext[f, dst + ox] = v
+                            s += v
+                    else:
+                        for ox in range(OW):
+                            v = dn[f, oy, ox]
+                            dext[f, dst + ox] = v
+                            s += v
                 dbc[f] += s
-            _fill_ext(colT, xpad, x[n], FH, FW, pad, memcpy)
-            # dWc (FN, K) += dext (FN, L) @ colT.T (L, K)
-            gemm(ROW_MAJOR, NO_TRANS, TRANS, FN, K, L, one, dext.ctypes.data, L, colT.ctypes.data, L,
-                 one, dWc.ctypes.data, K)
-            if need_dx:
-                # dcolT (K, L) = W2.T (K, FN) @ dext (FN, L); its extra columns are zero
-                gemm(ROW_MAJOR, TRANS, NO_TRANS, K, L, FN, one, W2.ctypes.data, K, dext.ctypes.data, L,
-                     zero, dcolT.ctypes.data, L)
-                dxpad[:] = 0
-                for c in range(C):
-                    dc = dxpad[c]
-                    for ky in range(FH):
-                        for kx in range(FW):
-                            # dc[ky*Wp + kx :][:L] += dcolT[(c*FH + ky)*FW + kx]
-                            axpy(L, one, dcolT.ctypes.data + ((c * FH + ky) * FW + kx) * L * isz, 1,
-                                 dc.ctypes.data + (ky * Wp + kx) * isz, 1)
-                    for iy in range(H):
-                        memcpy(dx.ctypes.data + (((n * C + c) * H + iy) * W) * isz,
-                               dc.ctypes.data + ((iy + pad) * Wp + pad) * isz, W * isz)
+            _backprop_image_s1(dx, n, dWc, dext, colT, dcolT, xpad, dxpad, x[n], W2, FH, FW, pad, need_dx,
+                               gemm, memcpy, axpy)
+
+
+#: the mask argument of the stride-1 kernels when no Relu is fused (one compiled signature either way)
+NO_MASK = np.zeros((1, 1, 1, 1), dtype=np.bool_)
+
+
+def _forward_s1(x, W, b, pad, relu):
+    """(out, mask, W2) of the stride-1 kernel; mask is NO_MASK unless relu."""
+    x = np.ascontiguousarray(x)
+    W2 = np.ascontiguousarray(W).reshape(W.shape[0], -1)
+    FN, C, FH, FW = W.shape
+    N, _, H, Wd = x.shape
+    OH, OW = window_output_hw(H, Wd, FH, FW, 1, pad)
+    out = np.empty((N, FN, OH, OW), dtype=x.dtype)
+    mask = np.empty(out.shape, dtype=np.bool_) if relu else NO_MASK
+    with single_threaded_blas():
+        _conv_forward_s1(out, mask, x, W2, np.ascontiguousarray(b), FH, FW, pad, nchunks(N), relu,
+                         gemm_for(x.dtype), MEMCPY)
+    return out, mask, x, W2
+
+
+def _backward_s1(dout, mask, x, W2, w_shape, pad, need_dx, relu):
+    """(dx or None, dW, db) of the stride-1 kernel; with relu, dout is masked first."""
+    dout = np.ascontiguousarray(dout)
+    FN, C, FH, FW = w_shape
+    chunks = nchunks(x.shape[0])
+    dW_part = np.zeros((chunks,) + W2.shape, dtype=x.dtype)
+    db_part = np.zeros((chunks, FN), dtype=x.dtype)
+    dx = np.empty(x.shape, dtype=x.dtype) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)
+    with single_threaded_blas():
+        _conv_backward_s1(dx, dW_part, db_part, dout, mask, x, W2, FH, FW, pad, chunks, need_dx, relu,
+                          gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
+    return (dx if need_dx else None), dW_part.sum(axis=0).reshape(w_shape), db_part.sum(axis=0)
 
 
 def conv_forward(x, W, b, stride, pad):
     """x (N, C, H, W) * W (FN, C, FH, FW) + b -> (out (N, FN, OH, OW) C-contiguous, ctx)."""
+    if stride == 1:
+        out, _, x, W2 = _forward_s1(x, W, b, pad, False)
+        return out, (x, W2, W.shape, stride, pad)
     x = np.ascontiguousarray(x)
     W2 = np.ascontiguousarray(W).reshape(W.shape[0], -1)
-    b = np.ascontiguousarray(b)
     FN, C, FH, FW = W.shape
     N, _, H, Wd = x.shape
     OH, OW = window_output_hw(H, Wd, FH, FW, stride, pad)
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
-    gemm = gemm_for(x.dtype)
     with single_threaded_blas():
-        if stride == 1:
-            _conv_forward_s1(out, x, W2, b, FH, FW, pad, nchunks(N), gemm, MEMCPY)
-        else:
-            _conv_forward(out, x, W2, b, FH, FW, stride, pad, nchunks(N), gemm)
+        _conv_forward(out, x, W2, np.ascontiguousarray(b), FH, FW, stride, pad, nchunks(N), gemm_for(x.dtype))
     return out, (x, W2, W.shape, stride, pad)
 
 
@@ -338,18 +404,16 @@ def conv_backward(dout, ctx, need_dx=True):
     """dout (N, FN, OH, OW) -> (dx, dW, db). With need_dx=False (the first layer of a net),
     dx is not computed and None is returned in its place."""
     x, W2, w_shape, stride, pad = ctx
+    if stride == 1:
+        return _backward_s1(dout, NO_MASK, x, W2, w_shape, pad, need_dx, False)
     dout = np.ascontiguousarray(dout)
     FN, C, FH, FW = w_shape
     chunks = nchunks(x.shape[0])
     dW_part = np.zeros((chunks,) + W2.shape, dtype=x.dtype)
     db_part = np.zeros((chunks, FN), dtype=x.dtype)
     dx = np.empty(x.shape, dtype=x.dtype) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)
-    gemm = gemm_for(x.dtype)
     with single_threaded_blas():
-        if stride == 1:
-            _conv_backward_s1(dx, dW_part, db_part, dout, x, W2, FH, FW, pad, chunks, need_dx, gemm,
-                              MEMCPY, axpy_for(x.dtype))
-        else:
-            _conv_backward(dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunks, need_dx, gemm)
+        _conv_backward(dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunks, need_dx,
+                       gemm_for(x.dtype))
     dW = dW_part.sum(axis=0).reshape(w_shape)
     return (dx if need_dx else None), dW, db_part.sum(axis=0)

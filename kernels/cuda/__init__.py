@@ -25,6 +25,8 @@ check_available()
 from .arrays import is_device, to_device, to_host, zeros_like  # noqa: E402
 from .conv import im2col, col2im, conv_forward, conv_backward  # noqa: E402
 from .pool import pool_forward, pool_backward  # noqa: E402
+from .fused import (conv_relu_forward, conv_relu_backward, conv_relu_pool_forward,  # noqa: E402
+                    conv_relu_pool_backward)
 from .activations import (relu_forward, relu_backward, sigmoid_forward, sigmoid_backward,  # noqa: E402
                           dropout_apply)
 from .affine import affine_forward, affine_backward  # noqa: E402

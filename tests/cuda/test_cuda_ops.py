@@ -45,6 +45,27 @@ def test_convolution_and_im2col(case, dtype):
     assert none is None
 
 
+def test_fused_conv_relu_and_conv_relu_pool(dtype):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 2, 6, 5)).astype(dtype)
+    Wt = rng.standard_normal((3, 2, 3, 3)).astype(dtype)
+    b = rng.standard_normal(3).astype(dtype)
+    out, ctx = CU.conv_relu_forward(strided(x), Wt, b, 1, 1)
+    want, rctx = REF.conv_relu_forward(x, Wt, b, 1, 1)
+    close(out, want, dtype)
+    d = rng.standard_normal(want.shape).astype(dtype)
+    for g, r in zip(CU.conv_relu_backward(d, ctx), REF.conv_relu_backward(d, rctx)):
+        close(g, r, dtype)
+    out, ctx = CU.conv_relu_pool_forward(x, Wt, b, 1, 1, 2, 2, 2, 0)
+    want, rctx = REF.conv_relu_pool_forward(x, Wt, b, 1, 1, 2, 2, 2, 0)
+    close(out, want, dtype)
+    d = rng.standard_normal(want.shape).astype(dtype)
+    got = CU.conv_relu_pool_backward(d, ctx, need_dx=False)
+    assert got[0] is None
+    for g, r in zip(got[1:], REF.conv_relu_pool_backward(d, rctx)[1:]):
+        close(g, r, dtype)
+
+
 @pytest.mark.parametrize("case", [(1, 2, 5, 5, 2, 2, 2, 0), (1, 1, 5, 6, 3, 3, 2, 1), (1, 1, 4, 4, 3, 2, 1, 1)])
 def test_pooling(case, dtype):
     N, C, H, W, ph, pw, s, p = case

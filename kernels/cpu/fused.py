@@ -1,0 +1,230 @@
+"""Fused Convolution -> Relu [-> Pooling] (numba backend).
+
+A network's ``Convolution, Relu, Pooling`` run as one op: each image's
+convolution output (FN, OH*Wp) is computed into a per-thread buffer that stays
+in cache, and bias, ReLU and max-pooling are applied to it there, so the
+full-size (N, FN, OH, OW) activation is never written, re-read by Relu, written
+again and read by Pooling (13.8 MB per pass for SimpleConvNet in float64).
+Backward rebuilds each image's output gradient in that buffer from the pooled
+gradient and the recorded positions, and hands it to the convolution's own
+per-image backward (``conv._backprop_image_s1``):
+
+    for chunk in prange(chunks):                         # disjoint images per chunk
+        for n in chunk:
+            oext = W2 @ colT(x[n])                        # (FN, OH*Wp), conv._image_s1
+            for each window (f, qy, qx):
+                v, i = max and position of the first maximum of oext[f, window] + b[f]
+                out[n, f, qy, qx] = v if v > 0 else 0
+                arg[n, f, qy, qx] = i if v > 0 else -1    # -1: ReLU passes no gradient
+    backward:
+        for chunk in prange(chunks):
+            for n in chunk:
+                dext[f, arg] += dout[n, f, qy, qx] where arg >= 0
+                dW_part[chunk] += dext @ colT.T; db_part[chunk] += sum(dext); dx[n] = col2im(W2.T @ dext)
+
+The result equals this backend's unfused conv_forward -> relu_forward -> pool_forward
+(the same products, the same sums; a test checks they agree bit for bit). Ties between
+positive values go to the first maximum in (ky, kx) order, as in Pooling. Where the
+maximum is <= 0 the pooled value is 0 and no gradient flows, as with Relu's mask.
+
+Stride-1 convolutions (every one in the book's networks) take these kernels. Other
+strides, and any image whose convolution output holds a NaN, run the unfused ops one
+after another (NaN then follows Pooling's np.argmax rule exactly).
+"""
+from types import SimpleNamespace
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from ..shapes import window_output_hw
+from ._blas import MEMCPY, axpy_for, gemm_for, single_threaded_blas
+from ._chunks import nchunks
+from .. import composite
+from .activations import relu_backward, relu_forward
+from .conv import _backprop_image_s1, _backward_s1, _forward_s1, _image_s1, conv_backward, conv_forward
+from .pool import pool_backward, pool_forward
+
+_OPS = SimpleNamespace(conv_forward=conv_forward, conv_backward=conv_backward, relu_forward=relu_forward,
+                       relu_backward=relu_backward, pool_forward=pool_forward, pool_backward=pool_backward)
+
+
+class _S1(NamedTuple):
+    """ctx of the stride-1 fused kernels; extra is Relu's mask or the pooled positions."""
+    x: np.ndarray
+    W2: np.ndarray
+    w_shape: tuple
+    pad: int
+    extra: np.ndarray
+
+
+@njit(cache=True)
+def _relu_pool_plane(op, ap, src, bf, Wp, OH, OW, PH, PW, ps, pp):
+    """op[qy, qx] = max(0, max of src[oy*Wp + ox] + bf over the window inside (OH, OW));
+    ap[qy, qx] = oy*Wp + ox of the first maximum, or -1 where that maximum is <= 0.
+    Returns True when a NaN was seen."""
+    QH, QW = op.shape
+    zero = op.dtype.type(0)
+    nan = False
+    if PH == 2 and PW == 2 and ps == 2 and pp == 0:
+        # the book's pooling. Written as select chains over row slices so that LLVM vectorises
+        # it (2x faster than the general loop here); the pairwise maxima keep first-max-wins.
+        for qy in range(QH):
+            r0 = 2 * qy * Wp
+            row0 = src[r0:r0 + 2 * QW]
+            row1 = src[r0 + Wp:r0 + Wp + 2 * QW]
+            orow = op[qy]
+            arow = ap[qy]
+            for qx in range(QW):
+                a0 = row0[2 * qx] + bf
+                a1 = row0[2 * qx + 1] + bf
+                a2 = row1[2 * qx] + bf
+                a3 = row1[2 * qx + 1] + bf
+                nan |= (a0 != a0) | (a1 != a1) | (a2 != a2) | (a3 != a3)
+                b01 = a1 > a0
+                m01 = a1 if b01 else a0
+                i01 = 2 * qx + 1 if b01 else 2 * qx
+                b23 = a3 > a2
+                m23 = a3 if b23 else a2
+                i23 = Wp + 2 * qx + 1 if b23 else Wp + 2 * qx
+                b = m23 > m01
+                m = m23 if b else m01
+                pos = m > zero
+                orow[qx] = m if pos else zero
+                arow[qx] = r0 + (i23 if b else i01) if pos else -1
+        return nan
+    for qy in range(QH):
+        y0 = qy * ps - pp
+        ylo = max(0, -y0)
+        yhi = min(PH, OH - y0)
+        for qx in range(QW):
+            x0 = qx * ps - pp
+            xlo = max(0, -x0)
+            xhi = min(PW, OW - x0)
+            bi = (y0 + ylo) * Wp + x0 + xlo
+            best = src[bi] + bf
+            for ky in range(ylo, yhi):
+                for kx in range(xlo, xhi):
+                    i = (y0 + ky) * Wp + x0 + kx
+                    v = src[i] + bf
+                    nan |= v != v
+                    if v > best:
+                        best = v
+                        bi = i
+            pos = best > zero
+            op[qy, qx] = best if pos else zero
+            ap[qy, qx] = bi if pos else -1
+    return nan
+
+
+@njit(parallel=True, cache=True)
+def _conv_relu_pool_forward_s1(out, arg, nan, x, W2, b, FH, FW, pad, OH, OW, PH, PW, ps, pp, chunks,
+                               gemm, memcpy):
+    N, C, H, W = x.shape
+    FN, K = W2.shape
+    Wp = W + 2 * pad
+    L = OH * Wp
+    for ci in prange(chunks):
+        xpad = np.zeros((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
+        colT = np.empty((K, L), dtype=x.dtype)
+        oext = np.empty((FN, L), dtype=x.dtype)
+        for n in range(ci * N // chunks, (ci + 1) * N // chunks):
+            _image_s1(oext, colT, xpad, x[n], W2, FH, FW, pad, gemm, memcpy)
+            seen = False
+            for f in range(FN):
+                seen |= _relu_pool_plane(out[n, f], arg[n, f], oext[f], b[f], Wp, OH, OW, PH, PW, ps, pp)
+            nan[n] = seen
+
+
+@njit(parallel=True, cache=True)
+def _conv_relu_pool_backward_s1(dx, dW_part, db_part, dout, arg, x, W2, FH, FW, pad, OH, chunks, need_dx,
+                                gemm, memcpy, axpy):
+    N, C, H, W = x.shape
+    FN, K = W2.shape
+    QH, QW = dout.shape[2], dout.shape[3]
+    Wp = W + 2 * pad
+    L = OH * Wp
+    zero = x.dtype.type(0)
+    for ci in prange(chunks):
+        xpad = np.zeros((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
+        dxpad = np.empty((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
+        colT = np.empty((K, L), dtype=x.dtype)
+        dext = np.zeros((FN, L), dtype=x.dtype)      # zero outside the recorded positions
+        dcolT = np.empty((K, L), dtype=x.dtype)
+        dWc = dW_part[ci]
+        dbc = db_part[ci]
+        for n in range(ci * N // chunks, (ci + 1) * N // chunks):
+            dn = dout[n]
+            an = arg[n]
+            for f in range(FN):
+                for qy in range(QH):
+                    for qx in range(QW):
+                        a = an[f, qy, qx]
+                        if a >= 0:
+                            dext[f, a] += dn[f, qy, qx]     # overlapping windows may share a position
+                s = zero
+                for i in range(L):                          # in position order, as the unfused db
+                    s += dext[f, i]
+                dbc[f] += s
+            _backprop_image_s1(dx, n, dWc, dext, colT, dcolT, xpad, dxpad, x[n], W2, FH, FW, pad, need_dx,
+                               gemm, memcpy, axpy)
+            for f in range(FN):                      # clear only what was written
+                for qy in range(QH):
+                    for qx in range(QW):
+                        a = an[f, qy, qx]
+                        if a >= 0:
+                            dext[f, a] = zero
+
+
+def conv_relu_forward(x, W, b, stride, pad):
+    """relu(conv(x, W, b)) -> (out (N, FN, OH, OW), ctx)."""
+    if stride != 1:
+        return composite.conv_relu_forward(_OPS, x, W, b, stride, pad)
+    out, mask, x, W2 = _forward_s1(x, W, b, pad, True)
+    return out, _S1(x, W2, W.shape, pad, mask)
+
+
+def conv_relu_backward(dout, ctx, need_dx=True):
+    """dout (N, FN, OH, OW) -> (dx or None, dW, db) through Relu then Convolution."""
+    if not isinstance(ctx, _S1):
+        return composite.conv_relu_backward(_OPS, dout, ctx, need_dx)
+    return _backward_s1(dout, ctx.extra, ctx.x, ctx.W2, ctx.w_shape, ctx.pad, need_dx, True)
+
+
+def conv_relu_pool_forward(x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad):
+    """pool(relu(conv(x, W, b))) -> (out (N, FN, QH, QW), ctx)."""
+    if stride == 1:
+        x = np.ascontiguousarray(x)
+        W2 = np.ascontiguousarray(W).reshape(W.shape[0], -1)
+        FN, C, FH, FW = W.shape
+        N, _, H, Wd = x.shape
+        OH, OW = window_output_hw(H, Wd, FH, FW, 1, pad)
+        QH, QW = window_output_hw(OH, OW, pool_h, pool_w, pool_stride, pool_pad)
+        out = np.empty((N, FN, QH, QW), dtype=x.dtype)
+        arg = np.empty((N, FN, QH, QW), dtype=np.int32)
+        nan = np.zeros(N, dtype=np.bool_)
+        with single_threaded_blas():
+            _conv_relu_pool_forward_s1(out, arg, nan, x, W2, np.ascontiguousarray(b), FH, FW, pad, OH, OW,
+                                       pool_h, pool_w, pool_stride, pool_pad, nchunks(N), gemm_for(x.dtype),
+                                       MEMCPY)
+        if not nan.any():
+            return out, _S1(x, W2, W.shape, pad, arg)
+    return composite.conv_relu_pool_forward(_OPS, x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad)
+
+
+def conv_relu_pool_backward(dout, ctx, need_dx=True):
+    """dout (N, FN, QH, QW) -> (dx or None, dW, db) through Pooling, Relu and Convolution."""
+    if not isinstance(ctx, _S1):
+        return composite.conv_relu_pool_backward(_OPS, dout, ctx, need_dx)
+    x, W2, w_shape, pad, arg = ctx
+    dout = np.ascontiguousarray(dout)
+    FN, C, FH, FW = w_shape
+    OH = window_output_hw(x.shape[2], x.shape[3], FH, FW, 1, pad)[0]
+    chunks = nchunks(x.shape[0])
+    dW_part = np.zeros((chunks,) + W2.shape, dtype=x.dtype)
+    db_part = np.zeros((chunks, FN), dtype=x.dtype)
+    dx = np.empty(x.shape, dtype=x.dtype) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)
+    with single_threaded_blas():
+        _conv_relu_pool_backward_s1(dx, dW_part, db_part, dout, arg, x, W2, FH, FW, pad, OH, chunks, need_dx,
+                                    gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
+    return (dx if need_dx else None), dW_part.sum(axis=0).reshape(w_shape), db_part.sum(axis=0)
