@@ -43,7 +43,7 @@ from ._chunks import nchunks
 from .. import composite
 from .activations import relu_backward, relu_forward
 from .conv import (_backprop_image_s1, _backward_s1, _ext_width, _forward_s1, _image_s1, conv_backward,
-                   conv_forward, split_dWb)
+                   conv_forward, new_dWb_part, split_dWb)
 from .pool import pool_backward, pool_forward
 
 _OPS = SimpleNamespace(conv_forward=conv_forward, conv_backward=conv_backward, relu_forward=relu_forward,
@@ -226,7 +226,7 @@ def conv_relu_pool_backward(dout, ctx, need_dx=True):
     FN, C, FH, FW = w_shape
     OH = window_output_hw(x.shape[2], x.shape[3], FH, FW, 1, pad)[0]
     chunks = nchunks(x.shape[0])
-    dWb_part = np.zeros((chunks, FN, W2.shape[1] + 1), dtype=x.dtype)
+    dWb_part = new_dWb_part(chunks, FN, W2.shape[1], x.dtype)
     dx = np.empty(x.shape, dtype=x.dtype) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)
     with single_threaded_blas():
         _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, FH, FW, pad, OH, chunks, need_dx,
