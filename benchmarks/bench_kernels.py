@@ -1,7 +1,8 @@
 """Kernel benchmarks: backend x dtype x shape for every hot op of the book's networks."""
 import numpy as np
 
-from .common import (AFFINE_SHAPES, BACKENDS, CONV_SHAPES, DTYPES, POOL_SHAPES, array, ops_or_skip)
+from .common import (AFFINE_SHAPES, BACKENDS, BLOCK_SHAPES, CONV_SHAPES, DTYPES, POOL_SHAPES, array,
+                     ops_or_skip)
 
 
 def _warm(fn):
@@ -52,6 +53,48 @@ class Convolution:
     def peakmem_forward_backward(self, backend, dtype, shape):
         out, ctx = self.ops.conv_forward(self.x, self.W, self.b, self.s, self.p)
         self.ops.conv_backward(self.dout, ctx)
+
+
+class ConvReluPool:
+    """The fused block a network runs (conv_relu[_pool]_forward/backward) next to the same three
+    ops called one after another (``unfused``), forward + backward with dx."""
+    params = (BACKENDS, DTYPES, list(BLOCK_SHAPES))
+    param_names = ["backend", "dtype", "shape"]
+    timeout = 600
+
+    def setup(self, backend, dtype, shape):
+        self.ops = ops_or_skip(backend)
+        conv, self.pool = BLOCK_SHAPES[shape]
+        xs, ws, self.s, self.p = CONV_SHAPES[conv]
+        self.x = array(xs, dtype, kind="uniform")
+        self.W = array(ws, dtype, seed=1)
+        self.b = array((ws[0],), dtype, seed=2)
+        out, _ = self._forward()
+        self.dout = array(out.shape, dtype, seed=3)
+        self.time_fused(backend, dtype, shape)
+        self.time_unfused(backend, dtype, shape)
+
+    def _forward(self):
+        if self.pool:
+            return self.ops.conv_relu_pool_forward(self.x, self.W, self.b, self.s, self.p, 2, 2, 2, 0)
+        return self.ops.conv_relu_forward(self.x, self.W, self.b, self.s, self.p)
+
+    def time_fused(self, backend, dtype, shape):
+        out, ctx = self._forward()
+        (self.ops.conv_relu_pool_backward if self.pool else self.ops.conv_relu_backward)(self.dout, ctx)
+
+    def time_unfused(self, backend, dtype, shape):
+        ops = self.ops
+        c, cctx = ops.conv_forward(self.x, self.W, self.b, self.s, self.p)
+        r, mask = ops.relu_forward(c)
+        d = self.dout
+        if self.pool:
+            out, pctx = ops.pool_forward(r, 2, 2, 2, 0)
+            d = ops.pool_backward(d, pctx)
+        ops.conv_backward(ops.relu_backward(d, mask), cctx)
+
+    def peakmem_fused(self, backend, dtype, shape):
+        self.time_fused(backend, dtype, shape)
 
 
 class Pooling:

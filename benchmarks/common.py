@@ -37,6 +37,14 @@ CONV_SHAPES = {
     "deep_conv6": ((100, 64, 7, 7), (64, 64, 3, 3), 1, 1),
     "large": ((64, 64, 56, 56), (64, 64, 3, 3), 1, 1),
 }
+#: name -> (CONV_SHAPES key, pooled after the Relu): the Convolution -> Relu [-> Pooling] runs of the nets
+BLOCK_SHAPES = {
+    "simple_block1": ("simple_conv1", True),
+    "deep_block2": ("deep_conv2", True),
+    "deep_block4": ("deep_conv4", True),
+    "deep_block6": ("deep_conv6", True),
+    "deep_block6_no_pool": ("deep_conv6", False),
+}
 #: name -> (x shape, pool size, stride, pad)
 POOL_SHAPES = {
     "simple_pool": ((100, 30, 24, 24), 2, 2, 0),
