@@ -22,14 +22,19 @@ chunk summed at the end:
     dW = sum(dW_part); db = sum(db_part)
 
 Stride 1 (every convolution of the book's networks) uses an "extended row"
-layout instead: each image is copied once into a zero-padded buffer, and the
-output rows are computed over the whole padded width Wp = W + 2*pad, so row
-r = (c, ky, kx) of colT is ONE contiguous slice of the padded channel,
-starting at ky*Wp + kx, of length OH*Wp. The Wp - OW extra columns per output
-row are computed and dropped (forward), or multiplied by zeros (backward, where
-dout is extended with zero columns). This turns 28-element copies into
-one ``memmove`` of about 800 elements per row (DeepConvNet's conv2 columns: 4.5 ms with
-element copies, 1.1 ms with memmove, measured here); col2im becomes one BLAS ``axpy`` per row.
+layout instead: each image is copied once into a zero-padded buffer whose rows
+are Wp = max(W + pad, OW) long (the pad zeros at the end of a row also serve as
+the left padding of the next row), and the output rows are computed over that
+whole width, so row r = (c, ky, kx) of colT is ONE contiguous slice of the
+padded channel, starting at ky*Wp + kx, of length OH*Wp. The Wp - OW extra
+columns per output row are computed and dropped (forward), or multiplied by
+zeros (backward, where dout is extended with zero columns). This turns
+28-element copies into one ``memmove`` of about 800 elements per row
+(DeepConvNet's conv2 columns: 4.5 ms with element copies, 1.1 ms with memmove,
+measured here); col2im becomes one BLAS ``axpy`` per row. In backward, colT
+carries an extra row of ones, so db comes out of the dW product as one more
+column (``_backprop_image_s1``). ``fused.py`` runs the same per-image helpers
+with Relu (and Pooling) applied in the buffer.
 
 All products are CBLAS calls (``_blas``) with leading dimensions and beta = 1, so transposes
 and dW accumulation need no temporary copies. The choice of per-image GEMMs follows the
