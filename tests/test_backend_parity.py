@@ -83,6 +83,33 @@ def test_convolution(case, fast, dtype, rng):
     close(dW2, rdW, dtype, "dW without dx")
 
 
+@pytest.mark.parametrize("min_c", [1, 10 ** 6])
+def test_numba_stride1_convolution_both_product_paths(min_c, dtype, rng, monkeypatch):
+    """The numba stride-1 kernels multiply either through im2col columns or tap by tap from the
+    padded image (chosen by channel count, SHIFT_MIN_C); force each path on every stride-1 case."""
+    if "numba" not in FAST_BACKENDS:
+        pytest.skip("numba backend not available")
+    from fastdl.kernels.cpu import conv as cpu_conv
+    monkeypatch.setattr(cpu_conv, "SHIFT_MIN_C", min_c)
+    fast = backend.ops("numba")
+    for N, C, H, W, FN, fh, fw, s, p in CONV:
+        if s != 1:
+            continue
+        x = strided(rng.standard_normal((N, C, H, W)).astype(dtype))
+        Wt = rng.standard_normal((FN, C, fh, fw)).astype(dtype)
+        b = rng.standard_normal(FN).astype(dtype)
+        want, rctx = REF.conv_forward(x, Wt, b, s, p)
+        dout = rng.standard_normal(want.shape).astype(dtype)
+        out, ctx = fast.conv_forward(x, Wt, b, s, p)
+        close(out, want, dtype, f"out {C}")
+        for g, r in zip(fast.conv_backward(dout, ctx), REF.conv_backward(dout, rctx)):
+            close(g, r, dtype, f"grads {C}")
+        out, ctx = fast.conv_relu_pool_forward(x, Wt, b, s, p, 2, 2, 2, 0) if min(want.shape[2:]) >= 2 else \
+            fast.conv_relu_forward(x, Wt, b, s, p)
+        wantf, rback = _compose(REF, x, Wt, b, s, p, (2, 2, 2, 0) if min(want.shape[2:]) >= 2 else None)
+        close(out, wantf, dtype, f"fused {C}")
+
+
 def test_convolution_with_strided_weights(fast, dtype, rng):
     x = rng.standard_normal((2, 3, 6, 6)).astype(dtype)
     Wt = strided(rng.standard_normal((4, 3, 3, 3)).astype(dtype), "transpose")
@@ -99,7 +126,9 @@ FUSED = [  # N, C, H, W, FN, fh, fw, stride, pad, (pool_h, pool_w, pool_stride, 
     (2, 2, 9, 8, 3, 3, 2, 1, 1, (3, 3, 2, 1)),        # overlapping, padded windows
     (1, 2, 8, 8, 3, 3, 3, 1, 0, (2, 2, 1, 0)),        # stride-1 pooling: positions shared by windows
     (2, 3, 9, 7, 2, 3, 3, 2, 1, (2, 2, 2, 0)),        # strided convolution (unfused path)
+    (2, 16, 7, 6, 5, 3, 3, 1, 1, (2, 2, 2, 0)),       # 16 channels: the numba products go tap by tap
     (1, 3, 6, 6, 4, 3, 3, 1, 1, None),                # Convolution -> Relu
+    (2, 17, 5, 6, 3, 2, 3, 1, 2, None),
     (2, 2, 9, 8, 3, 3, 2, 2, 1, None),
 ]
 

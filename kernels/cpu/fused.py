@@ -43,7 +43,7 @@ from ._chunks import nchunks
 from .. import composite
 from .activations import relu_backward, relu_forward
 from .conv import (_backprop_image_s1, _backward_s1, _ext_width, _forward_s1, _image_s1, conv_backward,
-                   conv_forward, new_dWb_part, split_dWb)
+                   _taps, conv_forward, new_dWb_part, split_dWb)
 from .pool import pool_backward, pool_forward
 
 _OPS = SimpleNamespace(conv_forward=conv_forward, conv_backward=conv_backward, relu_forward=relu_forward,
@@ -128,7 +128,7 @@ def _relu_pool_plane(op, ap, src, bf, Wp, OH, OW, PH, PW, ps, pp):
 
 
 @njit(parallel=True, cache=True)
-def _conv_relu_pool_forward_s1(out, arg, nan, x, W2, b, FH, FW, pad, OH, OW, PH, PW, ps, pp, chunks,
+def _conv_relu_pool_forward_s1(out, arg, nan, x, W2, Wt, b, FH, FW, pad, OH, OW, PH, PW, ps, pp, chunks,
                                gemm, memcpy):
     N, C, H, W = x.shape
     FN, K = W2.shape
@@ -136,10 +136,10 @@ def _conv_relu_pool_forward_s1(out, arg, nan, x, W2, b, FH, FW, pad, OH, OW, PH,
     L = OH * Wp
     for ci in prange(chunks):
         xpad = np.zeros((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
-        colT = np.empty((K, L), dtype=x.dtype)
+        colT = np.empty((K if Wt.shape[0] == 0 else 0, L), dtype=x.dtype)   # unused when shifted
         oext = np.empty((FN, L), dtype=x.dtype)
         for n in range(ci * N // chunks, (ci + 1) * N // chunks):
-            _image_s1(oext, colT, xpad, x[n], W2, FH, FW, pad, gemm, memcpy)
+            _image_s1(oext, colT, xpad, x[n], W2, Wt, FH, FW, pad, gemm, memcpy)
             seen = False
             for f in range(FN):
                 seen |= _relu_pool_plane(out[n, f], arg[n, f], oext[f], b[f], Wp, OH, OW, PH, PW, ps, pp)
@@ -147,7 +147,7 @@ def _conv_relu_pool_forward_s1(out, arg, nan, x, W2, b, FH, FW, pad, OH, OW, PH,
 
 
 @njit(parallel=True, cache=True)
-def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, FH, FW, pad, OH, chunks, need_dx, gemm, memcpy,
+def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, gemm, memcpy,
                                 axpy):
     N, C, H, W = x.shape
     FN, K = W2.shape
@@ -161,7 +161,7 @@ def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, FH, FW, pad, OH,
         colT = np.empty((K + 1, L), dtype=x.dtype)
         colT[K] = 1                                  # db inside the dW product (conv._backprop_image_s1)
         dext = np.zeros((FN, L), dtype=x.dtype)      # zero outside the recorded positions
-        dcolT = np.empty((K, L), dtype=x.dtype)
+        dcolT = np.empty((K if Wt.shape[0] == 0 else 0, L), dtype=x.dtype)  # unused when shifted
         for n in range(ci * N // chunks, (ci + 1) * N // chunks):
             dn = dout[n]
             an = arg[n]
@@ -171,7 +171,7 @@ def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, FH, FW, pad, OH,
                         a = an[f, qy, qx]
                         if a >= 0:
                             dext[f, a] += dn[f, qy, qx]     # overlapping windows may share a position
-            _backprop_image_s1(dx, n, dWb_part[ci], dext, colT, dcolT, xpad, dxpad, x[n], W2, FH, FW, pad,
+            _backprop_image_s1(dx, n, dWb_part[ci], dext, colT, dcolT, xpad, dxpad, x[n], W2, Wt, FH, FW, pad,
                                need_dx, gemm, memcpy, axpy)
             for f in range(FN):                      # clear only what was written
                 for qy in range(QH):
@@ -209,9 +209,9 @@ def conv_relu_pool_forward(x, W, b, stride, pad, pool_h, pool_w, pool_stride, po
         arg = np.empty((N, FN, QH, QW), dtype=np.int32)
         nan = np.zeros(N, dtype=np.bool_)
         with single_threaded_blas():
-            _conv_relu_pool_forward_s1(out, arg, nan, x, W2, np.ascontiguousarray(b), FH, FW, pad, OH, OW,
-                                       pool_h, pool_w, pool_stride, pool_pad, nchunks(N), gemm_for(x.dtype),
-                                       MEMCPY)
+            _conv_relu_pool_forward_s1(out, arg, nan, x, W2, _taps(W2, W.shape), np.ascontiguousarray(b), FH, FW,
+                                       pad, OH, OW, pool_h, pool_w, pool_stride, pool_pad, nchunks(N),
+                                       gemm_for(x.dtype), MEMCPY)
         if not nan.any():
             return out, _S1(x, W2, W.shape, pad, arg)
     return composite.conv_relu_pool_forward(_OPS, x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad)
@@ -229,6 +229,6 @@ def conv_relu_pool_backward(dout, ctx, need_dx=True):
     dWb_part = new_dWb_part(chunks, FN, W2.shape[1], x.dtype)
     dx = np.empty(x.shape, dtype=x.dtype) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)
     with single_threaded_blas():
-        _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, FH, FW, pad, OH, chunks, need_dx,
-                                    gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
+        _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, _taps(W2, w_shape), FH, FW, pad, OH, chunks,
+                                    need_dx, gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
     return (dx if need_dx else None,) + split_dWb(dWb_part, w_shape)
