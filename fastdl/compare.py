@@ -15,9 +15,9 @@ import numpy as np
 
 from . import backend, torch_peer
 from .bench import NETS, build, median_time, train_step
-from .layers import (Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu, Sigmoid)
+from .layers import (Affine, BatchNormalization, ConvBlock, Convolution, Dropout, Pooling, Relu, Sigmoid)
 
-#: a difference above TOL * (largest magnitude among the reference's results) marks a mismatch;
+#: a difference above TOL * (largest magnitude of the reference's same result) marks a mismatch;
 #: summation order alone moves float32 results by about 1e-6 of that, float64 by about 1e-15
 TOL = {"float32": 1e-4, "float64": 1e-10}
 
@@ -71,10 +71,50 @@ def _scale(arrays):
     return max([np.finfo(np.float64).tiny] + [float(np.max(np.abs(a))) for a in arrays if np.size(a)])
 
 
+def _agrees(got, want, dtype):
+    """Every result array within TOL of its own reference's largest magnitude (one array's scale
+    must not hide an error in a smaller one, e.g. a block's output next to its dW)."""
+    return all(_max_diff([g], [w]) <= TOL[dtype] * _scale([w]) for g, w in zip(got, want))
+
+
 def _settle(seconds=0.3):
     """Let idle BLAS / OpenMP worker threads of the previous backend stop spinning."""
     import time
     time.sleep(seconds)
+
+
+def _block_rows(model, inputs, douts, backends, dtype, repeat, say):
+    """Rows for the fused Convolution -> Relu [-> Pooling] blocks the network runs (Net.fuse),
+    forward + backward, on the same inputs as the layer rows (no PyTorch peer)."""
+    layers = model._layer_list()
+    where = {id(layer): i for i, layer in enumerate(layers)}
+    rows = []
+    for blk in (b for b in model._plan() if isinstance(b, ConvBlock)):
+        i0, i1 = where[id(blk.conv)], where[id(blk.pool if blk.pool is not None else blk.relu)]
+        label = f"{i0 + 1:2d}-{i1 + 1} fused Conv+Relu" + ("+Pool" if blk.pool is not None else "")
+        rows.append(({"net": type(model).__name__, "what": label, "shape": list(inputs[i0].shape),
+                      "times": {}, "diff": {}, "ok": True}, blk, inputs[i0], douts[i1]))
+
+    def fwd_bwd(blk, xin, dout):
+        out = blk.forward(xin)
+        dx = blk.backward(dout)
+        return [out, dx, blk.conv.dW, blk.conv.db]
+    refs = []
+    for b in backends:
+        _settle()
+        for k, (row, blk, xin, dout) in enumerate(rows):
+            say(f"{row['net']} {row['what'].strip()}: {b}")
+            with backend.using_backend(b):
+                got = [np.array(a) for a in fwd_bwd(blk, xin, dout)]
+                row["times"][b] = median_time(lambda: fwd_bwd(blk, xin, dout), repeat=repeat, warmup=1)[0] * 1e3
+            if b == "numpy":
+                refs.append(got)
+            else:
+                d = _max_diff(got, refs[k])
+                row["diff"][b] = d
+                if not _agrees(got, refs[k], dtype):
+                    row["ok"] = False
+    return [r[0] for r in rows]
 
 
 def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends=None, torch=True,
@@ -129,7 +169,7 @@ def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends
                 else:
                     d = _max_diff(got, refs[i])
                     row["diff"][b] = d
-                    if not d <= TOL[dtype] * _scale(refs[i]):
+                    if not _agrees(got, refs[i], dtype):
                         row["ok"] = False
         if use_torch:
             say(f"{NETS[net_name].__name__} layers: torch (own process)")
@@ -144,6 +184,7 @@ def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends
                     if ms is not None:
                         row["times"]["torch"] = ms
         results += rows
+        results += _block_rows(model, inputs, douts, backends, dtype, repeat, say)
         # the whole training step: gradient + Adam update
         row = {"net": NETS[net_name].__name__, "what": "training step (gradient + Adam)",
                "shape": list(x.shape), "times": {}, "diff": {}, "ok": True}
@@ -163,7 +204,7 @@ def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends
             else:
                 d = _max_diff(got, ref)
                 row["diff"][b] = d
-                if not d <= TOL[dtype] * _scale(ref):
+                if not _agrees(got, ref, dtype):
                     row["ok"] = False
         if use_torch:
             say(f"{NETS[net_name].__name__} training step: torch (own process)")

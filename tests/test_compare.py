@@ -11,7 +11,7 @@ def test_compare_runs_every_layer_and_a_training_step():
     res = compare.run(nets=("simple", "deep"), batch=2, repeat=1, torch=False)
     simple = [r for r in res if r["net"] == "SimpleConvNet"]
     deep = [r for r in res if r["net"] == "DeepConvNet"]
-    assert len(simple) == 6 + 1 and len(deep) == 20 + 1
+    assert len(simple) == 6 + 1 + 1 and len(deep) == 20 + 6 + 1      # layers, fused blocks, the step
     for r in res:
         assert r["ok"], r
         assert set(r["times"]) >= set(["numpy"] + FAST_BACKENDS)
@@ -19,6 +19,7 @@ def test_compare_runs_every_layer_and_a_training_step():
         assert set(r["diff"]) == set(FAST_BACKENDS)
     text = compare.format_table(res, "float32", 2, 1)
     assert "Convolution W30x1x5x5 s1 p0" in text and "training step" in text and "MISMATCH" not in text
+    assert " 1-3 fused Conv+Relu+Pool" in text and "fused Conv+Relu " in text.replace("Relu\n", "Relu \n")
 
 
 def test_cli_prints_table_and_json(capsys):
@@ -28,7 +29,7 @@ def test_cli_prints_table_and_json(capsys):
     assert cli.main(["compare", "--nets", "simple", "--batch-size", "2", "--repeat", "1", "--no-torch",
                      "--json", "--dtype", "float64"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["dtype"] == "float64" and len(data["results"]) == 7
+    assert data["dtype"] == "float64" and len(data["results"]) == 8
 
 
 @pytest.mark.skipif(not FAST_BACKENDS, reason="needs a fast backend to break")
@@ -55,3 +56,21 @@ def test_unknown_net_or_backend_is_an_error(capsys):
     assert "unknown net" in capsys.readouterr().err
     assert cli.main(["compare", "--backends", "numpy,tpu"]) == 2
     assert "available backends" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not FAST_BACKENDS, reason="needs a fast backend to break")
+def test_correctness_column_catches_a_wrong_fused_kernel(monkeypatch):
+    """The fused block rows and the step (which runs the fused op) flag a wrong fused kernel,
+    even though every single layer is right."""
+    name = FAST_BACKENDS[0]
+    ops = backend.ops(name)
+    real = ops.conv_relu_pool_forward
+
+    def wrong(*args):
+        out, ctx = real(*args)
+        return out * out.dtype.type(1.01), ctx
+    monkeypatch.setattr(ops, "conv_relu_pool_forward", wrong)
+    res = compare.run(nets=("simple",), batch=2, repeat=1, torch=False, backends=["numpy", name])
+    bad = [r["what"] for r in res if not r["ok"]]
+    assert any("fused" in w for w in bad) and any("step" in w for w in bad)
+    assert not any(w.split()[1] in ("Convolution", "Relu", "Pooling") for w in bad)
