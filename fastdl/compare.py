@@ -83,6 +83,27 @@ def _settle(seconds=0.3):
     time.sleep(seconds)
 
 
+def _measure(entries, backends, dtype, repeat, say):
+    """entries: (row, fn) with fn() running one layer or block and returning its result arrays.
+    Fills row["times"] / row["diff"] / row["ok"] backend by backend: alternating backends row by
+    row lets one backend's idle BLAS or OpenMP threads spin while the other runs, which
+    misstates both."""
+    refs = []
+    for b in backends:
+        _settle()
+        for k, (row, fn) in enumerate(entries):
+            say(f"{row['net']} {row['what'].strip()}: {b}")
+            with backend.using_backend(b):
+                got = fn()
+                row["times"][b] = median_time(fn, repeat=repeat, warmup=1)[0] * 1e3
+            if b == "numpy":
+                refs.append(got)
+            else:
+                row["diff"][b] = _max_diff(got, refs[k])
+                if not _agrees(got, refs[k], dtype):
+                    row["ok"] = False
+
+
 def _block_rows(model, inputs, douts, backends, dtype, repeat, say):
     """Rows for the fused Convolution -> Relu [-> Pooling] blocks the network runs (Net.fuse),
     forward + backward, on the same inputs as the layer rows (no PyTorch peer)."""
@@ -98,22 +119,9 @@ def _block_rows(model, inputs, douts, backends, dtype, repeat, say):
     def fwd_bwd(blk, xin, dout):
         out = blk.forward(xin)
         dx = blk.backward(dout)
-        return [out, dx, blk.conv.dW, blk.conv.db]
-    refs = []
-    for b in backends:
-        _settle()
-        for k, (row, blk, xin, dout) in enumerate(rows):
-            say(f"{row['net']} {row['what'].strip()}: {b}")
-            with backend.using_backend(b):
-                got = [np.array(a) for a in fwd_bwd(blk, xin, dout)]
-                row["times"][b] = median_time(lambda: fwd_bwd(blk, xin, dout), repeat=repeat, warmup=1)[0] * 1e3
-            if b == "numpy":
-                refs.append(got)
-            else:
-                d = _max_diff(got, refs[k])
-                row["diff"][b] = d
-                if not _agrees(got, refs[k], dtype):
-                    row["ok"] = False
+        return [np.array(out), dx, blk.conv.dW, blk.conv.db]
+    _measure([(row, lambda blk=blk, xin=xin, d=d: fwd_bwd(blk, xin, d)) for row, blk, xin, d in rows],
+             backends, dtype, repeat, say)
     return [r[0] for r in rows]
 
 
@@ -152,25 +160,9 @@ def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends
             rows.append({"net": NETS[net_name].__name__, "what": f"{i + 1:2d} {label}", "shape": list(xin.shape),
                          "times": {}, "diff": {}, "ok": True})
             specs.append(spec)
-        refs = []
-        # backend by backend: alternating backends layer by layer lets one backend's idle BLAS or
-        # OpenMP threads spin while the other runs, which misstates both
-        for b in backends:
-            _settle()
-            for i, (layer, xin) in enumerate(zip(model._layer_list(), inputs)):
-                row = rows[i]
-                say(f"{row['net']} layer {row['what'].strip()}: {b}")
-                with backend.using_backend(b):
-                    got = _fwd_bwd(layer, xin, douts[i])
-                    row["times"][b] = median_time(lambda: _fwd_bwd(layer, xin, douts[i]), repeat=repeat,
-                                                  warmup=1)[0] * 1e3
-                if b == "numpy":
-                    refs.append(got)
-                else:
-                    d = _max_diff(got, refs[i])
-                    row["diff"][b] = d
-                    if not _agrees(got, refs[i], dtype):
-                        row["ok"] = False
+        _measure([(row, lambda layer=layer, xin=xin, d=d: _fwd_bwd(layer, xin, d))
+                  for row, layer, xin, d in zip(rows, model._layer_list(), inputs, douts)],
+                 backends, dtype, repeat, say)
         if use_torch:
             say(f"{NETS[net_name].__name__} layers: torch (own process)")
             with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:

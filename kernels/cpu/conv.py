@@ -360,6 +360,19 @@ def _taps(W2, w_shape):
     return np.ascontiguousarray(W2.reshape(w_shape).transpose(2, 3, 0, 1)).reshape(FH * FW, FN, C)
 
 
+@njit(cache=True)
+def _backward_buffers_s1(x, FN, K, FH, FW, pad, L, Wt):
+    """One chunk's buffers for _backprop_image_s1: xpad (zeros), dxpad, colT with its last row of
+    ones (db inside the dW product), dext (zeros: its extra columns must stay zero) and dcolT
+    (empty when the products go tap by tap)."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    size = (H + 2 * pad) * _ext_width(W, pad, FW) + FW
+    colT = np.empty((K + 1, L), dtype=x.dtype)
+    colT[K] = 1
+    return (np.zeros((C, size), dtype=x.dtype), np.empty((C, size), dtype=x.dtype), colT,
+            np.zeros((FN, L), dtype=x.dtype), np.empty((K if Wt.shape[0] == 0 else 0, L), dtype=x.dtype))
+
+
 @njit(parallel=True, cache=True)
 def _conv_forward_s1(out, mask, x, W2, Wt, b, FH, FW, pad, chunks, relu, gemm, memcpy):
     """Stride 1. With relu, out = max(0, conv + b) and mask = (conv + b <= 0) (the fused
@@ -405,12 +418,7 @@ def _conv_backward_s1(dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, 
     L = OH * Wp
     zero = x.dtype.type(0)
     for ci in prange(chunks):
-        xpad = np.zeros((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
-        dxpad = np.empty((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
-        colT = np.empty((K + 1, L), dtype=x.dtype)
-        colT[K] = 1                                  # the row that makes db part of the dW product
-        dext = np.zeros((FN, L), dtype=x.dtype)      # extra columns stay zero
-        dcolT = np.empty((K if Wt.shape[0] == 0 else 0, L), dtype=x.dtype)  # unused when shifted
+        xpad, dxpad, colT, dext, dcolT = _backward_buffers_s1(x, FN, K, FH, FW, pad, L, Wt)
         for n in range(ci * N // chunks, (ci + 1) * N // chunks):
             dn = dout[n]
             for f in range(FN):

@@ -42,8 +42,8 @@ from ._blas import MEMCPY, axpy_for, gemm_for, single_threaded_blas
 from ._chunks import nchunks
 from .. import composite
 from .activations import relu_backward, relu_forward
-from .conv import (_backprop_image_s1, _backward_s1, _ext_width, _forward_s1, _image_s1, conv_backward,
-                   _taps, conv_forward, new_dWb_part, split_dWb)
+from .conv import (_backprop_image_s1, _backward_buffers_s1, _backward_s1, _ext_width, _forward_s1, _image_s1,
+                   _taps, conv_backward, conv_forward, new_dWb_part, split_dWb)
 from .pool import pool_backward, pool_forward
 
 _OPS = SimpleNamespace(conv_forward=conv_forward, conv_backward=conv_backward, relu_forward=relu_forward,
@@ -156,12 +156,7 @@ def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad,
     L = OH * Wp
     zero = x.dtype.type(0)
     for ci in prange(chunks):
-        xpad = np.zeros((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
-        dxpad = np.empty((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
-        colT = np.empty((K + 1, L), dtype=x.dtype)
-        colT[K] = 1                                  # db inside the dW product (conv._backprop_image_s1)
-        dext = np.zeros((FN, L), dtype=x.dtype)      # zero outside the recorded positions
-        dcolT = np.empty((K if Wt.shape[0] == 0 else 0, L), dtype=x.dtype)  # unused when shifted
+        xpad, dxpad, colT, dext, dcolT = _backward_buffers_s1(x, FN, K, FH, FW, pad, L, Wt)
         for n in range(ci * N // chunks, (ci + 1) * N // chunks):
             dn = dout[n]
             an = arg[n]
