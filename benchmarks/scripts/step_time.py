@@ -79,6 +79,16 @@ def dot_gflops(dtype, repeat):
     return 2 * 2048 ** 3 / med / 1e9
 
 
+def blas_line():
+    """Which BLAS kernels run: OpenBLAS picks them by CPU unless OPENBLAS_CORETYPE forces a type
+    (some machines set it, e.g. to Haswell, which halves float32 GEMM speed on AVX-512 CPUs)."""
+    from threadpoolctl import threadpool_info
+    libs = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, "
+            f"{os.path.basename(i.get('filepath', ''))})" for i in threadpool_info() if i.get("user_api") == "blas"]
+    forced = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    return "BLAS: " + "; ".join(libs) + (f"; forced by the environment: {forced}" if forced else "")
+
+
 def compile_times():
     """Seconds for import + first SimpleConvNet float32 step with a cold and a warm Numba cache."""
     code = ("import time; t0 = time.perf_counter(); import fastdl, numpy as np; "
@@ -118,6 +128,7 @@ def main():
     print(f"fastdl {fastdl.__version__}, numba {numba.__version__}, numpy {np.__version__}, "
           f"Python {platform.python_version()}, {cpu}, {os.cpu_count()} cores, "
           f"{numba.get_num_threads()} numba threads")
+    print(blas_line())
     if a.only in (None, "steps"):
         print(f"\n## training step (gradient + Adam), batch {a.batch}, median ms of {rep}")
         for net in ("simple", "deep"):
