@@ -64,3 +64,15 @@ def step_flops(net="simple", batch_size=100):
             total += 2 * macs * (2 if i == 0 else 3)
         x = y
     return total * batch_size
+
+
+def blas_line():
+    """Which BLAS kernels run: OpenBLAS picks them by CPU unless OPENBLAS_CORETYPE forces a type
+    (some machines set it, e.g. to Haswell, which halves float32 GEMM speed on AVX-512 CPUs)."""
+    import os
+
+    from threadpoolctl import threadpool_info
+    libs = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, "
+            f"{os.path.basename(i.get('filepath', ''))})" for i in threadpool_info() if i.get("user_api") == "blas"]
+    forced = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    return "BLAS: " + "; ".join(libs) + (f"; forced by the environment: {forced}" if forced else "")

@@ -24,6 +24,8 @@ def _cmd_info(args):
             status = str(exc).split("; available")[0]
         print(f"  {name:6s} {status}")
     from fastdl.datasets import data_dir
+    from .bench import blas_line
+    print(blas_line())
     print(f"data folder: {data_dir()} (FASTDL_DATA_DIR)")
     return 0
 
@@ -187,6 +189,8 @@ def _cmd_compare(args):
         print(f"fastdl {fastdl.__version__}, {platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} cores, {numba.get_num_threads()} Numba threads; times are medians, "
               f"'x' is the speed-up over numpy, max|diff| the largest difference from numpy's results")
+        from .bench import blas_line
+        print(blas_line())
         print(compare.format_table(results, args.dtype, args.batch_size, args.repeat))
         if "torch" not in {b for r in results for b in r["times"]} and not args.no_torch:
             print("\n(PyTorch not installed: `pip install torch==2.13.0` adds it as a peer)")

@@ -18,7 +18,7 @@ import numpy as np
 
 import fastdl
 from fastdl import torch_peer
-from fastdl.bench import build, median_time, step_flops, train_step
+from fastdl.bench import blas_line, build, median_time, step_flops, train_step
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -77,16 +77,6 @@ def dot_gflops(dtype, repeat):
     a = np.random.default_rng(0).random((2048, 2048)).astype(dtype)
     med = median_time(lambda: np.dot(a, a), repeat=repeat, warmup=1)[0]
     return 2 * 2048 ** 3 / med / 1e9
-
-
-def blas_line():
-    """Which BLAS kernels run: OpenBLAS picks them by CPU unless OPENBLAS_CORETYPE forces a type
-    (some machines set it, e.g. to Haswell, which halves float32 GEMM speed on AVX-512 CPUs)."""
-    from threadpoolctl import threadpool_info
-    libs = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, "
-            f"{os.path.basename(i.get('filepath', ''))})" for i in threadpool_info() if i.get("user_api") == "blas"]
-    forced = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
-    return "BLAS: " + "; ".join(libs) + (f"; forced by the environment: {forced}" if forced else "")
 
 
 def compile_times():
