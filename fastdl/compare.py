@@ -119,7 +119,7 @@ def _block_rows(model, inputs, douts, backends, dtype, repeat, say):
     def fwd_bwd(blk, xin, dout):
         out = blk.forward(xin)
         dx = blk.backward(dout)
-        return [np.array(out), dx, blk.conv.dW, blk.conv.db]
+        return [out, dx, blk.conv.dW, blk.conv.db]
     _measure([(row, lambda blk=blk, xin=xin, d=d: fwd_bwd(blk, xin, d)) for row, blk, xin, d in rows],
              backends, dtype, repeat, say)
     return [r[0] for r in rows]

@@ -3,7 +3,8 @@
 ``conv_relu_*`` is Convolution then Relu, ``conv_relu_pool_*`` adds Pooling; this is what
 each fused op means on every backend. The reference and cuda backends use these directly
 with their own ops; the numba backend has real fused kernels for stride 1 and uses these
-for the rest. ``ops`` is any namespace holding the backend's conv/relu/pool functions.
+for the rest. ``ops`` is any namespace holding the backend's conv/relu/pool functions (each
+backend passes its own package).
 """
 
 

@@ -225,7 +225,7 @@ def _ext_width(W, pad, FW):
     """Row length Wp of the stride-1 "extended row" layout: W + pad, so the pad zeros at the end
     of each row also serve as the left padding of the next (a window reaching past the left edge
     reads the previous row's trailing zeros), and at least OW. W + 2*pad, the plain padded
-    width, computed 14-29% more columns than needed on DeepConvNet's 14x14 and 7x7 layers."""
+    width, computes 14-25% more columns than needed on DeepConvNet's 14x14 and 8x8 layers."""
     return max(W + pad, W + 2 * pad - FW + 1)
 
 
@@ -456,31 +456,36 @@ def _forward_s1(x, W, b, pad, relu):
 
 def _backward_s1(dout, mask, x, W2, w_shape, pad, need_dx, relu):
     """(dx or None, dW, db) of the stride-1 kernel; with relu, dout is masked first."""
-    dout = np.ascontiguousarray(dout)
     FN, C, FH, FW = w_shape
-    chunks = nchunks(x.shape[0])
-    dWb_part = new_dWb_part(chunks, FN, W2.shape[1], x.dtype)
-    dx = np.empty(x.shape, dtype=x.dtype) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)
+    chunks, dWb_part, dx = backward_outputs_s1(x, w_shape, need_dx)
     with single_threaded_blas():
-        _conv_backward_s1(dWb_part, dx, dout, mask, x, W2, _taps(W2, w_shape), FH, FW, pad, chunks, need_dx, relu,
-                          gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
-    return (dx if need_dx else None,) + split_dWb(dWb_part, w_shape)
+        _conv_backward_s1(dWb_part, dx, np.ascontiguousarray(dout), mask, x, W2, _taps(W2, w_shape), FH, FW, pad,
+                          chunks, need_dx, relu, gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
+    return backward_result_s1(dx, dWb_part, w_shape, need_dx)
 
 
-def new_dWb_part(chunks, FN, K, dtype):
-    """Zeroed per-chunk [dW | db] buffers for _backprop_image_s1: (chunks, FN, K + 1), or
-    (chunks, K + 1, FN) when FN < K + 1 (the product is then computed transposed)."""
-    shape = (chunks, FN, K + 1) if FN >= K + 1 else (chunks, K + 1, FN)
-    return np.zeros(shape, dtype=dtype)
+def _transposed_dWb(w_shape):
+    """_backprop_image_s1 computes [dW | db] transposed, (K + 1, FN), when FN < K + 1."""
+    return w_shape[0] < int(np.prod(w_shape[1:])) + 1
 
 
-def split_dWb(dWb_part, w_shape):
-    """(dW, db) from the per-chunk [dW | db] buffers, summed over chunks in a fixed order."""
-    dWb = dWb_part.sum(axis=0)
+def backward_outputs_s1(x, w_shape, need_dx):
+    """(chunks, zeroed per-chunk [dW | db] buffers, dx or a placeholder) for the stride-1 backward
+    kernels (this module's and ``fused``'s)."""
     FN, K = w_shape[0], int(np.prod(w_shape[1:]))
-    if FN < K + 1:                      # new_dWb_part's transposed layout
+    chunks = nchunks(x.shape[0])
+    shape = (chunks, K + 1, FN) if _transposed_dWb(w_shape) else (chunks, FN, K + 1)
+    dx = np.empty(x.shape, dtype=x.dtype) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)
+    return chunks, np.zeros(shape, dtype=x.dtype), dx
+
+
+def backward_result_s1(dx, dWb_part, w_shape, need_dx):
+    """(dx or None, dW, db) from backward_outputs_s1's arrays, chunks summed in a fixed order."""
+    dWb = dWb_part.sum(axis=0)
+    if _transposed_dWb(w_shape):
         dWb = dWb.T
-    return np.ascontiguousarray(dWb[:, :-1]).reshape(w_shape), np.ascontiguousarray(dWb[:, -1])
+    return (dx if need_dx else None, np.ascontiguousarray(dWb[:, :-1]).reshape(w_shape),
+            np.ascontiguousarray(dWb[:, -1]))
 
 
 def conv_forward(x, W, b, stride, pad):

@@ -31,7 +31,7 @@ Stride-1 convolutions (every one in the book's networks) take these kernels. Oth
 strides, and any image whose convolution output holds a NaN, run the unfused ops one
 after another (NaN then follows Pooling's np.argmax rule exactly).
 """
-from types import SimpleNamespace
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -41,13 +41,13 @@ from ..shapes import window_output_hw
 from ._blas import MEMCPY, axpy_for, gemm_for, single_threaded_blas
 from ._chunks import nchunks
 from .. import composite
-from .activations import relu_backward, relu_forward
 from .conv import (_backprop_image_s1, _backward_buffers_s1, _backward_s1, _ext_width, _forward_s1, _image_s1,
-                   _taps, conv_backward, conv_forward, new_dWb_part, split_dWb)
-from .pool import pool_backward, pool_forward
+                   _taps, backward_outputs_s1, backward_result_s1)
 
-_OPS = SimpleNamespace(conv_forward=conv_forward, conv_backward=conv_backward, relu_forward=relu_forward,
-                       relu_backward=relu_backward, pool_forward=pool_forward, pool_backward=pool_backward)
+
+def _ops():
+    """This backend's own ops, for the unfused fallbacks (the package, complete once imported)."""
+    return sys.modules[__package__]
 
 
 class _S1(NamedTuple):
@@ -179,7 +179,7 @@ def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad,
 def conv_relu_forward(x, W, b, stride, pad):
     """relu(conv(x, W, b)) -> (out (N, FN, OH, OW), ctx)."""
     if stride != 1:
-        return composite.conv_relu_forward(_OPS, x, W, b, stride, pad)
+        return composite.conv_relu_forward(_ops(), x, W, b, stride, pad)
     out, mask, x, W2 = _forward_s1(x, W, b, pad, True)
     return out, _S1(x, W2, W.shape, pad, mask)
 
@@ -187,7 +187,7 @@ def conv_relu_forward(x, W, b, stride, pad):
 def conv_relu_backward(dout, ctx, need_dx=True):
     """dout (N, FN, OH, OW) -> (dx or None, dW, db) through Relu then Convolution."""
     if not isinstance(ctx, _S1):
-        return composite.conv_relu_backward(_OPS, dout, ctx, need_dx)
+        return composite.conv_relu_backward(_ops(), dout, ctx, need_dx)
     return _backward_s1(dout, ctx.extra, ctx.x, ctx.W2, ctx.w_shape, ctx.pad, need_dx, True)
 
 
@@ -209,21 +209,18 @@ def conv_relu_pool_forward(x, W, b, stride, pad, pool_h, pool_w, pool_stride, po
                                        gemm_for(x.dtype), MEMCPY)
         if not nan.any():
             return out, _S1(x, W2, W.shape, pad, arg)
-    return composite.conv_relu_pool_forward(_OPS, x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad)
+    return composite.conv_relu_pool_forward(_ops(), x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad)
 
 
 def conv_relu_pool_backward(dout, ctx, need_dx=True):
     """dout (N, FN, QH, QW) -> (dx or None, dW, db) through Pooling, Relu and Convolution."""
     if not isinstance(ctx, _S1):
-        return composite.conv_relu_pool_backward(_OPS, dout, ctx, need_dx)
+        return composite.conv_relu_pool_backward(_ops(), dout, ctx, need_dx)
     x, W2, w_shape, pad, arg = ctx
-    dout = np.ascontiguousarray(dout)
     FN, C, FH, FW = w_shape
     OH = window_output_hw(x.shape[2], x.shape[3], FH, FW, 1, pad)[0]
-    chunks = nchunks(x.shape[0])
-    dWb_part = new_dWb_part(chunks, FN, W2.shape[1], x.dtype)
-    dx = np.empty(x.shape, dtype=x.dtype) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)
+    chunks, dWb_part, dx = backward_outputs_s1(x, w_shape, need_dx)
     with single_threaded_blas():
-        _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, _taps(W2, w_shape), FH, FW, pad, OH, chunks,
-                                    need_dx, gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
-    return (dx if need_dx else None,) + split_dWb(dWb_part, w_shape)
+        _conv_relu_pool_backward_s1(dWb_part, dx, np.ascontiguousarray(dout), arg, x, W2, _taps(W2, w_shape), FH, FW,
+                                    pad, OH, chunks, need_dx, gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
+    return backward_result_s1(dx, dWb_part, w_shape, need_dx)
