@@ -20,9 +20,21 @@ pytestmark = pytest.mark.skipif(not FAST_BACKENDS, reason="only the reference ba
 REF = backend.ops("numpy")
 
 
-@pytest.fixture(params=FAST_BACKENDS)
+#: (backend, path): the numba kernels run each case on the calling thread alone and split over
+#: Numba's threads (``_chunks.forced``), whatever the case's size; the size thresholds that
+#: choose between the two are tested in test_kernel_paths.py
+FAST_PATHS = [(b, m) for b in FAST_BACKENDS for m in (("serial", "parallel") if b == "numba" else (None,))]
+
+
+@pytest.fixture(params=FAST_PATHS, ids=[b if m is None else f"{b}-{m}" for b, m in FAST_PATHS])
 def fast(request):
-    return backend.ops(request.param)
+    name, mode = request.param
+    if mode is None:
+        yield backend.ops(name)
+        return
+    from fastdl.kernels.cpu import _chunks
+    with _chunks.forced(mode):
+        yield backend.ops(name)
 
 
 def close(got, want, dtype, what=""):

@@ -9,8 +9,12 @@ kernel to one layout and two dtypes), allocates the outputs with the input's
 dtype, and calls a private ``@njit(cache=True)`` kernel whose outputs come
 first, then inputs, then integer sizes.
 
-Threads: parallel kernels split their work into ``numba.get_num_threads()``
-chunks with disjoint writes; reductions (dW, db, batch-norm statistics) use
+Threads: below a size measured per kernel (``MIN_PARALLEL`` in each module), a
+kernel runs on the calling thread and enters no parallel region (``_chunks``);
+above it, parallel kernels split their work into ``numba.get_num_threads()``
+chunks with disjoint writes. Numba's OpenMP threads sleep when idle instead of
+spinning (``_threads.quiet_openmp``), so they do not take the core from the
+user's own NumPy threads or from other processes; reductions (dW, db, batch-norm statistics) use
 one buffer per chunk and a final sum in fixed order, so results do not depend
 on scheduling. Matrix products go through NumPy's OpenBLAS (``_blas``), set to
 one thread while a kernel runs and restored after; the fallback products use
@@ -19,8 +23,9 @@ thread (``_threads``). Loading it also raises glibc's
 mmap/trim thresholds so the large arrays of a training step are reused
 instead of page-faulted in again every step (``FASTDL_KEEP_MALLOC=1`` skips it).
 """
-from ._threads import keep_freed_memory, limit_blas_in_parallel_regions
+from ._threads import keep_freed_memory, limit_blas_in_parallel_regions, quiet_openmp
 
+quiet_openmp()
 limit_blas_in_parallel_regions()
 keep_freed_memory()
 

@@ -1,7 +1,59 @@
-"""How parallel kernels split their work."""
+"""How parallel kernels split their work, and when they do not split it at all.
+
+Every parallel kernel of this backend has the same shape::
+
+    @njit(parallel=True, cache=True)
+    def _kernel(..., chunks):
+        if chunks == 1:
+            _body(0, 1, ...)                     # no parallel region is entered
+        else:
+            for ci in prange(chunks):            # disjoint pieces of the output
+                _body(ci, chunks, ...)
+
+A parallel region costs more than its own time: Numba's worker threads have to be
+woken, and on a 2-core machine a worker shares its core with whatever else runs there
+(the reader's own NumPy, whose OpenBLAS threads keep spinning for a while after each
+call; another process). Small work is therefore done on the calling thread alone:
+``nchunks(units, work, min_work)`` returns 1 below ``min_work`` units of work.
+Each kernel module defines its threshold next to its kernels, measured on this
+project's machines (``benchmarks/scripts/sweep.py`` prints both variants side by side);
+``FASTDL_SERIAL_BELOW`` scales every threshold (``0`` means always parallel, a large
+number never).
+
+``forced("serial")`` / ``forced("parallel")`` make every kernel take one path, so the
+tests can check both against the reference whatever the size.
+"""
+import os
+import threading
+from contextlib import contextmanager
+
 import numba
 
+_state = threading.local()
+_scale = float(os.environ.get("FASTDL_SERIAL_BELOW", "1") or 1)
 
-def nchunks(n_items):
-    """Number of chunks for n_items units of independent work: one per Numba thread, at most n_items."""
+
+def nchunks(n_items, work=None, min_work=0):
+    """Chunks for n_items units of independent work: 1 (serial) when ``work`` is below
+    ``min_work`` (both in the kernel's own unit, e.g. elements or multiply-adds), otherwise one
+    per Numba thread, at most n_items."""
+    mode = getattr(_state, "mode", None)
+    if mode == "serial":
+        return 1
+    if mode is None and work is not None and work < min_work * _scale:
+        return 1
     return max(1, min(numba.get_num_threads(), n_items))
+
+
+@contextmanager
+def forced(mode):
+    """Within the block, in this thread, every kernel runs ``"serial"`` or ``"parallel"``
+    (parallel still needs at least two items of work to split) whatever its size."""
+    if mode not in ("serial", "parallel", None):
+        raise ValueError(f"mode must be 'serial', 'parallel' or None, got {mode!r}")
+    old = getattr(_state, "mode", None)
+    _state.mode = mode
+    try:
+        yield
+    finally:
+        _state.mode = old

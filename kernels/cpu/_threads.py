@@ -1,4 +1,20 @@
-"""Keep Numba threads and BLAS threads from oversubscribing the cores.
+"""Keep Numba threads and BLAS threads from oversubscribing the cores, and from spinning.
+
+Waiting threads: Numba's default threading layer on Linux is OpenMP (GNU libgomp),
+whose worker threads keep spinning on their core for a while after each parallel loop
+(GOMP_SPINCOUNT, 300,000 pause instructions by default: milliseconds on current
+x86 CPUs). NumPy's OpenBLAS does the same after each of its threaded calls. On a
+2-core machine the two kinds of spinning threads take each other's core, so a
+reader's loop of ``x @ W`` (NumPy) followed by a fastdl kernel waited for the
+scheduler at every switch: 8 ms per iteration instead of 0.2 (measured here; the
+issue that introduced this reports 8-12 ms). Another process on a core hurts in the
+same way. ``quiet_openmp`` therefore loads Numba's OpenMP layer with
+``OMP_WAIT_POLICY=PASSIVE`` (threads sleep as soon as a loop ends and are woken for
+the next), measured to cost nothing on fastdl's own training steps, then removes
+the variable again so child processes and the user's later code see the
+environment as it was. A user's own ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is
+respected; ``FASTDL_KEEP_OMP_WAIT=1`` skips this. Small kernels do not enter a
+parallel region at all (``_chunks``).
 
 Numba's ``np.dot`` inside an ``@njit`` function calls the BLAS that SciPy
 ships (through ``scipy.linalg.cython_blas``); the kernels' fallback products
@@ -21,6 +37,47 @@ thresholds so freed blocks are reused; the process keeps what it has freed
 import os
 
 _done = False
+
+#: what quiet_openmp found and did, for ``fastdl info`` and the benchmarks
+omp_status = "not set up yet"
+
+
+def _libgomp_loaded():
+    try:
+        with open("/proc/self/maps") as f:
+            return any(line.rstrip().endswith(("/libgomp.so.1", "/libgomp.so.1.0.0")) for line in f)
+    except OSError:
+        return False
+
+
+def quiet_openmp():
+    """Launch Numba's threading layer with OpenMP's passive wait policy (see the module
+    docstring). Must run before anything starts Numba's threads. Idempotent."""
+    global omp_status
+    if omp_status != "not set up yet":
+        return
+    from numba.np.ufunc import parallel
+    user = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ}
+    if os.environ.get("FASTDL_KEEP_OMP_WAIT") or user:
+        parallel._launch_threads()
+        omp_status = (f"as the environment says ({', '.join(f'{k}={v}' for k, v in user.items())})" if user
+                      else "OpenMP's default (FASTDL_KEEP_OMP_WAIT is set)")
+        return
+    preloaded = _libgomp_loaded()
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        parallel._launch_threads()
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+    import numba
+    layer = numba.threading_layer()
+    if layer != "omp":
+        omp_status = f"no spinning to stop: Numba's threading layer is {layer!r}"
+    elif preloaded:
+        omp_status = ("libgomp was loaded before fastdl, so its wait policy is whatever was in force then "
+                      "(set OMP_WAIT_POLICY=PASSIVE before starting Python if threads spin)")
+    else:
+        omp_status = "passive (set by fastdl: idle threads sleep instead of spinning)"
 
 
 def _scipy_blas_paths():
@@ -57,6 +114,47 @@ def blas_threads():
 
 
 _malloc_done = False
+
+#: what quiet_openmp found and did, for ``fastdl info`` and the benchmarks
+omp_status = "not set up yet"
+
+
+def _libgomp_loaded():
+    try:
+        with open("/proc/self/maps") as f:
+            return any(line.rstrip().endswith(("/libgomp.so.1", "/libgomp.so.1.0.0")) for line in f)
+    except OSError:
+        return False
+
+
+def quiet_openmp():
+    """Launch Numba's threading layer with OpenMP's passive wait policy (see the module
+    docstring). Must run before anything starts Numba's threads. Idempotent."""
+    global omp_status
+    if omp_status != "not set up yet":
+        return
+    from numba.np.ufunc import parallel
+    user = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ}
+    if os.environ.get("FASTDL_KEEP_OMP_WAIT") or user:
+        parallel._launch_threads()
+        omp_status = (f"as the environment says ({', '.join(f'{k}={v}' for k, v in user.items())})" if user
+                      else "OpenMP's default (FASTDL_KEEP_OMP_WAIT is set)")
+        return
+    preloaded = _libgomp_loaded()
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        parallel._launch_threads()
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+    import numba
+    layer = numba.threading_layer()
+    if layer != "omp":
+        omp_status = f"no spinning to stop: Numba's threading layer is {layer!r}"
+    elif preloaded:
+        omp_status = ("libgomp was loaded before fastdl, so its wait policy is whatever was in force then "
+                      "(set OMP_WAIT_POLICY=PASSIVE before starting Python if threads spin)")
+    else:
+        omp_status = "passive (set by fastdl: idle threads sleep instead of spinning)"
 
 
 def keep_freed_memory():

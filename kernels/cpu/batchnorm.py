@@ -15,69 +15,95 @@ from numba import njit, prange
 from ._chunks import nchunks
 
 _MIN_BLOCK = 16   # columns per block; fewer do not vectorise
+#: elements below which the kernels run on the calling thread (see ``_chunks``)
+MIN_PARALLEL = 1 << 15
 
 
-@njit(parallel=True, cache=True)
-def _bn_train(out, xn, std, x, gamma, beta, running_mean, running_var, momentum, eps, blocks):
-    N, D = x.shape
+@njit(cache=True, error_model="numpy")
+def _bn_train_block(out, xn, std, x, gamma, beta, running_mean, running_var, momentum, eps, lo, hi):
+    N = x.shape[0]
     dt = x.dtype.type
     inv_n = dt(1) / dt(N)
-    for bi in prange(blocks):
-        lo = bi * D // blocks
-        hi = (bi + 1) * D // blocks
-        mu = np.zeros(hi - lo, dtype=x.dtype)
-        var = np.zeros(hi - lo, dtype=x.dtype)
-        for n in range(N):
-            for j in range(lo, hi):
-                mu[j - lo] += x[n, j]
-        for j in range(hi - lo):
-            mu[j] *= inv_n
-        for n in range(N):
-            for j in range(lo, hi):
-                c = x[n, j] - mu[j - lo]
-                var[j - lo] += c * c
+    mu = np.zeros(hi - lo, dtype=x.dtype)
+    var = np.zeros(hi - lo, dtype=x.dtype)
+    for n in range(N):
         for j in range(lo, hi):
-            v = var[j - lo] * inv_n
-            std[j] = np.sqrt(v + eps)
-            running_mean[j] = momentum * running_mean[j] + (dt(1) - momentum) * mu[j - lo]
-            running_var[j] = momentum * running_var[j] + (dt(1) - momentum) * v
-        for n in range(N):
-            for j in range(lo, hi):
-                z = (x[n, j] - mu[j - lo]) / std[j]
-                xn[n, j] = z
-                out[n, j] = gamma[j] * z + beta[j]
+            mu[j - lo] += x[n, j]
+    for j in range(hi - lo):
+        mu[j] *= inv_n
+    for n in range(N):
+        for j in range(lo, hi):
+            c = x[n, j] - mu[j - lo]
+            var[j - lo] += c * c
+    for j in range(lo, hi):
+        v = var[j - lo] * inv_n
+        std[j] = np.sqrt(v + eps)
+        running_mean[j] = momentum * running_mean[j] + (dt(1) - momentum) * mu[j - lo]
+        running_var[j] = momentum * running_var[j] + (dt(1) - momentum) * v
+    for n in range(N):
+        for j in range(lo, hi):
+            z = (x[n, j] - mu[j - lo]) / std[j]
+            xn[n, j] = z
+            out[n, j] = gamma[j] * z + beta[j]
 
 
-@njit(parallel=True, cache=True)
-def _bn_eval(out, x, gamma, beta, running_mean, running_var, eps):
+@njit(cache=True, error_model="numpy")
+def _bn_eval_rows(out, x, scale, beta, running_mean, lo, hi):
+    for n in range(lo, hi):
+        for j in range(x.shape[1]):
+            out[n, j] = (x[n, j] - running_mean[j]) * scale[j] + beta[j]
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _bn_eval(out, x, gamma, beta, running_mean, running_var, eps, chunks):
     N, D = x.shape
     scale = np.empty(D, dtype=x.dtype)
     for j in range(D):
         scale[j] = gamma[j] / np.sqrt(running_var[j] + eps)
-    for n in prange(N):
-        for j in range(D):
-            out[n, j] = (x[n, j] - running_mean[j]) * scale[j] + beta[j]
+    if chunks == 1:
+        _bn_eval_rows(out, x, scale, beta, running_mean, 0, N)
+    else:
+        for c in prange(chunks):
+            _bn_eval_rows(out, x, scale, beta, running_mean, c * N // chunks, (c + 1) * N // chunks)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
+def _bn_train(out, xn, std, x, gamma, beta, running_mean, running_var, momentum, eps, blocks):
+    D = x.shape[1]
+    if blocks == 1:
+        _bn_train_block(out, xn, std, x, gamma, beta, running_mean, running_var, momentum, eps, 0, D)
+    else:
+        for bi in prange(blocks):
+            _bn_train_block(out, xn, std, x, gamma, beta, running_mean, running_var, momentum, eps,
+                            bi * D // blocks, (bi + 1) * D // blocks)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
 def _bn_backward(dx, dgamma, dbeta, dout, xn, std, gamma, blocks):
-    N, D = dout.shape
+    D = dout.shape[1]
+    if blocks == 1:
+        _bn_backward_block(dx, dgamma, dbeta, dout, xn, std, gamma, 0, D)
+    else:
+        for bi in prange(blocks):
+            _bn_backward_block(dx, dgamma, dbeta, dout, xn, std, gamma, bi * D // blocks, (bi + 1) * D // blocks)
+
+
+@njit(cache=True, error_model="numpy")
+def _bn_backward_block(dx, dgamma, dbeta, dout, xn, std, gamma, lo, hi):
+    N = dout.shape[0]
     dt = dout.dtype.type
     inv_n = dt(1) / dt(N)
-    for bi in prange(blocks):
-        lo = bi * D // blocks
-        hi = (bi + 1) * D // blocks
+    for j in range(lo, hi):
+        dgamma[j] = 0
+        dbeta[j] = 0
+    for n in range(N):
         for j in range(lo, hi):
-            dgamma[j] = 0
-            dbeta[j] = 0
-        for n in range(N):
-            for j in range(lo, hi):
-                d = dout[n, j]
-                dbeta[j] += d
-                dgamma[j] += d * xn[n, j]
-        for n in range(N):
-            for j in range(lo, hi):
-                dx[n, j] = gamma[j] / std[j] * (dout[n, j] - dbeta[j] * inv_n - xn[n, j] * dgamma[j] * inv_n)
+            d = dout[n, j]
+            dbeta[j] += d
+            dgamma[j] += d * xn[n, j]
+    for n in range(N):
+        for j in range(lo, hi):
+            dx[n, j] = gamma[j] / std[j] * (dout[n, j] - dbeta[j] * inv_n - xn[n, j] * dgamma[j] * inv_n)
 
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, train_flg):
@@ -86,11 +112,11 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, 
     dt = x.dtype.type
     out = np.empty_like(x)
     if not train_flg:
-        _bn_eval(out, x, gamma, beta, running_mean, running_var, dt(eps))
+        _bn_eval(out, x, gamma, beta, running_mean, running_var, dt(eps), nchunks(x.shape[0], x.size, MIN_PARALLEL))
         return out, None
     xn = np.empty_like(x)
     std = np.empty(x.shape[1], dtype=x.dtype)
-    blocks = nchunks(max(1, x.shape[1] // _MIN_BLOCK))
+    blocks = nchunks(max(1, x.shape[1] // _MIN_BLOCK), x.size, MIN_PARALLEL)
     _bn_train(out, xn, std, x, gamma, beta, running_mean, running_var, dt(momentum), dt(eps), blocks)
     return out, (xn, std, gamma)
 
@@ -102,6 +128,6 @@ def batchnorm_backward(dout, ctx):
     dx = np.empty_like(dout)
     dgamma = np.empty(dout.shape[1], dtype=dout.dtype)
     dbeta = np.empty(dout.shape[1], dtype=dout.dtype)
-    blocks = nchunks(max(1, dout.shape[1] // _MIN_BLOCK))
+    blocks = nchunks(max(1, dout.shape[1] // _MIN_BLOCK), dout.size, MIN_PARALLEL)
     _bn_backward(dx, dgamma, dbeta, dout, xn, std, gamma, blocks)
     return dx, dgamma, dbeta

@@ -48,6 +48,16 @@ from ..shapes import window_output_hw
 from ._blas import MEMCPY, NO_TRANS, ROW_MAJOR, TRANS, axpy_for, gemm_for, single_threaded_blas
 from ._chunks import nchunks
 
+#: multiply-adds below which a convolution runs on the calling thread, and im2col/col2im
+#: elements below which they do (see ``_chunks``; ``benchmarks/scripts/sweep.py``)
+MIN_PARALLEL = 1 << 20
+MIN_PARALLEL_COPY = 1 << 16
+
+
+def conv_chunks(N, FN, K, P):
+    """Chunks of images for a convolution of N images, FN filters of K taps, P output pixels."""
+    return nchunks(N, N * FN * K * P, MIN_PARALLEL)
+
 
 @njit(cache=True)
 def _span(kx, pad, stride, W, OW):
@@ -114,35 +124,53 @@ def _add_colT(dxn, dcolT, FH, FW, stride, pad, OH, OW):
                         dxn[c, iy, ox * stride + off] += dcolT[r, base + ox]
 
 
-@njit(parallel=True, cache=True)
-def _im2col(col, x, FH, FW, stride, pad, OH, OW, chunks):
+@njit(cache=True)
+def _im2col_chunk(ci, col, x, FH, FW, stride, pad, OH, OW, chunks):
+    """Chunk ci of _im2col (all of the work when chunks == 1)."""
     N = x.shape[0]
     K = col.shape[1]
     P = OH * OW
-    for ci in prange(chunks):
-        colT = np.empty((K, P), dtype=x.dtype)
-        for n in range(ci * N // chunks, (ci + 1) * N // chunks):
-            _fill_colT(colT, x[n], FH, FW, stride, pad, OH, OW)
-            block = col[n * P:(n + 1) * P]          # (P, K): this image's rows
-            for p in range(P):
-                for k in range(K):
-                    block[p, k] = colT[k, p]
+    colT = np.empty((K, P), dtype=x.dtype)
+    for n in range(ci * N // chunks, (ci + 1) * N // chunks):
+        _fill_colT(colT, x[n], FH, FW, stride, pad, OH, OW)
+        block = col[n * P:(n + 1) * P]          # (P, K): this image's rows
+        for p in range(P):
+            for k in range(K):
+                block[p, k] = colT[k, p]
+
+
+@njit(parallel=True, cache=True)
+def _im2col(col, x, FH, FW, stride, pad, OH, OW, chunks):
+    if chunks == 1:
+        _im2col_chunk(0, col, x, FH, FW, stride, pad, OH, OW, chunks)
+    else:
+        for ci in prange(chunks):
+            _im2col_chunk(ci, col, x, FH, FW, stride, pad, OH, OW, chunks)
+
+
+@njit(cache=True)
+def _col2im_chunk(ci, img, col, FH, FW, stride, pad, OH, OW, chunks):
+    """Chunk ci of _col2im (all of the work when chunks == 1)."""
+    N = img.shape[0]
+    K = col.shape[1]
+    P = OH * OW
+    colT = np.empty((K, P), dtype=col.dtype)
+    for n in range(ci * N // chunks, (ci + 1) * N // chunks):
+        block = col[n * P:(n + 1) * P]
+        for p in range(P):
+            for k in range(K):
+                colT[k, p] = block[p, k]
+        img[n] = 0
+        _add_colT(img[n], colT, FH, FW, stride, pad, OH, OW)
 
 
 @njit(parallel=True, cache=True)
 def _col2im(img, col, FH, FW, stride, pad, OH, OW, chunks):
-    N = img.shape[0]
-    K = col.shape[1]
-    P = OH * OW
-    for ci in prange(chunks):
-        colT = np.empty((K, P), dtype=col.dtype)
-        for n in range(ci * N // chunks, (ci + 1) * N // chunks):
-            block = col[n * P:(n + 1) * P]
-            for p in range(P):
-                for k in range(K):
-                    colT[k, p] = block[p, k]
-            img[n] = 0
-            _add_colT(img[n], colT, FH, FW, stride, pad, OH, OW)
+    if chunks == 1:
+        _col2im_chunk(0, img, col, FH, FW, stride, pad, OH, OW, chunks)
+    else:
+        for ci in prange(chunks):
+            _col2im_chunk(ci, img, col, FH, FW, stride, pad, OH, OW, chunks)
 
 
 def im2col(x, filter_h, filter_w, stride=1, pad=0):
@@ -151,7 +179,7 @@ def im2col(x, filter_h, filter_w, stride=1, pad=0):
     N, C, H, W = x.shape
     OH, OW = window_output_hw(H, W, filter_h, filter_w, stride, pad)
     col = np.empty((N * OH * OW, C * filter_h * filter_w), dtype=x.dtype)
-    _im2col(col, x, filter_h, filter_w, stride, pad, OH, OW, nchunks(N))
+    _im2col(col, x, filter_h, filter_w, stride, pad, OH, OW, nchunks(N, col.size, MIN_PARALLEL_COPY))
     return col
 
 
@@ -161,63 +189,81 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
     N, C, H, W = (int(s) for s in input_shape)
     OH, OW = window_output_hw(H, W, filter_h, filter_w, stride, pad)
     img = np.empty((N, C, H, W), dtype=col.dtype)
-    _col2im(img, col, filter_h, filter_w, stride, pad, OH, OW, nchunks(N))
+    _col2im(img, col, filter_h, filter_w, stride, pad, OH, OW, nchunks(N, col.size, MIN_PARALLEL_COPY))
     return img
 
 
-@njit(parallel=True, cache=True)
-def _conv_forward(out, x, W2, b, FH, FW, stride, pad, chunks, gemm):
+@njit(cache=True)
+def _conv_forward_chunk(ci, out, x, W2, b, FH, FW, stride, pad, chunks, gemm):
+    """Chunk ci of _conv_forward (all of the work when chunks == 1)."""
     N = x.shape[0]
     FN, K = W2.shape
     OH, OW = out.shape[2], out.shape[3]
     P = OH * OW
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
-    for ci in prange(chunks):
-        colT = np.empty((K, P), dtype=x.dtype)
-        for n in range(ci * N // chunks, (ci + 1) * N // chunks):
-            _fill_colT(colT, x[n], FH, FW, stride, pad, OH, OW)
-            o = out[n].reshape(FN, P)
-            # o (FN, P) = W2 (FN, K) @ colT (K, P)
-            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, FN, P, K, one, W2.ctypes.data, K, colT.ctypes.data, P,
-                 zero, o.ctypes.data, P)
-            for f in range(FN):
-                bf = b[f]
-                for p in range(P):
-                    o[f, p] += bf
+    colT = np.empty((K, P), dtype=x.dtype)
+    for n in range(ci * N // chunks, (ci + 1) * N // chunks):
+        _fill_colT(colT, x[n], FH, FW, stride, pad, OH, OW)
+        o = out[n].reshape(FN, P)
+        # o (FN, P) = W2 (FN, K) @ colT (K, P)
+        gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, FN, P, K, one, W2.ctypes.data, K, colT.ctypes.data, P,
+             zero, o.ctypes.data, P)
+        for f in range(FN):
+            bf = b[f]
+            for p in range(P):
+                o[f, p] += bf
 
 
 @njit(parallel=True, cache=True)
-def _conv_backward(dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunks, need_dx, gemm):
+def _conv_forward(out, x, W2, b, FH, FW, stride, pad, chunks, gemm):
+    if chunks == 1:
+        _conv_forward_chunk(0, out, x, W2, b, FH, FW, stride, pad, chunks, gemm)
+    else:
+        for ci in prange(chunks):
+            _conv_forward_chunk(ci, out, x, W2, b, FH, FW, stride, pad, chunks, gemm)
+
+
+@njit(cache=True)
+def _conv_backward_chunk(ci, dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunks, need_dx, gemm):
+    """Chunk ci of _conv_backward (all of the work when chunks == 1)."""
     N = x.shape[0]
     FN, K = W2.shape
     OH, OW = dout.shape[2], dout.shape[3]
     P = OH * OW
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
-    for ci in prange(chunks):
-        colT = np.empty((K, P), dtype=x.dtype)
-        dcolT = np.empty((K, P), dtype=x.dtype)
-        dWc = dW_part[ci]
-        dbc = db_part[ci]
-        for n in range(ci * N // chunks, (ci + 1) * N // chunks):
-            d = dout[n].reshape(FN, P)
-            _fill_colT(colT, x[n], FH, FW, stride, pad, OH, OW)
-            # dWc (FN, K) += d (FN, P) @ colT.T (P, K)
-            gemm(ROW_MAJOR, NO_TRANS, TRANS, FN, K, P, one, d.ctypes.data, P, colT.ctypes.data, P,
-                 one, dWc.ctypes.data, K)
-            for f in range(FN):
-                s = dbc.dtype.type(0)
-                for p in range(P):
-                    s += d[f, p]
-                dbc[f] += s
-            if need_dx:
-                # dcolT (K, P) = W2.T (K, FN) @ d (FN, P)
-                gemm(ROW_MAJOR, TRANS, NO_TRANS, K, P, FN, one, W2.ctypes.data, K, d.ctypes.data, P,
-                     zero, dcolT.ctypes.data, P)
-                dxn = dx[n]
-                dxn[:] = 0
-                _add_colT(dxn, dcolT, FH, FW, stride, pad, OH, OW)
+    colT = np.empty((K, P), dtype=x.dtype)
+    dcolT = np.empty((K, P), dtype=x.dtype)
+    dWc = dW_part[ci]
+    dbc = db_part[ci]
+    for n in range(ci * N // chunks, (ci + 1) * N // chunks):
+        d = dout[n].reshape(FN, P)
+        _fill_colT(colT, x[n], FH, FW, stride, pad, OH, OW)
+        # dWc (FN, K) += d (FN, P) @ colT.T (P, K)
+        gemm(ROW_MAJOR, NO_TRANS, TRANS, FN, K, P, one, d.ctypes.data, P, colT.ctypes.data, P,
+             one, dWc.ctypes.data, K)
+        for f in range(FN):
+            s = dbc.dtype.type(0)
+            for p in range(P):
+                s += d[f, p]
+            dbc[f] += s
+        if need_dx:
+            # dcolT (K, P) = W2.T (K, FN) @ d (FN, P)
+            gemm(ROW_MAJOR, TRANS, NO_TRANS, K, P, FN, one, W2.ctypes.data, K, d.ctypes.data, P,
+                 zero, dcolT.ctypes.data, P)
+            dxn = dx[n]
+            dxn[:] = 0
+            _add_colT(dxn, dcolT, FH, FW, stride, pad, OH, OW)
+
+
+@njit(parallel=True, cache=True)
+def _conv_backward(dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunks, need_dx, gemm):
+    if chunks == 1:
+        _conv_backward_chunk(0, dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunks, need_dx, gemm)
+    else:
+        for ci in prange(chunks):
+            _conv_backward_chunk(ci, dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunks, need_dx, gemm)
 
 
 @njit(cache=True)
@@ -374,37 +420,71 @@ def _backward_buffers_s1(x, FN, K, FH, FW, pad, L, Wt):
             np.zeros((FN, L), dtype=x.dtype), np.empty((K if Wt.shape[0] == 0 else 0, L), dtype=x.dtype))
 
 
-@njit(parallel=True, cache=True)
-def _conv_forward_s1(out, mask, x, W2, Wt, b, FH, FW, pad, chunks, relu, gemm, memcpy):
-    """Stride 1. With relu, out = max(0, conv + b) and mask = (conv + b <= 0) (the fused
-    Convolution -> Relu); otherwise mask is not touched."""
+@njit(cache=True)
+def _conv_forward_s1_chunk(ci, out, mask, x, W2, Wt, b, FH, FW, pad, chunks, relu, gemm, memcpy):
+    """Chunk ci of _conv_forward_s1 (all of the work when chunks == 1)."""
     N, C, H, W = x.shape
     FN, K = W2.shape
     OH, OW = out.shape[2], out.shape[3]
     Wp = _ext_width(W, pad, FW)
     L = OH * Wp
     zero = x.dtype.type(0)
-    for ci in prange(chunks):
-        # the slack of FW elements lets the last slice run past the padded image (into zeros)
-        xpad = np.zeros((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
-        colT = np.empty((K if Wt.shape[0] == 0 else 0, L), dtype=x.dtype)   # unused when shifted
-        oext = np.empty((FN, L), dtype=x.dtype)
-        for n in range(ci * N // chunks, (ci + 1) * N // chunks):
-            _image_s1(oext, colT, xpad, x[n], W2, Wt, FH, FW, pad, gemm, memcpy)
-            on = out[n]
-            for f in range(FN):
-                bf = b[f]
-                for oy in range(OH):
-                    src = oy * Wp
-                    if relu:
-                        for ox in range(OW):
-                            v = oext[f, src + ox] + bf
-                            m = v <= zero
-                            mask[n, f, oy, ox] = m
-                            on[f, oy, ox] = zero if m else v
-                    else:
-                        for ox in range(OW):
-                            on[f, oy, ox] = oext[f, src + ox] + bf
+    # the slack of FW elements lets the last slice run past the padded image (into zeros)
+    xpad = np.zeros((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
+    colT = np.empty((K if Wt.shape[0] == 0 else 0, L), dtype=x.dtype)   # unused when shifted
+    oext = np.empty((FN, L), dtype=x.dtype)
+    for n in range(ci * N // chunks, (ci + 1) * N // chunks):
+        _image_s1(oext, colT, xpad, x[n], W2, Wt, FH, FW, pad, gemm, memcpy)
+        on = out[n]
+        for f in range(FN):
+            bf = b[f]
+            for oy in range(OH):
+                src = oy * Wp
+                if relu:
+                    for ox in range(OW):
+                        v = oext[f, src + ox] + bf
+                        m = v <= zero
+                        mask[n, f, oy, ox] = m
+                        on[f, oy, ox] = zero if m else v
+                else:
+                    for ox in range(OW):
+                        on[f, oy, ox] = oext[f, src + ox] + bf
+
+
+@njit(parallel=True, cache=True)
+def _conv_forward_s1(out, mask, x, W2, Wt, b, FH, FW, pad, chunks, relu, gemm, memcpy):
+    """Stride 1. With relu, out = max(0, conv + b) and mask = (conv + b <= 0) (the fused
+    Convolution -> Relu); otherwise mask is not touched."""
+    if chunks == 1:
+        _conv_forward_s1_chunk(0, out, mask, x, W2, Wt, b, FH, FW, pad, chunks, relu, gemm, memcpy)
+    else:
+        for ci in prange(chunks):
+            _conv_forward_s1_chunk(ci, out, mask, x, W2, Wt, b, FH, FW, pad, chunks, relu, gemm, memcpy)
+
+
+@njit(cache=True)
+def _conv_backward_s1_chunk(ci, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, relu, gemm, memcpy, axpy):
+    """Chunk ci of _conv_backward_s1 (all of the work when chunks == 1)."""
+    N, C, H, W = x.shape
+    FN, K = W2.shape
+    OH, OW = dout.shape[2], dout.shape[3]
+    Wp = _ext_width(W, pad, FW)
+    L = OH * Wp
+    zero = x.dtype.type(0)
+    xpad, dxpad, colT, dext, dcolT = _backward_buffers_s1(x, FN, K, FH, FW, pad, L, Wt)
+    for n in range(ci * N // chunks, (ci + 1) * N // chunks):
+        dn = dout[n]
+        for f in range(FN):
+            for oy in range(OH):
+                dst = oy * Wp
+                if relu:
+                    for ox in range(OW):
+                        dext[f, dst + ox] = zero if mask[n, f, oy, ox] else dn[f, oy, ox]
+                else:
+                    for ox in range(OW):
+                        dext[f, dst + ox] = dn[f, oy, ox]
+        _backprop_image_s1(dx, n, dWb_part[ci], dext, colT, dcolT, xpad, dxpad, x[n], W2, Wt, FH, FW, pad,
+                           need_dx, gemm, memcpy, axpy)
 
 
 @njit(parallel=True, cache=True)
@@ -412,27 +492,11 @@ def _conv_backward_s1(dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, 
                       axpy):
     """Stride 1; dWb_part[chunk] = [dW | db] (FN, K + 1) of its images. With relu, the gradient is
     first zeroed where mask is set (the fused Relu's backward)."""
-    N, C, H, W = x.shape
-    FN, K = W2.shape
-    OH, OW = dout.shape[2], dout.shape[3]
-    Wp = _ext_width(W, pad, FW)
-    L = OH * Wp
-    zero = x.dtype.type(0)
-    for ci in prange(chunks):
-        xpad, dxpad, colT, dext, dcolT = _backward_buffers_s1(x, FN, K, FH, FW, pad, L, Wt)
-        for n in range(ci * N // chunks, (ci + 1) * N // chunks):
-            dn = dout[n]
-            for f in range(FN):
-                for oy in range(OH):
-                    dst = oy * Wp
-                    if relu:
-                        for ox in range(OW):
-                            dext[f, dst + ox] = zero if mask[n, f, oy, ox] else dn[f, oy, ox]
-                    else:
-                        for ox in range(OW):
-                            dext[f, dst + ox] = dn[f, oy, ox]
-            _backprop_image_s1(dx, n, dWb_part[ci], dext, colT, dcolT, xpad, dxpad, x[n], W2, Wt, FH, FW, pad,
-                               need_dx, gemm, memcpy, axpy)
+    if chunks == 1:
+        _conv_backward_s1_chunk(0, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, relu, gemm, memcpy, axpy)
+    else:
+        for ci in prange(chunks):
+            _conv_backward_s1_chunk(ci, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, relu, gemm, memcpy, axpy)
 
 
 #: the mask argument of the stride-1 kernels when no Relu is fused (one compiled signature either way)
@@ -449,7 +513,8 @@ def _forward_s1(x, W, b, pad, relu):
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
     mask = np.empty(out.shape, dtype=np.bool_) if relu else NO_MASK
     with single_threaded_blas():
-        _conv_forward_s1(out, mask, x, W2, _taps(W2, W.shape), np.ascontiguousarray(b), FH, FW, pad, nchunks(N), relu,
+        _conv_forward_s1(out, mask, x, W2, _taps(W2, W.shape), np.ascontiguousarray(b), FH, FW, pad,
+                         conv_chunks(N, FN, W2.shape[1], OH * OW), relu,
                          gemm_for(x.dtype), MEMCPY)
     return out, mask, x, W2
 
@@ -473,7 +538,7 @@ def backward_outputs_s1(x, w_shape, need_dx):
     """(chunks, zeroed per-chunk [dW | db] buffers, dx or a placeholder) for the stride-1 backward
     kernels (this module's and ``fused``'s)."""
     FN, K = w_shape[0], int(np.prod(w_shape[1:]))
-    chunks = nchunks(x.shape[0])
+    chunks = conv_chunks(x.shape[0], FN, K, x.shape[2] * x.shape[3])
     shape = (chunks, K + 1, FN) if _transposed_dWb(w_shape) else (chunks, FN, K + 1)
     dx = np.empty(x.shape, dtype=x.dtype) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)
     return chunks, np.zeros(shape, dtype=x.dtype), dx
@@ -500,7 +565,8 @@ def conv_forward(x, W, b, stride, pad):
     OH, OW = window_output_hw(H, Wd, FH, FW, stride, pad)
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
     with single_threaded_blas():
-        _conv_forward(out, x, W2, np.ascontiguousarray(b), FH, FW, stride, pad, nchunks(N), gemm_for(x.dtype))
+        _conv_forward(out, x, W2, np.ascontiguousarray(b), FH, FW, stride, pad,
+                      conv_chunks(N, FN, W2.shape[1], OH * OW), gemm_for(x.dtype))
     return out, (x, W2, W.shape, stride, pad)
 
 
@@ -512,7 +578,7 @@ def conv_backward(dout, ctx, need_dx=True):
         return _backward_s1(dout, NO_MASK, x, W2, w_shape, pad, need_dx, False)
     dout = np.ascontiguousarray(dout)
     FN, C, FH, FW = w_shape
-    chunks = nchunks(x.shape[0])
+    chunks = conv_chunks(x.shape[0], FN, W2.shape[1], dout.shape[2] * dout.shape[3])
     dW_part = np.zeros((chunks,) + W2.shape, dtype=x.dtype)
     db_part = np.zeros((chunks, FN), dtype=x.dtype)
     dx = np.empty(x.shape, dtype=x.dtype) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)

@@ -39,9 +39,8 @@ from numba import njit, prange
 
 from ..shapes import window_output_hw
 from ._blas import MEMCPY, axpy_for, gemm_for, single_threaded_blas
-from ._chunks import nchunks
 from .. import composite
-from .conv import (_backprop_image_s1, _backward_buffers_s1, _backward_s1, _ext_width, _forward_s1, _image_s1,
+from .conv import (conv_chunks, _backprop_image_s1, _backward_buffers_s1, _backward_s1, _ext_width, _forward_s1, _image_s1,
                    _taps, backward_outputs_s1, backward_result_s1)
 
 
@@ -127,53 +126,71 @@ def _relu_pool_plane(op, ap, src, bf, Wp, OH, OW, PH, PW, ps, pp):
     return nan
 
 
-@njit(parallel=True, cache=True)
-def _conv_relu_pool_forward_s1(out, arg, nan, x, W2, Wt, b, FH, FW, pad, OH, OW, PH, PW, ps, pp, chunks,
-                               gemm, memcpy):
+@njit(cache=True)
+def _conv_relu_pool_forward_s1_chunk(ci, out, arg, nan, x, W2, Wt, b, FH, FW, pad, OH, OW, PH, PW, ps, pp, chunks, gemm, memcpy):
+    """Chunk ci of _conv_relu_pool_forward_s1 (all of the work when chunks == 1)."""
     N, C, H, W = x.shape
     FN, K = W2.shape
     Wp = _ext_width(W, pad, FW)
     L = OH * Wp
-    for ci in prange(chunks):
-        xpad = np.zeros((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
-        colT = np.empty((K if Wt.shape[0] == 0 else 0, L), dtype=x.dtype)   # unused when shifted
-        oext = np.empty((FN, L), dtype=x.dtype)
-        for n in range(ci * N // chunks, (ci + 1) * N // chunks):
-            _image_s1(oext, colT, xpad, x[n], W2, Wt, FH, FW, pad, gemm, memcpy)
-            seen = False
-            for f in range(FN):
-                seen |= _relu_pool_plane(out[n, f], arg[n, f], oext[f], b[f], Wp, OH, OW, PH, PW, ps, pp)
-            nan[n] = seen
+    xpad = np.zeros((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
+    colT = np.empty((K if Wt.shape[0] == 0 else 0, L), dtype=x.dtype)   # unused when shifted
+    oext = np.empty((FN, L), dtype=x.dtype)
+    for n in range(ci * N // chunks, (ci + 1) * N // chunks):
+        _image_s1(oext, colT, xpad, x[n], W2, Wt, FH, FW, pad, gemm, memcpy)
+        seen = False
+        for f in range(FN):
+            seen |= _relu_pool_plane(out[n, f], arg[n, f], oext[f], b[f], Wp, OH, OW, PH, PW, ps, pp)
+        nan[n] = seen
 
 
 @njit(parallel=True, cache=True)
-def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, gemm, memcpy,
-                                axpy):
+def _conv_relu_pool_forward_s1(out, arg, nan, x, W2, Wt, b, FH, FW, pad, OH, OW, PH, PW, ps, pp, chunks,
+                               gemm, memcpy):
+    if chunks == 1:
+        _conv_relu_pool_forward_s1_chunk(0, out, arg, nan, x, W2, Wt, b, FH, FW, pad, OH, OW, PH, PW, ps, pp, chunks, gemm, memcpy)
+    else:
+        for ci in prange(chunks):
+            _conv_relu_pool_forward_s1_chunk(ci, out, arg, nan, x, W2, Wt, b, FH, FW, pad, OH, OW, PH, PW, ps, pp, chunks, gemm, memcpy)
+
+
+@njit(cache=True)
+def _conv_relu_pool_backward_s1_chunk(ci, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, gemm, memcpy, axpy):
+    """Chunk ci of _conv_relu_pool_backward_s1 (all of the work when chunks == 1)."""
     N, C, H, W = x.shape
     FN, K = W2.shape
     QH, QW = dout.shape[2], dout.shape[3]
     Wp = _ext_width(W, pad, FW)
     L = OH * Wp
     zero = x.dtype.type(0)
-    for ci in prange(chunks):
-        xpad, dxpad, colT, dext, dcolT = _backward_buffers_s1(x, FN, K, FH, FW, pad, L, Wt)
-        for n in range(ci * N // chunks, (ci + 1) * N // chunks):
-            dn = dout[n]
-            an = arg[n]
-            for f in range(FN):
-                for qy in range(QH):
-                    for qx in range(QW):
-                        a = an[f, qy, qx]
-                        if a >= 0:
-                            dext[f, a] += dn[f, qy, qx]     # overlapping windows may share a position
-            _backprop_image_s1(dx, n, dWb_part[ci], dext, colT, dcolT, xpad, dxpad, x[n], W2, Wt, FH, FW, pad,
-                               need_dx, gemm, memcpy, axpy)
-            for f in range(FN):                      # clear only what was written
-                for qy in range(QH):
-                    for qx in range(QW):
-                        a = an[f, qy, qx]
-                        if a >= 0:
-                            dext[f, a] = zero
+    xpad, dxpad, colT, dext, dcolT = _backward_buffers_s1(x, FN, K, FH, FW, pad, L, Wt)
+    for n in range(ci * N // chunks, (ci + 1) * N // chunks):
+        dn = dout[n]
+        an = arg[n]
+        for f in range(FN):
+            for qy in range(QH):
+                for qx in range(QW):
+                    a = an[f, qy, qx]
+                    if a >= 0:
+                        dext[f, a] += dn[f, qy, qx]     # overlapping windows may share a position
+        _backprop_image_s1(dx, n, dWb_part[ci], dext, colT, dcolT, xpad, dxpad, x[n], W2, Wt, FH, FW, pad,
+                           need_dx, gemm, memcpy, axpy)
+        for f in range(FN):                      # clear only what was written
+            for qy in range(QH):
+                for qx in range(QW):
+                    a = an[f, qy, qx]
+                    if a >= 0:
+                        dext[f, a] = zero
+
+
+@njit(parallel=True, cache=True)
+def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, gemm, memcpy,
+                                axpy):
+    if chunks == 1:
+        _conv_relu_pool_backward_s1_chunk(0, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, gemm, memcpy, axpy)
+    else:
+        for ci in prange(chunks):
+            _conv_relu_pool_backward_s1_chunk(ci, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, gemm, memcpy, axpy)
 
 
 def conv_relu_forward(x, W, b, stride, pad):
@@ -205,7 +222,8 @@ def conv_relu_pool_forward(x, W, b, stride, pad, pool_h, pool_w, pool_stride, po
         nan = np.zeros(N, dtype=np.bool_)
         with single_threaded_blas():
             _conv_relu_pool_forward_s1(out, arg, nan, x, W2, _taps(W2, W.shape), np.ascontiguousarray(b), FH, FW,
-                                       pad, OH, OW, pool_h, pool_w, pool_stride, pool_pad, nchunks(N),
+                                       pad, OH, OW, pool_h, pool_w, pool_stride, pool_pad,
+                                       conv_chunks(N, FN, W2.shape[1], OH * OW),
                                        gemm_for(x.dtype), MEMCPY)
         if not nan.any():
             return out, _S1(x, W2, W.shape, pad, arg)

@@ -1,4 +1,6 @@
-"""Optimizer update rules as fused, in-place, element-wise parallel kernels (numba backend).
+"""Optimizer update rules as fused, in-place, element-wise kernels (numba backend).
+
+Small parameters are updated on the calling thread, large ones by spans in parallel.
 
 Every kernel reads each element of the parameter, gradient and state once and
 writes parameter and state once. Scalars are cast to the parameter's dtype so
@@ -8,61 +10,132 @@ import numpy as np
 from numba import njit, prange
 
 from ..spec import OPT_EPS
+from ._chunks import nchunks
+
+#: parameter elements below which an update runs on the calling thread (see ``_chunks``)
+MIN_PARALLEL = 1 << 16
 
 
-@njit(parallel=True, cache=True)
-def _sgd(p, g, lr):
-    for i in prange(p.size):
+@njit(cache=True, error_model="numpy")
+def _sgd_span(p, g, lr):
+    for i in range(p.size):
         p[i] -= lr * g[i]
 
 
-@njit(parallel=True, cache=True)
-def _momentum(p, g, v, lr, momentum):
-    for i in prange(p.size):
+@njit(cache=True, error_model="numpy")
+def _momentum_span(p, g, v, lr, momentum):
+    for i in range(p.size):
         vi = momentum * v[i] - lr * g[i]
         v[i] = vi
         p[i] += vi
 
 
-@njit(parallel=True, cache=True)
-def _nesterov(p, g, v, lr, momentum):
+@njit(cache=True, error_model="numpy")
+def _nesterov_span(p, g, v, lr, momentum):
     mm = momentum * momentum
     step = (1 + momentum) * lr
-    for i in prange(p.size):
+    for i in range(p.size):
         vi = momentum * v[i] - lr * g[i]
         v[i] = vi
         p[i] += mm * vi - step * g[i]
 
 
-@njit(parallel=True, cache=True)
-def _adagrad(p, g, h, lr, eps):
-    for i in prange(p.size):
+@njit(cache=True, error_model="numpy")
+def _adagrad_span(p, g, h, lr, eps):
+    for i in range(p.size):
         gi = g[i]
-        hi = h[i] + gi * gi
-        h[i] = hi
-        p[i] -= lr * gi / (np.sqrt(hi) + eps)
+        hi_ = h[i] + gi * gi
+        h[i] = hi_
+        p[i] -= lr * gi / (np.sqrt(hi_) + eps)
 
 
-@njit(parallel=True, cache=True)
-def _rmsprop(p, g, h, lr, decay, eps):
+@njit(cache=True, error_model="numpy")
+def _rmsprop_span(p, g, h, lr, decay, eps):
     one = p.dtype.type(1)
-    for i in prange(p.size):
+    for i in range(p.size):
         gi = g[i]
-        hi = decay * h[i] + (one - decay) * gi * gi
-        h[i] = hi
-        p[i] -= lr * gi / (np.sqrt(hi) + eps)
+        hi_ = decay * h[i] + (one - decay) * gi * gi
+        h[i] = hi_
+        p[i] -= lr * gi / (np.sqrt(hi_) + eps)
 
 
-@njit(parallel=True, cache=True)
-def _adam(p, g, m, v, lr_t, beta1, beta2, eps):
+@njit(cache=True, error_model="numpy")
+def _adam_span(p, g, m, v, lr_t, beta1, beta2, eps):
     one = p.dtype.type(1)
-    for i in prange(p.size):
+    for i in range(p.size):
         gi = g[i]
         mi = m[i] + (one - beta1) * (gi - m[i])
         vi = v[i] + (one - beta2) * (gi * gi - v[i])
         m[i] = mi
         v[i] = vi
         p[i] -= lr_t * mi / (np.sqrt(vi) + eps)
+
+
+# Drivers: the whole array on the calling thread (chunks == 1) or one span per thread.
+@njit(parallel=True, cache=True, error_model="numpy")
+def _sgd(p, g, lr, chunks):
+    n = p.size
+    if chunks == 1:
+        _sgd_span(p, g, lr)
+    else:
+        for c in prange(chunks):
+            lo, hi = c * n // chunks, (c + 1) * n // chunks
+            _sgd_span(p[lo:hi], g[lo:hi], lr)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _momentum(p, g, v, lr, momentum, chunks):
+    n = p.size
+    if chunks == 1:
+        _momentum_span(p, g, v, lr, momentum)
+    else:
+        for c in prange(chunks):
+            lo, hi = c * n // chunks, (c + 1) * n // chunks
+            _momentum_span(p[lo:hi], g[lo:hi], v[lo:hi], lr, momentum)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _nesterov(p, g, v, lr, momentum, chunks):
+    n = p.size
+    if chunks == 1:
+        _nesterov_span(p, g, v, lr, momentum)
+    else:
+        for c in prange(chunks):
+            lo, hi = c * n // chunks, (c + 1) * n // chunks
+            _nesterov_span(p[lo:hi], g[lo:hi], v[lo:hi], lr, momentum)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _adagrad(p, g, h, lr, eps, chunks):
+    n = p.size
+    if chunks == 1:
+        _adagrad_span(p, g, h, lr, eps)
+    else:
+        for c in prange(chunks):
+            lo, hi = c * n // chunks, (c + 1) * n // chunks
+            _adagrad_span(p[lo:hi], g[lo:hi], h[lo:hi], lr, eps)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _rmsprop(p, g, h, lr, decay, eps, chunks):
+    n = p.size
+    if chunks == 1:
+        _rmsprop_span(p, g, h, lr, decay, eps)
+    else:
+        for c in prange(chunks):
+            lo, hi = c * n // chunks, (c + 1) * n // chunks
+            _rmsprop_span(p[lo:hi], g[lo:hi], h[lo:hi], lr, decay, eps)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _adam(p, g, m, v, lr_t, beta1, beta2, eps, chunks):
+    n = p.size
+    if chunks == 1:
+        _adam_span(p, g, m, v, lr_t, beta1, beta2, eps)
+    else:
+        for c in prange(chunks):
+            lo, hi = c * n // chunks, (c + 1) * n // chunks
+            _adam_span(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], lr_t, beta1, beta2, eps)
 
 
 def _run(kernel, arrays, scalars):
@@ -72,7 +145,8 @@ def _run(kernel, arrays, scalars):
     """
     dt = arrays[0].dtype.type
     flat = [a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1) for a in arrays]
-    kernel(*flat, *[dt(s) for s in scalars])
+    n = flat[0].size
+    kernel(*flat, *[dt(s) for s in scalars], nchunks(n, n, MIN_PARALLEL))
     for i, (a, f) in enumerate(zip(arrays, flat)):
         if i != 1 and not a.flags.c_contiguous:      # arrays[1] is the gradient, read only
             a[...] = f.reshape(a.shape)

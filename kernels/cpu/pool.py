@@ -1,6 +1,7 @@
 """Max pooling (numba backend): one pass over each (image, channel) plane, in parallel.
 
-    for plane in prange(N*C):                    # disjoint planes
+    for plane in planes:                         # one span of planes per thread (disjoint), or all
+                                                 # of them on the calling thread for small inputs
         for each output (oy, ox):
             out, arg = max and flat in-plane index of the first maximum over the taps inside the image
         if the plane held a NaN: redo it with NaN-aware comparisons (np.argmax semantics)
@@ -16,6 +17,10 @@ import numpy as np
 from numba import njit, prange
 
 from ..shapes import window_output_hw
+from ._chunks import nchunks
+
+#: input elements below which pooling runs on the calling thread (see ``_chunks``)
+MIN_PARALLEL = 1 << 15
 
 
 @njit(cache=True)
@@ -68,11 +73,11 @@ def _plane_any(op, ap, xp, PH, PW, stride, pad, nan_aware):
     return nan
 
 
-@njit(parallel=True, cache=True)
-def _pool_forward(out, arg, x, PH, PW, stride, pad):
-    N, C = x.shape[0], x.shape[1]
+@njit(cache=True)
+def _pool_forward_planes(out, arg, x, PH, PW, stride, pad, lo, hi):
+    C = x.shape[1]
     fast = PH == 2 and PW == 2 and pad == 0
-    for nc in prange(N * C):
+    for nc in range(lo, hi):
         n = nc // C
         c = nc - n * C
         if fast:
@@ -83,10 +88,10 @@ def _pool_forward(out, arg, x, PH, PW, stride, pad):
             _plane_any(out[n, c], arg[n, c], x[n, c], PH, PW, stride, pad, True)
 
 
-@njit(parallel=True, cache=True)
-def _pool_backward(dx, dout, arg):
-    N, C = dx.shape[0], dx.shape[1]
-    for nc in prange(N * C):
+@njit(cache=True)
+def _pool_backward_planes(dx, dout, arg, lo, hi):
+    C = dx.shape[1]
+    for nc in range(lo, hi):
         n = nc // C
         c = nc - n * C
         dp = dx[n, c].reshape(-1)
@@ -97,6 +102,31 @@ def _pool_backward(dx, dout, arg):
             dp[a[i]] += d[i]
 
 
+@njit(parallel=True, cache=True)
+def _pool_forward(out, arg, x, PH, PW, stride, pad, chunks):
+    planes = x.shape[0] * x.shape[1]
+    if chunks == 1:
+        _pool_forward_planes(out, arg, x, PH, PW, stride, pad, 0, planes)
+    else:
+        for ci in prange(chunks):
+            _pool_forward_planes(out, arg, x, PH, PW, stride, pad, ci * planes // chunks,
+                                 (ci + 1) * planes // chunks)
+
+
+@njit(parallel=True, cache=True)
+def _pool_backward(dx, dout, arg, chunks):
+    planes = dx.shape[0] * dx.shape[1]
+    if chunks == 1:
+        _pool_backward_planes(dx, dout, arg, 0, planes)
+    else:
+        for ci in prange(chunks):
+            _pool_backward_planes(dx, dout, arg, ci * planes // chunks, (ci + 1) * planes // chunks)
+
+
+def _chunks(planes, size):
+    return nchunks(planes, size, MIN_PARALLEL)
+
+
 def pool_forward(x, pool_h, pool_w, stride, pad):
     """x (N, C, H, W) -> (out (N, C, OH, OW), ctx); first maximum wins; padding never wins."""
     x = np.ascontiguousarray(x)
@@ -104,7 +134,7 @@ def pool_forward(x, pool_h, pool_w, stride, pad):
     OH, OW = window_output_hw(H, W, pool_h, pool_w, stride, pad)
     out = np.empty((N, C, OH, OW), dtype=x.dtype)
     arg = np.empty((N, C, OH, OW), dtype=np.int32)
-    _pool_forward(out, arg, x, pool_h, pool_w, stride, pad)
+    _pool_forward(out, arg, x, pool_h, pool_w, stride, pad, _chunks(N * C, x.size))
     return out, (arg, x.shape)
 
 
@@ -113,5 +143,5 @@ def pool_backward(dout, ctx):
     arg, x_shape = ctx
     dout = np.ascontiguousarray(dout)
     dx = np.empty(x_shape, dtype=dout.dtype)
-    _pool_backward(dx, dout, arg)
+    _pool_backward(dx, dout, arg, _chunks(dx.shape[0] * dx.shape[1], dx.size))
     return dx
