@@ -364,7 +364,9 @@ def test_optimizer_updates(op, kind, fast, dtype, rng):
 
 
 def test_compiled_kernels_really_ran(dtype, rng):
-    """After a SimpleConvNet step under 'numba', its kernels have compiled signatures for the dtype."""
+    """After a SimpleConvNet step under 'numba', its kernels have compiled signatures for the dtype.
+    (Affine is NumPy's matmul on this backend, and ReLU backward on 4 x 100 values is below
+    activations.NUMPY_BELOW, so neither is in the list.)"""
     if "numba" not in FAST_BACKENDS:
         pytest.skip("numba backend not available")
     import numba
@@ -378,8 +380,7 @@ def test_compiled_kernels_really_ran(dtype, rng):
     k = cpu.compiled_kernels()
     ty = numba.typeof(np.zeros(1, dtype=dtype)).dtype
     for name in ("fused._conv_relu_pool_forward_s1", "fused._conv_relu_pool_backward_s1",
-                 "activations._relu_forward", "activations._relu_backward", "affine._affine_forward",
-                 "affine._affine_backward", "loss._softmax_loss_forward", "loss._softmax_loss_backward",
+                 "activations._relu_forward", "loss._softmax_loss_forward", "loss._softmax_loss_backward",
                  "optim._adam"):
         sigs = k[name].signatures
         assert any(any(getattr(a, "dtype", None) == ty for a in sig) for sig in sigs), name

@@ -38,9 +38,10 @@ def nchunks(n_items, work=None, min_work=0):
     ``min_work`` (both in the kernel's own unit, e.g. elements or multiply-adds), otherwise one
     per Numba thread, at most n_items."""
     mode = getattr(_state, "mode", None)
-    if mode == "serial":
-        return 1
-    if mode is None and work is not None and work < min_work * _scale:
+    if mode is None:
+        if work is not None and work < min_work * _scale:
+            return 1           # decided before asking Numba for its thread count (~1 us)
+    elif mode == "serial":
         return 1
     return max(1, min(numba.get_num_threads(), n_items))
 

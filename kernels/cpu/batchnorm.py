@@ -16,35 +16,47 @@ from ._chunks import nchunks
 
 _MIN_BLOCK = 16   # columns per block; fewer do not vectorise
 #: elements below which the kernels run on the calling thread (see ``_chunks``)
-MIN_PARALLEL = 1 << 15
+MIN_PARALLEL = 1 << 18
 
 
 @njit(cache=True, error_model="numpy")
 def _bn_train_block(out, xn, std, x, gamma, beta, running_mean, running_var, momentum, eps, lo, hi):
+    """Columns lo:hi. Loops run from 0 over row slices (vectorised, see activations.py) and
+    accumulate in arrays of this block's own (no cache line shared with another thread)."""
     N = x.shape[0]
+    w = hi - lo
     dt = x.dtype.type
     inv_n = dt(1) / dt(N)
-    mu = np.zeros(hi - lo, dtype=x.dtype)
-    var = np.zeros(hi - lo, dtype=x.dtype)
+    mu = np.zeros(w, dtype=x.dtype)
+    var = np.zeros(w, dtype=x.dtype)
     for n in range(N):
-        for j in range(lo, hi):
-            mu[j - lo] += x[n, j]
-    for j in range(hi - lo):
+        xr = x[n, lo:hi]
+        for j in range(w):
+            mu[j] += xr[j]
+    for j in range(w):
         mu[j] *= inv_n
     for n in range(N):
-        for j in range(lo, hi):
-            c = x[n, j] - mu[j - lo]
-            var[j - lo] += c * c
-    for j in range(lo, hi):
-        v = var[j - lo] * inv_n
-        std[j] = np.sqrt(v + eps)
-        running_mean[j] = momentum * running_mean[j] + (dt(1) - momentum) * mu[j - lo]
-        running_var[j] = momentum * running_var[j] + (dt(1) - momentum) * v
+        xr = x[n, lo:hi]
+        for j in range(w):
+            c = xr[j] - mu[j]
+            var[j] += c * c
+    sd = np.empty(w, dtype=x.dtype)
+    for j in range(w):
+        v = var[j] * inv_n
+        sd[j] = np.sqrt(v + eps)
+        std[lo + j] = sd[j]
+        running_mean[lo + j] = momentum * running_mean[lo + j] + (dt(1) - momentum) * mu[j]
+        running_var[lo + j] = momentum * running_var[lo + j] + (dt(1) - momentum) * v
+    g = gamma[lo:hi]
+    bt = beta[lo:hi]
     for n in range(N):
-        for j in range(lo, hi):
-            z = (x[n, j] - mu[j - lo]) / std[j]
-            xn[n, j] = z
-            out[n, j] = gamma[j] * z + beta[j]
+        xr = x[n, lo:hi]
+        zr = xn[n, lo:hi]
+        orow = out[n, lo:hi]
+        for j in range(w):
+            z = (xr[j] - mu[j]) / sd[j]
+            zr[j] = z
+            orow[j] = g[j] * z + bt[j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -90,20 +102,33 @@ def _bn_backward(dx, dgamma, dbeta, dout, xn, std, gamma, blocks):
 
 @njit(cache=True, error_model="numpy")
 def _bn_backward_block(dx, dgamma, dbeta, dout, xn, std, gamma, lo, hi):
+    """Columns lo:hi, accumulated in this block's own arrays (see _bn_train_block)."""
     N = dout.shape[0]
+    w = hi - lo
     dt = dout.dtype.type
     inv_n = dt(1) / dt(N)
-    for j in range(lo, hi):
-        dgamma[j] = 0
-        dbeta[j] = 0
+    dg = np.zeros(w, dtype=dout.dtype)
+    db = np.zeros(w, dtype=dout.dtype)
     for n in range(N):
-        for j in range(lo, hi):
-            d = dout[n, j]
-            dbeta[j] += d
-            dgamma[j] += d * xn[n, j]
+        dr = dout[n, lo:hi]
+        zr = xn[n, lo:hi]
+        for j in range(w):
+            d = dr[j]
+            db[j] += d
+            dg[j] += d * zr[j]
+    scale = np.empty(w, dtype=dout.dtype)
+    for j in range(w):
+        dgamma[lo + j] = dg[j]
+        dbeta[lo + j] = db[j]
+        scale[j] = gamma[lo + j] / std[lo + j]
+        db[j] *= inv_n
+        dg[j] *= inv_n
     for n in range(N):
-        for j in range(lo, hi):
-            dx[n, j] = gamma[j] / std[j] * (dout[n, j] - dbeta[j] * inv_n - xn[n, j] * dgamma[j] * inv_n)
+        dr = dout[n, lo:hi]
+        zr = xn[n, lo:hi]
+        xr = dx[n, lo:hi]
+        for j in range(w):
+            xr[j] = scale[j] * (dr[j] - db[j] - zr[j] * dg[j])
 
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, train_flg):

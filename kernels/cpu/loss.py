@@ -10,38 +10,78 @@ from ..spec import LOG_EPS
 from ._chunks import nchunks
 from ._vexp import exp_nonpos
 
-#: score elements below which the kernels run on the calling thread (see ``_chunks``)
+#: score elements below which the kernels run on the calling thread (see ``_chunks``); the
+#: backward pass (a scaled copy) is cheaper per element and splits later. Measured here:
+#: softmax of 10000x10 527 us parallel vs 687 serial; backward 81 vs 50 us.
 MIN_PARALLEL = 1 << 14
-
-
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _softmax_span(y, x, lo, hi):
-    K = x.shape[1]
-    for i in range(lo, hi):
-        m = x[i, 0]
-        for k in range(1, K):
-            if x[i, k] > m:
-                m = x[i, k]
-        s = x.dtype.type(0)
-        for k in range(K):
-            e = exp_nonpos(x[i, k] - m)      # x - max <= 0 (_vexp)
-            y[i, k] = e
-            s += e
-        for k in range(K):
-            y[i, k] /= s
+MIN_PARALLEL_BACKWARD = 1 << 18
 
 
 @njit(cache=True, error_model="numpy")
-def _softmax_loss_span(y, losses, x, t, eps, lo, hi):
-    _softmax_span(y, x, lo, hi)
-    for i in range(lo, hi):
+def _row_max(v):
+    """max of v (NaN may be skipped: it reaches the sum through exp(NaN - m) anyway); four
+    running maxima so the loop is not one long dependency chain."""
+    K = v.size
+    m0 = m1 = m2 = m3 = v[0]
+    k = 0
+    while k + 4 <= K:
+        a, b, c, d = v[k], v[k + 1], v[k + 2], v[k + 3]
+        m0 = a if a > m0 else m0
+        m1 = b if b > m1 else m1
+        m2 = c if c > m2 else m2
+        m3 = d if d > m3 else m3
+        k += 4
+    for j in range(k, K):
+        m0 = v[j] if v[j] > m0 else m0
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    return m2 if m2 > m0 else m0
+
+
+@njit(cache=True, error_model="numpy")
+def _row_sum(v):
+    """sum of v with four partial sums (a different order than NumPy's pairwise sum; both
+    are within the float tolerance of the exact sum)."""
+    K = v.size
+    s0 = s1 = s2 = s3 = v.dtype.type(0)
+    k = 0
+    while k + 4 <= K:
+        s0 += v[k]
+        s1 += v[k + 1]
+        s2 += v[k + 2]
+        s3 += v[k + 3]
+        k += 4
+    for j in range(k, K):
+        s0 += v[j]
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _softmax_span(y, x):
+    """Softmax of each row of x into y: max, exp(x - max) (vectorised, _vexp), sum, divide."""
+    N, K = x.shape
+    for i in range(N):
+        xi = x[i]
+        yi = y[i]
+        m = _row_max(xi)
+        for k in range(K):
+            yi[k] = exp_nonpos(xi[k] - m)
+        s = _row_sum(yi)
+        for k in range(K):
+            yi[k] /= s
+
+
+@njit(cache=True, error_model="numpy")
+def _softmax_loss_span(y, losses, x, t, eps):
+    _softmax_span(y, x)
+    for i in range(x.shape[0]):
         losses[i] = -np.log(y[i, t[i]] + eps)
 
 
 @njit(cache=True, error_model="numpy")
-def _softmax_loss_backward_span(dx, y, t, scale, lo, hi):
+def _softmax_loss_backward_span(dx, y, t, scale):
     K = y.shape[1]
-    for i in range(lo, hi):
+    for i in range(y.shape[0]):
         for k in range(K):
             dx[i, k] = y[i, k] * scale
         dx[i, t[i]] -= scale
@@ -51,34 +91,37 @@ def _softmax_loss_backward_span(dx, y, t, scale, lo, hi):
 def _softmax_rows(y, x, chunks):
     N = x.shape[0]
     if chunks == 1:
-        _softmax_span(y, x, 0, N)
+        _softmax_span(y, x)
     else:
         for c in prange(chunks):
-            _softmax_span(y, x, c * N // chunks, (c + 1) * N // chunks)
+            lo, hi = c * N // chunks, (c + 1) * N // chunks
+            _softmax_span(y[lo:hi], x[lo:hi])
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def _softmax_loss_forward(y, losses, x, t, eps, chunks):
     N = x.shape[0]
     if chunks == 1:
-        _softmax_loss_span(y, losses, x, t, eps, 0, N)
+        _softmax_loss_span(y, losses, x, t, eps)
     else:
         for c in prange(chunks):
-            _softmax_loss_span(y, losses, x, t, eps, c * N // chunks, (c + 1) * N // chunks)
+            lo, hi = c * N // chunks, (c + 1) * N // chunks
+            _softmax_loss_span(y[lo:hi], losses[lo:hi], x[lo:hi], t[lo:hi], eps)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def _softmax_loss_backward(dx, y, t, scale, chunks):
     N = y.shape[0]
     if chunks == 1:
-        _softmax_loss_backward_span(dx, y, t, scale, 0, N)
+        _softmax_loss_backward_span(dx, y, t, scale)
     else:
         for c in prange(chunks):
-            _softmax_loss_backward_span(dx, y, t, scale, c * N // chunks, (c + 1) * N // chunks)
+            lo, hi = c * N // chunks, (c + 1) * N // chunks
+            _softmax_loss_backward_span(dx[lo:hi], y[lo:hi], t[lo:hi], scale)
 
 
-def _chunks(x):
-    return nchunks(x.shape[0], x.size, MIN_PARALLEL)
+def _chunks(x, min_work=MIN_PARALLEL):
+    return nchunks(x.shape[0], x.size, min_work)
 
 
 def softmax(x):
@@ -104,5 +147,5 @@ def softmax_loss_backward(y, t, dout):
     t = np.ascontiguousarray(t, dtype=np.intp)
     y = np.ascontiguousarray(y)
     dx = np.empty_like(y)
-    _softmax_loss_backward(dx, y, t, y.dtype.type(dout / y.shape[0]), _chunks(y))
+    _softmax_loss_backward(dx, y, t, y.dtype.type(dout / y.shape[0]), _chunks(y, MIN_PARALLEL_BACKWARD))
     return dx

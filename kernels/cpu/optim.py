@@ -10,10 +10,15 @@ import numpy as np
 from numba import njit, prange
 
 from ..spec import OPT_EPS
+from ..reference import optim as _ref
 from ._chunks import nchunks
 
 #: parameter elements below which an update runs on the calling thread (see ``_chunks``)
 MIN_PARALLEL = 1 << 16
+#: parameter elements below which SGD and Momentum, one or two in-place NumPy operations,
+#: are NumPy's own (the reference's): a compiled call costs more than the work there
+#: (measured: 5.1 vs 2.3 us for SGD on 10 elements)
+NUMPY_BELOW = 1024
 
 
 @njit(cache=True, error_model="numpy")
@@ -153,10 +158,14 @@ def _run(kernel, arrays, scalars):
 
 
 def sgd_update(param, grad, lr):
+    if param.size < NUMPY_BELOW:
+        return _ref.sgd_update(param, grad, lr)
     _run(_sgd, (param, grad), (lr,))
 
 
 def momentum_update(param, grad, v, lr, momentum):
+    if param.size < NUMPY_BELOW:
+        return _ref.momentum_update(param, grad, v, lr, momentum)
     _run(_momentum, (param, grad, v), (lr, momentum))
 
 
