@@ -21,6 +21,7 @@ Numba's ``np.dot``; the kernels are the same code either way.
 ``gemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)`` is CBLAS's
 row-major sgemm/dgemm: C = alpha * op(A) @ op(B) + beta * C.
 """
+import contextlib
 import ctypes
 import os
 
@@ -148,6 +149,14 @@ class single_threaded_blas:
         if self._n is not None:
             _THREADS[1](self._n)
         return False
+
+
+def blas_for(chunks):
+    """The BLAS threading a kernel call needs: one thread inside Numba's parallel loop
+    (chunks > 1); on the calling thread alone (chunks == 1), NumPy's OpenBLAS as the user set
+    it, so a large single-image product is threaded by OpenBLAS exactly as the reference's
+    (and the user's own) products are."""
+    return single_threaded_blas() if chunks > 1 else contextlib.nullcontext()
 
 
 def blas_threads():

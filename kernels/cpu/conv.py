@@ -45,12 +45,12 @@ import numpy as np
 from numba import njit, prange
 
 from ..shapes import window_output_hw
-from ._blas import MEMCPY, NO_TRANS, ROW_MAJOR, TRANS, axpy_for, gemm_for, single_threaded_blas
+from ._blas import MEMCPY, NO_TRANS, ROW_MAJOR, TRANS, axpy_for, blas_for, gemm_for
 from ._chunks import nchunks
 
 #: multiply-adds below which a convolution runs on the calling thread, and im2col/col2im
 #: elements below which they do (see ``_chunks``; ``benchmarks/scripts/sweep.py``)
-MIN_PARALLEL = 1 << 20
+MIN_PARALLEL = 1 << 23
 MIN_PARALLEL_COPY = 1 << 16
 
 
@@ -512,9 +512,9 @@ def _forward_s1(x, W, b, pad, relu):
     OH, OW = window_output_hw(H, Wd, FH, FW, 1, pad)
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
     mask = np.empty(out.shape, dtype=np.bool_) if relu else NO_MASK
-    with single_threaded_blas():
-        _conv_forward_s1(out, mask, x, W2, _taps(W2, W.shape), np.ascontiguousarray(b), FH, FW, pad,
-                         conv_chunks(N, FN, W2.shape[1], OH * OW), relu,
+    chunks = conv_chunks(N, FN, W2.shape[1], OH * OW)
+    with blas_for(chunks):
+        _conv_forward_s1(out, mask, x, W2, _taps(W2, W.shape), np.ascontiguousarray(b), FH, FW, pad, chunks, relu,
                          gemm_for(x.dtype), MEMCPY)
     return out, mask, x, W2
 
@@ -523,7 +523,7 @@ def _backward_s1(dout, mask, x, W2, w_shape, pad, need_dx, relu):
     """(dx or None, dW, db) of the stride-1 kernel; with relu, dout is masked first."""
     FN, C, FH, FW = w_shape
     chunks, dWb_part, dx = backward_outputs_s1(x, w_shape, need_dx)
-    with single_threaded_blas():
+    with blas_for(chunks):
         _conv_backward_s1(dWb_part, dx, np.ascontiguousarray(dout), mask, x, W2, _taps(W2, w_shape), FH, FW, pad,
                           chunks, need_dx, relu, gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
     return backward_result_s1(dx, dWb_part, w_shape, need_dx)
@@ -564,9 +564,9 @@ def conv_forward(x, W, b, stride, pad):
     N, _, H, Wd = x.shape
     OH, OW = window_output_hw(H, Wd, FH, FW, stride, pad)
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
-    with single_threaded_blas():
-        _conv_forward(out, x, W2, np.ascontiguousarray(b), FH, FW, stride, pad,
-                      conv_chunks(N, FN, W2.shape[1], OH * OW), gemm_for(x.dtype))
+    chunks = conv_chunks(N, FN, W2.shape[1], OH * OW)
+    with blas_for(chunks):
+        _conv_forward(out, x, W2, np.ascontiguousarray(b), FH, FW, stride, pad, chunks, gemm_for(x.dtype))
     return out, (x, W2, W.shape, stride, pad)
 
 
@@ -582,7 +582,7 @@ def conv_backward(dout, ctx, need_dx=True):
     dW_part = np.zeros((chunks,) + W2.shape, dtype=x.dtype)
     db_part = np.zeros((chunks, FN), dtype=x.dtype)
     dx = np.empty(x.shape, dtype=x.dtype) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)
-    with single_threaded_blas():
+    with blas_for(chunks):
         _conv_backward(dx, dW_part, db_part, dout, x, W2, FH, FW, stride, pad, chunks, need_dx,
                        gemm_for(x.dtype))
     dW = dW_part.sum(axis=0).reshape(w_shape)

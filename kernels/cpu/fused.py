@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..shapes import window_output_hw
-from ._blas import MEMCPY, axpy_for, gemm_for, single_threaded_blas
+from ._blas import MEMCPY, axpy_for, blas_for, gemm_for
 from .. import composite
 from .conv import (conv_chunks, _backprop_image_s1, _backward_buffers_s1, _backward_s1, _ext_width, _forward_s1, _image_s1,
                    _taps, backward_outputs_s1, backward_result_s1)
@@ -220,10 +220,10 @@ def conv_relu_pool_forward(x, W, b, stride, pad, pool_h, pool_w, pool_stride, po
         out = np.empty((N, FN, QH, QW), dtype=x.dtype)
         arg = np.empty((N, FN, QH, QW), dtype=np.int32)
         nan = np.zeros(N, dtype=np.bool_)
-        with single_threaded_blas():
+        chunks = conv_chunks(N, FN, W2.shape[1], OH * OW)
+        with blas_for(chunks):
             _conv_relu_pool_forward_s1(out, arg, nan, x, W2, _taps(W2, W.shape), np.ascontiguousarray(b), FH, FW,
-                                       pad, OH, OW, pool_h, pool_w, pool_stride, pool_pad,
-                                       conv_chunks(N, FN, W2.shape[1], OH * OW),
+                                       pad, OH, OW, pool_h, pool_w, pool_stride, pool_pad, chunks,
                                        gemm_for(x.dtype), MEMCPY)
         if not nan.any():
             return out, _S1(x, W2, W.shape, pad, arg)
@@ -238,7 +238,7 @@ def conv_relu_pool_backward(dout, ctx, need_dx=True):
     FN, C, FH, FW = w_shape
     OH = window_output_hw(x.shape[2], x.shape[3], FH, FW, 1, pad)[0]
     chunks, dWb_part, dx = backward_outputs_s1(x, w_shape, need_dx)
-    with single_threaded_blas():
+    with blas_for(chunks):
         _conv_relu_pool_backward_s1(dWb_part, dx, np.ascontiguousarray(dout), arg, x, W2, _taps(W2, w_shape), FH, FW,
                                     pad, OH, chunks, need_dx, gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
     return backward_result_s1(dx, dWb_part, w_shape, need_dx)
