@@ -260,7 +260,8 @@ def main(argv=None):
     if a.rounds < 1:
         p.error("--rounds must be at least 1")
     from .bench import blas_line
-    from .kernels.cpu._threads import omp_status
+    from .kernels.cpu import _threads
+    omp_status = getattr(_threads, "omp_status", "not managed by this version of fastdl")
     import numba
     print(f"fastdl sweep: {numba.get_num_threads()} Numba threads ({numba.threading_layer()}); "
           f"OpenMP wait: {omp_status}", flush=True)

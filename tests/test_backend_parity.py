@@ -98,11 +98,17 @@ def test_convolution(case, fast, dtype, rng):
 @pytest.mark.parametrize("min_c", [1, 10 ** 6])
 def test_numba_stride1_convolution_both_product_paths(min_c, dtype, rng, monkeypatch):
     """The numba stride-1 kernels multiply either through im2col columns or tap by tap from the
-    padded image (chosen by channel count, SHIFT_MIN_C); force each path on every stride-1 case."""
+    padded image (chosen by channel count, SHIFT_MIN_C, and only when the images are split over
+    threads); force each path on every stride-1 case."""
     if "numba" not in FAST_BACKENDS:
         pytest.skip("numba backend not available")
-    from fastdl.kernels.cpu import conv as cpu_conv
+    from fastdl.kernels.cpu import _chunks, conv as cpu_conv
     monkeypatch.setattr(cpu_conv, "SHIFT_MIN_C", min_c)
+    with _chunks.forced("parallel"):
+        _both_product_paths(dtype, rng)
+
+
+def _both_product_paths(dtype, rng):
     fast = backend.ops("numba")
     for N, C, H, W, FN, fh, fw, s, p in CONV:
         if s != 1:

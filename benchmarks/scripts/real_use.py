@@ -355,7 +355,8 @@ def main(argv=None):
 
     import fastdl.kernels.cpu  # noqa: F401  (loads the backend so its status is known)
     from fastdl.bench import blas_line
-    from fastdl.kernels.cpu._threads import omp_status
+    from fastdl.kernels.cpu import _threads
+    omp_status = getattr(_threads, "omp_status", "not managed by this version of fastdl")
     print(f"fastdl real-use benchmark: {os.cpu_count()} cores, {numba.get_num_threads()} Numba threads "
           f"({numba.threading_layer()}), OpenMP wait: {omp_status}")
     print(blas_line())

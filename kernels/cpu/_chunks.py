@@ -38,12 +38,17 @@ def nchunks(n_items, work=None, min_work=0):
     ``min_work`` (both in the kernel's own unit, e.g. elements or multiply-adds), otherwise one
     per Numba thread, at most n_items."""
     mode = getattr(_state, "mode", None)
-    if mode is None:
-        if work is not None and work < min_work * _scale:
-            return 1           # decided before asking Numba for its thread count (~1 us)
-    elif mode == "serial":
-        return 1
-    return max(1, min(numba.get_num_threads(), n_items))
+    if (mode is None and work is not None and work < min_work * _scale) or mode == "serial":
+        n = 1                  # decided before asking Numba for its thread count (~1 us)
+    else:
+        n = max(1, min(numba.get_num_threads(), n_items))
+    _state.last = n
+    return n
+
+
+def last_chunks():
+    """What the last ``nchunks`` call in this thread returned (for tests)."""
+    return getattr(_state, "last", None)
 
 
 @contextmanager

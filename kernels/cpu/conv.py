@@ -395,14 +395,17 @@ def _backprop_image_s1(dx, n, dWc, dext, colT, dcolT, xpad, dxpad, xn, W2, Wt, F
 #: copies (forward) and the dcolT product + axpy (dx) disappear. Measured here, DeepConvNet's
 #: training step: 24.0 -> 20.3 ms (float32) and 48.9 -> 40.2 ms (float64) with OpenBLAS's own
 #: AVX-512 kernels; with the Haswell kernels some machines force (OPENBLAS_CORETYPE), about 1 ms
-#: of 34 in float32 and no change in float64. dW still uses the columns.
+#: of 34 in float32 and no change in float64. dW still uses the columns. On the calling thread
+#: alone (chunks == 1: a few images), the column products are used whatever C: they are large
+#: enough for OpenBLAS to thread, the nine per-tap ones are not (one 64x7x7 image, backward:
+#: 393 vs 447 us float64, 250 vs 284 us float32).
 SHIFT_MIN_C = 16
 
 
-def _taps(W2, w_shape):
+def _taps(W2, w_shape, chunks):
     """Wt (FH*FW, FN, C) = W by tap for the shifted products, or an empty array when im2col is used."""
     FN, C, FH, FW = w_shape
-    if C < SHIFT_MIN_C:
+    if C < SHIFT_MIN_C or chunks == 1:
         return np.empty((0, FN, C), dtype=W2.dtype)
     return np.ascontiguousarray(W2.reshape(w_shape).transpose(2, 3, 0, 1)).reshape(FH * FW, FN, C)
 
@@ -514,7 +517,7 @@ def _forward_s1(x, W, b, pad, relu):
     mask = np.empty(out.shape, dtype=np.bool_) if relu else NO_MASK
     chunks = conv_chunks(N, FN, W2.shape[1], OH * OW)
     with blas_for(chunks):
-        _conv_forward_s1(out, mask, x, W2, _taps(W2, W.shape), np.ascontiguousarray(b), FH, FW, pad, chunks, relu,
+        _conv_forward_s1(out, mask, x, W2, _taps(W2, W.shape, chunks), np.ascontiguousarray(b), FH, FW, pad, chunks, relu,
                          gemm_for(x.dtype), MEMCPY)
     return out, mask, x, W2
 
@@ -524,7 +527,7 @@ def _backward_s1(dout, mask, x, W2, w_shape, pad, need_dx, relu):
     FN, C, FH, FW = w_shape
     chunks, dWb_part, dx = backward_outputs_s1(x, w_shape, need_dx)
     with blas_for(chunks):
-        _conv_backward_s1(dWb_part, dx, np.ascontiguousarray(dout), mask, x, W2, _taps(W2, w_shape), FH, FW, pad,
+        _conv_backward_s1(dWb_part, dx, np.ascontiguousarray(dout), mask, x, W2, _taps(W2, w_shape, chunks), FH, FW, pad,
                           chunks, need_dx, relu, gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
     return backward_result_s1(dx, dWb_part, w_shape, need_dx)
 

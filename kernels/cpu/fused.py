@@ -222,7 +222,7 @@ def conv_relu_pool_forward(x, W, b, stride, pad, pool_h, pool_w, pool_stride, po
         nan = np.zeros(N, dtype=np.bool_)
         chunks = conv_chunks(N, FN, W2.shape[1], OH * OW)
         with blas_for(chunks):
-            _conv_relu_pool_forward_s1(out, arg, nan, x, W2, _taps(W2, W.shape), np.ascontiguousarray(b), FH, FW,
+            _conv_relu_pool_forward_s1(out, arg, nan, x, W2, _taps(W2, W.shape, chunks), np.ascontiguousarray(b), FH, FW,
                                        pad, OH, OW, pool_h, pool_w, pool_stride, pool_pad, chunks,
                                        gemm_for(x.dtype), MEMCPY)
         if not nan.any():
@@ -239,6 +239,6 @@ def conv_relu_pool_backward(dout, ctx, need_dx=True):
     OH = window_output_hw(x.shape[2], x.shape[3], FH, FW, 1, pad)[0]
     chunks, dWb_part, dx = backward_outputs_s1(x, w_shape, need_dx)
     with blas_for(chunks):
-        _conv_relu_pool_backward_s1(dWb_part, dx, np.ascontiguousarray(dout), arg, x, W2, _taps(W2, w_shape), FH, FW,
+        _conv_relu_pool_backward_s1(dWb_part, dx, np.ascontiguousarray(dout), arg, x, W2, _taps(W2, w_shape, chunks), FH, FW,
                                     pad, OH, chunks, need_dx, gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
     return backward_result_s1(dx, dWb_part, w_shape, need_dx)

@@ -1,0 +1,319 @@
+"""The numba backend's two paths per kernel, the thresholds between them, and what it sets up.
+
+Every kernel runs on the calling thread below a work threshold (no parallel region)
+and split over Numba's threads above it; a few one-operation ops are NumPy's own
+expression on tiny arrays. test_backend_parity.py runs every op on both forced paths;
+here each threshold is crossed by one element (or one image) and both sides are
+compared with the reference, float32 and float64, contiguous and strided, and the
+path actually taken is checked, so a changed threshold cannot leave a side untested.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastdl import backend
+from tests.conftest import FAST_BACKENDS
+from tests.helpers import strided
+
+pytestmark = pytest.mark.skipif("numba" not in FAST_BACKENDS, reason="numba backend not available")
+
+REF = backend.ops("numpy")
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    return backend.ops("numba")
+
+
+@pytest.fixture(scope="module")
+def chunks():
+    from fastdl.kernels.cpu import _chunks
+    import numba
+    if numba.get_num_threads() < 2:
+        pytest.skip("one Numba thread: there is no parallel path")
+    return _chunks
+
+
+def close(got, want, dtype):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
+    if dtype == np.float32:
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5 * scale)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-12 * scale)
+
+
+def both_layouts(a):
+    return [a, strided(a)]
+
+
+DT = [np.float32, np.float64]
+
+
+def _expect(chunks, serial):
+    last = chunks.last_chunks()
+    assert (last == 1) if serial else (last > 1), f"expected {'serial' if serial else 'parallel'}, chunks={last}"
+
+
+@pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
+def test_elementwise_thresholds(cpu, chunks, dtype):
+    from fastdl.kernels.cpu import activations as A
+    rng = np.random.default_rng(0)
+    cases = [("relu_forward", A.MIN_PARALLEL), ("sigmoid_forward", A.MIN_PARALLEL // A.SIGMOID_COST),
+             ("relu_backward", A.MIN_PARALLEL), ("sigmoid_backward", A.MIN_PARALLEL // A.SIGMOID_BACKWARD_COST),
+             ("dropout_apply", A.MIN_PARALLEL)]
+    for op, n_threshold in cases:
+        for n in (n_threshold - 1, n_threshold + 1):
+            for x in both_layouts((rng.standard_normal(n) * 4).astype(dtype)):
+                if op in ("relu_forward", "sigmoid_forward"):
+                    got, want = getattr(cpu, op)(x), getattr(REF, op)(x)
+                    if op == "relu_forward":
+                        np.testing.assert_array_equal(got[1], want[1])
+                        got, want = got[0], want[0]
+                else:
+                    second = (x > 0.3) if op != "sigmoid_backward" else REF.sigmoid_forward(x)
+                    got, want = getattr(cpu, op)(x, second), getattr(REF, op)(x, second)
+                _expect(chunks, n < n_threshold)
+                close(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
+def test_numpy_below_tiny(cpu, monkeypatch, dtype):
+    """One-operation ops and SGD/Momentum on fewer than NUMPY_BELOW elements are NumPy's own."""
+    from fastdl.kernels.cpu import activations as A, optim as O
+    calls = []
+
+    class Spy:
+        def __init__(self, mod):
+            self.mod = mod
+
+        def __getattr__(self, name):
+            fn = getattr(self.mod, name)
+
+            def spy(*a):
+                calls.append(name)
+                return fn(*a)
+            return spy
+    monkeypatch.setattr(A, "_ref", Spy(A._ref))
+    monkeypatch.setattr(O, "_ref", Spy(O._ref))
+    rng = np.random.default_rng(1)
+    for n, tiny in ((A.NUMPY_BELOW - 1, True), (A.NUMPY_BELOW + 1, False)):
+        x = rng.standard_normal(n).astype(dtype)
+        m = x > 0
+        for op, args in (("relu_backward", (x, m)), ("sigmoid_backward", (x, REF.sigmoid_forward(x))),
+                         ("dropout_apply", (x, m))):
+            calls.clear()
+            close(getattr(cpu, op)(*args), getattr(REF, op)(*args), dtype)
+            assert (calls == [op]) == tiny, (op, n, calls)
+        for op, nstate, extra in (("sgd_update", 0, (0.1,)), ("momentum_update", 1, (0.1, 0.9))):
+            p, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+            st = [rng.standard_normal(n).astype(dtype) for _ in range(nstate)]
+            p2, st2 = p.copy(), [s.copy() for s in st]
+            calls.clear()
+            getattr(cpu, op)(p, g, *st, *extra)
+            getattr(REF, op)(p2, g, *st2, *extra)
+            assert (calls == [op]) == tiny, (op, n, calls)
+            close(p, p2, dtype)
+
+
+@pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
+def test_softmax_and_loss_thresholds(cpu, chunks, dtype):
+    from fastdl.kernels.cpu import loss as L
+    rng = np.random.default_rng(2)
+    for K, threshold, which in ((10, L.MIN_PARALLEL, "forward"), (10, L.MIN_PARALLEL_BACKWARD, "backward")):
+        for rows in (threshold // K - 1, threshold // K + 1):
+            x = (rng.standard_normal((rows, K)) * 5).astype(dtype)
+            t = rng.integers(0, K, rows)
+            if which == "forward":
+                for xv in both_layouts(x):
+                    close(cpu.softmax(xv), REF.softmax(xv), dtype)
+                    _expect(chunks, rows * K < threshold)
+                    (l1, y1), (l2, y2) = cpu.softmax_loss_forward(xv, t), REF.softmax_loss_forward(xv, t)
+                    _expect(chunks, rows * K < threshold)
+                    close(y1, y2, dtype)
+                    close(l1, l2, dtype)
+            else:
+                y = REF.softmax(x)
+                close(cpu.softmax_loss_backward(y, t, 1.0), REF.softmax_loss_backward(y, t, 1.0), dtype)
+                _expect(chunks, rows * K < threshold)
+
+
+@pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
+def test_batchnorm_thresholds(cpu, chunks, dtype):
+    from fastdl.kernels.cpu import batchnorm as B
+    rng = np.random.default_rng(3)
+    D = 100
+    for N in (B.MIN_PARALLEL // D - 1, B.MIN_PARALLEL // D + 1):
+        x = rng.standard_normal((N, D)).astype(dtype)
+        g, b = rng.standard_normal(D).astype(dtype), rng.standard_normal(D).astype(dtype)
+        stats = [(np.zeros(D, dtype), np.ones(D, dtype)) for _ in range(2)]
+        for train in (True, False):
+            o1, c1 = cpu.batchnorm_forward(x, g, b, *stats[0], 0.9, 1e-6, train)
+            _expect(chunks, x.size < B.MIN_PARALLEL)
+            o2, c2 = REF.batchnorm_forward(x, g, b, *stats[1], 0.9, 1e-6, train)
+            close(o1, o2, dtype)
+            close(stats[0][0], stats[1][0], dtype)
+            close(stats[0][1], stats[1][1], dtype)
+        dout = rng.standard_normal((N, D)).astype(dtype)
+        _, c1 = cpu.batchnorm_forward(x, g, b, *stats[0], 0.9, 1e-6, True)
+        _, c2 = REF.batchnorm_forward(x, g, b, *stats[1], 0.9, 1e-6, True)
+        for got, want in zip(cpu.batchnorm_backward(strided(dout), c1), REF.batchnorm_backward(dout, c2)):
+            close(got, want, dtype)
+        _expect(chunks, x.size < B.MIN_PARALLEL)
+
+
+@pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
+def test_pool_thresholds(cpu, chunks, dtype):
+    from fastdl.kernels.cpu import pool as P
+    rng = np.random.default_rng(4)
+    for shape in ((2, 4, 63, 64), (2, 4, 64, 64)):
+        size = int(np.prod(shape))
+        assert (size < P.MIN_PARALLEL) == (shape[2] == 63)
+        for k, s, p in ((2, 2, 0), (3, 2, 1)):
+            for x in both_layouts(rng.standard_normal(shape).astype(dtype)):
+                (o1, c1), (o2, c2) = cpu.pool_forward(x, k, k, s, p), REF.pool_forward(x, k, k, s, p)
+                _expect(chunks, size < P.MIN_PARALLEL)
+                np.testing.assert_array_equal(o1, o2)
+                dout = rng.standard_normal(o1.shape).astype(dtype)
+                close(cpu.pool_backward(dout, c1), REF.pool_backward(dout, c2), dtype)
+                _expect(chunks, size < P.MIN_PARALLEL)
+
+
+@pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_thresholds(cpu, chunks, dtype, stride):
+    """N images on either side of conv.MIN_PARALLEL multiply-adds, every convolution op."""
+    from fastdl.kernels.cpu import conv as C
+    rng = np.random.default_rng(5)
+    FN, Cin, H = 8, 3, 32
+    W = (rng.standard_normal((FN, Cin, 3, 3)) * 0.3).astype(dtype)
+    b = rng.standard_normal(FN).astype(dtype)
+    P = ((H + 2 - 3) // stride + 1) ** 2
+    per_image = FN * Cin * 9 * P
+    for N in (C.MIN_PARALLEL // per_image, C.MIN_PARALLEL // per_image + 1):
+        serial = N * per_image < C.MIN_PARALLEL
+        x = rng.standard_normal((N, Cin, H, H)).astype(dtype)
+        xv = strided(x)
+        out1, ctx1 = cpu.conv_forward(xv, W, b, stride, 1)
+        _expect(chunks, serial)
+        out2, ctx2 = REF.conv_forward(x, W, b, stride, 1)
+        close(out1, out2, dtype)
+        dout = rng.standard_normal(out1.shape).astype(dtype)
+        for got, want in zip(cpu.conv_backward(dout, ctx1), REF.conv_backward(dout, ctx2)):
+            close(got, want, dtype)
+        _expect(chunks, serial)
+        if stride == 1:
+            (o1, c1), (o2, c2) = cpu.conv_relu_pool_forward(x, W, b, 1, 1, 2, 2, 2, 0), \
+                REF.conv_relu_pool_forward(x, W, b, 1, 1, 2, 2, 2, 0)
+            _expect(chunks, serial)
+            close(o1, o2, dtype)
+            d = rng.standard_normal(o1.shape).astype(dtype)
+            for got, want in zip(cpu.conv_relu_pool_backward(d, c1), REF.conv_relu_pool_backward(d, c2)):
+                close(got, want, dtype)
+            _expect(chunks, serial)
+
+
+@pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
+def test_im2col_col2im_thresholds(cpu, chunks, dtype):
+    from fastdl.kernels.cpu import conv as C
+    rng = np.random.default_rng(6)
+    per_image = 16 * 16 * 9
+    for N in (C.MIN_PARALLEL_COPY // per_image, C.MIN_PARALLEL_COPY // per_image + 1):
+        x = rng.standard_normal((N, 1, 16, 16)).astype(dtype)
+        col = cpu.im2col(strided(x), 3, 3, 1, 1)
+        _expect(chunks, col.size < C.MIN_PARALLEL_COPY)
+        np.testing.assert_array_equal(col, REF.im2col(x, 3, 3, 1, 1))
+        close(cpu.col2im(col, x.shape, 3, 3, 1, 1), REF.col2im(col, x.shape, 3, 3, 1, 1), dtype)
+        _expect(chunks, col.size < C.MIN_PARALLEL_COPY)
+
+
+@pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
+@pytest.mark.parametrize("op", ["sgd_update", "momentum_update", "nesterov_update", "adagrad_update",
+                                "rmsprop_update", "adam_update"])
+def test_optimizer_thresholds(cpu, chunks, dtype, op):
+    from fastdl.kernels.cpu import optim as O
+    rng = np.random.default_rng(7)
+    nstate = {"sgd_update": 0, "adam_update": 2}.get(op, 1)
+    scal = {"sgd_update": (0.1,), "momentum_update": (0.1, 0.9), "nesterov_update": (0.1, 0.9),
+            "adagrad_update": (0.1,), "rmsprop_update": (0.1, 0.99), "adam_update": (0.01, 0.9, 0.999)}[op]
+    for n in (O.MIN_PARALLEL - 1, O.MIN_PARALLEL + 1):
+        p, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+        st = [np.abs(rng.standard_normal(n)).astype(dtype) for _ in range(nstate)]
+        p2, st2 = p.copy(), [s.copy() for s in st]
+        getattr(cpu, op)(p, g, *st, *scal)
+        _expect(chunks, n < O.MIN_PARALLEL)
+        getattr(REF, op)(p2, g, *st2, *scal)
+        close(p, p2, dtype)
+        for a, b in zip(st, st2):
+            close(a, b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
+def test_vectorised_exp(dtype):
+    """exp_nonpos against np.exp: within 2 ulp where the result is normal, within one
+    subnormal step below, exact 0 where exp underflows, NaN for NaN, 0 for -inf."""
+    import numba
+    from fastdl.kernels.cpu._vexp import exp_nonpos
+
+    @numba.njit(fastmath={"contract"}, error_model="numpy")     # as the kernels that use it
+    def run(out, z):
+        for i in range(z.size):
+            out[i] = exp_nonpos(z[i])
+    tiny = np.finfo(dtype).tiny
+    lo = np.log(np.finfo(dtype).smallest_subnormal) * 1.02
+    z = np.concatenate([np.linspace(lo, 0, 200001), -np.logspace(-30, 1, 1000), [0.0, -0.0, -np.inf]]).astype(dtype)
+    out = np.empty_like(z)
+    run(out, z)
+    want = np.exp(z)
+    normal = want >= tiny
+    ulps = np.abs(out[normal] - want[normal]) / np.spacing(want[normal])
+    assert ulps.max() <= 2, ulps.max()
+    assert np.abs(out[~normal] - want[~normal]).max() <= np.finfo(dtype).smallest_subnormal
+    assert out[-1] == 0 and out[-3] == 1 and out[-2] == 1
+    nan = np.array([np.nan], dtype)
+    run(out[:1], nan)
+    assert np.isnan(out[0])
+
+
+def _run_py(code, env_extra=None, unset=()):
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(env_extra or {})
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().splitlines()
+
+
+QUIET = """
+import os, numpy as np, numba
+x = np.random.default_rng(0).random((300, 700)); W = np.random.default_rng(1).random((700, 90))
+before = x @ W
+from fastdl.kernels import cpu
+from fastdl.kernels.cpu import _threads
+after = x @ W
+print(numba.threading_layer())
+print(_threads.omp_status)
+print("OMP_WAIT_POLICY" in os.environ)
+print(bool(np.array_equal(before, after)))
+"""
+
+
+def test_openmp_threads_sleep_when_idle():
+    """Loading the backend starts Numba's OpenMP threads with the passive wait policy, leaves
+    the environment as it was, and changes nothing in the user's own NumPy results."""
+    layer, status, leaked, same = _run_py(QUIET, unset=("OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+                                                        "FASTDL_KEEP_OMP_WAIT"))
+    if layer == "omp":
+        assert status.startswith("passive") or status.startswith("libgomp was loaded before"), status
+    else:
+        assert "threading layer is" in status
+    assert leaked == "False" and same == "True"
+
+
+def test_users_wait_policy_is_respected():
+    layer, status, leaked, same = _run_py(QUIET, {"OMP_WAIT_POLICY": "ACTIVE"})
+    assert "OMP_WAIT_POLICY=ACTIVE" in status
+    assert leaked == "True" and same == "True"      # the user's own variable stays set
