@@ -26,6 +26,12 @@ def _cmd_info(args):
     from fastdl.datasets import data_dir
     from .bench import blas_line
     print(blas_line())
+    if "numba" in fastdl.backend._loaded:
+        import numba
+
+        from fastdl.kernels.cpu import _threads
+        print(f"numba: {numba.get_num_threads()} threads, {numba.threading_layer()} threading layer; "
+              f"idle threads: {_threads.omp_status}")
     print(f"data folder: {data_dir()} (FASTDL_DATA_DIR)")
     return 0
 

@@ -182,6 +182,12 @@ class Affine:
         dx, self.dW, self.db = self._ops.affine_backward(dout, self.x, self.W)
         return dx.reshape(*self.original_x_shape)
 
+    def backward_params(self, dout):
+        """dW and db only, without dx (what a network's first layer needs). Returns None."""
+        _need_forward(self, "x")
+        dout = _check_dout(self, dout, (self.x.shape[0], self.W.shape[1]), self.W.dtype)
+        _, self.dW, self.db = self._ops.affine_backward(dout, self.x, self.W, need_dx=False)
+
 
 class SoftmaxWithLoss:
     """Softmax followed by cross-entropy; ``forward(x, t)`` returns the mean loss.

@@ -49,8 +49,9 @@ sigmoid_forward(x) -> out               out = 1 / (1 + exp(-x))
 sigmoid_backward(dout, out) -> dx       dx = dout * (1 - out) * out
 affine_forward(x, W, b)
     x (N, D), W (D, M), b (M,) -> out (N, M)
-affine_backward(dout, x, W)
-    dout (N, M) -> (dx (N, D), dW (D, M), db (M,))
+affine_backward(dout, x, W, need_dx=True)
+    dout (N, M) -> (dx (N, D), dW (D, M), db (M,)).
+    need_dx=False skips dx (None is returned for it): a net's first layer needs no dx.
 softmax(x) -> y                         along the last axis, any leading dims
 softmax_loss_forward(x, t)
     x (N, K) scores, t (N,) integer labels -> (loss (scalar of x.dtype), y (N, K))
@@ -90,7 +91,7 @@ OPS = {
     "sigmoid_forward": "(x)",
     "sigmoid_backward": "(dout, out)",
     "affine_forward": "(x, W, b)",
-    "affine_backward": "(dout, x, W)",
+    "affine_backward": "(dout, x, W, need_dx=True)",
     "softmax": "(x)",
     "softmax_loss_forward": "(x, t)",
     "softmax_loss_backward": "(y, t, dout)",

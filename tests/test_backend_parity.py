@@ -296,6 +296,10 @@ def test_affine(N, D, M, fast, dtype, rng):
             close(fast.affine_forward(xv, Wv, b), want, dtype, kind)
             for g, r, name in zip(fast.affine_backward(dout, xv, Wv), rgrads, ("dx", "dW", "db")):
                 close(g, r, dtype, f"{name} {kind}")
+            none, dW, db = fast.affine_backward(dout, xv, Wv, need_dx=False)
+            assert none is None
+            close(dW, rgrads[1], dtype, f"dW without dx {kind}")
+            close(db, rgrads[2], dtype, f"db without dx {kind}")
 
 
 @pytest.mark.parametrize("shape", [(4, 10), (1, 3), (2, 3, 5)])

@@ -73,6 +73,19 @@ def test_affine_backward_including_4d_input(backend_name, rng):
     check_layer(layer, rng.standard_normal((2, 2, 3, 3)), [("W", "dW"), ("b", "db")])
 
 
+def test_affine_backward_params_skips_only_dx(backend_name, rng):
+    """What a network's first Affine runs: dW and db exactly as backward computes them."""
+    layer = Affine(rng.standard_normal((6, 3)), rng.standard_normal(3))
+    x, dout = rng.standard_normal((4, 2, 3)), rng.standard_normal((4, 3))
+    layer.forward(x)
+    layer.backward(dout)
+    dW, db = layer.dW.copy(), layer.db.copy()
+    layer.dW = layer.db = None
+    assert layer.backward_params(dout) is None
+    np.testing.assert_array_equal(layer.dW, dW)
+    np.testing.assert_array_equal(layer.db, db)
+
+
 @pytest.mark.parametrize("shape", [(5, 4), (4, 2, 2, 3)])
 def test_batchnorm_backward(shape, backend_name, rng):
     D = int(np.prod(shape[1:]))

@@ -24,6 +24,7 @@ def affine_forward(x, W, b):
     return out
 
 
-def affine_backward(dout, x, W):
-    """dout (N, M) -> (dx (N, D), dW (D, M), db (M,))."""
-    return np.matmul(dout, W.T), np.matmul(x.T, dout), dout.sum(axis=0)
+def affine_backward(dout, x, W, need_dx=True):
+    """dout (N, M) -> (dx (N, D), dW (D, M), db (M,)); dx is None when not need_dx (a net's
+    first layer: for ch06's MultiLayerNet, the largest of its backward products)."""
+    return (np.matmul(dout, W.T) if need_dx else None), np.matmul(x.T, dout), dout.sum(axis=0)

@@ -12,10 +12,12 @@ def affine_forward(x, W, b):
     return out
 
 
-def affine_backward(dout, x, W):
+def affine_backward(dout, x, W, need_dx=True):
     dout, x, W = to_device(dout), to_device(x), to_device(W)
-    dx = empty(x.shape, x.dtype)
-    gemm(dx, dout, W, transB=True)          # (N, D) = dout @ W^T
+    dx = None
+    if need_dx:
+        dx = empty(x.shape, x.dtype)
+        gemm(dx, dout, W, transB=True)      # (N, D) = dout @ W^T
     dW = empty(W.shape, x.dtype)
     gemm(dW, x, dout, transA=True)          # (D, M) = x^T @ dout
     return dx, dW, colsum(dout)

@@ -6,6 +6,6 @@ def affine_forward(x, W, b):
     return x @ W + b
 
 
-def affine_backward(dout, x, W):
-    """dout (N, M) -> (dx (N, D), dW (D, M), db (M,))."""
-    return dout @ W.T, x.T @ dout, dout.sum(axis=0)
+def affine_backward(dout, x, W, need_dx=True):
+    """dout (N, M) -> (dx (N, D), dW (D, M), db (M,)); dx is None when not need_dx."""
+    return (dout @ W.T if need_dx else None), x.T @ dout, dout.sum(axis=0)
