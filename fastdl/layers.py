@@ -168,7 +168,11 @@ class Affine:
             raise ValueError("Affine.forward: x must have a batch axis, got a scalar")
         _guard_device(self, self.W)
         self.original_x_shape = tuple(x.shape)
-        x2 = _as(_rows(x), self.W.dtype)
+        x2 = _rows(x)
+        if is_device_array(x2):
+            x2 = _as(x2, self.W.dtype)
+        # a host x of the other float dtype goes to the op as it is: the op converts it (the
+        # numba backend block by block, without a full-size copy; see kernels/cpu/affine.py)
         if x2.shape[1] != self.W.shape[0]:
             raise ValueError(f"Affine.forward: x of shape {x.shape} has {x2.shape[1]} features per sample "
                              f"but W of shape {self.W.shape} expects {self.W.shape[0]}")

@@ -7,6 +7,7 @@ against this table, so a missing or mis-spelt op fails the suite.
 Conventions for all ops
 -----------------------
 * Floating inputs keep their dtype: float32 in, float32 out (and float64 alike).
+  (affine_forward/backward: the dtype of W.)
 * Inputs are never modified, except the arrays an op documents as updated in
   place (optimizer parameters and state, batch-norm running statistics).
 * Any strides are accepted.
@@ -48,9 +49,10 @@ relu_backward(dout, mask) -> dx         dx = dout where not mask, else 0
 sigmoid_forward(x) -> out               out = 1 / (1 + exp(-x))
 sigmoid_backward(dout, out) -> dx       dx = dout * (1 - out) * out
 affine_forward(x, W, b)
-    x (N, D), W (D, M), b (M,) -> out (N, M)
+    x (N, D), W (D, M), b (M,) -> out (N, M) in W's dtype. x may have the other float
+    dtype (the book feeds float32 images to float64 weights): it is converted to W's.
 affine_backward(dout, x, W, need_dx=True)
-    dout (N, M) -> (dx (N, D), dW (D, M), db (M,)).
+    dout (N, M), x as given to affine_forward -> (dx (N, D), dW (D, M), db (M,)) in W's dtype.
     need_dx=False skips dx (None is returned for it): a net's first layer needs no dx.
 softmax(x) -> y                         along the last axis, any leading dims
 softmax_loss_forward(x, t)

@@ -317,3 +317,43 @@ def test_users_wait_policy_is_respected():
     layer, status, leaked, same = _run_py(QUIET, {"OMP_WAIT_POLICY": "ACTIVE"})
     assert "OMP_WAIT_POLICY=ACTIVE" in status
     assert leaked == "True" and same == "True"      # the user's own variable stays set
+
+
+@pytest.mark.parametrize("x_dtype,w_dtype", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_affine_mixed_dtypes_blocked_and_whole(cpu, x_dtype, w_dtype):
+    """x of the other float dtype than W (the book's float32 images, float64 weights): converted
+    to W's dtype, whole below BLOCK_ROWS rows and block by block above, strided too."""
+    from fastdl.kernels.cpu import affine as Af
+    rng = np.random.default_rng(8)
+    W = rng.standard_normal((7, 5)).astype(w_dtype)
+    b = rng.standard_normal(5).astype(w_dtype)
+    for N in (Af.BLOCK_ROWS, Af.BLOCK_ROWS + 1, 2 * Af.BLOCK_ROWS + 3):
+        x = rng.standard_normal((N, 7)).astype(x_dtype)
+        for xv in both_layouts(x):
+            out = cpu.affine_forward(xv, W, b)
+            want = x.astype(w_dtype) @ W + b
+            assert out.dtype == w_dtype
+            close(out, want, w_dtype)
+            close(out, REF.affine_forward(xv, W, b), w_dtype)
+            dout = rng.standard_normal((N, 5)).astype(w_dtype)
+            for got, ref in zip(cpu.affine_backward(dout, xv, W), REF.affine_backward(dout, x.astype(w_dtype), W)):
+                assert got.dtype == w_dtype
+                close(got, ref, w_dtype)
+
+
+def test_affine_layer_keeps_its_input_and_weights_dtype(rng=np.random.default_rng(9)):
+    """The Affine layer hands a float32 batch to float64 weights as it is (no full-size copy in
+    the layer); output and gradients are float64, as the book's np.dot gives them."""
+    import fastdl
+    from fastdl.layers import Affine
+    W, b = rng.standard_normal((6, 4)), rng.standard_normal(4)
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+    for name in ("numpy", "numba"):
+        with fastdl.using_backend(name):
+            layer = Affine(W, b)
+            out = layer.forward(x)
+            assert out.dtype == np.float64 and layer.x.dtype == np.float32
+            np.testing.assert_allclose(out, x.astype(np.float64) @ W + b, rtol=1e-12)
+            dx = layer.backward(np.ones((3, 4)))
+            assert dx.dtype == layer.dW.dtype == np.float64
+            np.testing.assert_allclose(layer.dW, x.astype(np.float64).T @ np.ones((3, 4)), rtol=1e-12)

@@ -18,15 +18,14 @@ user's own NumPy threads or from other processes; reductions (dW, db, batch-norm
 one buffer per chunk and a final sum in fixed order, so results do not depend
 on scheduling. Matrix products go through NumPy's OpenBLAS (``_blas``), set to
 one thread while a kernel runs and restored after; the fallback products use
-SciPy's BLAS through Numba's ``np.dot``, which loading this backend sets to one
-thread (``_threads``). Loading it also raises glibc's
+SciPy's BLAS through Numba's ``np.dot``, which choosing that fallback sets to one
+thread (``_threads``; SciPy is not imported otherwise). Loading it also raises glibc's
 mmap/trim thresholds so the large arrays of a training step are reused
 instead of page-faulted in again every step (``FASTDL_KEEP_MALLOC=1`` skips it).
 """
-from ._threads import keep_freed_memory, limit_blas_in_parallel_regions, quiet_openmp
+from ._threads import keep_freed_memory, quiet_openmp
 
 quiet_openmp()
-limit_blas_in_parallel_regions()
 keep_freed_memory()
 
 from .conv import im2col, col2im, conv_forward, conv_backward  # noqa: E402

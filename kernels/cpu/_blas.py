@@ -65,9 +65,6 @@ def _fallback_body(dtype):
     return gemm
 
 
-# module-level compiled fallbacks (cfunc, cached on disk)
-_sgemm_numba = cfunc(_sig(types.float32), cache=True)(_fallback_body(np.float32))
-_dgemm_numba = cfunc(_sig(types.float64), cache=True)(_fallback_body(np.float64))
 
 
 def _axpy_body(dtype):
@@ -83,8 +80,17 @@ def _axpy_sig(real):
     return types.void(types.int64, real, types.voidptr, types.int64, types.voidptr, types.int64)
 
 
-_saxpy_numba = cfunc(_axpy_sig(types.float32), cache=True)(_axpy_body(np.float32))
-_daxpy_numba = cfunc(_axpy_sig(types.float64), cache=True)(_axpy_body(np.float64))
+def _fallback():
+    """(sgemm, dgemm, saxpy, daxpy) as @cfunc functions on Numba's np.dot, compiled (or loaded
+    from the disk cache, about 0.4 s) only when this path is chosen."""
+    global _FALLBACK_CFUNCS
+    fns = (cfunc(_sig(types.float32), cache=True)(_fallback_body(np.float32)),
+           cfunc(_sig(types.float64), cache=True)(_fallback_body(np.float64)),
+           cfunc(_axpy_sig(types.float32), cache=True)(_axpy_body(np.float32)),
+           cfunc(_axpy_sig(types.float64), cache=True)(_axpy_body(np.float64)))
+    _FALLBACK_CFUNCS = fns            # keep the compiled code alive as long as its addresses are used
+    return (GEMM32_T(fns[0].address), GEMM64_T(fns[1].address), AXPY32_T(fns[2].address),
+            AXPY64_T(fns[3].address))
 
 
 def _numpy_openblas():
@@ -125,9 +131,9 @@ def _select():
         found = _numpy_openblas()
         if found is not None:
             return found
-    return (GEMM32_T(_sgemm_numba.address), GEMM64_T(_dgemm_numba.address),
-            AXPY32_T(_saxpy_numba.address), AXPY64_T(_daxpy_numba.address), None,
-            "numba np.dot (SciPy's BLAS, single-threaded)")
+    from ._threads import limit_blas_in_parallel_regions
+    limit_blas_in_parallel_regions()   # np.dot inside the parallel loops calls SciPy's BLAS
+    return (*_fallback(), None, "numba np.dot (SciPy's BLAS, single-threaded)")
 
 
 SGEMM, DGEMM, SAXPY, DAXPY, _THREADS, SOURCE = _select()

@@ -1,11 +1,18 @@
 """Fully connected layer (cuda backend): tiled GEMMs plus a bias kernel and column sums."""
+import numpy as np
+
 from .arrays import empty, to_device
 from .common import add_rowvec, colsum
 from .gemm import gemm
 
 
+def _host_as(x, W):
+    """A host x of the other float dtype than W, converted (the spec allows either)."""
+    return x.astype(W.dtype) if isinstance(x, np.ndarray) and x.dtype != W.dtype else x
+
+
 def affine_forward(x, W, b):
-    x, W, b = to_device(x), to_device(W), to_device(b)
+    x, W, b = to_device(_host_as(x, W)), to_device(W), to_device(b)
     out = empty((x.shape[0], W.shape[1]), x.dtype)
     gemm(out, x, W)
     add_rowvec(out, b)
@@ -13,7 +20,7 @@ def affine_forward(x, W, b):
 
 
 def affine_backward(dout, x, W, need_dx=True):
-    dout, x, W = to_device(dout), to_device(x), to_device(W)
+    dout, x, W = to_device(dout), to_device(_host_as(x, W)), to_device(W)
     dx = None
     if need_dx:
         dx = empty(x.shape, x.dtype)
