@@ -10,7 +10,6 @@ import numpy as np
 from numba import njit, prange
 
 from ..spec import OPT_EPS
-from ..reference import optim as _ref
 from ._chunks import nchunks
 
 #: parameter elements below which an update runs on the calling thread (see ``_chunks``)
@@ -158,14 +157,19 @@ def _run(kernel, arrays, scalars):
 
 
 def sgd_update(param, grad, lr):
-    if param.size < NUMPY_BELOW:
-        return _ref.sgd_update(param, grad, lr)
+    if param.size < NUMPY_BELOW:                         # the reference's expression, inline
+        param -= param.dtype.type(lr) * grad
+        return
     _run(_sgd, (param, grad), (lr,))
 
 
 def momentum_update(param, grad, v, lr, momentum):
     if param.size < NUMPY_BELOW:
-        return _ref.momentum_update(param, grad, v, lr, momentum)
+        dt = param.dtype.type
+        v *= dt(momentum)
+        v -= dt(lr) * grad
+        param += v
+        return
     _run(_momentum, (param, grad, v), (lr, momentum))
 
 
