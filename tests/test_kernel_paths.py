@@ -329,22 +329,24 @@ def test_users_wait_policy_is_respected():
 def test_affine_mixed_dtypes_blocked_and_whole(cpu, x_dtype, w_dtype):
     """x of the other float dtype than W (the book's float32 images, float64 weights): converted
     to W's dtype, whole below BLOCK_ROWS rows and block by block above, strided too."""
-    from fastdl.kernels.cpu import affine as Af
+    from fastdl.kernels.cpu import _chunks, affine as Af
     rng = np.random.default_rng(8)
     W = rng.standard_normal((7, 5)).astype(w_dtype)
     b = rng.standard_normal(5).astype(w_dtype)
-    for N in (Af.BLOCK_ROWS, Af.BLOCK_ROWS + 1, 2 * Af.BLOCK_ROWS + 3):
-        x = rng.standard_normal((N, 7)).astype(x_dtype)
-        for xv in both_layouts(x):
-            out = cpu.affine_forward(xv, W, b)
-            want = x.astype(w_dtype) @ W + b
-            assert out.dtype == w_dtype
-            close(out, want, w_dtype)
-            close(out, REF.affine_forward(xv, W, b), w_dtype)
-            dout = rng.standard_normal((N, 5)).astype(w_dtype)
-            for got, ref in zip(cpu.affine_backward(dout, xv, W), REF.affine_backward(dout, x.astype(w_dtype), W)):
-                assert got.dtype == w_dtype
-                close(got, ref, w_dtype)
+    for mode, N in [("serial", n) for n in (Af.BLOCK_ROWS, Af.BLOCK_ROWS + 1, 2 * Af.BLOCK_ROWS + 3)] + \
+            [("parallel", 300)]:
+        with _chunks.forced(mode):
+            x = rng.standard_normal((N, 7)).astype(x_dtype)
+            for xv in both_layouts(x):
+                out = cpu.affine_forward(xv, W, b)
+                want = x.astype(w_dtype) @ W + b
+                assert out.dtype == w_dtype
+                close(out, want, w_dtype)
+                close(out, REF.affine_forward(xv, W, b), w_dtype)
+                dout = rng.standard_normal((N, 5)).astype(w_dtype)
+                for got, ref in zip(cpu.affine_backward(dout, xv, W), REF.affine_backward(dout, x.astype(w_dtype), W)):
+                    assert got.dtype == w_dtype
+                    close(got, ref, w_dtype)
 
 
 def test_affine_layer_keeps_its_input_and_weights_dtype(rng=np.random.default_rng(9)):
@@ -363,3 +365,34 @@ def test_affine_layer_keeps_its_input_and_weights_dtype(rng=np.random.default_rn
             dx = layer.backward(np.ones((3, 4)))
             assert dx.dtype == layer.dW.dtype == np.float64
             np.testing.assert_allclose(layer.dW, x.astype(np.float64).T @ np.ones((3, 4)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
+def test_affine_pool_follows_recent_parallel_kernels(cpu, chunks, monkeypatch, dtype):
+    """Products go to NumPy's OpenBLAS unless a kernel split its work over Numba's threads in
+    the last IN_USE_WINDOW seconds; then they are split too (both give the reference's result),
+    and products below MIN_PARALLEL multiply-adds are never split."""
+    import time
+    from fastdl.kernels.cpu import affine as Af
+    calls = []
+    for name in ("_affine_forward", "_affine_backward"):
+        fn = getattr(Af, name)
+        monkeypatch.setattr(Af, name, lambda *a, _fn=fn, _n=name: (calls.append(_n), _fn(*a))[1])
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((64, 300)).astype(dtype)
+    W = rng.standard_normal((300, 80)).astype(dtype)
+    b = rng.standard_normal(80).astype(dtype)
+    dout = rng.standard_normal((64, 80)).astype(dtype)
+    assert 64 * 300 * 80 >= Af.MIN_PARALLEL
+    for recent, split in ((float("-inf"), False), (time.monotonic() + 3600, True)):
+        monkeypatch.setattr(chunks, "_last_parallel", recent)
+        assert chunks.numba_threads_in_use() == split
+        calls.clear()
+        close(cpu.affine_forward(x, W, b), REF.affine_forward(x, W, b), dtype)
+        for got, want in zip(cpu.affine_backward(dout, x, W), REF.affine_backward(dout, x, W)):
+            close(got, want, dtype)
+        assert (calls == ["_affine_forward", "_affine_backward"]) == split, calls
+    small = x[:2, :10], W[:10, :5], b[:5]
+    calls.clear()
+    cpu.affine_forward(*small)
+    assert calls == []

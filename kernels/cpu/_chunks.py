@@ -25,6 +25,7 @@ tests can check both against the reference whatever the size.
 """
 import os
 import threading
+import time
 from contextlib import contextmanager
 
 import numba
@@ -37,13 +38,34 @@ def nchunks(n_items, work=None, min_work=0):
     """Chunks for n_items units of independent work: 1 (serial) when ``work`` is below
     ``min_work`` (both in the kernel's own unit, e.g. elements or multiply-adds), otherwise one
     per Numba thread, at most n_items."""
+    global _last_parallel
     mode = getattr(_state, "mode", None)
     if (mode is None and work is not None and work < min_work * _scale) or mode == "serial":
         n = 1                  # decided before asking Numba for its thread count (~1 us)
     else:
         n = max(1, min(numba.get_num_threads(), n_items))
+        if n > 1:
+            _last_parallel = time.monotonic()
     _state.last = n
     return n
+
+
+#: when a kernel last split its work over Numba's threads (time.monotonic(), any thread)
+_last_parallel = float("-inf")
+#: seconds after a parallel kernel during which Numba's threads count as in use (see
+#: ``numba_threads_in_use``); OpenBLAS's idle threads spin for about 0.1 s after a call
+IN_USE_WINDOW = 0.25
+
+
+def numba_threads_in_use():
+    """True if a kernel split its work over Numba's threads in the last ``IN_USE_WINDOW``
+    seconds (or the parallel path is forced). The matrix products then run inside Numba's
+    threads too, rather than waking NumPy's OpenBLAS threads, whose spinning after each call
+    would take the core the next parallel kernel needs (see ``affine``)."""
+    mode = getattr(_state, "mode", None)
+    if mode is not None:
+        return mode == "parallel"
+    return time.monotonic() - _last_parallel < IN_USE_WINDOW
 
 
 def last_chunks():

@@ -13,7 +13,7 @@ from ..spec import OPT_EPS
 from ._chunks import nchunks
 
 #: parameter elements below which an update runs on the calling thread (see ``_chunks``)
-MIN_PARALLEL = 1 << 16
+MIN_PARALLEL = 1 << 17
 #: parameter elements below which SGD and Momentum, one or two in-place NumPy operations,
 #: are NumPy's own (the reference's): a compiled call costs more than the work there
 #: (measured: 5.1 vs 2.3 us for SGD on 10 elements)
