@@ -34,17 +34,18 @@ _state = threading.local()
 _scale = float(os.environ.get("FASTDL_SERIAL_BELOW", "1") or 1)
 
 
-def nchunks(n_items, work=None, min_work=0):
+def nchunks(n_items, work=None, min_work=0, mark=True):
     """Chunks for n_items units of independent work: 1 (serial) when ``work`` is below
     ``min_work`` (both in the kernel's own unit, e.g. elements or multiply-adds), otherwise one
-    per Numba thread, at most n_items."""
+    per Numba thread, at most n_items. A split marks Numba's threads as in use
+    (``numba_threads_in_use``) unless ``mark`` is false."""
     global _last_parallel
     mode = getattr(_state, "mode", None)
     if (mode is None and work is not None and work < min_work * _scale) or mode == "serial":
         n = 1                  # decided before asking Numba for its thread count (~1 us)
     else:
         n = max(1, min(numba.get_num_threads(), n_items))
-        if n > 1:
+        if n > 1 and mark:
             _last_parallel = time.monotonic()
     _state.last = n
     return n

@@ -109,7 +109,8 @@ def _numba_split(N, D, M):
     if not numba_threads_in_use():
         return 1
     ksplit = D > max(N, M)
-    return nchunks(D if ksplit else min(N, D), N * D * M, MIN_PARALLEL)
+    # mark=False: the products alone never keep Numba's threads counted as in use
+    return nchunks(D if ksplit else min(N, D), N * D * M, MIN_PARALLEL, mark=False)
 
 
 def _forward_split(x, W, b, chunks):
