@@ -379,11 +379,11 @@ def test_affine_pool_follows_recent_parallel_kernels(cpu, chunks, monkeypatch, d
         fn = getattr(Af, name)
         monkeypatch.setattr(Af, name, lambda *a, _fn=fn, _n=name: (calls.append(_n), _fn(*a))[1])
     rng = np.random.default_rng(10)
-    x = rng.standard_normal((64, 300)).astype(dtype)
-    W = rng.standard_normal((300, 80)).astype(dtype)
-    b = rng.standard_normal(80).astype(dtype)
-    dout = rng.standard_normal((64, 80)).astype(dtype)
-    assert 64 * 300 * 80 >= Af.MIN_PARALLEL
+    x = rng.standard_normal((64, 700)).astype(dtype)
+    W = rng.standard_normal((700, 100)).astype(dtype)
+    b = rng.standard_normal(100).astype(dtype)
+    dout = rng.standard_normal((64, 100)).astype(dtype)
+    assert 64 * 700 * 100 >= Af.MIN_PARALLEL
     for recent, split in ((float("-inf"), False), (time.monotonic() + 3600, True)):
         monkeypatch.setattr(chunks, "_last_parallel", recent)
         assert chunks.numba_threads_in_use() == split

@@ -58,6 +58,11 @@ _last_parallel = float("-inf")
 IN_USE_WINDOW = 0.25
 
 
+def forced_mode():
+    """"serial", "parallel" or None (see ``forced``), in this thread."""
+    return getattr(_state, "mode", None)
+
+
 def numba_threads_in_use():
     """True if a kernel split its work over Numba's threads in the last ``IN_USE_WINDOW``
     seconds (or the parallel path is forced). The matrix products then run inside Numba's

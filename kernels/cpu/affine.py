@@ -28,10 +28,12 @@ import numpy as np
 from numba import njit, prange
 
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for, single_threaded_blas
-from ._chunks import nchunks, numba_threads_in_use
+from ._chunks import forced_mode, nchunks, numba_threads_in_use
 
-#: multiply-adds below which a product is not split over Numba's threads
-MIN_PARALLEL = 1 << 20
+#: multiply-adds below which a product is never split over Numba's threads: the book's MLP
+#: products (100x784 @ 784x50: 3.9 million) stay with OpenBLAS; SimpleConvNet's first Affine
+#: (43 million) and DeepConvNet's (5.1 million) are split while the convolutions run
+MIN_PARALLEL = 1 << 22
 
 
 @njit(cache=True)
@@ -105,8 +107,10 @@ BLOCK_ROWS = 2048
 
 
 def _numba_split(N, D, M):
-    """Chunks for the split product, or 1: NumPy's product."""
-    if not numba_threads_in_use():
+    """Chunks for the split product, or 1: NumPy's product. The size test comes first: it is
+    all that a small product pays (about 0.2 us)."""
+    mode = forced_mode()
+    if mode == "serial" or (mode is None and (N * D * M < MIN_PARALLEL or not numba_threads_in_use())):
         return 1
     ksplit = D > max(N, M)
     # mark=False: the products alone never keep Numba's threads counted as in use
