@@ -34,11 +34,12 @@ _state = threading.local()
 _scale = float(os.environ.get("FASTDL_SERIAL_BELOW", "1") or 1)
 
 
-def nchunks(n_items, work=None, min_work=0, mark=True):
+def nchunks(n_items, work=None, min_work=0, mark=False):
     """Chunks for n_items units of independent work: 1 (serial) when ``work`` is below
     ``min_work`` (both in the kernel's own unit, e.g. elements or multiply-adds), otherwise one
-    per Numba thread, at most n_items. A split marks Numba's threads as in use
-    (``numba_threads_in_use``) unless ``mark`` is false."""
+    per Numba thread, at most n_items. With ``mark`` (the convolution and pooling kernels: long
+    parallel loops that come back every step), a split marks Numba's threads as in use
+    (``numba_threads_in_use``)."""
     global _last_parallel
     mode = getattr(_state, "mode", None)
     if (mode is None and work is not None and work < min_work * _scale) or mode == "serial":
@@ -64,8 +65,10 @@ def forced_mode():
 
 
 def numba_threads_in_use():
-    """True if a kernel split its work over Numba's threads in the last ``IN_USE_WINDOW``
-    seconds (or the parallel path is forced). The matrix products then run inside Numba's
+    """True if a convolution or pooling kernel split its work over Numba's threads in the last
+    ``IN_USE_WINDOW`` seconds (or the parallel path is forced). Element-wise kernels do not
+    count: after an MLP's big product, a parallel ReLU must not send the next products (each
+    as large) into Numba's threads, where they are slower than in OpenBLAS's. The matrix products then run inside Numba's
     threads too, rather than waking NumPy's OpenBLAS threads, whose spinning after each call
     would take the core the next parallel kernel needs (see ``affine``)."""
     mode = getattr(_state, "mode", None)

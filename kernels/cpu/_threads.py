@@ -116,47 +116,6 @@ def blas_threads():
 
 _malloc_done = False
 
-#: what quiet_openmp found and did, for ``fastdl info`` and the benchmarks
-omp_status = "not set up yet"
-
-
-def _libgomp_loaded():
-    try:
-        with open("/proc/self/maps") as f:
-            return any(line.rstrip().endswith(("/libgomp.so.1", "/libgomp.so.1.0.0")) for line in f)
-    except OSError:
-        return False
-
-
-def quiet_openmp():
-    """Launch Numba's threading layer with OpenMP's passive wait policy (see the module
-    docstring). Must run before anything starts Numba's threads. Idempotent."""
-    global omp_status
-    if omp_status != "not set up yet":
-        return
-    from numba.np.ufunc import parallel
-    user = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ}
-    if os.environ.get("FASTDL_KEEP_OMP_WAIT") or user:
-        parallel._launch_threads()
-        omp_status = (f"as the environment says ({', '.join(f'{k}={v}' for k, v in user.items())})" if user
-                      else "OpenMP's default (FASTDL_KEEP_OMP_WAIT is set)")
-        return
-    preloaded = _libgomp_loaded()
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    try:
-        parallel._launch_threads()
-    finally:
-        del os.environ["OMP_WAIT_POLICY"]
-    import numba
-    layer = numba.threading_layer()
-    if layer != "omp":
-        omp_status = f"no spinning to stop: Numba's threading layer is {layer!r}"
-    elif preloaded:
-        omp_status = ("libgomp was loaded before fastdl, so its wait policy is whatever was in force then "
-                      "(set OMP_WAIT_POLICY=PASSIVE before starting Python if threads spin)")
-    else:
-        omp_status = "passive (set by fastdl: idle threads sleep instead of spinning)"
-
 
 def keep_freed_memory():
     """glibc only: serve arrays up to 32 MiB from the heap and trim it only past 1 GiB. Idempotent."""

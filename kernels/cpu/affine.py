@@ -13,9 +13,9 @@ Two ways to run the products, each the faster one somewhere:
   take the core the next parallel kernel's Numba thread needs. Measured here, the
   SimpleConvNet float32 step took 11.0 ms with NumPy's products and 7.7 ms split.
 
-So the products are split over Numba's threads when a kernel used them in the last
-``_chunks.IN_USE_WINDOW`` seconds (``numba_threads_in_use``) and the product is large
-enough (``MIN_PARALLEL``), and go to NumPy's OpenBLAS otherwise.
+So the products are split over Numba's threads when a convolution or pooling kernel used
+them in the last ``_chunks.IN_USE_WINDOW`` seconds (``numba_threads_in_use``) and the
+product is large enough (``MIN_PARALLEL``), and go to NumPy's OpenBLAS otherwise.
 
 Mixed dtypes: the book's scripts feed float32 images to float64 weights. NumPy (and the
 reference) convert all of x first; for an evaluation on 10,000 images that is a 63 MB
@@ -113,8 +113,7 @@ def _numba_split(N, D, M):
     if mode == "serial" or (mode is None and (N * D * M < MIN_PARALLEL or not numba_threads_in_use())):
         return 1
     ksplit = D > max(N, M)
-    # mark=False: the products alone never keep Numba's threads counted as in use
-    return nchunks(D if ksplit else min(N, D), N * D * M, MIN_PARALLEL, mark=False)
+    return nchunks(D if ksplit else min(N, D), N * D * M, MIN_PARALLEL)   # (no mark: see _chunks)
 
 
 def _forward_split(x, W, b, chunks):

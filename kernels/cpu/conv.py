@@ -56,7 +56,7 @@ MIN_PARALLEL_COPY = 1 << 16
 
 def conv_chunks(N, FN, K, P):
     """Chunks of images for a convolution of N images, FN filters of K taps, P output pixels."""
-    return nchunks(N, N * FN * K * P, MIN_PARALLEL)
+    return nchunks(N, N * FN * K * P, MIN_PARALLEL, mark=True)
 
 
 @njit(cache=True)

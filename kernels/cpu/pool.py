@@ -124,7 +124,7 @@ def _pool_backward(dx, dout, arg, chunks):
 
 
 def _chunks(planes, size):
-    return nchunks(planes, size, MIN_PARALLEL)
+    return nchunks(planes, size, MIN_PARALLEL, mark=True)
 
 
 def pool_forward(x, pool_h, pool_w, stride, pad):
