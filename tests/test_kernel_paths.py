@@ -396,3 +396,17 @@ def test_affine_pool_follows_recent_parallel_kernels(cpu, chunks, monkeypatch, d
     calls.clear()
     cpu.affine_forward(*small)
     assert calls == []
+
+
+def test_sweep_has_a_case_for_every_op_and_runs():
+    """benchmarks/scripts/sweep.py: every op of the spec has size points, and a run prints a
+    row per point with both backends' times."""
+    import io
+    from fastdl import sweep
+    from fastdl.kernels.spec import OPS
+    assert {op for op, _, _ in sweep.cases()} == set(OPS)
+    out = io.StringIO()
+    rows = sweep.run("float32", ["sgd_update"], rounds=1, out=out)
+    assert [r["size"] for r in rows] == [str(n) for n in sweep.OPTIM_SIZES]
+    assert all(r["numpy_us"] > 0 and r["numba_us"] > 0 for r in rows)
+    assert out.getvalue().count("sgd_update") == len(rows)

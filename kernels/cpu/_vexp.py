@@ -22,32 +22,20 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 
-@intrinsic
-def _bits_f64(typingctx, v):
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-    return types.int64(types.float64), codegen
+def _bitcast(src, dst, llvm_dst):
+    """An intrinsic reinterpreting a ``src`` scalar's bits as ``dst`` (no instruction emitted)."""
+    @intrinsic
+    def cast(typingctx, v):
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], llvm_dst)
+        return dst(src), codegen
+    return cast
 
 
-@intrinsic
-def _f64_bits(typingctx, v):
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-    return types.float64(types.int64), codegen
-
-
-@intrinsic
-def _bits_f32(typingctx, v):
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-    return types.int32(types.float32), codegen
-
-
-@intrinsic
-def _f32_bits(typingctx, v):
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.int32), codegen
+_bits_f64 = _bitcast(types.float64, types.int64, ir.IntType(64))
+_f64_bits = _bitcast(types.int64, types.float64, ir.DoubleType())
+_bits_f32 = _bitcast(types.float32, types.int32, ir.IntType(32))
+_f32_bits = _bitcast(types.int32, types.float32, ir.FloatType())
 
 
 _MAGIC64 = 6755399441055744.0            # 1.5 * 2^52
