@@ -22,6 +22,10 @@ number never).
 
 ``forced("serial")`` / ``forced("parallel")`` make every kernel take one path, so the
 tests can check both against the reference whatever the size.
+
+``numba_threads_in_use`` tells the matrix products (``affine``) whether convolution or
+pooling kernels have just used Numba's threads, so that they run in that pool too rather
+than waking NumPy's OpenBLAS threads next to it.
 """
 import os
 import threading

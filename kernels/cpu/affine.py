@@ -101,7 +101,6 @@ def _affine_backward(dx, dW, db_part, dout, x, W, chunks, gemm):
             _affine_backward_chunk(ci, dx, dW, db_part, dout, x, W, chunks, gemm)
 
 
-
 #: rows converted and multiplied at a time when x's dtype is not W's
 BLOCK_ROWS = 2048
 
