@@ -151,6 +151,11 @@ def _check_weights(owner, W, b, w_ndim):
     return W, b
 
 
+#: batches up to this many rows are converted to W's dtype by Affine itself (a training batch:
+#: converted once per step); larger ones by the op (``affine_forward`` accepts either float dtype)
+_CONVERT_IN_OP_ROWS = 2048
+
+
 class Affine:
     """out = x @ W + b; inputs of rank > 2 are flattened to (N, -1) as in the book."""
 
@@ -169,10 +174,12 @@ class Affine:
         _guard_device(self, self.W)
         self.original_x_shape = tuple(x.shape)
         x2 = _rows(x)
-        if is_device_array(x2):
+        if is_device_array(x2) or x2.shape[0] <= _CONVERT_IN_OP_ROWS:
+            # converted once here and kept for backward (the op would convert it again there)
             x2 = _as(x2, self.W.dtype)
-        # a host x of the other float dtype goes to the op as it is: the op converts it (the
-        # numba backend block by block, without a full-size copy; see kernels/cpu/affine.py)
+        # a larger host x of the other float dtype (an evaluation of the book's float32 images
+        # by float64 weights) goes to the op as it is: the numba backend converts it block by
+        # block, without a full-size copy (kernels/cpu/affine.py)
         if x2.shape[1] != self.W.shape[0]:
             raise ValueError(f"Affine.forward: x of shape {x.shape} has {x2.shape[1]} features per sample "
                              f"but W of shape {self.W.shape} expects {self.W.shape[0]}")

@@ -349,22 +349,28 @@ def test_affine_mixed_dtypes_blocked_and_whole(cpu, x_dtype, w_dtype):
                     close(got, ref, w_dtype)
 
 
-def test_affine_layer_keeps_its_input_and_weights_dtype(rng=np.random.default_rng(9)):
-    """The Affine layer hands a float32 batch to float64 weights as it is (no full-size copy in
-    the layer); output and gradients are float64, as the book's np.dot gives them."""
+def test_affine_layer_converts_small_batches_itself_and_leaves_large_ones_to_the_op(
+        rng=np.random.default_rng(9)):
+    """float32 input to float64 weights: a training-size batch is converted once by the layer and
+    kept for backward; a larger one is handed to the op as it is (no full-size copy). Output and
+    gradients are float64, as the book's np.dot gives them, on both sides and both backends."""
     import fastdl
-    from fastdl.layers import Affine
+    from fastdl import layers
     W, b = rng.standard_normal((6, 4)), rng.standard_normal(4)
-    x = rng.standard_normal((3, 6)).astype(np.float32)
-    for name in ("numpy", "numba"):
-        with fastdl.using_backend(name):
-            layer = Affine(W, b)
-            out = layer.forward(x)
-            assert out.dtype == np.float64 and layer.x.dtype == np.float32
-            np.testing.assert_allclose(out, x.astype(np.float64) @ W + b, rtol=1e-12)
-            dx = layer.backward(np.ones((3, 4)))
-            assert dx.dtype == layer.dW.dtype == np.float64
-            np.testing.assert_allclose(layer.dW, x.astype(np.float64).T @ np.ones((3, 4)), rtol=1e-12)
+    for rows in (3, layers._CONVERT_IN_OP_ROWS, layers._CONVERT_IN_OP_ROWS + 1):
+        x = rng.standard_normal((rows, 6)).astype(np.float32)
+        for name in ("numpy", "numba"):
+            with fastdl.using_backend(name):
+                layer = layers.Affine(W, b)
+                out = layer.forward(x)
+                assert out.dtype == np.float64
+                assert layer.x.dtype == (np.float64 if rows <= layers._CONVERT_IN_OP_ROWS else np.float32)
+                np.testing.assert_allclose(out, x.astype(np.float64) @ W + b, rtol=1e-12)
+                dout = rng.standard_normal((rows, 4))
+                dx = layer.backward(dout)
+                assert dx.dtype == layer.dW.dtype == np.float64
+                np.testing.assert_allclose(layer.dW, x.astype(np.float64).T @ dout, rtol=1e-10)
+                np.testing.assert_allclose(dx, dout @ W.T, rtol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])

@@ -231,8 +231,6 @@ def child_step(kind, which, seconds):
     if kind == "conv":
         import fastdl
         from fastdl.bench import build, train_step
-        if which == "torch":
-            return None
         fastdl.set_backend("numba")
         model, x, t, opt = build("simple", "float32", 100)
 

@@ -1,10 +1,12 @@
 """Batch normalisation over the batch axis, per feature (numba backend).
 
 Features are split into blocks of columns, one block per chunk, so every
-reduction over the batch is done by the one thread that owns its column:
+reduction over the batch is done by the one thread that owns its column
+(below ``MIN_PARALLEL`` elements there is one block, on the calling thread):
 
-    for block in prange(blocks):                  # disjoint feature columns
-        mu, var over the rows; xn = (x - mu) / sqrt(var + eps); out = gamma*xn + beta
+    for block in blocks:                          # disjoint feature columns
+        mu, var over the rows, in the block's own arrays
+        xn = (x - mu) / sqrt(var + eps); out = gamma*xn + beta
 
 Backward uses the closed form of the book's computational graph:
     dx = gamma / std * (dout - mean(dout) - xn * mean(dout * xn))
