@@ -18,13 +18,19 @@ def to_host(x):
 
 
 def float_array(name, x, ndims=None, owner=""):
-    """Return x as an ndarray (device arrays pass through), requiring float32/float64 and
-    (optionally) a rank in ``ndims``."""
+    """Return x as a float32 or float64 ndarray (device arrays pass through unconverted).
+
+    What NumPy and the book accept is accepted: lists and scalars, float32 and
+    float64 as they are, float16 computed in float32 (half storage, single
+    arithmetic), integers and booleans converted to float64 (as ``x * 1.0``
+    would). Complex numbers, strings and objects are refused with a TypeError,
+    a rank not in ``ndims`` with a ValueError.
+    """
     where = f"{owner}: " if owner else ""
     if is_device_array(x):
         dt = np.dtype(x.dtype)
         if dt not in FLOAT_DTYPES:
-            raise TypeError(f"{where}{name} must be a float32 or float64 array, got dtype {dt}")
+            raise TypeError(f"{where}{name} must be a float32 or float64 device array, got dtype {dt}")
         if ndims is not None:
             nd = (ndims,) if isinstance(ndims, int) else ndims
             if len(x.shape) not in nd:
@@ -35,10 +41,10 @@ def float_array(name, x, ndims=None, owner=""):
         try:
             x = np.asarray(x)
         except Exception as exc:
-            raise TypeError(f"{where}{name} must be an array of floats, got {type(x).__name__}") from exc
+            raise TypeError(f"{where}{name} must be an array of real numbers, "
+                            f"got {type(x).__name__}") from exc
     if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{where}{name} must be a float32 or float64 array, "
-                        f"got dtype {x.dtype} (shape {x.shape})")
+        x = _to_compute_dtype(where, name, x)
     if ndims is not None:
         if isinstance(ndims, int):
             ndims = (ndims,)
@@ -46,6 +52,29 @@ def float_array(name, x, ndims=None, owner=""):
             want = " or ".join(f"{d}-D" for d in ndims)
             raise ValueError(f"{where}{name} must be {want}, got {x.ndim}-D array of shape {x.shape}")
     return x
+
+
+def compute_dtype(dt):
+    """The dtype fastdl computes in for data stored as ``dt``: float32 and float64 as they are,
+    float16 in float32, integers and booleans in float64."""
+    dt = np.dtype(dt)
+    if dt in FLOAT_DTYPES:
+        return dt
+    if dt == np.float16:
+        return np.dtype(np.float32)
+    if dt.kind in "biu":
+        return np.dtype(np.float64)
+    return None
+
+
+def _to_compute_dtype(where, name, x):
+    target = compute_dtype(x.dtype)
+    if target is None:
+        what = ("complex numbers" if x.dtype.kind == "c" else
+                f"dtype {x.dtype}" if x.dtype.kind != "O" else "Python objects")
+        raise TypeError(f"{where}{name} must hold real numbers (float, integer or bool), "
+                        f"got {what} (shape {x.shape})")
+    return x.astype(target)
 
 
 def numeric_array(name, x, owner=""):

@@ -12,15 +12,27 @@ Deviations from the book, all deliberate:
 * ``Pooling`` accepts ``pad > 0`` (padding counts as minus infinity and never
   wins; ``pad`` must be smaller than the window). The book's crashes.
 * An input whose dtype differs from the layer's weights is converted to the
-  weights' dtype, so a float32 network computes in float32 throughout.
+  weights' dtype, so a float32 network computes in float32 throughout (NumPy
+  would promote a float64 input to float64).
 * ``SoftmaxWithLoss`` turns one-hot labels into class indices; ``t`` must
   really be one-hot (the book would also accept soft labels in ``backward``).
-* Shapes, ranks, dtypes and NaN are checked, with errors naming the argument.
+
+What is checked (the README's "What fastdl accepts" gives the whole rule): shapes,
+ranks, channel counts and label ranges, with errors naming the argument. What
+NumPy accepts is accepted: lists, integer and boolean arrays (computed in
+float64), float16 arrays (stored in half precision, computed in float32), a
+Python scalar or 0-d bias (broadcast to every output, as ``b = 0`` in the book's
+ch07), and weights of mixed float dtypes (the bias takes W's dtype). NaN and
+infinity that arise in a computation flow through as they do in NumPy;
+``SoftmaxWithLoss`` says so once with a RuntimeWarning naming the likely cause.
 """
+import warnings
+
 import numpy as np
 
 from . import backend
-from ._checks import finite, float_array, is_device_array, labels, positive_int, to_host
+from ._checks import (FLOAT_DTYPES, compute_dtype, float_array, is_device_array, labels, numeric_array,
+                      positive_int, to_host)
 from .kernels.shapes import window_output_hw
 
 __all__ = ["MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout",
@@ -28,6 +40,15 @@ __all__ = ["MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss
 
 #: BatchNormalization's epsilon: the book writes 10e-7, which is 1e-6.
 BATCHNORM_EPS = 1e-6
+
+
+def warn_nonfinite(owner, value, stacklevel=3):
+    """Say once that a loss became NaN/infinite, naming the likely causes; the value flows on."""
+    warnings.warn(
+        f"{owner}: the loss is {value}: the scores reaching it hold NaN or infinity. In training this "
+        "usually means it diverged: the learning rate is too high or the initial weights too large "
+        "(weight_init_std); NaN in the input data does the same. The computation goes on as in NumPy "
+        "(this warning is given once).", RuntimeWarning, stacklevel=stacklevel)
 
 
 def _need_forward(layer, attr):
@@ -69,7 +90,7 @@ def _check_dout(layer, dout, shape, dtype):
     if tuple(dout.shape) != tuple(shape):
         raise ValueError(f"{type(layer).__name__}.backward: dout must have the forward output's "
                          f"shape {tuple(shape)}, got {dout.shape}")
-    return _as(dout, dtype)
+    return dout if dtype is None else _as(dout, dtype)
 
 
 class MulLayer:
@@ -117,7 +138,7 @@ class Relu:
 
     def backward(self, dout):
         _need_forward(self, "mask")
-        dout = _check_dout(self, dout, tuple(self.mask.shape), getattr(dout, "dtype", np.float64))
+        dout = _check_dout(self, dout, tuple(self.mask.shape), None)
         return self._ops.relu_backward(dout, self.mask)
 
 
@@ -141,14 +162,54 @@ class Sigmoid:
 
 
 def _check_weights(owner, W, b, w_ndim):
-    W = float_array("W", W, w_ndim, owner=owner)
-    b = float_array("b", b, 1, owner=owner)
-    if b.shape[0] != (W.shape[0] if w_ndim == 4 else W.shape[1]):
-        raise ValueError(f"{owner}: b must have shape ({W.shape[0] if w_ndim == 4 else W.shape[1]},) "
-                         f"to match W {W.shape}, got {b.shape}")
-    if b.dtype != W.dtype:
-        raise TypeError(f"{owner}: W ({W.dtype}) and b ({b.dtype}) must have the same dtype")
+    """Check W and b at construction; the caller's arrays are kept (not copied), so a network's
+    ``params`` and its layers share them. b may be an array of W's output size, or a Python
+    scalar / 0-d / 1-element array broadcast to it (the book's ch07 passes ``b = 0``)."""
+    W = W if is_device_array(W) else numeric_array("W", W, owner=owner)
+    if len(W.shape) != w_ndim:
+        raise ValueError(f"{owner}: W must be {w_ndim}-D, got shape {tuple(W.shape)}")
+    if not is_device_array(b):
+        if not isinstance(b, np.ndarray):
+            b = b if np.ndim(b) == 0 and isinstance(b, (int, float, np.number)) else np.asarray(b)
+        numeric_array("b", b, owner=owner)
+    n = _out_size(W, w_ndim)
+    if tuple(np.shape(b)) not in ((), (1,), (n,)):
+        raise ValueError(f"{owner}: b must have shape ({n},) to match W {tuple(W.shape)} (or be a "
+                         f"scalar), got shape {tuple(np.shape(b))}")
     return W, b
+
+
+def _out_size(W, w_ndim):
+    return int(W.shape[0] if w_ndim == 4 else W.shape[1])
+
+
+def _resolve_weights(owner, W, b, w_ndim):
+    """(W, b) as the kernels take them: float32/float64 arrays of one dtype, b of shape (n,).
+
+    W itself when it is float32/float64 (shared, no copy); float16 and integer weights are
+    computed in float32 / float64 (a converted copy per call, the arrays stored stay as they
+    are). b is converted to W's dtype and broadcast when it is not already that.
+    """
+    if not (is_device_array(W) or (isinstance(W, np.ndarray) and W.dtype in FLOAT_DTYPES)):
+        W = float_array("W", W, w_ndim, owner=owner)
+    if len(W.shape) != w_ndim:
+        raise ValueError(f"{owner}: W must be {w_ndim}-D, got shape {tuple(W.shape)}")
+    n = _out_size(W, w_ndim)
+    dt = np.dtype(W.dtype)
+    if is_device_array(b) or (isinstance(b, np.ndarray) and b.dtype == dt and b.shape == (n,)):
+        if is_device_array(b) and (np.dtype(b.dtype) != dt or tuple(b.shape) != (n,)):
+            raise TypeError(f"{owner}: the device bias b {tuple(b.shape)} {np.dtype(b.dtype)} must match "
+                            f"W ({n},) {dt}")
+        return W, b
+    if is_device_array(W):
+        raise TypeError(f"{owner}: W is on the GPU but b is not a device array of shape ({n},)")
+    b = np.asarray(b)
+    if b.dtype.kind not in "biuf":
+        raise TypeError(f"{owner}: b must hold real numbers, got dtype {b.dtype}")
+    if b.shape not in ((), (1,), (n,)):
+        raise ValueError(f"{owner}: b must have shape ({n},) to match W {tuple(W.shape)} (or be a "
+                         f"scalar), got shape {b.shape}")
+    return W, np.ascontiguousarray(np.broadcast_to(b.astype(dt, copy=False), (n,)))
 
 
 #: batches up to this many rows are converted to W's dtype by Affine itself (a training batch:
@@ -166,38 +227,42 @@ class Affine:
         self.dW = None
         self.db = None
         self._ops = None
+        self._W = None          # the W of the last forward, as the kernels took it
 
     def forward(self, x):
         x = float_array("x", x, owner="Affine.forward")
         if len(x.shape) < 1:
             raise ValueError("Affine.forward: x must have a batch axis, got a scalar")
         _guard_device(self, self.W)
+        W, b = _resolve_weights("Affine", self.W, self.b, 2)
         self.original_x_shape = tuple(x.shape)
         x2 = _rows(x)
         if is_device_array(x2) or x2.shape[0] <= _CONVERT_IN_OP_ROWS:
             # converted once here and kept for backward (the op would convert it again there)
-            x2 = _as(x2, self.W.dtype)
+            x2 = _as(x2, W.dtype)
         # a larger host x of the other float dtype (an evaluation of the book's float32 images
         # by float64 weights) goes to the op as it is: the numba backend converts it block by
         # block, without a full-size copy (kernels/cpu/affine.py)
-        if x2.shape[1] != self.W.shape[0]:
+        if x2.shape[1] != W.shape[0]:
             raise ValueError(f"Affine.forward: x of shape {x.shape} has {x2.shape[1]} features per sample "
-                             f"but W of shape {self.W.shape} expects {self.W.shape[0]}")
+                             f"but W of shape {tuple(W.shape)} expects {W.shape[0]}")
         self._ops = backend.ops()
-        self.x = x2
-        return self._ops.affine_forward(x2, self.W, self.b)
+        self.x, self._W = x2, W
+        return self._ops.affine_forward(x2, W, b)
 
     def backward(self, dout):
         _need_forward(self, "x")
-        dout = _check_dout(self, dout, (self.x.shape[0], self.W.shape[1]), self.W.dtype)
-        dx, self.dW, self.db = self._ops.affine_backward(dout, self.x, self.W)
+        W = self._W
+        dout = _check_dout(self, dout, (self.x.shape[0], W.shape[1]), W.dtype)
+        dx, self.dW, self.db = self._ops.affine_backward(dout, self.x, W)
         return dx.reshape(*self.original_x_shape)
 
     def backward_params(self, dout):
         """dW and db only, without dx (what a network's first layer needs). Returns None."""
         _need_forward(self, "x")
-        dout = _check_dout(self, dout, (self.x.shape[0], self.W.shape[1]), self.W.dtype)
-        _, self.dW, self.db = self._ops.affine_backward(dout, self.x, self.W, need_dx=False)
+        W = self._W
+        dout = _check_dout(self, dout, (self.x.shape[0], W.shape[1]), W.dtype)
+        _, self.dW, self.db = self._ops.affine_backward(dout, self.x, W, need_dx=False)
 
 
 class SoftmaxWithLoss:
@@ -213,6 +278,7 @@ class SoftmaxWithLoss:
         self.t = None
         self._labels = None
         self._ops = None
+        self._warned = False      # the non-finite loss warning is given once per layer
 
     def forward(self, x, t):
         x = float_array("x", x, (1, 2), owner="SoftmaxWithLoss.forward")
@@ -220,17 +286,19 @@ class SoftmaxWithLoss:
             x = x.reshape(1, int(x.shape[0]))
             t = np.asarray(t)
             t = t.reshape(1, -1) if t.size == x.size and x.size > 1 else t.reshape(1)
-        on_device = is_device_array(x)
-        if not on_device:
-            finite("x", x, owner="SoftmaxWithLoss.forward")
+        if int(x.shape[0]) == 0:
+            raise ValueError("SoftmaxWithLoss.forward: the batch is empty (x has shape "
+                             f"{tuple(x.shape)}); the mean loss over no samples is undefined")
+        if int(x.shape[1]) == 0:
+            raise ValueError("SoftmaxWithLoss.forward: x has no classes (shape "
+                             f"{tuple(x.shape)})")
         self._labels = labels(t, int(x.shape[0]), int(x.shape[1]), owner="SoftmaxWithLoss.forward")
         self.t = t
         self._ops = backend.ops()
         self.loss, self.y = self._ops.softmax_loss_forward(x, self._labels)
-        if on_device and not np.isfinite(self.loss):
-            # on the device the scores are checked through the loss rather than copied to the host
-            raise ValueError("SoftmaxWithLoss.forward: x contains NaN or infinity (the loss is "
-                             f"{self.loss}); check the inputs and the learning rate")
+        if not np.isfinite(self.loss) and not self._warned:
+            self._warned = True
+            warn_nonfinite("SoftmaxWithLoss", self.loss)
         return self.loss
 
     def backward(self, dout=1):
@@ -267,7 +335,7 @@ class Dropout:
 
     def backward(self, dout):
         _need_forward(self, "mask")
-        dout = _check_dout(self, dout, tuple(self.mask.shape), getattr(dout, "dtype", np.float64))
+        dout = _check_dout(self, dout, tuple(self.mask.shape), None)
         return self._ops.dropout_apply(dout, self.mask)
 
 
@@ -280,11 +348,13 @@ class BatchNormalization:
     """
 
     def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):
-        self.gamma = float_array("gamma", gamma, 1, owner="BatchNormalization")
-        self.beta = float_array("beta", beta, 1, owner="BatchNormalization")
-        if self.beta.shape != self.gamma.shape or self.beta.dtype != self.gamma.dtype:
-            raise ValueError(f"BatchNormalization: beta {self.beta.shape} {self.beta.dtype} must match "
-                             f"gamma {self.gamma.shape} {self.gamma.dtype}")
+        # the caller's arrays are kept (shared with a network's params); a beta of another float
+        # dtype is converted to gamma's at each forward, as the bias of Affine is
+        self.gamma = gamma if is_device_array(gamma) else numeric_array("gamma", gamma, "BatchNormalization")
+        self.beta = beta if is_device_array(beta) else numeric_array("beta", beta, "BatchNormalization")
+        if len(self.gamma.shape) != 1 or tuple(self.beta.shape) != tuple(self.gamma.shape):
+            raise ValueError(f"BatchNormalization: gamma and beta must be 1-D of the same shape, got "
+                             f"{tuple(self.gamma.shape)} and {tuple(self.beta.shape)}")
         self.momentum = momentum
         self.input_shape = None
         self.running_mean = self._stat("running_mean", running_mean)
@@ -298,7 +368,7 @@ class BatchNormalization:
     def _stat(self, name, v):
         if v is None:
             return None
-        v = np.array(v, dtype=self.gamma.dtype)  # a copy: updated in place later
+        v = np.array(v, dtype=compute_dtype(self.gamma.dtype))  # a copy: updated in place later
         if v.shape != self.gamma.shape:
             raise ValueError(f"BatchNormalization: {name} must have shape {self.gamma.shape}, got {v.shape}")
         return v
@@ -306,20 +376,26 @@ class BatchNormalization:
     def forward(self, x, train_flg=True):
         x = float_array("x", x, (2, 4), owner="BatchNormalization.forward")
         _guard_device(self, self.gamma)
+        gamma = self.gamma if is_device_array(self.gamma) else float_array("gamma", self.gamma, 1)
+        beta = self.beta if is_device_array(self.beta) else _as(float_array("beta", self.beta, 1), gamma.dtype)
         self.input_shape = tuple(x.shape)
-        x2 = _as(_rows(x), self.gamma.dtype)
+        x2 = _as(_rows(x), gamma.dtype)
         D = x2.shape[1]
-        if D != self.gamma.shape[0]:
+        if D != gamma.shape[0]:
             raise ValueError(f"BatchNormalization.forward: x of shape {x.shape} has {D} features per sample "
-                             f"but gamma has shape {self.gamma.shape}")
+                             f"but gamma has shape {tuple(gamma.shape)}")
+        if train_flg and int(x2.shape[0]) == 0:
+            raise ValueError(f"BatchNormalization.forward: the batch is empty (x has shape {x.shape}); "
+                             "batch statistics of no samples are undefined (and would turn the running "
+                             "mean and variance into NaN)")
         self._ops = backend.ops()
         if self.running_mean is None:
-            self.running_mean = np.zeros(D, dtype=self.gamma.dtype)
-            self.running_var = np.zeros(D, dtype=self.gamma.dtype)
+            self.running_mean = np.zeros(D, dtype=gamma.dtype)
+            self.running_var = np.zeros(D, dtype=gamma.dtype)
             if is_device_array(self.gamma):
                 self.running_mean = self._ops.to_device(self.running_mean)
                 self.running_var = self._ops.to_device(self.running_var)
-        out, ctx = self._ops.batchnorm_forward(x2, self.gamma, self.beta, self.running_mean,
+        out, ctx = self._ops.batchnorm_forward(x2, gamma, beta, self.running_mean,
                                                self.running_var, self.momentum, BATCHNORM_EPS,
                                                bool(train_flg))
         if train_flg:
@@ -329,7 +405,7 @@ class BatchNormalization:
 
     def backward(self, dout):
         _need_forward(self, "_ctx")
-        dout = _check_dout(self, dout, self.input_shape, self.gamma.dtype)
+        dout = _check_dout(self, dout, self.input_shape, compute_dtype(self.gamma.dtype))
         dx, self.dgamma, self.dbeta = self._ops.batchnorm_backward(_rows(dout), self._ctx)
         return dx.reshape(*self.input_shape)
 
@@ -356,26 +432,30 @@ class Convolution:
         self._fused_into = None
 
     def _prepare(self, x):
-        """Checked input (in the weights' dtype) and the output shape (N, FN, OH, OW)."""
+        """Checked input (in the weights' dtype), the output shape (N, FN, OH, OW) and the
+        weights as the kernels take them: ``(x, out_shape, W, b)``."""
         x = float_array("x", x, 4, owner="Convolution.forward")
         _guard_device(self, self.W)
-        FN, C, FH, FW = self.W.shape
-        N, Cx, H, Wd = x.shape
+        W, b = _resolve_weights("Convolution", self.W, self.b, 4)
+        FN, C, FH, FW = (int(v) for v in W.shape)
+        N, Cx, H, Wd = (int(v) for v in x.shape)
+        if C == 0 or FH == 0 or FW == 0:
+            raise ValueError(f"Convolution: W of shape {tuple(W.shape)} has no channels or an empty filter")
         if Cx != C:
-            raise ValueError(f"Convolution.forward: x of shape {x.shape} has {Cx} channels "
-                             f"but W of shape {self.W.shape} expects {C}")
+            raise ValueError(f"Convolution.forward: x of shape {tuple(x.shape)} has {Cx} channels "
+                             f"but W of shape {tuple(W.shape)} expects {C}")
         try:
             OH, OW = window_output_hw(H, Wd, FH, FW, self.stride, self.pad)
         except ValueError as exc:
             raise ValueError(f"Convolution.forward: filter {FH}x{FW} does not fit input x of shape "
                              f"{x.shape} with pad {self.pad}: {exc}") from None
-        return _as(x, self.W.dtype), (N, FN, OH, OW)
+        return _as(x, W.dtype), (N, FN, OH, OW), W, b
 
     def forward(self, x):
-        x, self._out_shape = self._prepare(x)
+        x, self._out_shape, W, b = self._prepare(x)
         self._fused_into = None
         self._ops = backend.ops()
-        out, self._ctx = self._ops.conv_forward(x, self.W, self.b, self.stride, self.pad)
+        out, self._ctx = self._ops.conv_forward(x, W, b, self.stride, self.pad)
         self.x = x
         return out
 
@@ -388,7 +468,7 @@ class Convolution:
 
     def _backward(self, dout, need_dx):
         _need_forward(self, "_ctx")
-        dout = _check_dout(self, dout, self._out_shape, self.W.dtype)
+        dout = _check_dout(self, dout, self._out_shape, self.x.dtype)
         dx, self.dW, self.db = self._ops.conv_backward(dout, self._ctx, need_dx)
         return dx
 
@@ -412,15 +492,15 @@ class ConvBlock:
 
     def forward(self, x):
         conv, pool = self.conv, self.pool
-        x, conv_shape = conv._prepare(x)
+        x, conv_shape, W, b = conv._prepare(x)
         ops = backend.ops()
         if pool is None:
-            out, ctx = ops.conv_relu_forward(x, conv.W, conv.b, conv.stride, conv.pad)
+            out, ctx = ops.conv_relu_forward(x, W, b, conv.stride, conv.pad)
             out_shape = conv_shape
         else:
             N, FN, OH, OW = conv_shape
             out_shape = (N, FN) + pool._output_hw(N, FN, OH, OW)
-            out, ctx = ops.conv_relu_pool_forward(x, conv.W, conv.b, conv.stride, conv.pad,
+            out, ctx = ops.conv_relu_pool_forward(x, W, b, conv.stride, conv.pad,
                                                   pool.pool_h, pool.pool_w, pool.stride, pool.pad)
         self._ops, self._ctx, self._out_shape = ops, ctx, out_shape
         conv.x, conv._out_shape, conv._ctx, conv._fused_into = x, conv_shape, None, self
@@ -435,7 +515,7 @@ class ConvBlock:
                                     if layer is not None):
             raise RuntimeError("ConvBlock.backward called before its forward, or after one of its "
                                "layers ran forward on its own")
-        dout = _check_dout(self.conv, dout, self._out_shape, self.conv.W.dtype)
+        dout = _check_dout(self.conv, dout, self._out_shape, self.conv.x.dtype)
         fn = self._ops.conv_relu_backward if self.pool is None else self._ops.conv_relu_pool_backward
         dx, self.conv.dW, self.conv.db = fn(dout, self._ctx, need_dx)
         return dx

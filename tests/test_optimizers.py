@@ -18,8 +18,9 @@ def by_hand(name, steps, p, gs, **kw):
             v = kw["momentum"] * v - kw["lr"] * g
             p = p + v
         elif name == "Nesterov":
-            v = kw["momentum"] * v - kw["lr"] * g
+            # the book's current code (its commit 89eadd0): p moves with the previous v
             p = p + kw["momentum"] ** 2 * v - (1 + kw["momentum"]) * kw["lr"] * g
+            v = kw["momentum"] * v - kw["lr"] * g
         elif name == "AdaGrad":
             h = h + g * g
             p = p - kw["lr"] * g / (np.sqrt(h) + 1e-7)

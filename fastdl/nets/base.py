@@ -155,7 +155,9 @@ class Net:
         """Gradients by central differences (slow; for checking ``gradient``). Perturbs params in place."""
         def loss_w(_):
             return self._loss_for_gradient(x, t)
-        return {key: _numerical_gradient(loss_w, self.params[key]) for key in self.params}
+        # keys in the order of ``gradient`` (the book's: W1, b1, gamma1, beta1, W2, ...)
+        order = list(self._grad_of) + [k for k in self.params if k not in self._grad_of]
+        return {key: _numerical_gradient(loss_w, self.params[key]) for key in order}
 
     # -- moving between host and GPU --------------------------------------------------
     def to(self, device):

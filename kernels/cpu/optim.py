@@ -39,9 +39,10 @@ def _nesterov_span(p, g, v, lr, momentum):
     mm = momentum * momentum
     step = (1 + momentum) * lr
     for i in range(p.size):
-        vi = momentum * v[i] - lr * g[i]
-        v[i] = vi
-        p[i] += mm * vi - step * g[i]
+        vi = v[i]                        # the previous v moves the parameter (the book's order)
+        gi = g[i]
+        p[i] += mm * vi - step * gi
+        v[i] = momentum * vi - lr * gi
 
 
 @njit(cache=True, error_model="numpy")

@@ -29,9 +29,10 @@ def _momentum(p, g, v, lr, momentum):
 def _nesterov(p, g, v, lr, momentum, mm, step):
     i = cuda.grid(1)
     if i < p.size:
-        vi = momentum * v[i] - lr * g[i]
-        v[i] = vi
-        p[i] += mm * vi - step * g[i]
+        vi = v[i]                        # the previous v moves the parameter (the book's order)
+        gi = g[i]
+        p[i] += mm * vi - step * gi
+        v[i] = momentum * vi - lr * gi
 
 
 @cuda.jit

@@ -21,11 +21,13 @@ def momentum_update(param, grad, v, lr, momentum):
 
 
 def nesterov_update(param, grad, v, lr, momentum):
+    # the book's current order (its commit 89eadd0, 2021): the parameter moves with the
+    # previous v, then v is updated
     dt = param.dtype.type
-    v *= dt(momentum)
-    v -= dt(lr) * grad
     param += dt(momentum * momentum) * v
     param -= dt((1 + momentum) * lr) * grad
+    v *= dt(momentum)
+    v -= dt(lr) * grad
 
 
 def adagrad_update(param, grad, h, lr):
