@@ -12,6 +12,11 @@ as the script's sibling modules, is imported as usual from the script's
 folder. ``--backend`` (or ``FASTDL_BACKEND``) selects the kernels; ``--sample``
 (or ``FASTDL_MNIST=sample``) makes ``load_mnist`` use the MNIST sample that
 ships with fastdl instead of downloading the full set.
+
+In a notebook (the book's ``notebooks/*.ipynb`` or your own), run
+``%load_ext fastdl.book`` in the first cell: the same importer is installed in
+the kernel, and ``%fastdl_book --sample`` / ``--backend NAME`` change the
+settings. ``fastdl.book.install()`` does the same from plain Python.
 """
 import importlib
 import importlib.abc
@@ -94,28 +99,95 @@ class BookImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.__fastdl_shim__ = True
 
 
-def install():
-    """Put the importer first on sys.meta_path (idempotent); returns it."""
+def install(backend=None, sample=None):
+    """Make ``common.*`` and ``dataset.*`` imports resolve to fastdl in this process.
+
+    Puts the importer first on ``sys.meta_path`` (idempotent) and forgets any of the
+    book's own modules imported earlier; returns the importer. ``backend`` selects the
+    kernels (as ``fastdl.set_backend``); ``sample=True`` makes ``load_mnist`` use the
+    shipped MNIST sample (``FASTDL_MNIST=sample``), ``False`` the full set.
+    This is what ``python -m fastdl.book`` and ``%load_ext fastdl.book`` do.
+    """
+    if backend:
+        import fastdl
+        fastdl.set_backend(backend)
+    if sample is not None:
+        os.environ["FASTDL_MNIST"] = "sample" if sample else "full"
     for finder in sys.meta_path:
         if isinstance(finder, BookImporter):
             return finder
     finder = BookImporter()
     sys.meta_path.insert(0, finder)
+    _forget_book_modules()
+    return finder
+
+
+def _forget_book_modules():
     for name in [m for m in sys.modules if m.split(".")[0] in ("common", "dataset")]:
         del sys.modules[name]          # forget any of the book's own modules imported earlier
-    return finder
+
+
+def uninstall():
+    """Undo ``install``: the book's own ``common``/``dataset`` folders are imported again."""
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, BookImporter)]
+    _forget_book_modules()
+
+
+def _status():
+    from fastdl import backend as _backend
+    data = "the shipped sample" if os.environ.get("FASTDL_MNIST", "").strip().lower() == "sample" \
+        else "the full set (downloaded on first use)"
+    return (f"fastdl.book: common.* and dataset.* now come from fastdl (backend "
+            f"{_backend.current_backend()!r}; load_mnist uses {data})")
+
+
+def _magic(line):
+    """``%fastdl_book [--sample|--full] [--backend NAME] [--off]``: change the settings in a notebook."""
+    words = line.split()
+    sample, backend, off = None, None, False
+    while words:
+        w = words.pop(0)
+        if w == "--sample":
+            sample = True
+        elif w == "--full":
+            sample = False
+        elif w == "--off":
+            off = True
+        elif w == "--backend" and words:
+            backend = words.pop(0)
+        elif w.startswith("--backend="):
+            backend = w.split("=", 1)[1]
+        else:
+            raise ValueError(f"%fastdl_book: unknown option {w!r}; use --sample, --full, "
+                             "--backend NAME or --off")
+    if off:
+        uninstall()
+        print("fastdl.book: off; common.* and dataset.* are imported from the book's folders again")
+        return
+    install(backend=backend, sample=sample)
+    print(_status())
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext fastdl.book`` in a notebook (IPython or Jupyter): from then on the book's
+    ``from common.layers import *``, ``from dataset.mnist import load_mnist`` and the other
+    ``common.*`` imports give fastdl's implementations, as ``python -m fastdl.book`` does for
+    scripts. Adds the line magic ``%fastdl_book [--sample|--full] [--backend NAME] [--off]``.
+    ``FASTDL_MNIST`` and ``FASTDL_BACKEND`` are read as usual."""
+    install()
+    ipython.register_magic_function(_magic, magic_kind="line", magic_name="fastdl_book")
+    print(_status())
+
+
+def unload_ipython_extension(ipython):
+    uninstall()
 
 
 def run(script, args=(), backend=None, sample=False):
     """Run ``script`` as __main__ with fastdl standing in for the book's modules."""
-    import fastdl
     if not os.path.isfile(script):
         raise FileNotFoundError(f"no such script: {script}")
-    if backend:
-        fastdl.set_backend(backend)
-    if sample:
-        os.environ["FASTDL_MNIST"] = "sample"
-    install()
+    install(backend=backend, sample=True if sample else None)
     script = os.path.abspath(script)
     sys.argv = [script, *args]
     sys.path[0:1] = [os.path.dirname(script)]     # as `python SCRIPT` would set it

@@ -68,9 +68,19 @@ class _Optimizer:
         if not param.flags.writeable:
             raise ValueError(f"{name}.update: params[{key!r}] is read-only; it is updated in place")
         grad = np.asarray(grad)
+        if grad.dtype.kind not in "biuf":
+            raise TypeError(f"{name}.update: grads[{key!r}] must hold real numbers, got dtype {grad.dtype}"
+                            + (" (the imaginary part would be lost)" if grad.dtype.kind == "c" else ""))
         if grad.shape != param.shape:
             raise ValueError(f"{name}.update: grads[{key!r}] has shape {grad.shape} but params[{key!r}] "
                              f"has shape {param.shape}")
+        if param.dtype == np.float16:
+            # half storage, single arithmetic: the rule runs on a float32 copy (its state kept in
+            # float32) and the result is stored back in the caller's float16 array
+            work = param.astype(np.float32)
+            self._step(ops, work, grad.astype(np.float32), *self._states(key, work))
+            param[...] = work
+            return
         if grad.dtype != param.dtype:
             grad = grad.astype(param.dtype)
         self._step(ops, param, grad, *self._states(key, param))
@@ -92,6 +102,9 @@ class _Optimizer:
 
     def _update_scalar(self, key, val, grad):
         # a 0-d float64 array runs the same rule on the reference kernels
+        if np.iscomplexobj(val) or np.iscomplexobj(grad):
+            raise TypeError(f"{type(self).__name__}.update: params[{key!r}] and grads[{key!r}] must be real "
+                            f"numbers, got {type(val).__name__} and {type(grad).__name__}")
         p = np.array(float(val))
         self._step(backend.ops("numpy"), p, np.array(float(grad)), *self._states(key, p))
         return float(p)

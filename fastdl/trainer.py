@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from ._checks import finite
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,
@@ -40,6 +41,8 @@ class Trainer:
             raise ValueError(f"Trainer: x_test has {len(x_test)} samples but t_test has {len(t_test)}")
         if len(x_train) == 0:
             raise ValueError("Trainer: x_train is empty")
+        for name, data in (("x_train", x_train), ("x_test", x_test)):
+            finite(name, np.asarray(data), owner="Trainer")   # NaN in the data is reported up front
         if optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"Trainer: unknown optimizer {optimizer!r}; choose from "
                              f"{', '.join(sorted(set(OPTIMIZERS) - {'rmsprpo'}))}")
@@ -62,6 +65,8 @@ class Trainer:
         self.test_acc_list = []
         self.test_acc = None
         self.interrupted = False
+        #: the first iteration whose loss was NaN or infinite (None while training is sound)
+        self.diverged_at = None
         self.progress = sys.stderr.isatty() if progress is None else progress
         self._bar = None
         self._stop = False
@@ -99,6 +104,8 @@ class Trainer:
         self._images += len(batch_mask)
         loss = self.network.last_layer.loss
         self.train_loss_list.append(loss)
+        if self.diverged_at is None and not np.isfinite(loss):
+            self.diverged_at = self.current_iter      # the loss goes on as NaN, as in the book
         if self.verbose == "iter":
             self._say("train loss:" + str(loss))
 

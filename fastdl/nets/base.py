@@ -7,11 +7,12 @@ OrderedDict or a list, as in the book), ``self.last_layer`` and
 parameter's gradient is found after ``backward``.
 """
 import os
-import tempfile
+from collections.abc import Mapping
 
 import numpy as np
 
 from .. import backend
+from .._files import atomic_write
 from .._checks import is_device_array, numeric_array, to_host
 from ..gradient import numerical_gradient as _numerical_gradient
 from ..layers import BatchNormalization, Convolution, ConvBlock, Dropout, Pooling, Relu
@@ -21,13 +22,77 @@ _META_KEY = "__fastdl_meta__"
 _FORMAT_VERSION = 1
 
 
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")     # an .npz is a zip archive (the second: an empty one)
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _file_kind(path, who):
+    """What a parameter file holds, judged by its first bytes, never by its name:
+    'npz' (what save_params writes), 'pickle' (the book's format) or 'unknown'.
+    Raises FileNotFoundError, IsADirectoryError, or ValueError for an empty file."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{who}: no such file: {path}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{who}: {path} is a folder, not a parameter file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head:
+        raise ValueError(f"{path} is not a readable parameter file: it is empty")
+    if head.startswith(_ZIP_MAGIC):
+        return "npz", head
+    # pickle protocols 2-5 start with PROTO; protocols 0 and 1 with a dict opcode (the book's dicts)
+    if (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5) or head.startswith((b"}q", b"}(", b"(dp")):
+        return "pickle", head
+    return "unknown", head
+
+
+def _not_params(path, head):
+    if head.startswith(_NPY_MAGIC):
+        what = "it holds a single .npy array, not the .npz archive that save_params writes"
+    else:
+        what = f"it is neither the .npz archive that save_params writes nor a pickle (it starts with {head!r})"
+    return ValueError(f"{path} is not a readable parameter file: {what}")
+
+
+def _read_npz(path, only=None):
+    """name -> array of an .npz file (of the names in ``only`` if given), as a ValueError naming
+    the file if it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise ValueError("not an .npz archive")
+            return {k: z[k] for k in z.files if only is None or k in only}
+    except Exception as exc:
+        raise ValueError(f"{path} is not a readable parameter file: a damaged or truncated .npz "
+                         f"archive ({_one_line(exc)})") from None
+
+
 def read_meta(file_name):
-    """The metadata dict stored by ``save_params(..., meta=...)`` ({} if none)."""
+    """The metadata dict stored by ``save_params(..., meta=...)`` ({} if none, or for a pickle
+    file, which is not unpickled). Raises FileNotFoundError or a one-line ValueError naming the
+    file if it is not a parameter file."""
     import json
-    with np.load(os.fspath(file_name), allow_pickle=False) as z:
-        if _META_KEY not in z.files:
-            return {}
-        return json.loads(bytes(z[_META_KEY]).decode("utf-8"))
+    path = os.fspath(file_name)
+    kind, head = _file_kind(path, "read_meta")
+    if kind == "pickle":
+        return {}
+    if kind != "npz":
+        raise _not_params(path, head)
+    arrays = _read_npz(path, only=(_META_KEY,))
+    if _META_KEY not in arrays:
+        return {}
+    try:
+        meta = json.loads(arrays[_META_KEY].tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path}: its metadata is not valid JSON ({_one_line(exc)})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: its metadata is a {type(meta).__name__}, not a dict")
+    return meta
 
 
 def make_dtype(dtype):
@@ -101,7 +166,19 @@ class Net:
     def loss(self, x, t, train_flg=False):
         """Mean cross-entropy of the predictions (plus weight decay where the net has it)."""
         y = self._forward(x, train_flg)
+        if not is_device_array(y) and not np.isfinite(y).all():
+            self._check_data(x)
         return self.last_layer.forward(y, t) + self._weight_decay()
+
+    def _check_data(self, x):
+        """Called when the scores hold NaN or infinity: NaN in the data handed in is reported
+        (ValueError); NaN that arose in the computation (diverged weights) flows on."""
+        if not is_device_array(x):
+            x = np.asarray(x)
+            if x.dtype.kind == "f" and not np.isfinite(x).all():
+                bad = "NaN" if np.isnan(x).any() else "infinity"
+                raise ValueError(f"{type(self).__name__}: the input x contains {bad} (shape {x.shape}); "
+                                 "clean the data before training or evaluating")
 
     def accuracy(self, x, t, batch_size=100):
         """Fraction of correct predictions over every sample of x (batches of ``batch_size``;
@@ -118,6 +195,8 @@ class Net:
         correct = 0
         for i in range(0, n, batch_size):
             y = to_host(self._forward(x[i:i + batch_size], False))     # predictions come out
+            if not np.isfinite(y).all():
+                self._check_data(x[i:i + batch_size])
             correct += int(np.sum(np.argmax(y, axis=1) == t[i:i + batch_size]))
         return correct / n
 
@@ -204,67 +283,82 @@ class Net:
         return arrays
 
     def save_params(self, file_name="params.npz", meta=None):
-        """Write the parameters to an ``.npz`` file (no pickle). The file is written to a temporary
-        name and renamed, so an interrupted save never leaves a half-written file.
+        """Write the parameters (and batch-norm statistics) as an ``.npz`` archive (no pickle),
+        whatever the file's name: ``params.pkl`` as in the book's scripts works too, and
+        ``load_params`` reads it back, going by the content, not the name.
+
+        The write is atomic (``fastdl._files.atomic_write``): the data goes to a hidden temporary
+        file in the same folder and is renamed into place, so a reader, or a save killed midway,
+        never leaves a half-written file; an existing file keeps its permissions, a new one gets
+        ``0o666 & ~umask``. Errors name ``file_name`` (e.g. a folder that does not exist).
         ``meta``: an optional JSON-serialisable dict stored alongside (see ``read_meta``)."""
         import json
         path = os.fspath(file_name)
-        directory = os.path.dirname(os.path.abspath(path))
         arrays = {k: to_host(v) for k, v in self._state_arrays().items()}
         arrays[_FORMAT_KEY] = np.array([_FORMAT_VERSION])
         if meta is not None:
             arrays[_META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-        fd, tmp = tempfile.mkstemp(prefix=".params-", suffix=".npz.tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_write(path) as f:
+            np.savez(f, **arrays)
 
     def load_params(self, file_name="params.npz", allow_pickle=False):
         """Load parameters saved by ``save_params`` into this net's existing arrays (in place, so
         the layers and any optimizer keep seeing them).
 
-        A book-format ``.pkl`` file is read only with ``allow_pickle=True``: unpickling
-        runs code from the file, so use it only for files you trust.
-        Every name and shape is checked before anything is changed.
+        The format is recognised by the file's content, not its name. A pickle (the book's
+        ``.pkl`` files) is read only with ``allow_pickle=True``: unpickling runs code from the
+        file, so use it only for files you trust. Every name and shape is checked before anything
+        is changed; a file that is missing raises FileNotFoundError, one that is empty, damaged,
+        of another kind, or of another network a one-line ValueError naming it.
         """
         path = os.fspath(file_name)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{type(self).__name__}.load_params: no such file: {path}")
-        if path.endswith(".pkl"):
-            if not allow_pickle:
-                raise ValueError(f"{path} is a pickle file; loading a pickle runs code stored in it. "
-                                 "Pass allow_pickle=True only if you trust the file.")
-            import pickle
-            with open(path, "rb") as f:
-                loaded = dict(pickle.load(f))
-        else:
-            try:
-                with np.load(path, allow_pickle=False) as z:
-                    loaded = {k: z[k] for k in z.files}
-            except Exception as exc:
-                raise ValueError(f"{path} is not a readable .npz parameter file: {exc}") from exc
-            loaded.pop(_FORMAT_KEY, None)
+        kind, head = _file_kind(path, f"{type(self).__name__}.load_params")
+        if kind == "npz":
+            loaded = _read_npz(path)
+            version = loaded.pop(_FORMAT_KEY, None)
             loaded.pop(_META_KEY, None)
+            if version is not None and (version.size != 1 or version.dtype.kind not in "iu"
+                                        or int(version.ravel()[0]) > _FORMAT_VERSION):
+                raise ValueError(f"{path} was written by a newer fastdl (format {version.ravel()[:1]}, "
+                                 f"this one reads format {_FORMAT_VERSION}); upgrade fastdl")
+        elif not allow_pickle:
+            if kind == "pickle":
+                raise ValueError(f"{path} is a pickle file (as the book writes), not the .npz that "
+                                 "save_params writes; loading a pickle runs code stored in it. Pass "
+                                 "allow_pickle=True only if you trust the file.")
+            raise _not_params(path, head)
+        else:
+            import pickle
+            try:
+                with open(path, "rb") as f:
+                    obj = pickle.load(f)
+            except Exception as exc:
+                if kind != "pickle":
+                    raise _not_params(path, head) from None
+                raise ValueError(f"{path} is not a readable parameter file: a damaged or truncated "
+                                 f"pickle ({_one_line(exc)})") from None
+            if not isinstance(obj, Mapping):
+                raise ValueError(f"{path} holds a pickled {type(obj).__name__}, not a dict of "
+                                 "parameter arrays")
+            loaded = dict(obj)
         own = self._state_arrays()
         missing = sorted(k for k in self.params if k not in loaded)
-        extra = sorted(k for k in loaded if k not in own)
+        extra = sorted((k for k in loaded if k not in own), key=str)
         if missing or extra:
             raise ValueError(f"{path} does not fit this {type(self).__name__}: "
                              f"missing {missing}, unexpected {extra}")
+        checked = {}
         for key, val in loaded.items():
-            val = np.asarray(val)
+            try:
+                val = np.asarray(val)
+            except Exception:
+                raise ValueError(f"{path}: {key} is not an array of finite numbers") from None
             if val.shape != tuple(own[key].shape):
                 raise ValueError(f"{path}: {key} has shape {val.shape}, this net expects {own[key].shape}")
             if val.dtype.kind not in "fiu" or not np.isfinite(val).all():
                 raise ValueError(f"{path}: {key} is not an array of finite numbers")
-        for key, val in loaded.items():
+            checked[key] = val
+        for key, val in checked.items():
             if is_device_array(own[key]):
                 own[key].copy_to_device(np.ascontiguousarray(val, dtype=own[key].dtype))
             else:
