@@ -80,15 +80,17 @@ def _plot(trainer, path, title):
     a2.legend(loc="lower right")
     fig.suptitle(title)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
+    # written atomically like every fastdl file: permissions from the umask (an existing file keeps
+    # its own), leftovers of killed writers in the folder removed, errors naming ``path``
+    from fastdl._files import atomic_write
+    fmt = os.path.splitext(os.fspath(path))[1][1:].lower()
+    if fmt not in fig.canvas.get_supported_filetypes():
+        fmt = "png"                       # no or unknown extension: PNG, as before
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        with atomic_write(path) as f:
+            fig.savefig(f, dpi=100, format=fmt)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return True
 
 

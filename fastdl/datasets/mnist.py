@@ -5,13 +5,17 @@ Full MNIST is downloaded on first use into ``FASTDL_DATA_DIR`` (default
 original files (the original yann.lecun.com address refuses most clients).
 The 5,000-image training sample and the official 10,000 test images ship with
 fastdl and need no network: ``load_mnist(sample=True)`` or ``FASTDL_MNIST=sample``.
+
+Downloads are checksummed, atomic and time-bounded (see ``download.py``): a file in the
+data folder whose checksum does not match the published file is moved aside to
+``<name>.mismatch-<time>`` (with a warning), never deleted, and downloaded again.
 """
 import gzip
 import os
 
 import numpy as np
 
-from .download import DownloadError, fetch, is_valid
+from .download import DEADLINE_ENV, DownloadError, fetch, is_valid
 
 __all__ = ["load_mnist", "load_fashion_mnist", "data_dir", "DataUnavailable", "SAMPLE_DIR"]
 
@@ -90,9 +94,10 @@ def _paths(files, mirrors_default, mirrors_env, folder, what):
     paths = {}
     failures = []
     mirrors = _mirrors(mirrors_default, mirrors_env)
+    slow = {}                      # mirrors that missed the download deadline: not tried again here
     for role, (name, md5) in files.items():
         try:
-            paths[role] = fetch(name, md5, mirrors, folder)
+            paths[role] = fetch(name, md5, mirrors, folder, skip=slow)
         except (DownloadError, OSError) as exc:
             failures.append(str(exc))
     if failures:
@@ -103,8 +108,9 @@ def _paths(files, mirrors_default, mirrors_env, folder, what):
         raise DataUnavailable(
             f"{what} is not available offline and could not be downloaded.\n"
             + "\n".join(failures)
-            + f"\nTo fix: download {names} yourself into {folder} (set FASTDL_DATA_DIR to use another "
-              f"folder; mirrors can be set with {mirrors_env}), {hint}.")
+            + f"\nTo fix: download {names} yourself into {folder}, as published (their checksums are "
+              f"checked; set FASTDL_DATA_DIR to use another folder; mirrors can be set with {mirrors_env}, "
+              f"the time allowed per file with {DEADLINE_ENV}), {hint}.")
     return paths
 
 
