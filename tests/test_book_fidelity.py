@@ -17,7 +17,7 @@ import pytest
 import fastdl
 from fastdl.datasets import load_mnist
 from fastdl.layers import Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu, Sigmoid, SoftmaxWithLoss
-from fastdl.nets import MultiLayerNet, MultiLayerNetExtend, SimpleConvNet
+from fastdl.nets import DeepConvNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet, TwoLayerNet
 from fastdl.optimizers import Adam, Momentum, Nesterov, SGD
 from fastdl.trainer import Trainer
 
@@ -321,12 +321,17 @@ def test_every_network_orders_params_grads_and_numerical_gradient_as_the_book():
                                                       "stride": 1}, 4, 5), "W1 b1 W2 b2 W3 b3",
                           "W1 b1 W2 b2 W3 b3"),
     }
+    eight = " ".join(f"W{i} b{i}" for i in range(1, 9))
+    nets["DeepConvNet"] = (DeepConvNet(), eight, eight)
+    nets["TwoLayerNet"] = (TwoLayerNet(100, 4, 5), "W1 b1 W2 b2", "W1 b1 W2 b2")
     for name, (net, params, grads) in nets.items():
-        xx = x.reshape(2, -1) if "Multi" in name else x
+        xx = x.reshape(2, -1) if name.startswith(("Multi", "Two")) else x
+        if name == "DeepConvNet":
+            xx = np.random.rand(1, 1, 28, 28)
         assert " ".join(net.params) == params, name
-        assert " ".join(net.gradient(xx, t)) == grads, name
-        if name != "SimpleConvNet":
-            assert " ".join(net.numerical_gradient(xx, t)) == grads, name
+        assert " ".join(net.gradient(xx, t[:len(xx)])) == grads, name
+        if name not in ("SimpleConvNet", "DeepConvNet"):
+            assert " ".join(net.numerical_gradient(xx, t[:len(xx)])) == grads, name
 
 
 # -- degenerate batches and geometries -----------------------------------------------------------
@@ -389,3 +394,10 @@ def test_install_and_uninstall_in_plain_python():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
     assert callable(book.load_ipython_extension)
+
+
+@pytest.mark.parametrize("name", ["params.pkl", "params.npz", "params", "deep_convnet_params.pkl"])
+def test_save_and_load_under_the_books_file_names(tmp_path, name):
+    out = run_book("ch07/pkl_names.py", str(tmp_path / name))
+    assert out.strip() == "same:True"
+    assert (tmp_path / name).read_bytes()[:4] == b"PK\x03\x04"       # npz data whatever the name
