@@ -195,30 +195,55 @@ def run(script, args=(), backend=None, sample=False):
 
 
 def main(argv=None):
+    """``python -m fastdl.book``: exit status 2 with one line on stderr for a usage error (unknown
+    option, missing or unavailable backend, no or missing script), 130 on Ctrl-C; otherwise what
+    the script does (its own errors give Python's usual traceback, as ``python SCRIPT`` would)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     backend, sample = None, False
+
+    def usage_error(message):
+        print(f"fastdl.book: {message} ({USAGE})", file=sys.stderr)
+        return 2
     while argv and argv[0].startswith("-"):
         opt = argv.pop(0)
+        if opt == "--":
+            break
         if opt in ("-h", "--help"):
             print(USAGE + "\n\n" + __doc__.split("\n\n", 1)[1])
             return 0
         if opt == "--sample":
             sample = True
-        elif opt == "--backend" and argv:
+        elif opt == "--backend":
+            if not argv:
+                return usage_error("--backend needs a NAME")
             backend = argv.pop(0)
         elif opt.startswith("--backend="):
             backend = opt.split("=", 1)[1]
         else:
-            print(f"fastdl.book: unknown option {opt}\n{USAGE}", file=sys.stderr)
-            return 2
+            return usage_error(f"unknown option {opt}")
     if not argv:
-        print(USAGE, file=sys.stderr)
+        return usage_error("no script given")
+    script = argv[0]
+    if not os.path.exists(script):
+        return usage_error(f"no such script: {script}")
+    if not os.path.isfile(script):
+        return usage_error(f"{script} is not a file")
+    # the backend is checked before the script runs: a bad name is a usage error, not a traceback
+    from fastdl import backend as _backend
+    try:
+        if backend is not None:
+            _backend.ops(backend.strip())
+            backend = backend.strip()
+        elif os.environ.get("FASTDL_BACKEND", "").strip():
+            _backend.current_backend()            # checks FASTDL_BACKEND
+    except _backend.BackendError as exc:
+        print(f"fastdl.book: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     try:
-        run(argv[0], argv[1:], backend=backend, sample=sample)
-    except FileNotFoundError as exc:
-        print(f"fastdl.book: {exc}", file=sys.stderr)
-        return 2
+        run(script, argv[1:], backend=backend, sample=sample)
+    except KeyboardInterrupt:
+        print("\nfastdl.book: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
     return 0
 
 

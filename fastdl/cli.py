@@ -1,13 +1,191 @@
-"""The ``fastdl`` command line: ``fastdl train``, ``fastdl evaluate``, ``fastdl info``."""
+"""The ``fastdl`` command line: ``fastdl train``, ``fastdl evaluate``, ``fastdl compare``, ``fastdl info``.
+
+Rules every command follows:
+
+* Every argument and every output path is checked before any work (argparse ``type=``
+  functions for the numbers, ``_check_output`` for ``--save`` / ``--plot``).
+* Exit status: 0 success; 1 a failure (training diverged or failed, an unreadable parameter
+  file, a file that could not be written, a result that differs from the reference);
+  2 a usage error (bad argument, missing input file, output folder missing or not writable,
+  unavailable backend or data set); 130 Ctrl-C; 143 SIGTERM. Each ends with one line on
+  stderr, never a traceback (``FASTDL_TRACEBACK=1`` shows one for an unexpected error).
+* ``fastdl train`` never loses what it learned once training has started: after Ctrl-C,
+  SIGTERM or an error the parameters go to ``--save``; if that cannot be written they go to
+  ``./fastdl-rescue-<time>-<pid>.npz`` (or the temporary folder) and the message says where.
+  A diverged run (non-finite loss) stops at once and its parameters are kept for inspection
+  next to ``--save`` as ``<name>.diverged.npz``, never in place of ``--save``.
+"""
 import argparse
+import math
 import os
 import platform
+import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 
 NET_CHOICES = ("simple", "deep", "two")
 DATA_CHOICES = ("sample", "mnist", "fashion")
+COMPARE_NETS = ("simple", "deep")
+EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
+
+
+class UsageError(Exception):
+    """A mistake in the command line found after parsing: one line on stderr, exit status 2."""
+
+
+class Failure(Exception):
+    """The command could not do its work: one line on stderr, exit status 1."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt (a BaseException, so no ``except Exception`` eats it)."""
+
+
+def _one_line(exc_or_text):
+    """A message on one line (some library messages span several)."""
+    if isinstance(exc_or_text, BaseException):
+        text = " ".join(str(exc_or_text).split())
+        if isinstance(exc_or_text, OSError) and exc_or_text.filename and exc_or_text.strerror:
+            text = f"{exc_or_text.filename}: {exc_or_text.strerror}"
+        return text or type(exc_or_text).__name__
+    return " ".join(str(exc_or_text).split())
+
+
+# -- argument types: argparse turns an ArgumentTypeError into "argument --x: <message>", exit 2 --
+def _whole_number(text, minimum, maximum=None):
+    try:
+        value = int(str(text).strip(), 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise argparse.ArgumentTypeError(f"must be a whole number {bound}, got {text}")
+    return value
+
+
+def positive_int(text):
+    """A whole number >= 1 (epochs, batch sizes, repetitions)."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text):
+    """A whole number >= 0 (--eval-samples, where 0 means all)."""
+    return _whole_number(text, 0)
+
+
+def seed_int(text):
+    """A seed NumPy's legacy RNG accepts: 0 <= seed < 2**32."""
+    return _whole_number(text, 0, 2**32 - 1)
+
+
+def positive_float(text):
+    """A finite number > 0 (learning rates): not 0, negative, NaN or infinity."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def net_list(text):
+    """--nets of fastdl compare: comma-separated names from COMPARE_NETS, at least one, no repeats."""
+    names = []
+    for name in (n.strip() for n in str(text).split(",")):
+        if not name:
+            continue
+        if name not in COMPARE_NETS:
+            raise argparse.ArgumentTypeError(f"unknown net {name!r}; choose from {', '.join(COMPARE_NETS)}")
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise argparse.ArgumentTypeError(f"no net named in {text!r}; choose from {', '.join(COMPARE_NETS)}")
+    return names
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``fastdl train: argument --epochs: ... (see fastdl train --help)``."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+def _check_output(path, flag):
+    """Raise UsageError unless ``path`` can be written: a file name (not a folder, not a device),
+    in a folder that exists and is writable. Nothing is created."""
+    if path is None:
+        return
+    if not str(path).strip():
+        raise UsageError(f"{flag} needs a file name")
+    real = os.path.realpath(path)           # a symbolic link is followed, as the writes do
+    if os.path.isdir(real):
+        raise UsageError(f"{flag} {path}: is a folder; give a file name in it")
+    if os.path.exists(real) and not os.path.isfile(real):
+        raise UsageError(f"{flag} {path}: exists and is not a regular file")
+    folder = os.path.dirname(real)
+    if not os.path.exists(folder):
+        raise UsageError(f"{flag} {path}: the folder {folder} does not exist")
+    if not os.path.isdir(folder):
+        raise UsageError(f"{flag} {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: no permission to write in {folder}")
+
+
+def _rescue_paths():
+    """Where parameters go when --save cannot be written: the current folder, else the temporary one."""
+    name = f"fastdl-rescue-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.npz"
+    return [os.path.join(os.getcwd(), name), os.path.join(tempfile.gettempdir(), name)]
+
+
+def _save_params(net, path, meta):
+    """Save to ``path``; if that fails, to a rescue path. Returns (where it was saved or None,
+    the error of the first attempt or None)."""
+    first_error = None
+    for target in [path] + _rescue_paths():
+        try:
+            net.save_params(target, meta=meta)
+            return target, first_error
+        except (OSError, ValueError) as exc:      # ValueError: e.g. a file name NumPy refuses
+            if first_error is None:
+                first_error = exc
+    return None, first_error
+
+
+class _StopSignals:
+    """While training and saving: the first SIGTERM (and the first Ctrl-C outside the Trainer's own
+    handler) asks training to stop after the current step, so that what was learned is saved; a
+    second one aborts at once (KeyboardInterrupt / Terminated). Only in the main thread, and never
+    replacing a signal that is ignored (nohup, background jobs)."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.received = None              # signal.SIGINT / signal.SIGTERM once one arrived
+        self._previous = {}
+
+    def _handler(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated()
+        self.received = signum
+        self.trainer._stop = True
+        name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        _out(f"{name}: finishing the current step and saving ({name} again to abort)")
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                current = signal.getsignal(sig)
+                if current is not signal.SIG_IGN and current is not None:
+                    self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        return False
 
 
 def _cmd_info(args):
@@ -94,66 +272,246 @@ def _plot(trainer, path, title):
     return True
 
 
+def _out(line):
+    """A line on stdout that cannot stop the saving that follows (a closed pipe: `| head`)."""
+    try:
+        print(line, flush=True)
+    except (BrokenPipeError, OSError, ValueError):
+        pass
+
+
+def _diverged_name(path):
+    root, ext = os.path.splitext(os.fspath(path))
+    return f"{root}.diverged{ext or '.npz'}"
+
+
+def _all_finite(net):
+    import numpy as np
+
+    from fastdl._checks import to_host
+    try:
+        return all(bool(np.isfinite(to_host(v)).all()) for v in net.params.values())
+    except Exception:
+        return True                      # cannot tell: do not call it diverged
+
+
 def _cmd_train(args):
+    # -- every argument and output path is checked before any work -------------------------
+    _check_output(args.save, "--save")
+    _check_output(args.plot, "--plot")
+    if args.save and args.plot and os.path.realpath(args.save) == os.path.realpath(args.plot):
+        raise UsageError(f"--save and --plot name the same file ({args.save})")
+    if args.plot:
+        import importlib.util
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UsageError("--plot needs matplotlib: python -m pip install 'fastdl-book[plot]'")
+    import warnings
+
     import numpy as np
 
     import fastdl
     from fastdl.trainer import Trainer
     if args.backend:
         fastdl.set_backend(args.backend)
+    backend_name = fastdl.current_backend()          # a bad FASTDL_BACKEND is reported here
     dtype = np.dtype(args.dtype)
     (x, t), (xt, tt) = _load_data(args.data, flatten=(args.net == "two"))
+    if args.batch_size > len(x):
+        raise UsageError(f"--batch-size {args.batch_size} is larger than the {len(x)} training images "
+                         f"of --data {args.data}")
+
+    class WatchedTrainer(Trainer):
+        """Stops after the first step whose loss is NaN or infinite (the book's loop would go on
+        with NaN to the end); ``diverged`` = (iteration, loss) then."""
+        diverged = None
+
+        def train_step(self):
+            super().train_step()
+            try:
+                loss = float(self.train_loss_list[-1])
+            except (TypeError, ValueError, IndexError):
+                return
+            if self.diverged is None and not math.isfinite(loss):
+                self.diverged = (self.current_iter, loss)
+                self._stop = True
+
     np.random.seed(args.seed)
     net = _build_net(args.net, dtype)
-    print(f"training {type(net).__name__} ({args.dtype}, backend {fastdl.current_backend()}) on {args.data}: "
+    print(f"training {type(net).__name__} ({args.dtype}, backend {backend_name}) on {args.data}: "
           f"{len(x)} training and {len(xt)} test images, {args.epochs} epochs, batch {args.batch_size}, "
-          f"{args.optimizer} lr {args.lr}")
-    trainer = Trainer(net, x, t, xt, tt, epochs=args.epochs, mini_batch_size=args.batch_size,
-                      optimizer=args.optimizer, optimizer_param={"lr": args.lr},
-                      evaluate_sample_num_per_epoch=args.eval_samples or None,
-                      verbose=not args.quiet, progress=not args.no_progress and sys.stderr.isatty())
-    start = time.perf_counter()
-    acc = trainer.train()
-    took = time.perf_counter() - start
-    status = "interrupted" if trainer.interrupted else "finished"
-    print(f"{status} after {trainer.current_iter} iterations in {took:.1f} s "
-          f"({trainer.images_per_second:,.0f} images/s); test accuracy {acc:.4f} on {len(xt)} images")
-    if args.save:
-        meta = {"net": args.net, "dtype": args.dtype, "data": args.data, "epochs_done": trainer.current_epoch,
-                "iterations": trainer.current_iter, "test_acc": acc, "interrupted": trainer.interrupted}
-        net.save_params(args.save, meta=meta)
-        print(f"saved parameters to {args.save}")
-    if args.plot:
-        if _plot(trainer, args.plot, f"{type(net).__name__} on {args.data}"):
-            print(f"saved curves to {args.plot}")
-    return 130 if trainer.interrupted else 0
+          f"{args.optimizer} lr {args.lr}", flush=True)
+    trainer = WatchedTrainer(net, x, t, xt, tt, epochs=args.epochs, mini_batch_size=args.batch_size,
+                             optimizer=args.optimizer, optimizer_param={"lr": args.lr},
+                             evaluate_sample_num_per_epoch=args.eval_samples or None,
+                             verbose=not args.quiet, progress=not args.no_progress and sys.stderr.isatty())
+
+    # -- training: from here on, what was learned is saved whatever happens ----------------
+    acc, error, aborted = None, None, None
+    with _StopSignals(trainer) as signals, warnings.catch_warnings():
+        # divergence is detected and reported below, in one line; these would only precede it
+        warnings.filterwarnings("ignore", category=RuntimeWarning,
+                                message="(SoftmaxWithLoss|overflow encountered|invalid value encountered"
+                                        "|divide by zero encountered)")
+        start = time.perf_counter()
+        try:
+            acc = trainer.train()
+        except KeyboardInterrupt:                   # a second Ctrl-C: aborted within a step
+            aborted = signal.SIGINT
+        except Terminated:                          # a second SIGTERM
+            aborted = signal.SIGTERM
+        except Exception as exc:                    # noqa: BLE001 - reported in one line below
+            error = exc
+        took = time.perf_counter() - start
+        diverged = trainer.diverged
+        if error is not None and diverged is None:
+            last = float("nan")
+            try:
+                last = float(trainer.train_loss_list[-1])
+            except (TypeError, ValueError, IndexError):
+                pass
+            if not math.isfinite(last) or not _all_finite(net) or re.search(
+                    r"\bnan\b|\binf(inity|inite)?\b|overflow", str(error), re.IGNORECASE):
+                diverged = (trainer.current_iter + 1, last)
+        stopped_by = aborted or signals.received or (
+            signal.SIGINT if trainer.interrupted and diverged is None else None)
+
+        if diverged is not None:
+            status = "diverged"
+        elif error is not None:
+            status = "failed"
+        elif stopped_by == signal.SIGTERM:
+            status = "terminated"
+        elif stopped_by is not None:
+            status = "interrupted"
+        else:
+            status = "finished"
+        line = (f"{status} after {trainer.current_iter} iterations in {took:.1f} s "
+                f"({trainer.images_per_second:,.0f} images/s)")
+        if acc is not None:
+            line += f"; test accuracy {acc:.4f} on {len(xt)} images"
+        _out(line)
+
+        problems = []
+        failed = diverged is not None or error is not None
+        if diverged is not None:
+            it, loss = diverged
+            problems.append(f"training diverged at iteration {it} (loss {loss}): the learning rate "
+                            f"--lr {args.lr:g} is likely too high for {args.optimizer}, or the initial "
+                            "weights too large; try a smaller --lr")
+        elif error is not None:
+            problems.append(f"training failed at iteration {trainer.current_iter + 1}: "
+                            f"{type(error).__name__}: {_one_line(error)}")
+        elif stopped_by is not None:
+            what = "terminated (SIGTERM)" if stopped_by == signal.SIGTERM else "interrupted (Ctrl-C)"
+            problems.append(f"{what} after {trainer.current_iter} iterations")
+
+        if args.save:
+            target = _diverged_name(args.save) if diverged is not None else args.save
+            finite_acc = acc if acc is not None and math.isfinite(acc) else None
+            meta = {"net": args.net, "dtype": args.dtype, "data": args.data,
+                    "epochs_done": trainer.current_epoch, "iterations": trainer.current_iter,
+                    "test_acc": finite_acc, "interrupted": stopped_by is not None}
+            if diverged is not None:
+                meta["diverged"] = True
+            if error is not None:
+                meta["error"] = f"{type(error).__name__}: {_one_line(error)}"
+            saved, save_error = _save_params(net, target, meta)
+            if saved == target:
+                if diverged is not None:
+                    _out(f"saved the diverged parameters for inspection to {saved} (not to {args.save})")
+                    problems.append(f"the diverged parameters were saved for inspection to {saved}, "
+                                    f"not to {args.save}")
+                else:
+                    _out(f"saved parameters to {saved}")
+                    if problems:
+                        problems.append(f"the parameters learned so far are in {saved}")
+            elif saved is not None:
+                failed = True
+                _out(f"could not write {target}; saved parameters to {saved} instead")
+                problems.append(f"could not write {target} ({_one_line(save_error)}); the parameters "
+                                f"were saved to {saved} instead")
+            else:
+                failed = True
+                problems.append(f"could not save the parameters anywhere ({_one_line(save_error)})")
+        if args.plot and trainer.train_loss_list:
+            try:
+                if _plot(trainer, args.plot, f"{type(net).__name__} on {args.data}"):
+                    _out(f"saved curves to {args.plot}")
+                else:
+                    failed = True
+                    problems.append(f"no plot written to {args.plot}")
+            except Exception as exc:                # noqa: BLE001 - the parameters are already saved
+                failed = True
+                problems.append(f"could not write the plot {args.plot} ({_one_line(exc)})")
+    if not problems:
+        return 0
+    print(f"fastdl train: {'; '.join(problems)}", file=sys.stderr)
+    if failed:
+        return EXIT_FAILURE
+    return EXIT_TERMINATED if stopped_by == signal.SIGTERM else EXIT_INTERRUPTED
+
+
+#: what reading a parameter file that is not one can raise (Net.load_params and read_meta turn
+#: most of these into a ValueError naming the file; the rest are caught here as a safety net)
+_READ_ERRORS = (ValueError, OSError, KeyError, EOFError, TypeError, AttributeError, IndexError)
 
 
 def _cmd_evaluate(args):
+    import pickle
+    import zipfile
+    read_errors = _READ_ERRORS + (zipfile.BadZipFile, pickle.UnpicklingError)
+    path = args.params
+    if not os.path.exists(path):
+        raise UsageError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a folder, not a parameter file")
+    if not os.path.isfile(path):
+        raise UsageError(f"{path} is not a regular file")
     import numpy as np
 
     import fastdl
     from fastdl.nets import read_meta
     if args.backend:
         fastdl.set_backend(args.backend)
-    if not os.path.exists(args.params):
-        print(f"fastdl evaluate: no such file: {args.params}", file=sys.stderr)
-        return 2
-    meta = read_meta(args.params)
+    fastdl.current_backend()                           # a bad FASTDL_BACKEND is reported here
+    try:
+        meta = read_meta(path)
+    except read_errors as exc:
+        text = _one_line(exc)
+        raise Failure(text if path in text else f"cannot read {path}: {text}") from None
+    if not isinstance(meta, dict):
+        meta = {}
     net_name = args.net or meta.get("net")
+    if net_name not in NET_CHOICES and not meta:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if not head.startswith(b"PK"):          # read_meta passes only .npz archives and pickles
+            raise Failure(f"{path} is a pickle (as the book's scripts write), not the .npz that "
+                          "fastdl train --save writes; fastdl evaluate does not unpickle files")
     if net_name not in NET_CHOICES:
-        print(f"fastdl evaluate: {args.params} does not say which network it holds; pass --net "
-              f"({', '.join(NET_CHOICES)})", file=sys.stderr)
-        return 2
-    dtype = np.dtype(args.dtype or meta.get("dtype", "float32"))
-    net = _build_net(net_name, dtype)
-    net.load_params(args.params)
-    data = args.data or meta.get("data", "sample")
+        raise UsageError(f"{path} does not say which network it holds; pass --net ({', '.join(NET_CHOICES)})")
+    dtype_name = args.dtype or meta.get("dtype") or "float32"
+    if dtype_name not in ("float32", "float64"):
+        raise UsageError(f"{path} records dtype {dtype_name!r}; pass --dtype float32 or float64")
+    data = args.data or meta.get("data") or "sample"
+    if data not in DATA_CHOICES:
+        raise UsageError(f"{path} records the data set {data!r}; pass --data ({', '.join(DATA_CHOICES)})")
+    net = _build_net(net_name, np.dtype(dtype_name))
+    try:
+        net.load_params(path)
+    except read_errors as exc:
+        text = _one_line(exc)
+        hint = ""
+        if meta.get("diverged"):
+            hint = " (the file holds the parameters of a training run that diverged)"
+        elif not args.net and ("does not fit" in text or "expects" in text):
+            hint = f" (the file says it holds --net {net_name}; pass --net if that is wrong)"
+        raise Failure(f"cannot load {path} into {type(net).__name__}: {text}{hint}") from None
     _, (xt, tt) = _load_data(data, flatten=(net_name == "two"))
     start = time.perf_counter()
     acc = net.accuracy(xt, tt, batch_size=args.batch_size)
     took = time.perf_counter() - start
-    print(f"{type(net).__name__} from {args.params}: test accuracy {acc:.4f} on {len(xt)} {data} test images "
+    print(f"{type(net).__name__} from {path}: test accuracy {acc:.4f} on {len(xt)} {data} test images "
           f"({took:.2f} s, backend {fastdl.current_backend()})")
     return 0
 
@@ -163,13 +521,16 @@ def _cmd_compare(args):
 
     import fastdl
     from fastdl import compare
-    nets = [n.strip() for n in args.nets.split(",") if n.strip()]
-    bad = [n for n in nets if n not in ("simple", "deep")]
-    if bad:
-        print(f"fastdl compare: unknown net(s) {bad}; choose from simple, deep", file=sys.stderr)
-        return 2
-    backends = [b.strip() for b in args.backends.split(",")] if args.backends else None
-    if backends:
+    nets = args.nets                              # checked by net_list: known names, at least one
+    backends = None
+    if args.backends is not None:
+        backends = []
+        for b in (b.strip() for b in args.backends.split(",")):
+            if b and b not in backends:
+                backends.append(b)
+        if not backends:
+            raise UsageError(f"--backends {args.backends!r} names no backend; available backends: "
+                             f"{', '.join(fastdl.backend.available_backends())}")
         for b in backends:
             fastdl.backend.ops(b)                 # raises BackendError naming the available ones
     quiet = args.json or not sys.stderr.isatty()
@@ -210,18 +571,23 @@ def _cmd_compare(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fastdl",
         description="fastdl: the networks of 'Deep Learning from Scratch' on fast, switchable kernels.",
-        epilog="Example: fastdl train --net simple --data sample --epochs 10 --save model.npz --plot curves.png")
+        epilog="Example: fastdl train --net simple --data sample --epochs 10 --save model.npz --plot curves.png. "
+               "Exit status: 0 done, 1 failed, 2 usage error, 130 Ctrl-C, 143 SIGTERM.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("info", help="show the version, the backends available here and the data folder")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("train", help="train one of the book's networks on MNIST",
-                       description="Train a network with the book's Trainer. Ctrl-C stops after the current "
-                                   "step and still saves what was learned.")
+                       description="Train a network with the book's Trainer. Ctrl-C (or SIGTERM) stops after "
+                                   "the current step and still saves what was learned. Training stops at the "
+                                   "first NaN or infinite loss (exit status 1); the diverged parameters then "
+                                   "go to FILE.diverged.npz, not to --save. If --save cannot be written after "
+                                   "training, the parameters go to ./fastdl-rescue-<time>-<pid>.npz (or the "
+                                   "temporary folder) and the message says where.")
     p.add_argument("--net", choices=NET_CHOICES, default="simple",
                    help="simple: SimpleConvNet (ch. 7), deep: DeepConvNet (ch. 8), two: TwoLayerNet (ch. 5). "
                         "Default: simple")
@@ -229,19 +595,23 @@ def build_parser():
                    help="sample: the 5,000 training images shipped with fastdl and the official 10,000 test "
                         "images (offline); mnist: the full set (downloaded once); fashion: Fashion-MNIST. "
                         "Default: sample")
-    p.add_argument("--epochs", type=int, default=10, help="default 10")
-    p.add_argument("--batch-size", type=int, default=100, help="default 100")
+    p.add_argument("--epochs", type=positive_int, default=10, help="default 10")
+    p.add_argument("--batch-size", type=positive_int, default=100,
+                   help="at most the number of training images; default 100")
     p.add_argument("--optimizer", default="adam",
                    choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"), help="default adam")
-    p.add_argument("--lr", type=float, default=0.001, help="learning rate, default 0.001")
+    p.add_argument("--lr", type=positive_float, default=0.001, help="learning rate (> 0), default 0.001")
     p.add_argument("--backend", choices=("numpy", "numba", "cuda"), default=None,
                    help="kernels to run on (default: FASTDL_BACKEND, else numba)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
-    p.add_argument("--eval-samples", type=int, default=1000,
+    p.add_argument("--eval-samples", type=non_negative_int, default=1000,
                    help="images used for the per-epoch accuracies (0: all). Default 1000")
-    p.add_argument("--seed", type=int, default=0, help="seed of NumPy's RNG (weights, batches, dropout); default 0")
-    p.add_argument("--save", metavar="FILE.npz", help="save the trained parameters here")
-    p.add_argument("--plot", metavar="FILE.png", help="save loss and accuracy curves here (needs matplotlib)")
+    p.add_argument("--seed", type=seed_int, default=0,
+                   help="seed of NumPy's RNG (weights, batches, dropout), 0 to 2**32-1; default 0")
+    p.add_argument("--save", metavar="FILE.npz",
+                   help="save the trained parameters here (its folder must exist and be writable)")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="save loss and accuracy curves here (needs matplotlib; the folder must exist)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
@@ -253,10 +623,11 @@ def build_parser():
                                    "difference from the reference's results. PyTorch, when installed, is "
                                    "timed in its own process. Exit status 1 if a result differs beyond "
                                    "tolerance.")
-    p.add_argument("--nets", default="simple,deep", help="comma-separated: simple, deep (default both)")
-    p.add_argument("--batch-size", type=int, default=100, help="default 100")
+    p.add_argument("--nets", type=net_list, default=list(COMPARE_NETS),
+                   help="comma-separated: simple, deep (default both)")
+    p.add_argument("--batch-size", type=positive_int, default=100, help="default 100")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
-    p.add_argument("--repeat", type=int, default=10, help="timed repetitions per measurement, default 10")
+    p.add_argument("--repeat", type=positive_int, default=10, help="timed repetitions per measurement, default 10")
     p.add_argument("--backends", help="comma-separated backends (default: all available here)")
     p.add_argument("--no-torch", action="store_true", help="do not time PyTorch even if installed")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
@@ -269,24 +640,61 @@ def build_parser():
     p.add_argument("--data", choices=DATA_CHOICES, help="test set (default: the one recorded in the file)")
     p.add_argument("--dtype", choices=("float32", "float64"), help="default: as trained")
     p.add_argument("--backend", choices=("numpy", "numba", "cuda"), default=None)
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--batch-size", type=positive_int, default=500, help="default 500")
     p.set_defaults(func=_cmd_evaluate)
     return parser
 
 
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None):
+    """Run the command line; returns the exit status (argparse's own exits included)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    from fastdl.backend import BackendError
-    from fastdl.datasets import DataUnavailable
+    previous = None
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)   # SIGTERM ends like Ctrl-C
+    command = "fastdl"
     try:
-        return args.func(args)
-    except (BackendError, DataUnavailable) as exc:
-        print(f"fastdl {args.command}: {exc}", file=sys.stderr)
-        return 2
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:              # --help (0) or a usage error (2), already printed
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        if not getattr(args, "func", None):
+            parser.print_help()
+            print("fastdl: no command given; choose one of info, train, evaluate, compare", file=sys.stderr)
+            return EXIT_USAGE
+        command = f"fastdl {args.command}"
+        from fastdl.backend import BackendError
+        from fastdl.datasets import DataUnavailable
+        try:
+            return args.func(args)
+        except (UsageError, BackendError, DataUnavailable) as exc:
+            print(f"{command}: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_USAGE
+        except Failure as exc:
+            print(f"{command}: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_FAILURE
+        except MemoryError:
+            print(f"{command}: out of memory; try a smaller --batch-size", file=sys.stderr)
+            return EXIT_FAILURE
+        except Exception as exc:               # noqa: BLE001 - one line, not a traceback
+            if os.environ.get("FASTDL_TRACEBACK"):
+                raise
+            print(f"{command}: unexpected error: {type(exc).__name__}: {_one_line(exc)} "
+                  "(set FASTDL_TRACEBACK=1 to see where)", file=sys.stderr)
+            return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"\n{command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print(f"{command}: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -128,7 +128,17 @@ def _block_rows(model, inputs, douts, backends, dtype, repeat, say):
 def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends=None, torch=True,
         progress=None):
     """Time and check every layer and a training step. Returns a list of result dicts:
-    {net, what, times: {backend: ms}, diff: {backend: max abs diff}, ok: bool}."""
+    {net, what, times: {backend: ms}, diff: {backend: max abs diff}, ok: bool}.
+    Raises ValueError for no or unknown nets, a batch or repeat below 1, an unknown dtype."""
+    nets = list(nets)
+    if not nets or any(n not in NETS for n in nets):
+        raise ValueError(f"compare.run: nets must name at least one of {', '.join(NETS)}, got {nets}")
+    for name, value in (("batch", batch), ("repeat", repeat)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"compare.run: {name} must be a whole number >= 1, got {value!r}")
+    if str(np.dtype(dtype)) not in TOL:
+        raise ValueError(f"compare.run: dtype must be float32 or float64, got {dtype!r}")
+    dtype = str(np.dtype(dtype))
     backends = list(backends or backend.available_backends())
     if "numpy" not in backends:
         backends.insert(0, "numpy")
