@@ -28,7 +28,9 @@ the left padding of the next row), and the output rows are computed over that
 whole width, so row r = (c, ky, kx) of colT is ONE contiguous slice of the
 padded channel, starting at ky*Wp + kx, of length OH*Wp. The Wp - OW extra
 columns per output row are computed and dropped (forward), or multiplied by
-zeros (backward, where dout is extended with zero columns). This turns
+zeros (backward, where dout is extended with zero columns). They hold real edge
+pixels, and 0 * NaN is NaN: ``backward_s1`` keeps a non-finite x or W from
+reaching results that do not depend on it, outside the kernels' loops. This turns
 28-element copies into one ``memmove`` of about 800 elements per row
 (DeepConvNet's conv2 columns: 4.5 ms with element copies, 1.1 ms with memmove,
 measured here); col2im becomes one BLAS ``axpy`` per row. In backward, colT
@@ -52,6 +54,14 @@ from ._chunks import nchunks
 #: elements below which they do (see ``_chunks``; ``benchmarks/scripts/sweep.py``)
 MIN_PARALLEL = 1 << 23
 MIN_PARALLEL_COPY = 1 << 16
+
+
+def kernel_input(a):
+    """a as the kernels take an input: C-contiguous (a copy only if it is not) and writeable (a copy
+    only if it is read-only). The kernels never write to their inputs, but a read-only array is
+    another type to Numba, and compiling every kernel again for it took minutes (once per cache)."""
+    a = np.ascontiguousarray(a)
+    return a if a.flags.writeable else a.copy()
 
 
 def conv_chunks(N, FN, K, P):
@@ -175,7 +185,7 @@ def _col2im(img, col, FH, FW, stride, pad, OH, OW, chunks):
 
 def im2col(x, filter_h, filter_w, stride=1, pad=0):
     """x (N, C, H, W) -> col (N*OH*OW, C*FH*FW), zero padding. Parallel over images."""
-    x = np.ascontiguousarray(x)
+    x = kernel_input(x)
     N, C, H, W = x.shape
     OH, OW = window_output_hw(H, W, filter_h, filter_w, stride, pad)
     col = np.empty((N * OH * OW, C * filter_h * filter_w), dtype=x.dtype)
@@ -185,7 +195,7 @@ def im2col(x, filter_h, filter_w, stride=1, pad=0):
 
 def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
     """col (N*OH*OW, C*FH*FW) -> x (N, C, H, W); each image is summed by one thread (no races)."""
-    col = np.ascontiguousarray(col)
+    col = kernel_input(col)
     N, C, H, W = (int(s) for s in input_shape)
     OH, OW = window_output_hw(H, W, filter_h, filter_w, stride, pad)
     img = np.empty((N, C, H, W), dtype=col.dtype)
@@ -336,7 +346,18 @@ def _image_s1(oext, colT, xpad, xn, W2, Wt, FH, FW, pad, gemm, memcpy):
 
 
 @njit(cache=True)
-def _backprop_image_s1(dx, n, dWc, dext, colT, dcolT, xpad, dxpad, xn, W2, Wt, FH, FW, pad, need_dx,
+def _zero_extra_columns(a, rows, OW, Wp):
+    """a[:rows, oy*Wp + ox] = 0 for every extra column ox in [OW, Wp) of every output row oy."""
+    zero = a.dtype.type(0)
+    L = a.shape[1]
+    for r in range(rows):
+        for start in range(OW, L, Wp):
+            for i in range(start, start + Wp - OW):
+                a[r, i] = zero
+
+
+@njit(cache=True)
+def _backprop_image_s1(dx, n, dWc, dext, colT, dcolT, xpad, dxpad, xn, W2, Wt, FH, FW, pad, need_dx, clean,
                        gemm, memcpy, axpy):
     """One image, stride 1, given dext (FN, L), the output gradient in extended rows (zeros in the
     extra columns): dWc += dext @ colT.T, and with need_dx, dx[n] = col2im(W2.T @ dext) (Wt
@@ -345,15 +366,26 @@ def _backprop_image_s1(dx, n, dWc, dext, colT, dcolT, xpad, dxpad, xn, W2, Wt, F
     colT has K + 1 rows, the last all ones, and dWc is [dW | db] (FN, K + 1): its last column sums
     dext's rows, which is db, inside the same product (a separate sum was a serial loop of FN*L
     adds). When FN < K + 1, dWc is the transpose (K + 1, FN), computed as colT @ dext.T: OpenBLAS
-    ran DeepConvNet's shapes 6-11% faster with the larger dimension as M (float32, measured here)."""
+    ran DeepConvNet's shapes 6-11% faster with the larger dimension as M (float32, measured here).
+
+    The extra columns are where NaN and Inf can leak in: colT's hold pixels of the image's left
+    and right edges (the windows "wrap" into the next row), and 0 * NaN = 0 * Inf = NaN, so a
+    non-finite edge pixel would spread NaN into dW entries that do not depend on it; likewise
+    dcolT's (and the per-tap products') extra columns are W2.T @ 0, NaN when W is not finite, and
+    they land on real pixels of dx. With ``clean`` those extra columns are zeroed (colT's after the
+    copy, dcolT's after the product; Wt must then be empty). The callers pass clean only in that
+    rare case (``backward_s1``): zeroing costs K*OH*(Wp - OW) scattered stores per image."""
     C, H, W = xn.shape
     FN, K = W2.shape
     L = colT.shape[1]
     Wp = _ext_width(W, pad, FW)
+    OW = W + 2 * pad - FW + 1
     P = dxpad.shape[1]
     isz = xn.itemsize
     one = xn.dtype.type(1)
     _fill_ext(colT, xpad, xn, FH, FW, pad, memcpy)
+    if clean:
+        _zero_extra_columns(colT, K, OW, Wp)
     if dWc.shape[0] == FN:
         # [dWc | dbc] (FN, K + 1) += dext (FN, L) @ [colT; 1].T (L, K + 1)
         gemm(ROW_MAJOR, NO_TRANS, TRANS, FN, K + 1, L, one, dext.ctypes.data, L, colT.ctypes.data, L,
@@ -369,6 +401,8 @@ def _backprop_image_s1(dx, n, dWc, dext, colT, dcolT, xpad, dxpad, xn, W2, Wt, F
         # dcolT (K, L) = W2.T (K, FN) @ dext (FN, L); its extra columns are zero
         gemm(ROW_MAJOR, TRANS, NO_TRANS, K, L, FN, one, W2.ctypes.data, K, dext.ctypes.data, L,
              xn.dtype.type(0), dcolT.ctypes.data, L)
+        if clean:
+            _zero_extra_columns(dcolT, K, OW, Wp)
         for c in range(C):
             dc = dxpad[c]
             for ky in range(FH):
@@ -406,8 +440,13 @@ def _taps(W2, w_shape, chunks):
     """Wt (FH*FW, FN, C) = W by tap for the shifted products, or an empty array when im2col is used."""
     FN, C, FH, FW = w_shape
     if C < SHIFT_MIN_C or chunks == 1:
-        return np.empty((0, FN, C), dtype=W2.dtype)
+        return _no_taps(W2, w_shape)
     return np.ascontiguousarray(W2.reshape(w_shape).transpose(2, 3, 0, 1)).reshape(FH * FW, FN, C)
+
+
+def _no_taps(W2, w_shape):
+    """The empty Wt: the products go through im2col columns."""
+    return np.empty((0, w_shape[0], w_shape[1]), dtype=W2.dtype)
 
 
 @njit(cache=True)
@@ -466,7 +505,8 @@ def _conv_forward_s1(out, mask, x, W2, Wt, b, FH, FW, pad, chunks, relu, gemm, m
 
 
 @njit(cache=True)
-def _conv_backward_s1_chunk(ci, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, relu, gemm, memcpy, axpy):
+def _conv_backward_s1_chunk(ci, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, relu, gemm,
+                            memcpy, axpy):
     """Chunk ci of _conv_backward_s1 (all of the work when chunks == 1)."""
     N, C, H, W = x.shape
     FN, K = W2.shape
@@ -487,29 +527,38 @@ def _conv_backward_s1_chunk(ci, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad
                     for ox in range(OW):
                         dext[f, dst + ox] = dn[f, oy, ox]
         _backprop_image_s1(dx, n, dWb_part[ci], dext, colT, dcolT, xpad, dxpad, x[n], W2, Wt, FH, FW, pad,
-                           need_dx, gemm, memcpy, axpy)
+                           need_dx, clean, gemm, memcpy, axpy)
 
 
 @njit(parallel=True, cache=True)
-def _conv_backward_s1(dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, relu, gemm, memcpy,
+def _conv_backward_s1(dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, relu, gemm, memcpy,
                       axpy):
     """Stride 1; dWb_part[chunk] = [dW | db] (FN, K + 1) of its images. With relu, the gradient is
     first zeroed where mask is set (the fused Relu's backward)."""
     if chunks == 1:
-        _conv_backward_s1_chunk(0, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, relu, gemm, memcpy, axpy)
+        _conv_backward_s1_chunk(0, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, relu, gemm,
+                                memcpy, axpy)
     else:
         for ci in prange(chunks):
-            _conv_backward_s1_chunk(ci, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, relu, gemm, memcpy, axpy)
+            _conv_backward_s1_chunk(ci, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, relu,
+                                    gemm, memcpy, axpy)
 
 
 #: the mask argument of the stride-1 kernels when no Relu is fused (one compiled signature either way)
 NO_MASK = np.zeros((1, 1, 1, 1), dtype=np.bool_)
 
 
+def _w2(W):
+    """W (FN, C, FH, FW) as the C-contiguous (FN, C*FH*FW) matrix the kernels take (explicit sizes:
+    reshape(FN, -1) cannot infer -1 when FN == 0)."""
+    FN, C, FH, FW = W.shape
+    return kernel_input(W).reshape(FN, C * FH * FW)
+
+
 def _forward_s1(x, W, b, pad, relu):
     """(out, mask, W2) of the stride-1 kernel; mask is NO_MASK unless relu."""
-    x = np.ascontiguousarray(x)
-    W2 = np.ascontiguousarray(W).reshape(W.shape[0], -1)
+    x = kernel_input(x)
+    W2 = _w2(W)
     FN, C, FH, FW = W.shape
     N, _, H, Wd = x.shape
     OH, OW = window_output_hw(H, Wd, FH, FW, 1, pad)
@@ -517,7 +566,7 @@ def _forward_s1(x, W, b, pad, relu):
     mask = np.empty(out.shape, dtype=np.bool_) if relu else NO_MASK
     chunks = conv_chunks(N, FN, W2.shape[1], OH * OW)
     with blas_for(chunks):
-        _conv_forward_s1(out, mask, x, W2, _taps(W2, W.shape, chunks), np.ascontiguousarray(b), FH, FW, pad, chunks, relu,
+        _conv_forward_s1(out, mask, x, W2, _taps(W2, W.shape, chunks), kernel_input(b), FH, FW, pad, chunks, relu,
                          gemm_for(x.dtype), MEMCPY)
     return out, mask, x, W2
 
@@ -525,10 +574,37 @@ def _forward_s1(x, W, b, pad, relu):
 def _backward_s1(dout, mask, x, W2, w_shape, pad, need_dx, relu):
     """(dx or None, dW, db) of the stride-1 kernel; with relu, dout is masked first."""
     FN, C, FH, FW = w_shape
+    dout = kernel_input(dout)
+
+    def run(dWb_part, dx, Wt, chunks, need_dx, clean):
+        _conv_backward_s1(dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, relu,
+                          gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
+    return backward_s1(run, x, W2, w_shape, need_dx)
+
+
+def backward_s1(run, x, W2, w_shape, need_dx):
+    """(dx or None, dW, db) of a stride-1 backward kernel (this module's or ``fused``'s), which
+    ``run(dWb_part, dx, Wt, chunks, need_dx, clean)`` calls.
+
+    NaN and Inf must reach the results exactly where the reference puts them, but the extended
+    rows' extra columns can add 0 * NaN or 0 * Inf (= NaN) terms (``_backprop_image_s1``):
+    * W not finite (one sum over W, W's size): the whole call runs clean, with the column
+      products (no Wt), so dx gets no NaN from the extra columns;
+    * otherwise a NaN in [dW | db] (a sum of its FN*(K + 1) values per chunk) may come from a non-finite pixel
+      at the image's edges: [dW | db] alone is then computed again, clean (dx does not depend on
+      x, so it stands). A NaN that the reference has too (from dout, say) costs the same rerun.
+    Finite inputs pay the sum and the look only; the kernels' loops are unchanged."""
     chunks, dWb_part, dx = backward_outputs_s1(x, w_shape, need_dx)
-    with blas_for(chunks):
-        _conv_backward_s1(dWb_part, dx, np.ascontiguousarray(dout), mask, x, W2, _taps(W2, w_shape, chunks), FH, FW, pad,
-                          chunks, need_dx, relu, gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
+    # sums as tests, no temporary arrays: a NaN anywhere makes the sum NaN; an overflow, or Inf
+    # and -Inf together, only sends the call down the clean path, which is right whatever the input
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite_w = bool(np.isfinite(np.sum(W2)))
+        Wt = _taps(W2, w_shape, chunks) if finite_w else _no_taps(W2, w_shape)
+        with blas_for(chunks):
+            run(dWb_part, dx, Wt, chunks, need_dx, not finite_w)
+            if finite_w and np.isnan(np.sum(dWb_part)):
+                dWb_part[:] = 0
+                run(dWb_part, dx, _no_taps(W2, w_shape), chunks, False, True)
     return backward_result_s1(dx, dWb_part, w_shape, need_dx)
 
 
@@ -556,20 +632,43 @@ def backward_result_s1(dx, dWb_part, w_shape, need_dx):
             np.ascontiguousarray(dWb[:, -1]))
 
 
+def degenerate(w_shape):
+    """No filters or no input channels (FN == 0 or C == 0; the layers refuse C == 0): there is
+    nothing to multiply, and BLAS refuses the zero leading dimensions, so ``conv_forward`` and
+    ``conv_backward`` answer without the kernels (``fused`` falls back to them)."""
+    return w_shape[0] == 0 or w_shape[1] == 0
+
+
+def _degenerate_forward(x, W, b, stride, pad):
+    FN, C, FH, FW = W.shape
+    N, _, H, Wd = x.shape
+    OH, OW = window_output_hw(H, Wd, FH, FW, stride, pad)
+    out = np.empty((N, FN, OH, OW), dtype=x.dtype)
+    out[...] = np.asarray(b).reshape(1, FN, 1, 1)        # a sum over no taps, plus b
+    return out, (x, None, W.shape, stride, pad)      # W2 None: backward answers as well
+
+
+def _degenerate_backward(dout, x, w_shape, need_dx):
+    dx = np.zeros(x.shape, dtype=x.dtype) if need_dx else None
+    return dx, np.zeros(w_shape, dtype=x.dtype), np.asarray(dout).sum(axis=(0, 2, 3)).astype(x.dtype, copy=False)
+
+
 def conv_forward(x, W, b, stride, pad):
     """x (N, C, H, W) * W (FN, C, FH, FW) + b -> (out (N, FN, OH, OW) C-contiguous, ctx)."""
+    if degenerate(W.shape):
+        return _degenerate_forward(x, W, b, stride, pad)
     if stride == 1:
         out, _, x, W2 = _forward_s1(x, W, b, pad, False)
         return out, (x, W2, W.shape, stride, pad)
-    x = np.ascontiguousarray(x)
-    W2 = np.ascontiguousarray(W).reshape(W.shape[0], -1)
+    x = kernel_input(x)
+    W2 = _w2(W)
     FN, C, FH, FW = W.shape
     N, _, H, Wd = x.shape
     OH, OW = window_output_hw(H, Wd, FH, FW, stride, pad)
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
     chunks = conv_chunks(N, FN, W2.shape[1], OH * OW)
     with blas_for(chunks):
-        _conv_forward(out, x, W2, np.ascontiguousarray(b), FH, FW, stride, pad, chunks, gemm_for(x.dtype))
+        _conv_forward(out, x, W2, kernel_input(b), FH, FW, stride, pad, chunks, gemm_for(x.dtype))
     return out, (x, W2, W.shape, stride, pad)
 
 
@@ -577,9 +676,11 @@ def conv_backward(dout, ctx, need_dx=True):
     """dout (N, FN, OH, OW) -> (dx, dW, db). With need_dx=False (the first layer of a net),
     dx is not computed and None is returned in its place."""
     x, W2, w_shape, stride, pad = ctx
+    if W2 is None:
+        return _degenerate_backward(dout, x, w_shape, need_dx)
     if stride == 1:
         return _backward_s1(dout, NO_MASK, x, W2, w_shape, pad, need_dx, False)
-    dout = np.ascontiguousarray(dout)
+    dout = kernel_input(dout)
     FN, C, FH, FW = w_shape
     chunks = conv_chunks(x.shape[0], FN, W2.shape[1], dout.shape[2] * dout.shape[3])
     dW_part = np.zeros((chunks,) + W2.shape, dtype=x.dtype)

@@ -29,7 +29,10 @@ maximum is <= 0 the pooled value is 0 and no gradient flows, as with Relu's mask
 
 Stride-1 convolutions (every one in the book's networks) take these kernels. Other
 strides, and any image whose convolution output holds a NaN, run the unfused ops one
-after another (NaN then follows Pooling's np.argmax rule exactly).
+after another (NaN then follows Pooling's np.argmax rule exactly), as do filter banks
+with no filter or no channel and pool_pad >= the pooling window (refused by the layers).
+Backward goes through ``conv.backward_s1``, which keeps NaN and Inf where the reference
+puts them (the extended rows' extra columns must not add 0 * NaN terms).
 """
 import sys
 from typing import NamedTuple
@@ -41,7 +44,7 @@ from ..shapes import window_output_hw
 from ._blas import MEMCPY, axpy_for, blas_for, gemm_for
 from .. import composite
 from .conv import (conv_chunks, _backprop_image_s1, _backward_buffers_s1, _backward_s1, _ext_width, _forward_s1, _image_s1,
-                   _taps, backward_outputs_s1, backward_result_s1)
+                   _taps, _w2, backward_s1, degenerate, kernel_input)
 
 
 def _ops():
@@ -155,7 +158,8 @@ def _conv_relu_pool_forward_s1(out, arg, nan, x, W2, Wt, b, FH, FW, pad, OH, OW,
 
 
 @njit(cache=True)
-def _conv_relu_pool_backward_s1_chunk(ci, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, gemm, memcpy, axpy):
+def _conv_relu_pool_backward_s1_chunk(ci, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean, gemm,
+                                      memcpy, axpy):
     """Chunk ci of _conv_relu_pool_backward_s1 (all of the work when chunks == 1)."""
     N, C, H, W = x.shape
     FN, K = W2.shape
@@ -174,7 +178,7 @@ def _conv_relu_pool_backward_s1_chunk(ci, dWb_part, dx, dout, arg, x, W2, Wt, FH
                     if a >= 0:
                         dext[f, a] += dn[f, qy, qx]     # overlapping windows may share a position
         _backprop_image_s1(dx, n, dWb_part[ci], dext, colT, dcolT, xpad, dxpad, x[n], W2, Wt, FH, FW, pad,
-                           need_dx, gemm, memcpy, axpy)
+                           need_dx, clean, gemm, memcpy, axpy)
         for f in range(FN):                      # clear only what was written
             for qy in range(QH):
                 for qx in range(QW):
@@ -184,18 +188,20 @@ def _conv_relu_pool_backward_s1_chunk(ci, dWb_part, dx, dout, arg, x, W2, Wt, FH
 
 
 @njit(parallel=True, cache=True)
-def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, gemm, memcpy,
+def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean, gemm, memcpy,
                                 axpy):
     if chunks == 1:
-        _conv_relu_pool_backward_s1_chunk(0, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, gemm, memcpy, axpy)
+        _conv_relu_pool_backward_s1_chunk(0, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean, gemm,
+                                          memcpy, axpy)
     else:
         for ci in prange(chunks):
-            _conv_relu_pool_backward_s1_chunk(ci, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, gemm, memcpy, axpy)
+            _conv_relu_pool_backward_s1_chunk(ci, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean,
+                                              gemm, memcpy, axpy)
 
 
 def conv_relu_forward(x, W, b, stride, pad):
     """relu(conv(x, W, b)) -> (out (N, FN, OH, OW), ctx)."""
-    if stride != 1:
+    if stride != 1 or degenerate(W.shape):
         return composite.conv_relu_forward(_ops(), x, W, b, stride, pad)
     out, mask, x, W2 = _forward_s1(x, W, b, pad, True)
     return out, _S1(x, W2, W.shape, pad, mask)
@@ -210,9 +216,10 @@ def conv_relu_backward(dout, ctx, need_dx=True):
 
 def conv_relu_pool_forward(x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad):
     """pool(relu(conv(x, W, b))) -> (out (N, FN, QH, QW), ctx)."""
-    if stride == 1:
-        x = np.ascontiguousarray(x)
-        W2 = np.ascontiguousarray(W).reshape(W.shape[0], -1)
+    # pool_pad >= the window (refused by Pooling) could leave a window without any cell
+    if stride == 1 and not degenerate(W.shape) and pool_pad < min(pool_h, pool_w):
+        x = kernel_input(x)
+        W2 = _w2(W)
         FN, C, FH, FW = W.shape
         N, _, H, Wd = x.shape
         OH, OW = window_output_hw(H, Wd, FH, FW, 1, pad)
@@ -222,7 +229,7 @@ def conv_relu_pool_forward(x, W, b, stride, pad, pool_h, pool_w, pool_stride, po
         nan = np.zeros(N, dtype=np.bool_)
         chunks = conv_chunks(N, FN, W2.shape[1], OH * OW)
         with blas_for(chunks):
-            _conv_relu_pool_forward_s1(out, arg, nan, x, W2, _taps(W2, W.shape, chunks), np.ascontiguousarray(b), FH, FW,
+            _conv_relu_pool_forward_s1(out, arg, nan, x, W2, _taps(W2, W.shape, chunks), kernel_input(b), FH, FW,
                                        pad, OH, OW, pool_h, pool_w, pool_stride, pool_pad, chunks,
                                        gemm_for(x.dtype), MEMCPY)
         if not nan.any():
@@ -237,8 +244,9 @@ def conv_relu_pool_backward(dout, ctx, need_dx=True):
     x, W2, w_shape, pad, arg = ctx
     FN, C, FH, FW = w_shape
     OH = window_output_hw(x.shape[2], x.shape[3], FH, FW, 1, pad)[0]
-    chunks, dWb_part, dx = backward_outputs_s1(x, w_shape, need_dx)
-    with blas_for(chunks):
-        _conv_relu_pool_backward_s1(dWb_part, dx, np.ascontiguousarray(dout), arg, x, W2, _taps(W2, w_shape, chunks), FH, FW,
-                                    pad, OH, chunks, need_dx, gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
-    return backward_result_s1(dx, dWb_part, w_shape, need_dx)
+    dout = kernel_input(dout)
+
+    def run(dWb_part, dx, Wt, chunks, need_dx, clean):
+        _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean,
+                                    gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
+    return backward_s1(run, x, W2, w_shape, need_dx)

@@ -6,7 +6,22 @@
             out, arg = max and flat in-plane index of the first maximum over the taps inside the image
         if the plane held a NaN: redo it with NaN-aware comparisons (np.argmax semantics)
 
-Padding is never read, which is the same as padding with minus infinity.
+Padding is never read, which is the same as padding with minus infinity, except
+for one tie that the reference (np.argmax over the padded window, in (ky, kx)
+order) settles otherwise: a window whose maximum is -inf and whose first tap
+(top-left) is padding. There the first maximum IS that padding cell, so the
+gradient goes to padding and is dropped (the reference's col2im drops padding).
+After each plane, ``_drop_padding_ties`` marks such windows (arg = -1) by
+looking only at the windows of the top rows and left columns, outside the main
+loop; backward skips -1 only in calls whose forward recorded one. The full rule:
+
+    out = max over the window (padding = -inf; NaN wins, the first NaN)
+    the gradient goes to the first tap (ky, kx order) equal to out; when that tap
+    is padding (only possible when out == -inf) it is dropped
+
+Inputs without any element (N, C, H or W zero) give -inf for every window (all
+padding) and a zero gradient; pad >= the window (refused by Pooling) is run as an
+explicit -inf border whose gradient is cropped, which is the same rule.
 Windows of 2x2 without padding (both book networks) take a path with
 constant loop bounds, which LLVM unrolls: about 5x faster than runtime-sized
 loops here. NaN is tracked with a branch-free flag, because a NaN test inside
@@ -18,6 +33,7 @@ from numba import njit, prange
 
 from ..shapes import window_output_hw
 from ._chunks import nchunks
+from .conv import kernel_input
 
 #: input elements below which pooling runs on the calling thread (see ``_chunks``)
 MIN_PARALLEL = 1 << 15
@@ -74,9 +90,29 @@ def _plane_any(op, ap, xp, PH, PW, stride, pad, nan_aware):
 
 
 @njit(cache=True)
+def _drop_padding_ties(op, ap, stride, pad):
+    """ap = -1 (no gradient) where the window's maximum is -inf and its top-left tap is padding:
+    the windows of the first ceil(pad/stride) rows and columns. Returns True if any was marked."""
+    OH, OW = op.shape
+    edge = (pad + stride - 1) // stride
+    rows = min(OH, edge)
+    cols = min(OW, edge)
+    ninf = -np.inf
+    dropped = False
+    for oy in range(OH):
+        for ox in range(OW if oy < rows else cols):
+            if op[oy, ox] == ninf:
+                ap[oy, ox] = -1
+                dropped = True
+    return dropped
+
+
+@njit(cache=True)
 def _pool_forward_planes(out, arg, x, PH, PW, stride, pad, lo, hi):
+    """Planes [lo, hi); returns True if a window's gradient is dropped (arg -1)."""
     C = x.shape[1]
     fast = PH == 2 and PW == 2 and pad == 0
+    dropped = False
     for nc in range(lo, hi):
         n = nc // C
         c = nc - n * C
@@ -86,10 +122,15 @@ def _pool_forward_planes(out, arg, x, PH, PW, stride, pad, lo, hi):
             nan = _plane_any(out[n, c], arg[n, c], x[n, c], PH, PW, stride, pad, False)
         if nan:
             _plane_any(out[n, c], arg[n, c], x[n, c], PH, PW, stride, pad, True)
+        if pad > 0:
+            dropped |= _drop_padding_ties(out[n, c], arg[n, c], stride, pad)
+    return dropped
 
 
 @njit(cache=True)
-def _pool_backward_planes(dx, dout, arg, lo, hi):
+def _pool_backward_planes(dx, dout, arg, lo, hi, dropped):
+    """Planes [lo, hi); with dropped, positions -1 receive nothing (tested once per call, so the
+    usual loop has no test)."""
     C = dx.shape[1]
     for nc in range(lo, hi):
         n = nc // C
@@ -98,29 +139,36 @@ def _pool_backward_planes(dx, dout, arg, lo, hi):
         dp[:] = 0
         a = arg[n, c].reshape(-1)
         d = dout[n, c].reshape(-1)
-        for i in range(a.size):
-            dp[a[i]] += d[i]
+        if dropped:
+            for i in range(a.size):
+                ai = a[i]
+                if ai >= 0:
+                    dp[ai] += d[i]
+        else:
+            for i in range(a.size):
+                dp[a[i]] += d[i]
 
 
 @njit(parallel=True, cache=True)
-def _pool_forward(out, arg, x, PH, PW, stride, pad, chunks):
+def _pool_forward(out, arg, dropped, x, PH, PW, stride, pad, chunks):
+    """dropped[chunk] is set when a window of the chunk's planes passes no gradient."""
     planes = x.shape[0] * x.shape[1]
     if chunks == 1:
-        _pool_forward_planes(out, arg, x, PH, PW, stride, pad, 0, planes)
+        dropped[0] = _pool_forward_planes(out, arg, x, PH, PW, stride, pad, 0, planes)
     else:
         for ci in prange(chunks):
-            _pool_forward_planes(out, arg, x, PH, PW, stride, pad, ci * planes // chunks,
-                                 (ci + 1) * planes // chunks)
+            dropped[ci] = _pool_forward_planes(out, arg, x, PH, PW, stride, pad, ci * planes // chunks,
+                                               (ci + 1) * planes // chunks)
 
 
 @njit(parallel=True, cache=True)
-def _pool_backward(dx, dout, arg, chunks):
+def _pool_backward(dx, dout, arg, dropped, chunks):
     planes = dx.shape[0] * dx.shape[1]
     if chunks == 1:
-        _pool_backward_planes(dx, dout, arg, 0, planes)
+        _pool_backward_planes(dx, dout, arg, 0, planes, dropped)
     else:
         for ci in prange(chunks):
-            _pool_backward_planes(dx, dout, arg, ci * planes // chunks, (ci + 1) * planes // chunks)
+            _pool_backward_planes(dx, dout, arg, ci * planes // chunks, (ci + 1) * planes // chunks, dropped)
 
 
 def _chunks(planes, size):
@@ -128,20 +176,38 @@ def _chunks(planes, size):
 
 
 def pool_forward(x, pool_h, pool_w, stride, pad):
-    """x (N, C, H, W) -> (out (N, C, OH, OW), ctx); first maximum wins; padding never wins."""
-    x = np.ascontiguousarray(x)
+    """x (N, C, H, W) -> (out (N, C, OH, OW), ctx); first maximum wins; see the module's rule
+    for a -inf maximum whose first tap is padding."""
+    x = kernel_input(x)
     N, C, H, W = x.shape
     OH, OW = window_output_hw(H, W, pool_h, pool_w, stride, pad)
+    if x.size == 0:                      # nothing but padding in any window, or no window
+        return np.full((N, C, OH, OW), -np.inf, dtype=x.dtype), (None, x.shape, False, 0)
+    border = pad - min(pool_h, pool_w) + 1
+    if border > 0:
+        # a window could hold only padding: make the outer border real -inf cells, whose
+        # gradient backward crops away (the same as padding's), so that every window has a cell
+        xb = np.full((N, C, H + 2 * border, W + 2 * border), -np.inf, dtype=x.dtype)
+        xb[:, :, border:border + H, border:border + W] = x
+        out, (arg, _, dropped, _) = pool_forward(xb, pool_h, pool_w, stride, pad - border)
+        return out, (arg, x.shape, dropped, border)
     out = np.empty((N, C, OH, OW), dtype=x.dtype)
     arg = np.empty((N, C, OH, OW), dtype=np.int32)
-    _pool_forward(out, arg, x, pool_h, pool_w, stride, pad, _chunks(N * C, x.size))
-    return out, (arg, x.shape)
+    chunks = _chunks(N * C, x.size)
+    dropped = np.zeros(chunks, dtype=np.bool_)
+    _pool_forward(out, arg, dropped, x, pool_h, pool_w, stride, pad, chunks)
+    return out, (arg, x.shape, bool(dropped.any()), 0)
 
 
 def pool_backward(dout, ctx):
     """dout (N, C, OH, OW) -> dx (N, C, H, W): each gradient goes to its window's maximum."""
-    arg, x_shape = ctx
-    dout = np.ascontiguousarray(dout)
-    dx = np.empty(x_shape, dtype=dout.dtype)
-    _pool_backward(dx, dout, arg, _chunks(dx.shape[0] * dx.shape[1], dx.size))
+    arg, x_shape, dropped, border = ctx
+    if arg is None:
+        return np.zeros(x_shape, dtype=dout.dtype)
+    N, C, H, W = x_shape
+    dout = kernel_input(dout)
+    dx = np.empty((N, C, H + 2 * border, W + 2 * border), dtype=dout.dtype)
+    _pool_backward(dx, dout, arg, dropped, _chunks(N * C, dx.size))
+    if border:
+        dx = np.ascontiguousarray(dx[:, :, border:border + H, border:border + W])
     return dx

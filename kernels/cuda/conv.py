@@ -4,13 +4,19 @@ im2col: one thread per element of col (a gather from x).
 col2im: one thread per image pixel, summing the taps of every window that covers it
         (a gather over destination pixels: no atomics).
 Convolution: im2col + GEMM; backward: dW = rows(dout)^T @ col, dcol = rows(dout) @ W2, col2im.
+
+Sums start from a zero of the array's dtype passed in by the host (not ``a[0] * 0``, which is NaN
+when that element is NaN or infinite and would spread to every sum), so NaN and Inf reach
+exactly the results the reference's sums put them in. Empty batches and filter banks (N, FN or
+C zero) launch no product (a grid with no block is refused).
 """
+import numpy as np
 from numba import cuda
 
 from ..shapes import window_output_hw
 from . import launch
-from .arrays import empty, to_device
-from .common import colsum, nchw_to_rows, rows_to_nchw, unravel4
+from .arrays import empty, to_device, zeros
+from .common import nchw_to_rows, rows_to_nchw, unravel4
 from .gemm import gemm
 
 
@@ -39,11 +45,11 @@ def _im2col_kernel(col, x, FH, FW, stride, pad, OH, OW):
 
 
 @cuda.jit
-def _col2im_kernel(img, col, FH, FW, stride, pad, OH, OW):
+def _col2im_kernel(img, col, FH, FW, stride, pad, OH, OW, zero):
     i = cuda.grid(1)
     if i < img.size:
         n, c, iy, ix = unravel4(i, img.shape[1], img.shape[2], img.shape[3])
-        acc = col[0, 0] * 0
+        acc = zero
         for ky in range(FH):
             ty = iy + pad - ky
             if ty < 0 or ty % stride != 0:
@@ -62,6 +68,40 @@ def _col2im_kernel(img, col, FH, FW, stride, pad, OH, OW):
         img[n, c, iy, ix] = acc
 
 
+@cuda.jit
+def _colsum_kernel(out, a, zero):
+    """out[j] = sum_i a[i, j]; one thread per column."""
+    j = cuda.grid(1)
+    if j < a.shape[1]:
+        s = zero
+        for i in range(a.shape[0]):
+            s += a[i, j]
+        out[j] = s
+
+
+def _zero(dtype):
+    """A zero of dtype, typed for the kernels' accumulators."""
+    return np.dtype(dtype).type(0)
+
+
+def _colsum(a):
+    out = empty((a.shape[1],), a.dtype)
+    _colsum_kernel[launch.grid1d(a.shape[1])](out, a, _zero(a.dtype))
+    return out
+
+
+def _product(A, B, transA=False, transB=False):
+    """op(A) @ op(B) as a new device array; empty or inner dimension 0 launch no product."""
+    M = A.shape[1] if transA else A.shape[0]
+    N = B.shape[0] if transB else B.shape[1]
+    K = A.shape[0] if transA else A.shape[1]
+    if M == 0 or N == 0 or K == 0:
+        return zeros((M, N), A.dtype)
+    C = empty((M, N), A.dtype)
+    gemm(C, A, B, transA=transA, transB=transB)
+    return C
+
+
 def _im2col_dev(x, filter_h, filter_w, stride, pad):
     N, C, H, W = x.shape
     OH, OW = window_output_hw(H, W, filter_h, filter_w, stride, pad)
@@ -74,7 +114,7 @@ def _col2im_dev(col, input_shape, filter_h, filter_w, stride, pad):
     N, C, H, W = (int(s) for s in input_shape)
     OH, OW = window_output_hw(H, W, filter_h, filter_w, stride, pad)
     img = empty((N, C, H, W), col.dtype)
-    _col2im_kernel[launch.grid1d(img.size)](img, col, filter_h, filter_w, stride, pad, OH, OW)
+    _col2im_kernel[launch.grid1d(img.size)](img, col, filter_h, filter_w, stride, pad, OH, OW, _zero(col.dtype))
     return img
 
 
@@ -96,8 +136,7 @@ def conv_forward(x, W, b, stride, pad):
     OH, OW = window_output_hw(H, Wd, FH, FW, stride, pad)
     col = _im2col_dev(x, FH, FW, stride, pad)                 # (N*P, K)
     W2 = W.reshape(FN, C * FH * FW)                           # (FN, K)
-    rows = empty((N * OH * OW, FN), x.dtype)
-    gemm(rows, col, W2, transB=True)                          # (N*P, FN)
+    rows = _product(col, W2, transB=True)                     # (N*P, FN)
     out = rows_to_nchw(rows, b, N, FN, OH, OW)
     return out, (col, W2, x.shape, W.shape, stride, pad)
 
@@ -107,11 +146,9 @@ def conv_backward(dout, ctx, need_dx=True):
     col, W2, x_shape, w_shape, stride, pad = ctx
     FN, C, FH, FW = w_shape
     d = nchw_to_rows(to_device(dout))                         # (N*P, FN)
-    db = colsum(d)
-    dW2 = empty(W2.shape, d.dtype)
-    gemm(dW2, d, col, transA=True)                            # (FN, K) = d^T @ col
+    db = _colsum(d)
+    dW2 = _product(d, col, transA=True)                       # (FN, K) = d^T @ col
     if not need_dx:
         return None, dW2.reshape(*w_shape), db
-    dcol = empty(col.shape, d.dtype)
-    gemm(dcol, d, W2)                                         # (N*P, K) = d @ W2
+    dcol = _product(d, W2)                                    # (N*P, K) = d @ W2
     return _col2im_dev(dcol, x_shape, FH, FW, stride, pad), dW2.reshape(*w_shape), db

@@ -1,10 +1,16 @@
 """Max pooling (cuda backend).
 
-Forward: one thread per output, recording the flat in-plane index of the first maximum
-(padding never read, i.e. minus infinity; NaN wins as in np.argmax).
+Forward: one thread per output, recording the flat in-plane index of the first maximum over
+the window's taps in (ky, kx) order, padding counting as minus infinity (never read) with index
+-1; NaN wins as in np.argmax. This is the reference's rule exactly, including its one tie with
+padding: a window whose maximum is -inf and whose first tap is padding records -1, so its
+gradient is dropped (as the reference's col2im drops padding). An empty image (H or W zero)
+gives -inf windows and is never read.
 Backward: one thread per input pixel, summing dout over the windows that chose it
-(a gather over destination pixels: no atomics, even when windows overlap).
+(a gather over destination pixels: no atomics, even when windows overlap). The sums start
+from a zero passed in by the host (not ``dout[0] * 0``, which is NaN when that element is).
 """
+import numpy as np
 from numba import cuda
 
 from ..shapes import window_output_hw
@@ -14,38 +20,40 @@ from .common import unravel4
 
 
 @cuda.jit
-def _pool_forward_kernel(out, arg, x, PH, PW, stride, pad):
+def _pool_forward_kernel(out, arg, x, PH, PW, stride, pad, ninf):
     i = cuda.grid(1)
     if i < out.size:
         H, W = x.shape[2], x.shape[3]
         n, c, oy, ox = unravel4(i, out.shape[1], out.shape[2], out.shape[3])
-        best = x[n, c, 0, 0]
+        best = ninf
         bi = -1
         for ky in range(PH):
             iy = oy * stride - pad + ky
-            if iy < 0 or iy >= H:
-                continue
             for kx in range(PW):
                 ix = ox * stride - pad + kx
-                if ix < 0 or ix >= W:
-                    continue
-                v = x[n, c, iy, ix]
-                if bi < 0 or v > best or (v != v and best == best):
+                v = ninf
+                at = -1
+                if 0 <= iy < H and 0 <= ix < W:
+                    v = x[n, c, iy, ix]
+                    at = iy * W + ix
+                # the first tap starts the search (padding: best -inf, bi -1); later taps win only
+                # when greater, or as the first NaN
+                if (ky == 0 and kx == 0) or v > best or (v != v and best == best):
                     best = v
-                    bi = iy * W + ix
+                    bi = at
         out[n, c, oy, ox] = best
         arg[n, c, oy, ox] = bi
 
 
 @cuda.jit
-def _pool_backward_kernel(dx, dout, arg, PH, PW, stride, pad):
+def _pool_backward_kernel(dx, dout, arg, PH, PW, stride, pad, zero):
     i = cuda.grid(1)
     if i < dx.size:
         H, W = dx.shape[2], dx.shape[3]
         OH, OW = dout.shape[2], dout.shape[3]
         n, c, iy, ix = unravel4(i, dx.shape[1], H, W)
         me = iy * W + ix
-        acc = dout[0, 0, 0, 0] * 0
+        acc = zero
         # windows oy with oy*stride - pad <= iy < oy*stride - pad + PH
         oy_lo = max(0, (iy + pad - PH) // stride + 1)
         oy_hi = min(OH - 1, (iy + pad) // stride)
@@ -64,7 +72,7 @@ def pool_forward(x, pool_h, pool_w, stride, pad):
     OH, OW = window_output_hw(H, W, pool_h, pool_w, stride, pad)
     out = empty((N, C, OH, OW), x.dtype)
     arg = empty((N, C, OH, OW), "int32")
-    _pool_forward_kernel[launch.grid1d(out.size)](out, arg, x, pool_h, pool_w, stride, pad)
+    _pool_forward_kernel[launch.grid1d(out.size)](out, arg, x, pool_h, pool_w, stride, pad, np.dtype(x.dtype).type(-np.inf))
     return out, (arg, x.shape, pool_h, pool_w, stride, pad)
 
 
@@ -72,5 +80,5 @@ def pool_backward(dout, ctx):
     arg, x_shape, pool_h, pool_w, stride, pad = ctx
     dout = to_device(dout)
     dx = empty(x_shape, dout.dtype)
-    _pool_backward_kernel[launch.grid1d(dx.size)](dx, dout, arg, pool_h, pool_w, stride, pad)
+    _pool_backward_kernel[launch.grid1d(dx.size)](dx, dout, arg, pool_h, pool_w, stride, pad, np.dtype(dout.dtype).type(0))
     return dx

@@ -32,7 +32,9 @@ def im2col(x, filter_h, filter_w, stride=1, pad=0):
     """x (N, C, H, W) -> col (N*OH*OW, C*FH*FW), zero padding."""
     N, C = x.shape[:2]
     win = _windows(x, filter_h, filter_w, stride, pad, 0)
-    return win.reshape(-1, C * filter_h * filter_w)
+    OH, OW = win.shape[1:3]
+    # explicit sizes: reshape(-1, 0) cannot infer -1 when C == 0
+    return win.reshape(N * OH * OW, C * filter_h * filter_w)
 
 
 def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
@@ -57,7 +59,7 @@ def conv_forward(x, W, b, stride, pad):
     N, _, H, Wd = x.shape
     OH, OW = window_output_hw(H, Wd, FH, FW, stride, pad)
     col = im2col(x, FH, FW, stride, pad)             # (N*OH*OW, C*FH*FW)
-    col_W = W.reshape(FN, -1).T                       # (C*FH*FW, FN)
+    col_W = W.reshape(FN, C * FH * FW).T              # (C*FH*FW, FN); explicit when FN or C is 0
     out = col @ col_W + b                             # (N*OH*OW, FN)
     out = out.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)   # (N, FN, OH, OW), a view as in the book
     return out, (col, col_W, x.shape, W.shape, stride, pad)
@@ -68,7 +70,8 @@ def conv_backward(dout, ctx, need_dx=True):
     when need_dx is False."""
     col, col_W, x_shape, w_shape, stride, pad = ctx
     FN, C, FH, FW = w_shape
-    d = dout.transpose(0, 2, 3, 1).reshape(-1, FN)    # (N*OH*OW, FN)
+    N, _, OH, OW = dout.shape
+    d = dout.transpose(0, 2, 3, 1).reshape(N * OH * OW, FN)   # (N*OH*OW, FN)
     db = d.sum(axis=0)
     dW = (col.T @ d).T.reshape(w_shape)               # (FN, C, FH, FW)
     if not need_dx:

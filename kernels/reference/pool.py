@@ -1,9 +1,16 @@
 """Max pooling through the im2col window layout (reference backend).
 
 The book pads with zeros and computes the output size without the padding,
-so ``pad > 0`` fails there. Here padding is minus infinity: it never wins, and
-every window holds at least one real element because ``pad < pool size`` is
-required by the layer.
+so ``pad > 0`` fails there. Here padding is minus infinity: it never wins over a
+real element above -inf, and every window of a non-empty image holds at least one
+real element because ``pad < pool size`` is required by the layer.
+
+The rule, ties and -inf included: the gradient goes to the window's first maximum
+in (ky, kx) order over the padded window (np.argmax: the first NaN if there is one).
+When the maximum is -inf and the window's first tap (top-left) is padding, that
+padding cell is the first maximum, and its gradient is dropped with the padding
+(so an all -inf input passes gradient only through windows starting inside the
+image). An empty image (H or W zero) gives -inf windows and a zero gradient.
 """
 import numpy as np
 
@@ -28,5 +35,6 @@ def pool_backward(dout, ctx):
     d = dout.transpose(0, 2, 3, 1).reshape(-1)                # (N*OH*OW*C,) rows (n, oh, ow, c)
     dtaps = np.zeros((d.size, pool_h * pool_w), dtype=dout.dtype)
     dtaps[np.arange(d.size), arg] = d
-    dcol = dtaps.reshape(-1, C * pool_h * pool_w)             # (N*OH*OW, C*PH*PW)
+    OH, OW = dout.shape[2:]
+    dcol = dtaps.reshape(N * OH * OW, C * pool_h * pool_w)    # (N*OH*OW, C*PH*PW); explicit when C == 0
     return col2im(dcol, x_shape, pool_h, pool_w, stride, pad)
