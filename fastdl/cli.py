@@ -1,4 +1,5 @@
-"""The ``fastdl`` command line: ``fastdl train``, ``fastdl evaluate``, ``fastdl compare``, ``fastdl info``.
+"""The ``fastdl`` command line: ``fastdl train``, ``fastdl evaluate``, ``fastdl compare``, ``fastdl search``,
+``fastdl info``.
 
 Rules every command follows:
 
@@ -105,6 +106,38 @@ def net_list(text):
     if not names:
         raise argparse.ArgumentTypeError(f"no net named in {text!r}; choose from {', '.join(COMPARE_NETS)}")
     return names
+
+
+def search_param(text):
+    """--param of fastdl search: NAME=LOW:HIGH[:log|linear] or NAME=VALUE -> (name, (low, high, scale))."""
+    from fastdl.search import parse_param
+    try:
+        return parse_param(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def layer_sizes(text):
+    """--hidden of fastdl search: comma-separated layer sizes, each a whole number >= 1."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not any(parts):
+        raise argparse.ArgumentTypeError(f"expected layer sizes such as 100,100,100, got {text!r}")
+    return [_whole_number(p, 1) for p in parts]
+
+
+_CLUSTER = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$")
+
+
+def cluster_address(text):
+    """--cluster of fastdl search: a Dask scheduler's address (tcp://HOST:PORT, or HOST:PORT), or
+    ``local`` to run on this machine even when FASTDL_CLUSTER is set."""
+    text = str(text).strip()
+    if text == "local":
+        return text
+    if not _CLUSTER.match(text) or not 0 < int(text.rsplit(":", 1)[1]) < 65536:
+        raise argparse.ArgumentTypeError(f"expected a Dask scheduler address such as tcp://10.0.0.5:8786 "
+                                         f"(or 'local'), got {text!r}")
+    return text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -570,6 +603,84 @@ def _cmd_compare(args):
     return 0
 
 
+def _cmd_search(args):
+    # -- every argument and output path is checked before any work -------------------------
+    cluster, where = args.cluster, "--cluster"
+    if cluster is None and os.environ.get("FASTDL_CLUSTER", "").strip():
+        where = "FASTDL_CLUSTER"
+        try:
+            cluster = cluster_address(os.environ["FASTDL_CLUSTER"])
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"FASTDL_CLUSTER: {exc}") from None
+    if cluster == "local":
+        cluster = None
+    if cluster is not None and args.workers is not None:
+        raise UsageError(f"--workers is for local runs ({where} sends the trials to a Dask cluster, whose "
+                         "workers are started with `dask worker`); pass --cluster local to run here")
+    outputs = [(args.out, "--out"), (args.plot, "--plot"), (args.scatter, "--scatter")]
+    for path, flag in outputs:
+        _check_output(path, flag)
+    named = [(os.path.realpath(p), f) for p, f in outputs if p]
+    for i, (a, fa) in enumerate(named):
+        for b, fb in named[i + 1:]:
+            if a == b:
+                raise UsageError(f"{fa} and {fb} name the same file ({a})")
+    import importlib.util
+    if (args.plot or args.scatter) and importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--plot and --scatter need matplotlib: python -m pip install 'fastdl-book[plot]'")
+    if cluster is not None and importlib.util.find_spec("distributed") is None:
+        raise UsageError(f"{where} needs Dask: python -m pip install 'fastdl-book[distributed]'")
+    space = {}
+    for name, rng in args.param or []:
+        if name in space:
+            raise UsageError(f"--param {name} is given twice")
+        space[name] = rng
+    from fastdl import search
+    if args.resume and not os.path.exists(args.out):
+        print(f"fastdl search: no journal at {args.out} yet; starting the search there", file=sys.stderr)
+    try:
+        result = search.random_search(
+            space=space, trials=args.trials, seed=args.seed, workers=args.workers, cluster=cluster,
+            journal=args.out, resume=args.resume, epochs=args.epochs, train_size=args.train_size,
+            optimizer=args.optimizer, data=args.data, hidden=args.hidden, batch_size=args.batch_size,
+            dtype=args.dtype, backend=args.backend, eval_samples=args.eval_samples or None,
+            threads=args.threads, verbose=not args.quiet,
+            progress=not args.no_progress and sys.stderr.isatty())
+    except (search.SearchUsageError, search.ConfigMismatch, search.JournalExists, search.JournalBusy) as exc:
+        raise UsageError(_one_line(exc)) from None
+    except search.JournalError as exc:
+        raise Failure(_one_line(exc)) from None
+    except search.SearchAborted as exc:
+        raise (UsageError if exc.usage else Failure)(_one_line(exc)) from None
+    except (KeyboardInterrupt, Terminated) as exc:
+        partial = getattr(exc, "search_result", None)
+        done = f"{len(partial.trials)} of {args.trials} trials are" if partial is not None else "the finished trials are"
+        how = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
+        print(f"\nfastdl search: {how}: {done} in {args.out}; the same command with --resume runs the rest",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
+    _out("=========== Hyper-Parameter Optimization Result ===========")
+    table = result.table(args.top)
+    if table:
+        _out(table)
+    _out(result.summary())
+    problems = []
+    for path, draw in ((args.plot, result.plot_curves), (args.scatter, result.plot_scatter)):
+        if not path:
+            continue
+        try:
+            draw(path, args.top)
+            _out(f"saved {'curves' if draw == result.plot_curves else 'scatter plot'} to {path}")
+        except Exception as exc:                    # noqa: BLE001 - the trials are in the journal
+            problems.append(f"could not write {path} ({_one_line(exc)})")
+    if not result.counts()["ok"]:
+        problems.append(f"no trial ended ok (see {args.out})")
+    if problems:
+        print(f"fastdl search: {'; '.join(problems)}", file=sys.stderr)
+        return EXIT_FAILURE
+    return 0
+
+
 def build_parser():
     parser = _Parser(
         prog="fastdl",
@@ -642,6 +753,57 @@ def build_parser():
     p.add_argument("--backend", choices=("numpy", "numba", "cuda"), default=None)
     p.add_argument("--batch-size", type=positive_int, default=500, help="default 500")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("search", help="the book's hyper-parameter search (ch. 6) on all cores or a Dask cluster",
+                       description="Random search over the learning rate and weight decay as in the book's "
+                                   "ch06/hyperparameter_optimization.py (its defaults: MultiLayerNet 6x100, 500 "
+                                   "training images of which 20%% held out, 50 epochs of batch 100, SGD, "
+                                   "lr 1e-6:1e-2:log, weight decay 1e-8:1e-4:log, 100 trials, the best 20 "
+                                   "printed). Trials run in worker processes on every core (or on a Dask cluster: "
+                                   "--cluster / FASTDL_CLUSTER); each trial's seed comes from --seed and its "
+                                   "index, so the table is the same with any number of workers. Each finished "
+                                   "trial is appended to --out; --resume runs only the trials it lacks. Exit "
+                                   "status 1 if no trial ended ok.")
+    p.add_argument("--param", action="append", type=search_param, metavar="NAME=LOW:HIGH[:log|linear]",
+                   help="a range to draw from: lr, weight_decay (wd) or dropout, e.g. lr=1e-6:1e-2:log; "
+                        "NAME=VALUE fixes it; repeatable. Default: the book's lr and weight_decay ranges")
+    p.add_argument("--trials", type=positive_int, default=100, help="default 100")
+    p.add_argument("--seed", type=seed_int, default=0, help="the search seed, 0 to 2**32-1; default 0")
+    p.add_argument("--epochs", type=positive_int, default=50, help="per trial; default 50")
+    p.add_argument("--train-size", type=lambda t: _whole_number(t, 5), default=500,
+                   help="training images used, 20%% of them held out for validation; default 500")
+    p.add_argument("--batch-size", type=positive_int, default=100, help="default 100")
+    p.add_argument("--optimizer", default="sgd",
+                   choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"), help="default sgd")
+    p.add_argument("--hidden", type=layer_sizes, default=[100] * 6, metavar="N,N,...",
+                   help="hidden layer sizes of the MultiLayerNet; default 100,100,100,100,100,100")
+    p.add_argument("--data", choices=DATA_CHOICES, default="sample",
+                   help="sample: the 5,000 training images shipped with fastdl (offline); mnist: the full set "
+                        "(downloaded once); fashion: Fashion-MNIST. Default: sample")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="default float64 (the book's)")
+    p.add_argument("--backend", choices=("numpy", "numba", "cuda"), default=None,
+                   help="kernels to run on (default: FASTDL_BACKEND, else numba)")
+    p.add_argument("--eval-samples", type=non_negative_int, default=0,
+                   help="images for the per-epoch accuracies (0: all, as the book's script). Default 0")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="local worker processes (default: one per core)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="threads per trial (default: cores divided by the workers on the machine)")
+    p.add_argument("--cluster", type=cluster_address, default=None, metavar="tcp://HOST:PORT",
+                   help="run the trials on this Dask scheduler's workers (default: FASTDL_CLUSTER if set; "
+                        "'local' runs here). Needs: python -m pip install 'fastdl-book[distributed]'")
+    p.add_argument("--out", default="fastdl-search.jsonl", metavar="JOURNAL.jsonl",
+                   help="journal: one JSON line per finished trial (default fastdl-search.jsonl); refused if it "
+                        "already holds trials, unless --resume")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the search in --out (same settings required); finished trials are not run again")
+    p.add_argument("--top", type=positive_int, default=20, help="best trials printed and plotted; default 20")
+    p.add_argument("--plot", metavar="FILE.png", help="the book's figure: accuracy curves of the best trials")
+    p.add_argument("--scatter", metavar="FILE.png",
+                   help="validation accuracy over (lr, weight decay), log axes")
+    p.add_argument("--quiet", action="store_true", help="no line per finished trial")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_search)
     return parser
 
 
@@ -664,7 +826,7 @@ def main(argv=None):
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
         if not getattr(args, "func", None):
             parser.print_help()
-            print("fastdl: no command given; choose one of info, train, evaluate, compare", file=sys.stderr)
+            print("fastdl: no command given; choose one of info, train, evaluate, compare, search", file=sys.stderr)
             return EXIT_USAGE
         command = f"fastdl {args.command}"
         from fastdl.backend import BackendError

@@ -1,0 +1,468 @@
+"""The book's hyper-parameter search (ch06 ``hyperparameter_optimization.py``) on all cores, or on a
+Dask cluster, with nothing lost.
+
+>>> from fastdl.search import random_search
+>>> result = random_search(trials=100, seed=0)          # the book's search, every core of this machine
+>>> print(result.table(20))                              # Best-1(val acc:0.8) | lr:0.0071..., weight decay:...
+
+The book's defaults: ``MultiLayerNet(784, [100] * 6, 10, weight_decay_lambda=wd)``; the first 500
+training images, shuffled once and 20% held out for validation; 50 epochs of mini-batches of 100
+with the book's ``Trainer`` and SGD; lr = 10^U(-6, -2), weight decay = 10^U(-8, -4); 100 trials,
+ranked by the last validation accuracy of the Trainer's list (the book's ``val_acc_list[-1]``).
+
+**Seeds.** Trial ``i``'s hyper-parameters and the seed of its training (NumPy's global RNG, seeded
+in the worker before the weights are drawn: weights, mini-batches, dropout) come from
+``numpy.random.SeedSequence(seed, spawn_key=(i, 0))`` and ``(i, 1)``; the shuffle that splits
+training from validation images, shared by all trials as in the book, from ``SeedSequence(seed)``.
+So a search gives the same trials, curves and table with 1 worker, 2 workers or on a cluster,
+and a trial run again (after its worker died, or on ``resume``) gives what it would have given.
+
+**Where trials run.** Locally (the default, nothing to install) in ``workers`` processes
+(default: the usable cores), each with ``threads`` threads (default: cores // workers; 2 workers
+on 2 cores run 1 Numba and 1 BLAS thread each), set in the worker's environment before NumPy and
+Numba load. With ``cluster`` (a scheduler address ``tcp://HOST:PORT``, a ``distributed.Client`` or
+a ``LocalCluster``) on a Dask cluster (``pip install 'fastdl-book[distributed]'``; ``fastdl`` must
+be installed on the workers too): tasks carry the data spec, each worker loads the images
+itself, and a trial's thread share is the machine's cores divided by the worker processes there.
+
+**Nothing lost.** With ``journal``, each finished trial is one JSON line, appended and fsync'd
+(see ``_journal``), so Ctrl-C, a killed worker or a crashed client lose at most the trials in
+flight; ``resume=True`` checks that the journal holds the same search and runs only the trials
+it lacks. A trial that raises is recorded with ``status`` "error" and its message, one whose loss
+becomes NaN or infinite stops and is recorded as "diverged"; the search goes on. A worker that
+dies is reported and its trial run once more (recorded as an error if it dies again).
+
+A trial's record (a dict, one journal line): ``index``, ``seed`` (its training seed), ``params``
+(``{"lr": ..., "weight_decay": ...}``), ``status`` ("ok", "diverged" or "error"), ``val_acc``
+(the book's: the last entry of ``val_acc_curve``), ``val_acc_end`` (after the last step),
+``loss_end`` (the last mini-batch's loss), ``val_acc_curve`` and ``train_acc_curve`` (per epoch, measured at its start as the book's
+Trainer does), ``error`` (the message, or None), ``duration`` (seconds in the worker, loading
+included), ``data_load`` (seconds spent loading the data for it; 0 when the worker had it),
+``worker`` (``host:pid`` or the Dask worker's address), ``attempts`` (the times it was given to a
+worker: more than 1 after a worker died; on Dask, the scheduler also counts a trial that waited in
+the queue of a worker that died), ``threads`` and
+``finished`` (the client's clock).
+
+Test-only hooks (never set them otherwise): ``FASTDL_SEARCH_TEST_KILL=INDEX:MARKER`` makes the
+worker running trial INDEX exit abruptly in the middle of it unless the file MARKER exists
+(creating it first: so only the first attempt dies; ``INDEX`` alone: every attempt dies); ``FASTDL_SEARCH_TEST_RAISE=INDEX[,INDEX]``
+makes those trials raise. Read by the client when a search starts and sent with the tasks.
+"""
+import json
+import math
+import operator
+import os
+import sys
+import time
+
+from . import _journal
+from ._journal import ConfigMismatch, JournalBusy, JournalError, JournalExists
+from ._local import LocalEngine, SearchAborted
+from ._space import (BOOK_SPACE, LABELS, PARAMS, describe, normalize_space, parse_param, parse_range,
+                     split_seed, trial_params, trial_seed)
+from ._trial import TRAIN_IMAGES, usable_cores
+
+__all__ = ["random_search", "load_journal", "SearchResult", "SearchError", "SearchUsageError",
+           "SearchAborted", "ConfigMismatch", "JournalError", "JournalExists", "JournalBusy",
+           "BOOK_SPACE", "PARAMS", "parse_param", "parse_range", "book_line"]
+
+DATA_CHOICES = tuple(TRAIN_IMAGES)
+OPTIMIZER_CHOICES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+BOOK_HIDDEN = (100, 100, 100, 100, 100, 100)
+
+
+class SearchError(Exception):
+    """Base of the errors of a search."""
+
+
+class SearchUsageError(SearchError, ValueError):
+    """An argument of the search is not usable (nothing was run)."""
+
+
+def _whole(name, value, minimum, maximum=None):
+    if isinstance(value, bool):
+        raise SearchUsageError(f"{name} must be a whole number, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise SearchUsageError(f"{name} must be a whole number, got {value!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise SearchUsageError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def make_config(space=None, trials=100, seed=0, epochs=50, train_size=500, validation_rate=0.2,
+                batch_size=100, optimizer="sgd", hidden=BOOK_HIDDEN, data="sample", dtype="float64",
+                backend=None, eval_samples=None):
+    """The search's configuration, checked (SearchUsageError naming the argument otherwise): what
+    the journal's header records and ``resume`` compares."""
+    try:
+        space = normalize_space(space)
+    except ValueError as exc:
+        raise SearchUsageError(str(exc)) from None
+    trials = _whole("trials", trials, 1)
+    seed = _whole("seed", seed, 0, 2**63 - 1)
+    epochs = _whole("epochs", epochs, 1)
+    batch_size = _whole("batch_size", batch_size, 1)
+    if data not in TRAIN_IMAGES:
+        raise SearchUsageError(f"data must be one of {', '.join(DATA_CHOICES)}, got {data!r}")
+    train_size = _whole("train_size", train_size, 2, TRAIN_IMAGES[data])
+    try:
+        validation_rate = float(validation_rate)
+    except (TypeError, ValueError):
+        raise SearchUsageError(f"validation_rate must be a number, got {validation_rate!r}") from None
+    if not 0 < validation_rate < 1:
+        raise SearchUsageError(f"validation_rate must be between 0 and 1, got {validation_rate}")
+    n_val = int(train_size * validation_rate)
+    if n_val < 1 or n_val >= train_size:
+        raise SearchUsageError(f"train_size {train_size} with validation_rate {validation_rate} leaves "
+                               f"{n_val} validation and {train_size - n_val} training images; both need one")
+    optimizer = str(optimizer).lower()
+    if optimizer == "rmsprpo":
+        optimizer = "rmsprop"
+    if optimizer not in OPTIMIZER_CHOICES:
+        raise SearchUsageError(f"optimizer must be one of {', '.join(OPTIMIZER_CHOICES)}, got {optimizer!r}")
+    try:
+        hidden = [_whole("hidden sizes", h, 1) for h in hidden]
+    except TypeError:
+        raise SearchUsageError(f"hidden must be a list of layer sizes, got {hidden!r}") from None
+    if not hidden:
+        raise SearchUsageError("hidden needs at least one layer size")
+    dtype = str(getattr(dtype, "__name__", dtype))
+    if dtype not in ("float32", "float64"):
+        raise SearchUsageError(f"dtype must be float32 or float64, got {dtype!r}")
+    from fastdl.backend import BACKENDS
+    if backend is not None and backend not in BACKENDS:
+        raise SearchUsageError(f"backend must be one of {', '.join(BACKENDS)} (or None), got {backend!r}")
+    if eval_samples is not None:
+        eval_samples = _whole("eval_samples", eval_samples, 1)
+    return {"seed": seed, "trials": trials, "space": space, "epochs": epochs, "batch_size": batch_size,
+            "train_size": train_size, "validation_rate": validation_rate, "optimizer": optimizer,
+            "hidden": hidden, "data": data, "dtype": dtype, "backend": backend, "eval_samples": eval_samples}
+
+
+def _test_hooks():
+    """The test-only hooks of the environment (see the module docstring): index -> hooks."""
+    hooks = {}
+    kill = os.environ.get("FASTDL_SEARCH_TEST_KILL", "")
+    if kill:
+        index, _, marker = kill.partition(":")
+        hooks.setdefault(int(index), {})["kill"] = marker
+    for index in filter(None, os.environ.get("FASTDL_SEARCH_TEST_RAISE", "").split(",")):
+        hooks.setdefault(int(index), {})["raise"] = True
+    return hooks
+
+
+def make_tasks(config, skip=()):
+    """The tasks of the trials not in ``skip`` (indices), in index order."""
+    trial_config = {k: config[k] for k in ("hidden", "epochs", "batch_size", "optimizer", "dtype",
+                                           "backend", "eval_samples")}
+    trial_config["data"] = {"data": config["data"], "train_size": config["train_size"],
+                            "validation_rate": config["validation_rate"], "split_seed": split_seed(config["seed"])}
+    hooks = _test_hooks()
+    skip = set(skip)
+    tasks = []
+    for i in range(config["trials"]):
+        if i in skip:
+            continue
+        task = {"index": i, "seed": trial_seed(config["seed"], i),
+                "params": trial_params(config["space"], config["seed"], i), "attempt": 1, "config": trial_config}
+        if i in hooks:
+            task["_test"] = hooks[i]
+        tasks.append(task)
+    return tasks
+
+
+def book_line(record, prefix="val acc"):
+    """The book's line for a trial: ``val acc:0.83 | lr:0.0061..., weight decay:1.2e-06``."""
+    line = f"{prefix}:{record.get('val_acc')} | {describe(record['params'])}"
+    if record.get("status") == "diverged":
+        line += f" (diverged: {record.get('error')})"
+    elif record.get("status") == "error":
+        line = f"trial {record['index']} failed: {record.get('error')} | {describe(record['params'])}"
+    return line
+
+
+def _clean(value):
+    """Non-finite floats as None: the journal is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+class SearchResult:
+    """What a search found.
+
+    trials: the records of the finished trials, by index (see the module docstring).
+    config: the search's configuration. journal: its path or None. elapsed: seconds of this run.
+    events: the reports of this run (workers that died). complete: every trial has a record.
+    ran: the trials finished by this run (the others were in the journal already).
+    """
+
+    def __init__(self, config, trials, journal=None, elapsed=0.0, events=(), engine=None, ran=0):
+        self.config = config
+        self.ran = ran
+        self.trials = sorted(trials, key=lambda r: r["index"])
+        self.journal = journal
+        self.elapsed = elapsed
+        self.events = list(events)
+        self.engine = engine
+
+    @property
+    def complete(self):
+        return len({r["index"] for r in self.trials}) >= self.config["trials"]
+
+    def counts(self):
+        """``{"ok": n, "diverged": n, "error": n}``."""
+        out = {"ok": 0, "diverged": 0, "error": 0}
+        for r in self.trials:
+            out[r["status"]] = out.get(r["status"], 0) + 1
+        return out
+
+    def best(self, n=20):
+        """The ``n`` best trials: by the book's validation accuracy, highest first (ties by index);
+        diverged trials after those that ended ok (their accuracy is from before the loss became
+        NaN, where the book's would be that of a NaN network); trials that raised are left out."""
+        ranked = [r for r in self.trials if r["status"] != "error" and r.get("val_acc") is not None]
+        ranked.sort(key=lambda r: (r["status"] != "ok", -r["val_acc"], r["index"]))
+        return ranked[:n]
+
+    def table(self, n=20):
+        """The book's result lines: ``Best-1(val acc:0.83) | lr:0.0061..., weight decay:1.2e-06``."""
+        lines = []
+        for k, r in enumerate(self.best(n), 1):
+            line = f"Best-{k}(val acc:{r['val_acc']}) | {describe(r['params'])}"
+            lines.append(line + (" (diverged)" if r["status"] == "diverged" else ""))
+        return "\n".join(lines)
+
+    def summary(self):
+        """One line: trials by status, time and rate of this run, engine, journal."""
+        c = self.counts()
+        parts = [f"{c['ok']} ok"] + [f"{c[k]} {k}" for k in ("diverged", "error") if c.get(k)]
+        line = f"{len(self.trials)} of {self.config['trials']} trials ({', '.join(parts)})"
+        if self.ran:
+            rate = self.ran / self.elapsed * 60 if self.elapsed else 0.0
+            line += f"; this run: {self.ran} in {self.elapsed:.1f} s ({rate:.1f} trials/min)"
+            if self.engine:
+                line += f" on {self.engine}"
+        if self.journal:
+            line += f"; journal {self.journal}"
+        return line
+
+    def plot_curves(self, path, n=20):
+        """The book's figure: validation (solid) and training (dashed) accuracy per epoch of the ``n``
+        best trials, one small plot each, five a row; written atomically (PNG unless ``path``
+        names another format matplotlib writes). Needs matplotlib."""
+        from ._plots import curves
+        curves(self.best(n), path)
+
+    def plot_scatter(self, path, n=20):
+        """Validation accuracy over (lr, weight decay) on the ranges' own axes (log for log ranges);
+        the ``n`` best circled, diverged trials as crosses. Needs matplotlib."""
+        from ._plots import scatter
+        scatter(self.trials, self.config["space"], self.best(n), path)
+
+    def __repr__(self):
+        return f"<SearchResult {self.summary()}>"
+
+
+def load_journal(path):
+    """A :class:`SearchResult` from a journal, without running anything (a torn last line is
+    ignored)."""
+    config, records = _journal.read(path)
+    return SearchResult(config, records, journal=os.fspath(path))
+
+
+def _engine(cluster, workers, threads, notify):
+    if cluster is not None:
+        if workers is not None:
+            raise SearchUsageError("workers is for local runs; a cluster's workers are started with "
+                                   "`dask worker`")
+        from ._dask import DaskEngine, import_distributed
+        try:
+            import_distributed()
+        except ImportError as exc:
+            raise SearchUsageError(str(exc)) from None
+        return DaskEngine(cluster, threads, notify)
+    cores = usable_cores()
+    workers = cores if workers is None else workers
+    threads = max(1, cores // workers) if threads is None else threads
+    return LocalEngine(workers, threads, notify)
+
+
+class _Progress:
+    """A progress bar (tqdm, on stderr): trials done, best so far, trials per minute this run."""
+
+    def __init__(self, total, done, best, enabled):
+        self.bar = None
+        self.start = time.perf_counter()
+        self.finished = 0
+        self.best = best
+        if enabled:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, initial=done, unit="trial", desc="search", file=sys.stderr,
+                            dynamic_ncols=True, smoothing=0, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} "
+                                                                        "[{elapsed}<{remaining}{postfix}]")
+            self._postfix()
+
+    def _postfix(self):
+        minutes = (time.perf_counter() - self.start) / 60
+        rate = f"{self.finished / minutes:.1f} trials/min" if self.finished and minutes > 0 else "- trials/min"
+        best = f"best {self.best:.4g}" if self.best is not None else "best -"
+        self.bar.set_postfix_str(f"{best}, {rate}", refresh=False)
+
+    def done(self, record):
+        self.finished += 1
+        if record["status"] != "error" and record.get("val_acc") is not None:
+            self.best = record["val_acc"] if self.best is None else max(self.best, record["val_acc"])
+        if self.bar is not None:
+            self._postfix()
+            self.bar.update(1)
+
+    def tick(self):
+        if self.bar is not None:
+            self._postfix()
+            self.bar.refresh()
+
+    def say(self, line, err=False):
+        stream = sys.stderr if err else sys.stdout
+        if self.bar is not None:
+            self.bar.write(line, file=stream)
+        else:
+            print(line, file=stream, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def random_search(space=None, trials=100, seed=0, workers=None, cluster=None, journal=None, resume=False,
+                  epochs=50, train_size=500, optimizer="sgd", data="sample", progress=True, verbose=False,
+                  hidden=BOOK_HIDDEN, batch_size=100, validation_rate=0.2, dtype="float64", backend=None,
+                  eval_samples=None, threads=None, on_trial=None):
+    """Run the book's random search; returns a :class:`SearchResult`.
+
+    space: ``{name: range}`` for ``lr``, ``weight_decay`` (``wd``) and ``dropout``; a range is
+        ``"LOW:HIGH:log"``, ``"LOW:HIGH"`` (linear), a single number (fixed) or ``(low, high[, scale])``.
+        Names not given keep the book's ranges (lr 1e-6:1e-2:log, weight_decay 1e-8:1e-4:log); a
+        ``dropout`` range trains ``MultiLayerNetExtend(use_dropout=True)``.
+    trials: number of trials (100). seed: the search seed (0): see the module docstring.
+    workers: local worker processes (default: the usable cores). threads: threads per trial
+        (default: cores // workers locally; on a cluster, the machine's cores // its worker processes).
+    cluster: run on Dask: ``"tcp://HOST:PORT"``, a ``distributed.Client`` or a ``LocalCluster``.
+    journal: path of the journal (None: none). A journal that already holds trials is refused
+        (JournalExists) unless ``resume``; ``resume=True`` runs only the trials it lacks, after
+        checking that it holds this same search (ConfigMismatch otherwise).
+    epochs (50), train_size (500 images, ``validation_rate`` 0.2 of them held out), batch_size
+        (100), optimizer (``"sgd"``; any of the book's: momentum, nesterov, adagrad, rmsprop, adam),
+        hidden (six layers of 100), dtype ("float64", as the book), backend (None: the worker's
+        default), eval_samples (None: every image for the per-epoch accuracies, as the book's script):
+        the trials' training, as ``Trainer(network, ...)`` in the book.
+    data: "sample" (the 5,000 training images shipped with fastdl), "mnist" (the full set, downloaded
+        on first use) or "fashion".
+    progress: a progress bar on stderr (trials done, best so far, trials per minute).
+    verbose: print the book's line for each trial as it finishes.
+    on_trial: called with each new record as it is written.
+
+    Raises SearchUsageError (a bad argument), JournalExists, JournalBusy, ConfigMismatch, JournalError,
+    SearchAborted (the data cannot be had, workers cannot start). Ctrl-C stops the workers and
+    raises KeyboardInterrupt, with the partial result as its ``search_result`` attribute.
+    """
+    config = make_config(space=space, trials=trials, seed=seed, epochs=epochs, train_size=train_size,
+                         validation_rate=validation_rate, batch_size=batch_size, optimizer=optimizer,
+                         hidden=hidden, data=data, dtype=dtype, backend=backend, eval_samples=eval_samples)
+    if workers is not None:
+        workers = _whole("workers", workers, 1)
+    if threads is not None:
+        threads = _whole("threads", threads, 1)
+    if resume and journal is None:
+        raise SearchUsageError("resume needs the journal to resume")
+    events = []
+    progress_box = []
+
+    def notify(message):
+        events.append(message)
+        if progress_box:
+            progress_box[0].say(f"fastdl search: {message}", err=True)
+        else:
+            print(f"fastdl search: {message}", file=sys.stderr, flush=True)
+
+    engine = _engine(cluster, workers, threads, notify)
+    book = None
+    records = []
+    if journal is not None:
+        book = _journal.Journal(journal, config, resume=resume)
+        records = list(book.records)
+        if book.dropped_torn_line:
+            notify(f"{book.path}: dropped a torn last line (a trial being written when the search stopped)")
+    start = time.perf_counter()
+    result = None
+    already = len(records)
+    try:
+        tasks = make_tasks(config, skip={r["index"] for r in records})
+        if tasks and engine.name == "local" and config["data"] != "sample":
+            _fetch_data(config["data"])          # once here, not by every worker at the same time
+        if tasks and engine.name == "dask":
+            try:
+                engine.connect()
+            except ConnectionError as exc:
+                raise SearchUsageError(str(exc)) from None
+        best = max((r["val_acc"] for r in records if r["status"] != "error" and r.get("val_acc") is not None),
+                   default=None)
+        bar = _Progress(config["trials"], len(records), best, progress and bool(tasks))
+        progress_box.append(bar)
+
+        def emit(record):
+            record = _clean(dict(record, finished=time.strftime("%Y-%m-%dT%H:%M:%S")))
+            if book is not None:
+                book.append(record)
+            records.append(record)
+            bar.done(record)
+            if verbose:
+                bar.say(book_line(record))
+            if on_trial is not None:
+                on_trial(record)
+
+        try:
+            if tasks:
+                engine.run(tasks, emit, tick=bar.tick)
+        finally:
+            bar.close()
+            progress_box.clear()
+        result = SearchResult(config, records, journal=book.path if book else None,
+                              elapsed=time.perf_counter() - start, events=events, engine=engine.describe(),
+                              ran=bar.finished)
+        return result
+    except BaseException as exc:
+        if result is None and not isinstance(exc, (SearchUsageError,)):
+            try:
+                exc.search_result = SearchResult(config, records, journal=book.path if book else None,
+                                                 elapsed=time.perf_counter() - start, events=events,
+                                                 engine=engine.describe(), ran=len(records) - already)
+            except Exception:                  # noqa: BLE001 - best effort
+                pass
+        raise
+    finally:
+        if book is not None:
+            book.close()
+        if engine.name == "dask":
+            engine.close()
+
+
+def _fetch_data(data):
+    """Make sure a downloaded data set is in the cache before the workers start (DataUnavailable
+    becomes SearchAborted)."""
+    from fastdl.datasets import DataUnavailable, load_fashion_mnist, load_mnist
+    try:
+        if data == "fashion":
+            load_fashion_mnist(normalize=False)
+        else:
+            load_mnist(normalize=False, sample=False)
+    except DataUnavailable as exc:
+        raise SearchAborted(" ".join(str(exc).split()), usage=True) from None

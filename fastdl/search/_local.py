@@ -1,0 +1,221 @@
+"""The local engine: trials in worker processes on this machine, one trial per worker at a time.
+
+Each worker is a fresh ``python -m fastdl.search._worker`` (no fork of a process whose Numba or
+BLAS threads already run, and nothing to guard in the caller's script), started with its thread
+share in the environment before NumPy or Numba load. The client gives each worker one task at a
+time over a pipe and reads results as they come (``selectors``). A worker that dies (killed,
+out of memory) is reported with its exit status and the tail of its stderr; only its own trial
+is affected: that trial is run again once on a fresh worker, and recorded as an error if its
+worker dies a second time. A worker that dies before it could start (a broken install) stops the
+search with its message.
+"""
+import collections
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+
+#: the environment variables that give a worker its thread share
+THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+#: attempts a trial gets when its worker dies (the first run and one more)
+MAX_ATTEMPTS = 2
+
+
+class SearchAborted(RuntimeError):
+    """The search cannot go on: the data cannot be had (``usage`` True: the data set asked for is
+    not available), or workers cannot start."""
+
+    def __init__(self, message, usage=False):
+        super().__init__(message)
+        self.usage = usage
+
+
+def _died(returncode):
+    if returncode is None:
+        return "stopped answering"
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
+class _Worker:
+    def __init__(self, env):
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([sys.executable, "-m", "fastdl.search._worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.stderr, env=env,
+                                     start_new_session=True, close_fds=True)
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.buffer = b""
+        self.task = None
+        self.ready = False
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def send(self, task):
+        """Give the worker ``task``; False if it is gone already (its death is read next)."""
+        try:
+            self.proc.stdin.write((json.dumps(task) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            return False
+        self.task = task
+        return True
+
+    def read(self):
+        """Messages now readable, and whether the worker's channel has closed (it died or exited)."""
+        messages, closed = [], False
+        while True:
+            try:
+                chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
+            except BlockingIOError:
+                break
+            except OSError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                messages.append(json.loads(line))
+        return messages, closed
+
+    def stderr_tail(self, lines=3):
+        try:
+            self.stderr.seek(0)
+            text = self.stderr.read().decode(errors="replace")
+        except (OSError, ValueError):
+            return ""
+        tail = [line.strip() for line in text.strip().splitlines() if line.strip()][-lines:]
+        return " | ".join(tail)
+
+    def stop(self, kill=False):
+        try:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+
+    def reap(self, timeout):
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for f in (self.proc.stdout, self.proc.stdin, self.stderr):
+            try:
+                f.close()
+            except (OSError, ValueError):
+                pass
+
+
+class LocalEngine:
+    """Runs tasks on ``workers`` local processes of ``threads`` threads each."""
+
+    name = "local"
+
+    def __init__(self, workers, threads, notify):
+        self.workers = workers
+        self.threads = threads
+        self.notify = notify
+        env = dict(os.environ)
+        for var in THREAD_VARIABLES:
+            env[var] = str(threads)
+        env["FASTDL_SEARCH_THREADS"] = str(threads)
+        env.pop("FASTDL_SEARCH_TEST_KILL", None)           # hooks travel in the tasks, not here
+        env.pop("FASTDL_SEARCH_TEST_RAISE", None)
+        self.env = env
+
+    def describe(self):
+        return f"{self.workers} local worker{'s' if self.workers != 1 else ''} x {self.threads} thread" \
+               f"{'s' if self.threads != 1 else ''}"
+
+    def run(self, tasks, emit, tick=None):
+        """Run ``tasks``; ``emit(record)`` is called in this thread for each finished trial."""
+        queue = collections.deque(tasks)
+        selector = selectors.DefaultSelector()
+        pool = []
+
+        def start():
+            w = _Worker(self.env)
+            selector.register(w.proc.stdout, selectors.EVENT_READ, w)
+            pool.append(w)
+            return w
+
+        try:
+            for _ in range(min(self.workers, len(queue))):
+                start()
+            while True:
+                for w in pool:
+                    if w.task is None and queue and w.send(queue[0]):
+                        queue.popleft()
+                busy = [w for w in pool if w.task is not None]
+                if not busy and not queue:
+                    break
+                for key, _ in selector.select(timeout=1.0):
+                    w = key.data
+                    messages, closed = w.read()
+                    for m in messages:
+                        if m["type"] == "ready":
+                            w.ready = True
+                        elif m["type"] == "abort":
+                            raise SearchAborted(m["message"], usage=True)
+                        elif m["type"] == "result":
+                            w.task = None
+                            emit(m["record"])
+                    if closed:
+                        self._lost(w, queue, emit, selector, pool)
+                        if queue and len(pool) < self.workers:
+                            start()
+                if tick is not None:
+                    tick()
+        finally:
+            busy = [w for w in pool if w.task is not None]
+            for w in pool:
+                w.stop(kill=bool(busy))          # idle workers finish; busy ones are stopped now
+            for w in pool:
+                w.reap(timeout=10)
+            selector.close()
+
+    def _lost(self, w, queue, emit, selector, pool):
+        selector.unregister(w.proc.stdout)
+        pool.remove(w)
+        w.reap(timeout=10)
+        how = _died(w.proc.returncode)
+        tail = w.stderr_tail()
+        if not w.ready:
+            raise SearchAborted(f"a worker process could not start: it {how}" + (f" ({tail})" if tail else ""))
+        task = w.task
+        if task is None:
+            self.notify(f"worker {w.pid} {how} between trials" + (f" ({tail})" if tail else ""))
+            return
+        attempt = task.get("attempt", 1)
+        if attempt < MAX_ATTEMPTS:
+            self.notify(f"worker {w.pid} {how} while running trial {task['index']}; running that trial again")
+            queue.appendleft(dict(task, attempt=attempt + 1))
+            return
+        self.notify(f"worker {w.pid} {how} while running trial {task['index']} again; recording it as an error")
+        emit(lost_record(task, f"its worker {how} on each of {attempt} attempts" + (f" ({tail})" if tail else ""),
+                         f"{socket.gethostname()}:{w.pid}"))
+
+
+def lost_record(task, message, worker):
+    """The record of a trial whose worker died on every attempt."""
+    return {"index": task["index"], "seed": task["seed"], "params": dict(task["params"]), "status": "error",
+            "val_acc": None, "val_acc_end": None, "loss_end": None, "val_acc_curve": [], "train_acc_curve": [],
+            "error": f"WorkerDied: {message}", "duration": None, "data_load": None, "worker": worker,
+            "attempts": task.get("attempt", 1), "threads": None}

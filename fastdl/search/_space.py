@@ -1,0 +1,141 @@
+"""Search spaces and seeds: what a trial's hyper-parameters and seed are, from the search seed alone.
+
+A range is ``(low, high, scale)``: ``scale`` "log" draws ``10 ** U(log10 low, log10 high)`` (the
+book's ``10 ** np.random.uniform(-6, -2)``), "linear" draws ``U(low, high)``; ``low == high`` is a
+fixed value (nothing drawn).
+
+Seeds (:func:`trial_seed`, :func:`trial_params`, :func:`split_seed`) come from
+``numpy.random.SeedSequence(search seed, spawn_key=...)``: trial ``i``'s parameters from
+spawn key ``(i, 0)``, the seed of its training (weights, mini-batches, dropout; NumPy's global RNG,
+seeded in the worker) from ``(i, 1)``, and the shuffle that splits training from validation
+images, shared by every trial as in the book, from the search seed's own sequence. Nothing
+depends on the number of trials, of workers or on the order trials finish in.
+"""
+import math
+
+import numpy as np
+
+#: the parameters a search can vary, in the order they are drawn (the book draws weight decay first)
+PARAMS = ("weight_decay", "lr", "dropout")
+#: how the book's result lines name them
+LABELS = {"lr": "lr", "weight_decay": "weight decay", "dropout": "dropout"}
+_ALIASES = {"lr": "lr", "learning_rate": "lr", "learning-rate": "lr",
+            "weight_decay": "weight_decay", "weight-decay": "weight_decay", "wd": "weight_decay",
+            "weight_decay_lambda": "weight_decay",
+            "dropout": "dropout", "dropout_ratio": "dropout", "dropout_ration": "dropout"}
+SCALES = ("log", "linear")
+
+#: ch06/hyperparameter_optimization.py: lr = 10^U(-6,-2), weight decay = 10^U(-8,-4)
+BOOK_SPACE = {"lr": (1e-6, 1e-2, "log"), "weight_decay": (1e-8, 1e-4, "log")}
+
+
+def param_name(name):
+    """The canonical name of a parameter (``wd`` -> ``weight_decay``); ValueError if unknown."""
+    key = str(name).strip().lower()
+    if key not in _ALIASES:
+        raise ValueError(f"unknown parameter {name!r}; choose from lr, weight_decay (wd), dropout")
+    return _ALIASES[key]
+
+
+def _number(text, what):
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise ValueError(f"{what}: expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{what}: must be finite, got {text!r}")
+    return value
+
+
+def check_range(name, low, high, scale):
+    """Validate one range; returns it as ``(float low, float high, scale)``."""
+    low, high = _number(low, name), _number(high, name)
+    scale = str(scale).strip().lower()
+    if scale in ("lin", "uniform"):
+        scale = "linear"
+    if scale not in SCALES:
+        raise ValueError(f"{name}: scale must be log or linear, got {scale!r}")
+    if low > high:
+        raise ValueError(f"{name}: the low end {low:g} is above the high end {high:g}")
+    if scale == "log" and low <= 0:
+        raise ValueError(f"{name}: a log range needs a low end > 0, got {low:g}")
+    if name == "lr" and low <= 0:
+        raise ValueError(f"lr: the learning rate must be > 0, got {low:g}")
+    if name == "weight_decay" and low < 0:
+        raise ValueError(f"weight_decay: must be >= 0, got {low:g}")
+    if name == "dropout" and not (0 <= low and high < 1):
+        raise ValueError(f"dropout: the ratio must be in [0, 1), got {low:g}:{high:g}")
+    return (low, high, scale)
+
+
+def parse_range(name, text):
+    """``"1e-6:1e-2:log"``, ``"0.1:0.5"`` (linear) or ``"0.01"`` (fixed) -> ``(low, high, scale)``."""
+    parts = str(text).strip().split(":")
+    if len(parts) == 1 and parts[0]:
+        return check_range(name, parts[0], parts[0], "linear")
+    if len(parts) in (2, 3) and parts[0].strip() and parts[1].strip():
+        return check_range(name, parts[0], parts[1], parts[2] if len(parts) == 3 else "linear")
+    raise ValueError(f"{name}: expected LOW:HIGH[:log|linear] or a single value, got {text!r}")
+
+
+def parse_param(text):
+    """``"lr=1e-6:1e-2:log"`` -> ``("lr", (1e-06, 0.01, "log"))`` (the ``--param`` option)."""
+    name, sep, value = str(text).partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"expected NAME=LOW:HIGH[:log|linear] (e.g. lr=1e-6:1e-2:log), got {text!r}")
+    name = param_name(name)
+    return name, parse_range(name, value)
+
+
+def normalize_space(space):
+    """A search space in canonical form: ``{name: [low, high, scale]}`` in :data:`PARAMS` order.
+
+    ``space`` maps names (or aliases) to ``"LOW:HIGH[:log|linear]"`` strings, a single number
+    (fixed), ``(low, high)`` (linear), ``(low, high, scale)``; None is :data:`BOOK_SPACE`.
+    Names not given keep the book's: ``{"lr": "1e-3:1e-1:log"}`` still draws the weight decay
+    from 1e-8:1e-4:log (give ``weight_decay=0`` to turn it off)."""
+    merged = dict(BOOK_SPACE)
+    for key, value in (space or {}).items():
+        name = param_name(key)
+        if isinstance(value, str):
+            rng = parse_range(name, value)
+        elif isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
+            rng = check_range(name, value, value, "linear")
+        elif isinstance(value, (tuple, list)) and len(value) in (2, 3):
+            rng = check_range(name, value[0], value[1], value[2] if len(value) == 3 else "linear")
+        else:
+            raise ValueError(f"{name}: expected 'LOW:HIGH[:log|linear]', a number or (low, high[, scale]); "
+                             f"got {value!r}")
+        merged[name] = rng
+    return {name: list(merged[name]) for name in PARAMS if name in merged}
+
+
+def _draw(rng, low, high, scale):
+    if low == high:
+        return float(low)
+    if scale == "log":
+        return float(10 ** rng.uniform(math.log10(low), math.log10(high)))
+    return float(rng.uniform(low, high))
+
+
+def trial_params(space, seed, index):
+    """Trial ``index``'s hyper-parameters: a dict in :data:`PARAMS` order."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, 0)))
+    return {name: _draw(rng, *space[name]) for name in PARAMS if name in space}
+
+
+def trial_seed(seed, index):
+    """The seed NumPy's global RNG gets for trial ``index`` (weights, mini-batches, dropout)."""
+    return int(np.random.SeedSequence(seed, spawn_key=(index, 1)).generate_state(1)[0])
+
+
+def split_seed(seed):
+    """Seed of the one shuffle that splits training from validation images (the book's
+    ``shuffle_dataset`` before its trials)."""
+    return int(np.random.SeedSequence(seed).generate_state(1)[0])
+
+
+def describe(params):
+    """``lr:0.0012..., weight decay:3.4e-07``: the book's way of naming a trial."""
+    order = ["lr", "weight_decay", "dropout"]
+    return ", ".join(f"{LABELS[k]}:{params[k]}" for k in order if k in params)

@@ -1,0 +1,297 @@
+"""fastdl search (issue #14): the book's hyper-parameter search on local worker processes and on a
+real Dask cluster, with nothing lost.
+
+Real components throughout: worker processes started by the search itself, a
+``dask.distributed.LocalCluster`` of two worker processes on 127.0.0.1, a client process killed
+with SIGKILL mid-search and resumed, workers that die mid-trial (the test-only hook
+``FASTDL_SEARCH_TEST_KILL``: the worker calls ``os._exit`` inside the trial). Tiny searches
+(a 20-20 MultiLayerNet, 100 images, 2 epochs) keep the module fast on a busy 2-core machine.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fastdl import cli, search
+from fastdl.search import _journal, _space
+
+#: a tiny search: every trial takes a few milliseconds once its worker has loaded fastdl
+TINY = dict(trials=5, epochs=2, train_size=100, hidden=[20, 20], progress=False)
+TINY_CLI = ["--trials", "5", "--epochs", "2", "--train-size", "100", "--hidden", "20,20", "--no-progress"]
+#: what may differ between two runs of the same trial (where and how it ran)
+RUN_FIELDS = ("duration", "data_load", "worker", "attempts", "threads", "finished")
+
+
+def same_trial(a, b):
+    return {k: v for k, v in a.items() if k not in RUN_FIELDS} == {k: v for k, v in b.items() if k not in RUN_FIELDS}
+
+
+def assert_same_search(result, reference):
+    assert result.table(20) == reference.table(20)
+    assert [r["index"] for r in result.trials] == list(range(reference.config["trials"]))
+    for a, b in zip(result.trials, reference.trials):
+        assert same_trial(a, b), (a, b)
+
+
+@pytest.fixture(autouse=True)
+def _no_hooks(monkeypatch):
+    for var in ("FASTDL_SEARCH_TEST_KILL", "FASTDL_SEARCH_TEST_RAISE", "FASTDL_CLUSTER"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """The tiny search on two local workers: what every other way of running it must give."""
+    result = search.random_search(workers=2, **TINY)
+    assert result.counts() == {"ok": 5, "diverged": 0, "error": 0}
+    return result
+
+
+# -- seeds and ranges ---------------------------------------------------------------------
+
+def test_trials_do_not_depend_on_the_trial_count_or_each_other():
+    space = _space.normalize_space(None)
+    assert space == {"weight_decay": [1e-8, 1e-4, "log"], "lr": [1e-6, 1e-2, "log"]}
+    few = search.make_config(trials=3)
+    many = search.make_config(trials=100)
+    a, b = search.make_tasks(few), search.make_tasks(many)[:3]
+    assert [(t["seed"], t["params"]) for t in a] == [(t["seed"], t["params"]) for t in b]
+    assert len({t["seed"] for t in search.make_tasks(many)}) == 100
+    for t in search.make_tasks(many):
+        assert 1e-6 <= t["params"]["lr"] <= 1e-2 and 1e-8 <= t["params"]["weight_decay"] <= 1e-4
+    other = search.make_tasks(search.make_config(trials=3, seed=1))
+    assert [t["params"] for t in other] != [t["params"] for t in a]
+    assert search.make_tasks(many, skip={0, 2})[0]["index"] == 1
+
+
+def test_param_ranges():
+    assert search.parse_param("lr=1e-6:1e-2:log") == ("lr", (1e-6, 1e-2, "log"))
+    assert search.parse_param("wd=0") == ("weight_decay", (0.0, 0.0, "linear"))
+    assert search.parse_param("dropout=0.1:0.5") == ("dropout", (0.1, 0.5, "linear"))
+    for bad in ("lr=1e-2:1e-6:log", "lr=0:1:log", "lr=-1", "foo=1:2", "lr", "lr=a:b", "lr=1:2:cubic",
+                "dropout=0.5:1", "wd=-1:0", "lr=nan:1"):
+        with pytest.raises(ValueError):
+            search.parse_param(bad)
+    params = _space.trial_params(_space.normalize_space({"lr": "0.1:0.1", "dropout": (0.2, 0.3)}), 0, 7)
+    assert params["lr"] == 0.1 and 0.2 <= params["dropout"] <= 0.3 and list(params) == list(_space.PARAMS)
+
+
+# -- the same table whatever runs it ------------------------------------------------------
+
+def test_one_worker_gives_the_table_of_two(reference):
+    result = search.random_search(workers=1, **TINY)
+    assert_same_search(result, reference)
+    assert {r["worker"] for r in result.trials} and len({r["worker"] for r in result.trials}) == 1
+    cores = search.usable_cores()
+    assert {r["threads"] for r in result.trials} == {cores}                       # 1 worker: every core
+    assert {r["threads"] for r in reference.trials} == {max(1, cores // 2)}       # 2 workers: a share each
+    # the book's result lines
+    first = reference.table(1)
+    best = reference.best(1)[0]
+    assert first == (f"Best-1(val acc:{best['val_acc']}) | lr:{best['params']['lr']}, "
+                     f"weight decay:{best['params']['weight_decay']}")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as c:
+        yield c
+
+
+def test_the_cluster_gives_the_same_table(cluster, reference):
+    result = search.random_search(cluster=cluster, **TINY)
+    assert_same_search(result, reference)
+    assert all(r["worker"].startswith("tcp://127.0.0.1:") for r in result.trials)
+    # two worker processes on one machine: each trial ran on its share of the cores
+    assert {r["threads"] for r in result.trials} == {max(1, search.usable_cores() // 2)}
+    # the workers loaded the data themselves, once per process
+    assert sum(1 for r in result.trials if r["data_load"] > 0) <= 2
+
+
+def test_a_cluster_worker_killed_mid_trial(cluster, reference, tmp_path, monkeypatch):
+    marker = tmp_path / "killed"
+    monkeypatch.setenv("FASTDL_SEARCH_TEST_KILL", f"3:{marker}")
+    result = search.random_search(cluster=cluster, **TINY)
+    assert marker.exists()                                   # the first attempt did die
+    assert_same_search(result, reference)                    # and the trial, run again, is as it was
+    assert result.trials[3]["attempts"] >= 2
+    assert any("trial 3" in e for e in result.events)
+
+
+def test_the_cluster_over_the_command_line(cluster, reference, tmp_path):
+    out = tmp_path / "j.jsonl"
+    code = cli.main(["search", *TINY_CLI, "--quiet", "--cluster", cluster.scheduler_address, "--out", str(out)])
+    assert code == 0
+    assert_same_search(search.load_journal(out), reference)
+
+
+# -- nothing lost -------------------------------------------------------------------------
+
+def test_a_local_worker_killed_mid_trial_is_reported_and_its_trial_run_again(reference, tmp_path,
+                                                                                monkeypatch, capsys):
+    marker = tmp_path / "killed"
+    monkeypatch.setenv("FASTDL_SEARCH_TEST_KILL", f"2:{marker}")
+    journal = tmp_path / "j.jsonl"
+    result = search.random_search(workers=2, journal=journal, **TINY)
+    assert marker.exists()
+    dead_pid = int(marker.read_text())
+    assert_same_search(result, reference)
+    assert [r["attempts"] for r in result.trials] == [1, 1, 2, 1, 1]
+    assert result.trials[2]["worker"].split(":")[-1] != str(dead_pid)        # a fresh worker ran it
+    assert result.events == [f"worker {dead_pid} exited with status 70 while running trial 2; "
+                             "running that trial again"]
+    assert f"worker {dead_pid} exited with status 70" in capsys.readouterr().err
+    assert_same_search(search.load_journal(journal), reference)
+
+
+def test_failures_are_recorded_and_the_search_goes_on(reference, tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTDL_SEARCH_TEST_KILL", "1")       # no marker: its worker dies every time
+    monkeypatch.setenv("FASTDL_SEARCH_TEST_RAISE", "3")
+    journal = tmp_path / "j.jsonl"
+    result = search.random_search(workers=2, journal=journal, **TINY)
+    by_index = {r["index"]: r for r in result.trials}
+    assert by_index[1]["status"] == "error" and by_index[1]["attempts"] == 2
+    assert by_index[1]["error"].startswith("WorkerDied: its worker exited with status 70 on each of 2 attempts")
+    assert by_index[3]["status"] == "error"
+    assert by_index[3]["error"] == "RuntimeError: test hook: trial 3 raises"
+    for i in (0, 2, 4):
+        assert same_trial(by_index[i], reference.trials[i])
+    assert {r["index"] for r in result.best(20)} == {0, 2, 4}
+    assert search.load_journal(journal).counts() == {"ok": 3, "diverged": 0, "error": 2}
+
+
+def test_a_diverging_trial_is_recorded_as_such():
+    result = search.random_search(workers=1, trials=2, epochs=10, train_size=100, batch_size=20,
+                                  hidden=[20, 20], space={"lr": 1e6}, progress=False)
+    assert [r["status"] for r in result.trials] == ["diverged", "diverged"]
+    assert all(r["error"].startswith("the loss became nan at iteration") for r in result.trials)
+    assert result.table(1).endswith("(diverged)")
+
+
+def _journal_lines(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def test_the_client_killed_mid_search_then_resumed(reference, tmp_path):
+    """SIGKILL to `python -m fastdl search` once a trial is in the journal; --resume finishes the
+    search without running a finished trial again, and the table is that of an uninterrupted run."""
+    out = tmp_path / "j.jsonl"
+    slow = ["search", "--trials", "8", "--epochs", "40", "--train-size", "100", "--hidden", "20,20",
+            "--batch-size", "20", "--workers", "1", "--quiet", "--no-progress", "--out", str(out)]
+    client = subprocess.Popen([sys.executable, "-m", "fastdl", *slow], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and client.poll() is None:
+        if out.exists() and len(out.read_bytes().splitlines()) >= 2:          # header + one trial
+            break
+        time.sleep(0.05)
+    assert client.poll() is None, client.stderr.read()
+    client.send_signal(signal.SIGKILL)
+    client.wait()
+    client.stderr.close()
+    before = _journal_lines(out)[1:]
+    assert 1 <= len(before) < 8
+    # its worker notices the client is gone and stops
+    pids = {int(r["worker"].split(":")[-1]) for r in before}
+    for _ in range(100):
+        if not any(os.path.exists(f"/proc/{p}") and "zombie" not in open(f"/proc/{p}/status").read().lower()
+                   for p in pids):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"workers {pids} outlived their client")
+    with open(out, "ab") as f:
+        f.write(b'{"index": 7, "seed": 12')                  # a torn last line, as a crash mid-write leaves
+    seen = []
+    resumed = search.random_search(trials=8, epochs=40, train_size=100, hidden=[20, 20], batch_size=20,
+                                   journal=out, resume=True, workers=2, progress=False, on_trial=seen.append)
+    assert any("torn last line" in e for e in resumed.events)
+    lines = _journal_lines(out)
+    indexes = [r["index"] for r in lines[1:]]
+    assert sorted(indexes) == list(range(8))                 # each trial once: none run twice
+    assert sorted(r["index"] for r in seen) == sorted(set(range(8)) - {r["index"] for r in before})
+    whole = search.random_search(trials=8, epochs=40, train_size=100, hidden=[20, 20], batch_size=20,
+                                 workers=2, progress=False)
+    assert_same_search(resumed, whole)
+    # resuming a finished search runs nothing and prints the table
+    code = cli.main([*slow, "--resume"])
+    assert code == 0
+    assert len(_journal_lines(out)) == 9
+
+
+def test_resume_checks_the_journal(reference, tmp_path, capsys):
+    out = tmp_path / "j.jsonl"
+    assert cli.main(["search", *TINY_CLI, "--quiet", "--workers", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    size = out.stat().st_size
+    for args, message in (
+            ([], "already holds a search; resume it (--resume) or choose another file"),
+            (["--resume", "--seed", "1"], "holds a different search (seed 0 there, 1 here)"),
+            (["--resume", "--param", "lr=1e-3:1e-1:log"], "space "),
+            (["--resume", "--trials", "6"], "trials 5 there, 6 here")):
+        code = cli.main(["search", *TINY_CLI, "--quiet", "--out", str(out), *args])   # the last --trials counts
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert out.stat().st_size == size                        # the journal was left as it was
+    with _journal.Journal(out, search.make_config(**{k: v for k, v in TINY.items() if k != "progress"}),
+                          resume=True):
+        with pytest.raises(search.JournalBusy):
+            search.random_search(journal=out, resume=True, **TINY)
+    out.write_text("not a journal\n")
+    assert cli.main(["search", *TINY_CLI, "--out", str(out), "--resume"]) == 1
+    assert "is not valid JSON" in capsys.readouterr().err
+
+
+# -- the command line ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--trials", "0"], "argument --trials"),
+    (["--param", "lr=1e-2:1e-6:log"], "above the high end"),
+    (["--param", "lr=-1:1:log"], "argument --param"),
+    (["--param", "momentum=0.9"], "unknown parameter"),
+    (["--param", "lr=1e-3", "--param", "lr=1e-2"], "--param lr is given twice"),
+    (["--workers", "0"], "argument --workers"),
+    (["--train-size", "4"], "argument --train-size"),
+    (["--train-size", "5001"], "train_size must be between 2 and 5000"),
+    (["--hidden", "20,x"], "argument --hidden"),
+    (["--cluster", "not an address"], "argument --cluster"),
+    (["--cluster", "tcp://127.0.0.1:1", "--workers", "2"], "--workers is for local runs"),
+    (["--out", "/nonexistent-folder/j.jsonl"], "does not exist"),
+    (["--plot", "PLACE"], "--out and --plot name the same file"),
+    (["--optimizer", "lbfgs"], "argument --optimizer"),
+])
+def test_usage_errors_exit_2_before_any_work(args, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = [str(tmp_path / "j.jsonl") if a == "PLACE" else a for a in args]
+    out = [] if "--out" in args else ["--out", str(tmp_path / "j.jsonl")]
+    code = cli.main(["search", *TINY_CLI, *out, *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "j.jsonl").exists()
+
+
+def test_fastdl_cluster_variable_is_checked(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FASTDL_CLUSTER", "nonsense")
+    assert cli.main(["search", *TINY_CLI, "--out", str(tmp_path / "j.jsonl")]) == 2
+    assert "FASTDL_CLUSTER: expected a Dask scheduler address" in capsys.readouterr().err
+
+
+def test_plots_are_valid_pngs(reference, tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib.image
+    for draw, name in ((reference.plot_curves, "curves.png"), (reference.plot_scatter, "scatter.png")):
+        path = tmp_path / name
+        draw(path, 3)
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        image = matplotlib.image.imread(path)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    assert sorted(os.listdir(tmp_path)) == ["curves.png", "scatter.png"]     # no temporary files left
