@@ -14,8 +14,8 @@ __all__ = ["identity_function", "step_function", "sigmoid", "sigmoid_grad", "rel
            "softmax", "sum_squared_error", "cross_entropy_error", "softmax_loss"]
 
 
-def _floats(name, x):
-    return float_array(name, x)
+def _floats(name, x, owner):
+    return float_array(name, x, owner=owner)
 
 
 def _unwrap(x):
@@ -35,7 +35,7 @@ def step_function(x):
 
 def sigmoid(x):
     """1 / (1 + exp(-x)), evaluated without overflow warnings for large |x|."""
-    x = _floats("x", x)
+    x = _floats("x", x, "sigmoid")
     return _unwrap(backend.ops().sigmoid_forward(x))
 
 
@@ -47,28 +47,30 @@ def sigmoid_grad(x):
 
 def relu(x):
     """max(0, x), element-wise."""
-    x = _floats("x", x)
+    x = _floats("x", x, "relu")
     return _unwrap(backend.ops().relu_forward(x)[0])
 
 
 def relu_grad(x):
     """1 where x >= 0, else 0 (the book's convention at 0)."""
-    x = _floats("x", x)
+    x = _floats("x", x, "relu_grad")
     return (x >= 0).astype(x.dtype)
 
 
 def softmax(x):
     """Softmax along the last axis, for any number of leading dimensions."""
-    x = _floats("x", x)
+    x = _floats("x", x, "softmax")
     if x.ndim == 0:
         raise ValueError("softmax: x must have at least one dimension, got a scalar")
+    if x.shape[-1] == 0:
+        raise ValueError(f"softmax: x has no classes (its last axis is empty, shape {x.shape})")
     return backend.ops().softmax(x)
 
 
 def sum_squared_error(y, t):
     """0.5 * sum((y - t)^2)."""
-    y = _floats("y", y)
-    t = numeric_array("t", t)
+    y = _floats("y", y, "sum_squared_error")
+    t = numeric_array("t", t, owner="sum_squared_error")
     if y.shape != t.shape:
         raise ValueError(f"sum_squared_error: y has shape {y.shape} but t has shape {t.shape}")
     d = y - t.astype(y.dtype, copy=False)
@@ -82,13 +84,15 @@ def cross_entropy_error(y, t):
     t: labels (N,), (N, 1), one-hot (N, K), or for a single sample a label or a one-hot (K,).
     Raises ValueError for labels that do not match the batch; NaN in y gives NaN, as in NumPy.
     """
-    y = _floats("y", y)
+    y = _floats("y", y, "cross_entropy_error")
     t = np.asarray(t)
     if y.ndim == 1:
         y = y.reshape(1, -1)
         t = t.reshape(1, -1) if t.size == y.size else t.reshape(1)
     if y.ndim != 2:
         raise ValueError(f"cross_entropy_error: y must be (N, K) or (K,), got shape {y.shape}")
+    if y.shape[1] == 0:
+        raise ValueError(f"cross_entropy_error: y has no classes (shape {y.shape})")
     idx = labels(t, y.shape[0], y.shape[1], owner="cross_entropy_error")
     n = y.shape[0]
     return -np.sum(np.log(y[np.arange(n), idx] + y.dtype.type(LOG_EPS))) / y.dtype.type(n)

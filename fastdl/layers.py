@@ -326,7 +326,9 @@ class Dropout:
         x = float_array("x", x, owner="Dropout.forward")
         self._ops = backend.ops()
         if train_flg:
-            self.mask = np.random.rand(*x.shape) > self.dropout_ratio
+            # an array even for a 0-d x (np.random.rand() then returns a float, and the book's
+            # x * mask still works)
+            self.mask = np.asarray(np.random.rand(*x.shape) > self.dropout_ratio)
             return self._ops.dropout_apply(x, self.mask)
         scale = np.dtype(x.dtype).type(1.0 - self.dropout_ratio)
         if is_device_array(x):                 # evaluation only; the tensors here are small

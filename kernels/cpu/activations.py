@@ -26,9 +26,17 @@ SIGMOID_BACKWARD_COST = 2
 NUMPY_BELOW = 1024
 
 
+def kernel_input(a):
+    """a as the kernels take an input: C-contiguous and writeable (a copy only if it is not).
+    The kernels never write to their inputs, but Numba types a read-only array as another type
+    and would compile each kernel again for it (seconds per kernel and dtype, once per cache)."""
+    a = np.ascontiguousarray(a)
+    return a if a.flags.writeable else a.copy()
+
+
 def _flat(a):
-    """A flat C-contiguous view (a copy only for strided input)."""
-    return (a if a.flags.c_contiguous else np.ascontiguousarray(a)).reshape(-1)
+    """A flat C-contiguous writeable view (a copy only for strided or read-only input)."""
+    return kernel_input(a).reshape(-1)
 
 
 @njit(cache=True, error_model="numpy")

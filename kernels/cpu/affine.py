@@ -29,6 +29,7 @@ from numba import njit, prange
 
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for, single_threaded_blas
 from ._chunks import forced_mode, nchunks, numba_threads_in_use
+from .activations import kernel_input
 
 #: multiply-adds below which a product is never split over Numba's threads: the book's MLP
 #: products (100x784 @ 784x50: 3.9 million) stay with OpenBLAS; SimpleConvNet's first Affine
@@ -116,8 +117,8 @@ def _numba_split(N, D, M):
 
 
 def _forward_split(x, W, b, chunks):
-    x = np.ascontiguousarray(x.astype(W.dtype, copy=False))
-    W = np.ascontiguousarray(W)
+    x = kernel_input(x.astype(W.dtype, copy=False))
+    W = kernel_input(W)
     N, D = x.shape
     M = W.shape[1]
     ksplit = D > max(N, M)
@@ -132,9 +133,9 @@ def _forward_split(x, W, b, chunks):
 
 
 def _backward_split(dout, x, W, chunks):
-    dout = np.ascontiguousarray(dout)
-    x = np.ascontiguousarray(x.astype(W.dtype, copy=False))
-    W = np.ascontiguousarray(W)
+    dout = kernel_input(dout)
+    x = kernel_input(x.astype(W.dtype, copy=False))
+    W = kernel_input(W)
     dx = np.empty(x.shape, dtype=x.dtype)
     dW = np.empty(W.shape, dtype=x.dtype)
     db_part = np.zeros((chunks, W.shape[1]), dtype=x.dtype)

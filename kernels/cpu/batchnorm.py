@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._chunks import nchunks
+from .activations import kernel_input
 
 _MIN_BLOCK = 16   # columns per block; fewer do not vectorise
 #: elements below which the kernels run on the calling thread (see ``_chunks``)
@@ -62,23 +63,25 @@ def _bn_train_block(out, xn, std, x, gamma, beta, running_mean, running_var, mom
 
 
 @njit(cache=True, error_model="numpy")
-def _bn_eval_rows(out, x, scale, beta, running_mean, lo, hi):
+def _bn_eval_rows(out, x, inv_std, gamma, beta, running_mean, lo, hi):
+    # gamma * ((x - mean) / std) + beta in the reference's order: folding gamma into 1/std
+    # first would keep finite what overflows there ((1e308 / std) * gamma with std < 1 < 1/gamma)
     for n in range(lo, hi):
         for j in range(x.shape[1]):
-            out[n, j] = (x[n, j] - running_mean[j]) * scale[j] + beta[j]
+            out[n, j] = gamma[j] * ((x[n, j] - running_mean[j]) * inv_std[j]) + beta[j]
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def _bn_eval(out, x, gamma, beta, running_mean, running_var, eps, chunks):
     N, D = x.shape
-    scale = np.empty(D, dtype=x.dtype)
+    inv_std = np.empty(D, dtype=x.dtype)
     for j in range(D):
-        scale[j] = gamma[j] / np.sqrt(running_var[j] + eps)
+        inv_std[j] = x.dtype.type(1) / np.sqrt(running_var[j] + eps)
     if chunks == 1:
-        _bn_eval_rows(out, x, scale, beta, running_mean, 0, N)
+        _bn_eval_rows(out, x, inv_std, gamma, beta, running_mean, 0, N)
     else:
         for c in prange(chunks):
-            _bn_eval_rows(out, x, scale, beta, running_mean, c * N // chunks, (c + 1) * N // chunks)
+            _bn_eval_rows(out, x, inv_std, gamma, beta, running_mean, c * N // chunks, (c + 1) * N // chunks)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -123,6 +126,11 @@ def _bn_backward_block(dx, dgamma, dbeta, dout, xn, std, gamma, lo, hi):
         dgamma[lo + j] = dg[j]
         dbeta[lo + j] = db[j]
         scale[j] = gamma[lo + j] / std[lo + j]
+        if not (np.isfinite(db[j]) and np.isfinite(dg[j]) and np.isfinite(scale[j])):
+            # inf or NaN in a column of dout (or an infinite gamma) makes all of that column's
+            # dx NaN in the reference's graph (dmu, the sum of the column's dxc, is NaN); the
+            # closed form below would leave some of them +-inf. One test per column, not per element.
+            scale[j] = np.nan
         db[j] *= inv_n
         dg[j] *= inv_n
     for n in range(N):
@@ -135,7 +143,8 @@ def _bn_backward_block(dx, dgamma, dbeta, dout, xn, std, gamma, lo, hi):
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, train_flg):
     """x (N, D) -> (out, ctx); running statistics updated in place when training."""
-    x = np.ascontiguousarray(x)
+    x = kernel_input(x)
+    gamma, beta = kernel_input(gamma), kernel_input(beta)
     dt = x.dtype.type
     out = np.empty_like(x)
     if not train_flg:
@@ -151,7 +160,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, 
 def batchnorm_backward(dout, ctx):
     """dout (N, D) -> (dx, dgamma, dbeta)."""
     xn, std, gamma = ctx
-    dout = np.ascontiguousarray(dout)
+    dout = kernel_input(dout)
     dx = np.empty_like(dout)
     dgamma = np.empty(dout.shape[1], dtype=dout.dtype)
     dbeta = np.empty(dout.shape[1], dtype=dout.dtype)

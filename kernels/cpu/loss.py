@@ -9,6 +9,7 @@ from numba import njit, prange
 from ..spec import LOG_EPS
 from ._chunks import nchunks
 from ._vexp import exp_nonpos
+from .activations import kernel_input
 
 #: score elements below which the kernels run on the calling thread (see ``_chunks``); the
 #: backward pass (a scaled copy) is cheaper per element and splits later. Measured here:
@@ -81,10 +82,13 @@ def _softmax_loss_span(y, losses, x, t, eps):
 @njit(cache=True, error_model="numpy")
 def _softmax_loss_backward_span(dx, y, t, scale):
     K = y.shape[1]
+    one = y.dtype.type(1)
     for i in range(y.shape[0]):
         for k in range(K):
             dx[i, k] = y[i, k] * scale
-        dx[i, t[i]] -= scale
+        # (y - 1) * scale as the reference computes it: y * scale - scale is NaN for an infinite
+        # dout (inf - inf) where the reference has -inf
+        dx[i, t[i]] = (y[i, t[i]] - one) * scale
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -126,7 +130,7 @@ def _chunks(x, min_work=MIN_PARALLEL):
 
 def softmax(x):
     """Softmax along the last axis, any leading dims; row maximum subtracted first."""
-    x2 = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+    x2 = kernel_input(x).reshape(-1, x.shape[-1])
     y = np.empty_like(x2)
     _softmax_rows(y, x2, _chunks(x2))
     return y.reshape(x.shape)
@@ -134,8 +138,8 @@ def softmax(x):
 
 def softmax_loss_forward(x, t):
     """x (N, K), t (N,) int labels -> (mean of -log(y[n, t[n]] + 1e-7), y)."""
-    x = np.ascontiguousarray(x)
-    t = np.ascontiguousarray(t, dtype=np.intp)
+    x = kernel_input(x)
+    t = kernel_input(np.asarray(t, dtype=np.intp))
     y = np.empty_like(x)
     losses = np.empty(x.shape[0], dtype=x.dtype)
     _softmax_loss_forward(y, losses, x, t, x.dtype.type(LOG_EPS), _chunks(x))
@@ -144,8 +148,8 @@ def softmax_loss_forward(x, t):
 
 def softmax_loss_backward(y, t, dout):
     """dx = dout * (y - onehot(t)) / N."""
-    t = np.ascontiguousarray(t, dtype=np.intp)
-    y = np.ascontiguousarray(y)
+    t = kernel_input(np.asarray(t, dtype=np.intp))
+    y = kernel_input(y)
     dx = np.empty_like(y)
     _softmax_loss_backward(dx, y, t, y.dtype.type(dout / y.shape[0]), _chunks(y, MIN_PARALLEL_BACKWARD))
     return dx

@@ -11,6 +11,7 @@ from numba import njit, prange
 
 from ..spec import OPT_EPS
 from ._chunks import nchunks
+from .activations import kernel_input
 
 #: parameter elements below which an update runs on the calling thread (see ``_chunks``)
 MIN_PARALLEL = 1 << 17
@@ -146,10 +147,12 @@ def _adam(p, g, m, v, lr_t, beta1, beta2, eps, chunks):
 def _run(kernel, arrays, scalars):
     """Call kernel on flat views of the arrays (updated in place) with scalars cast to their dtype.
 
-    Non-contiguous arrays are updated through contiguous copies written back afterwards.
+    Non-contiguous arrays are updated through contiguous copies written back afterwards; a
+    read-only gradient is read from a copy (see ``kernel_input``).
     """
     dt = arrays[0].dtype.type
-    flat = [a.reshape(-1) if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(-1) for a in arrays]
+    flat = [kernel_input(a).reshape(-1) if i == 1 else np.ascontiguousarray(a).reshape(-1)
+            for i, a in enumerate(arrays)]
     n = flat[0].size
     kernel(*flat, *[dt(s) for s in scalars], nchunks(n, n, MIN_PARALLEL))
     for i, (a, f) in enumerate(zip(arrays, flat)):
