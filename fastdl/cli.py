@@ -654,7 +654,8 @@ def _cmd_search(args):
         raise (UsageError if exc.usage else Failure)(_one_line(exc)) from None
     except (KeyboardInterrupt, Terminated) as exc:
         partial = getattr(exc, "search_result", None)
-        done = f"{len(partial.trials)} of {args.trials} trials are" if partial is not None else "the finished trials are"
+        done = (f"{len(partial.trials)} of {args.trials} trials are" if partial is not None
+                else "the finished trials are")
         how = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
         print(f"\nfastdl search: {how}: {done} in {args.out}; the same command with --resume runs the rest",
               file=sys.stderr)

@@ -82,9 +82,11 @@ def test_param_ranges():
 
 # -- the same table whatever runs it ------------------------------------------------------
 
-def test_one_worker_gives_the_table_of_two(reference):
-    result = search.random_search(workers=1, **TINY)
+def test_one_worker_gives_the_table_of_two(reference, capsys):
+    result = search.random_search(workers=1, **dict(TINY, progress=True))
     assert_same_search(result, reference)
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]
+    assert "5/5" in bar and f"best {reference.best(1)[0]['val_acc']:.4g}" in bar and "trials/min" in bar
     assert {r["worker"] for r in result.trials} and len({r["worker"] for r in result.trials}) == 1
     cores = search.usable_cores()
     assert {r["threads"] for r in result.trials} == {cores}                       # 1 worker: every core
@@ -179,20 +181,56 @@ def _journal_lines(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def test_the_client_killed_mid_search_then_resumed(reference, tmp_path):
-    """SIGKILL to `python -m fastdl search` once a trial is in the journal; --resume finishes the
-    search without running a finished trial again, and the table is that of an uninterrupted run."""
-    out = tmp_path / "j.jsonl"
-    slow = ["search", "--trials", "8", "--epochs", "40", "--train-size", "100", "--hidden", "20,20",
-            "--batch-size", "20", "--workers", "1", "--quiet", "--no-progress", "--out", str(out)]
-    client = subprocess.Popen([sys.executable, "-m", "fastdl", *slow], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
+SLOW = ["search", "--trials", "8", "--epochs", "40", "--train-size", "100", "--hidden", "20,20",
+        "--batch-size", "20", "--quiet", "--no-progress"]
+
+
+def _start_and_wait_for_a_trial(args, out):
+    """`python -m fastdl search ARGS --out OUT`, once the journal holds a finished trial."""
+    client = subprocess.Popen([sys.executable, "-m", "fastdl", *args, "--out", str(out)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and client.poll() is None:
         if out.exists() and len(out.read_bytes().splitlines()) >= 2:          # header + one trial
             break
         time.sleep(0.05)
     assert client.poll() is None, client.stderr.read()
+    return client
+
+
+def _gone(pids):
+    def alive(pid):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                return "zombie" not in f.read().lower()
+        except OSError:
+            return False
+    for _ in range(100):
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_the_journal(tmp_path):
+    out = tmp_path / "j.jsonl"
+    client = _start_and_wait_for_a_trial([*SLOW, "--workers", "1"], out)
+    client.send_signal(signal.SIGINT)
+    _, err = client.communicate(timeout=60)
+    assert client.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err
+    done = _journal_lines(out)[1:]
+    assert lines[0] == (f"fastdl search: interrupted (Ctrl-C): {len(done)} of 8 trials are in {out}; "
+                        "the same command with --resume runs the rest")
+    assert _gone({int(r["worker"].split(":")[-1]) for r in done})
+
+
+def test_the_client_killed_mid_search_then_resumed(reference, tmp_path):
+    """SIGKILL to `python -m fastdl search` once a trial is in the journal; --resume finishes the
+    search without running a finished trial again, and the table is that of an uninterrupted run."""
+    out = tmp_path / "j.jsonl"
+    client = _start_and_wait_for_a_trial([*SLOW, "--workers", "1"], out)
     client.send_signal(signal.SIGKILL)
     client.wait()
     client.stderr.close()
@@ -200,13 +238,7 @@ def test_the_client_killed_mid_search_then_resumed(reference, tmp_path):
     assert 1 <= len(before) < 8
     # its worker notices the client is gone and stops
     pids = {int(r["worker"].split(":")[-1]) for r in before}
-    for _ in range(100):
-        if not any(os.path.exists(f"/proc/{p}") and "zombie" not in open(f"/proc/{p}/status").read().lower()
-                   for p in pids):
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail(f"workers {pids} outlived their client")
+    assert _gone(pids), f"workers {pids} outlived their client"
     with open(out, "ab") as f:
         f.write(b'{"index": 7, "seed": 12')                  # a torn last line, as a crash mid-write leaves
     seen = []
@@ -221,7 +253,7 @@ def test_the_client_killed_mid_search_then_resumed(reference, tmp_path):
                                  workers=2, progress=False)
     assert_same_search(resumed, whole)
     # resuming a finished search runs nothing and prints the table
-    code = cli.main([*slow, "--resume"])
+    code = cli.main([*SLOW, "--out", str(out), "--resume"])
     assert code == 0
     assert len(_journal_lines(out)) == 9
 

@@ -35,20 +35,18 @@ dies is reported and its trial run once more (recorded as an error if it dies ag
 A trial's record (a dict, one journal line): ``index``, ``seed`` (its training seed), ``params``
 (``{"lr": ..., "weight_decay": ...}``), ``status`` ("ok", "diverged" or "error"), ``val_acc``
 (the book's: the last entry of ``val_acc_curve``), ``val_acc_end`` (after the last step),
-``loss_end`` (the last mini-batch's loss), ``val_acc_curve`` and ``train_acc_curve`` (per epoch, measured at its start as the book's
-Trainer does), ``error`` (the message, or None), ``duration`` (seconds in the worker, loading
+``loss_end`` (the last mini-batch's loss), ``val_acc_curve`` and ``train_acc_curve`` (per epoch,
+measured at its start as the book's Trainer does), ``error`` (the message, or None), ``duration`` (seconds in the worker, loading
 included), ``data_load`` (seconds spent loading the data for it; 0 when the worker had it),
 ``worker`` (``host:pid`` or the Dask worker's address), ``attempts`` (the times it was given to a
 worker: more than 1 after a worker died; on Dask, the scheduler also counts a trial that waited in
-the queue of a worker that died), ``threads`` and
-``finished`` (the client's clock).
+the queue of a worker that died), ``threads`` and ``finished`` (the client's clock).
 
 Test-only hooks (never set them otherwise): ``FASTDL_SEARCH_TEST_KILL=INDEX:MARKER`` makes the
 worker running trial INDEX exit abruptly in the middle of it unless the file MARKER exists
-(creating it first: so only the first attempt dies; ``INDEX`` alone: every attempt dies); ``FASTDL_SEARCH_TEST_RAISE=INDEX[,INDEX]``
-makes those trials raise. Read by the client when a search starts and sent with the tasks.
+(creating it first: so only the first attempt dies; ``INDEX`` alone: every attempt dies);
+``FASTDL_SEARCH_TEST_RAISE=INDEX[,INDEX]`` makes those trials raise. Read by the client when a search starts and sent with the tasks.
 """
-import json
 import math
 import operator
 import os
@@ -58,13 +56,13 @@ import time
 from . import _journal
 from ._journal import ConfigMismatch, JournalBusy, JournalError, JournalExists
 from ._local import LocalEngine, SearchAborted
-from ._space import (BOOK_SPACE, LABELS, PARAMS, describe, normalize_space, parse_param, parse_range,
+from ._space import (BOOK_SPACE, PARAMS, describe, normalize_space, parse_param, parse_range,
                      split_seed, trial_params, trial_seed)
 from ._trial import TRAIN_IMAGES, usable_cores
 
 __all__ = ["random_search", "load_journal", "SearchResult", "SearchError", "SearchUsageError",
            "SearchAborted", "ConfigMismatch", "JournalError", "JournalExists", "JournalBusy",
-           "BOOK_SPACE", "PARAMS", "parse_param", "parse_range", "book_line"]
+           "BOOK_SPACE", "PARAMS", "parse_param", "parse_range", "book_line", "make_config", "make_tasks"]
 
 DATA_CHOICES = tuple(TRAIN_IMAGES)
 OPTIMIZER_CHOICES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
@@ -290,9 +288,7 @@ def _engine(cluster, workers, threads, notify):
             raise SearchUsageError(str(exc)) from None
         return DaskEngine(cluster, threads, notify)
     cores = usable_cores()
-    workers = cores if workers is None else workers
-    threads = max(1, cores // workers) if threads is None else threads
-    return LocalEngine(workers, threads, notify)
+    return LocalEngine(cores if workers is None else workers, threads, notify, cores)
 
 
 class _Progress:
@@ -353,8 +349,9 @@ def random_search(space=None, trials=100, seed=0, workers=None, cluster=None, jo
         Names not given keep the book's ranges (lr 1e-6:1e-2:log, weight_decay 1e-8:1e-4:log); a
         ``dropout`` range trains ``MultiLayerNetExtend(use_dropout=True)``.
     trials: number of trials (100). seed: the search seed (0): see the module docstring.
-    workers: local worker processes (default: the usable cores). threads: threads per trial
-        (default: cores // workers locally; on a cluster, the machine's cores // its worker processes).
+    workers: local worker processes (default: the usable cores; never more than the trials to run).
+        threads: threads per trial (default: cores // workers started, locally; on a cluster, the
+        machine's cores // its Dask worker processes).
     cluster: run on Dask: ``"tcp://HOST:PORT"``, a ``distributed.Client`` or a ``LocalCluster``.
     journal: path of the journal (None: none). A journal that already holds trials is refused
         (JournalExists) unless ``resume``; ``resume=True`` runs only the trials it lacks, after

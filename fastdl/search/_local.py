@@ -124,40 +124,49 @@ class _Worker:
 
 
 class LocalEngine:
-    """Runs tasks on ``workers`` local processes of ``threads`` threads each."""
+    """Runs tasks on up to ``workers`` local processes; each gets ``threads`` threads, by default
+    ``cores`` divided by the workers actually started (no more than there are trials to run)."""
 
     name = "local"
 
-    def __init__(self, workers, threads, notify):
+    def __init__(self, workers, threads, notify, cores):
         self.workers = workers
         self.threads = threads
         self.notify = notify
+        self.cores = cores
+        self.started = None           # (workers, threads) of the last run
+
+    def _env(self, threads):
         env = dict(os.environ)
         for var in THREAD_VARIABLES:
             env[var] = str(threads)
         env["FASTDL_SEARCH_THREADS"] = str(threads)
         env.pop("FASTDL_SEARCH_TEST_KILL", None)           # hooks travel in the tasks, not here
         env.pop("FASTDL_SEARCH_TEST_RAISE", None)
-        self.env = env
+        return env
 
     def describe(self):
-        return f"{self.workers} local worker{'s' if self.workers != 1 else ''} x {self.threads} thread" \
-               f"{'s' if self.threads != 1 else ''}"
+        workers, threads = self.started or (self.workers, self.threads or max(1, self.cores // self.workers))
+        return f"{workers} local worker{'s' if workers != 1 else ''} x {threads} thread{'s' if threads != 1 else ''}"
 
     def run(self, tasks, emit, tick=None):
         """Run ``tasks``; ``emit(record)`` is called in this thread for each finished trial."""
         queue = collections.deque(tasks)
         selector = selectors.DefaultSelector()
         pool = []
+        workers = min(self.workers, len(queue))
+        threads = self.threads or max(1, self.cores // max(1, workers))
+        self.started = (workers, threads)
+        env = self._env(threads)
 
         def start():
-            w = _Worker(self.env)
+            w = _Worker(env)
             selector.register(w.proc.stdout, selectors.EVENT_READ, w)
             pool.append(w)
             return w
 
         try:
-            for _ in range(min(self.workers, len(queue))):
+            for _ in range(workers):
                 start()
             while True:
                 for w in pool:
@@ -179,7 +188,7 @@ class LocalEngine:
                             emit(m["record"])
                     if closed:
                         self._lost(w, queue, emit, selector, pool)
-                        if queue and len(pool) < self.workers:
+                        if queue and len(pool) < workers:
                             start()
                 if tick is not None:
                     tick()

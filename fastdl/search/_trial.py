@@ -7,7 +7,8 @@ once per process (:func:`load_split` keeps the last split), then trains with the
 ``Trainer`` after seeding NumPy's global RNG with the trial's seed. Whatever the trial raises is
 recorded in its record (``status`` "error" and the message); a non-finite loss stops the trial
 and records ``status`` "diverged". Only a problem with the data (not available, too few images)
-raises :class:`DataProblem`: it would fail every trial alike, so the search stops instead.
+raises :class:`DataProblem`, as does a backend that cannot be loaded: either would fail every
+trial alike, so the search stops instead.
 
 Test-only hooks (``task["_test"]``, set by the client from ``FASTDL_SEARCH_TEST_KILL=INDEX:MARKER``
 and ``FASTDL_SEARCH_TEST_RAISE=INDEX``, see ``fastdl.search``): ``kill`` makes the worker process
@@ -36,7 +37,8 @@ _blas_share = None
 
 
 class DataProblem(RuntimeError):
-    """The data of the search cannot be had here: every trial would fail the same way."""
+    """The data (or the backend) of the search cannot be had here: every trial would fail the
+    same way."""
 
 
 def usable_cores():
@@ -114,6 +116,12 @@ def run_trial(task):
               "train_acc_curve": [], "error": None, "duration": None, "data_load": None,
               "worker": WORKER_NAME, "attempts": task.get("attempt", 1), "threads": None}
     (x_train, t_train, x_val, t_val), record["data_load"] = load_split(cfg["data"])
+    import fastdl
+    try:
+        backend = cfg["backend"] or fastdl.current_backend()
+        fastdl.backend.ops(backend)
+    except fastdl.BackendError as exc:
+        raise DataProblem(" ".join(str(exc).split())) from None
     hooks = task.get("_test") or {}
     trainer = None
     try:
@@ -124,8 +132,7 @@ def run_trial(task):
             os._exit(70)                                  # test only: the worker dies mid-trial
         if "raise" in hooks:
             raise RuntimeError(f"test hook: trial {task['index']} raises")
-        import fastdl
-        with warnings.catch_warnings(), fastdl.using_backend(cfg["backend"] or fastdl.current_backend()):
+        with warnings.catch_warnings(), fastdl.using_backend(backend):
             # divergence is recorded in the trial's status; these would only precede it
             warnings.filterwarnings("ignore", category=RuntimeWarning)
             np.random.seed(task["seed"])
@@ -185,11 +192,13 @@ def _host(address):
 
 def dask_trial(task, host_processes, threads):
     """A trial on a Dask worker: its thread share is ``threads``, else the machine's cores divided
-    by the worker processes on it (``host_processes``: host -> count, from the scheduler).
-    One trial at a time per worker process."""
+    by the worker processes on it (``host_processes``: host -> count, from the scheduler when the
+    search started; 1 thread on a machine that joined since). One trial at a time per worker
+    process."""
     from distributed import get_worker
     worker = get_worker()
-    share = threads or max(1, usable_cores() // max(1, host_processes.get(_host(worker.address), 1)))
+    processes = host_processes.get(_host(worker.address))
+    share = threads or (max(1, usable_cores() // processes) if processes else 1)
     with _lock:
         set_thread_share(share)
         record = run_trial(task)
