@@ -628,8 +628,13 @@ def _cmd_search(args):
     import importlib.util
     if (args.plot or args.scatter) and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot and --scatter need matplotlib: python -m pip install 'fastdl-book[plot]'")
-    if cluster is not None and importlib.util.find_spec("distributed") is None:
-        raise UsageError(f"{where} needs Dask: python -m pip install 'fastdl-book[distributed]'")
+    if cluster is not None:
+        try:
+            missing = importlib.util.find_spec("distributed") is None
+        except (ImportError, ValueError):
+            missing = True
+        if missing:
+            raise UsageError(f"{where} needs Dask: python -m pip install 'fastdl-book[distributed]'")
     space = {}
     for name, rng in args.param or []:
         if name in space:

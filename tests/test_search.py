@@ -23,7 +23,7 @@ from fastdl.search import _journal, _space
 TINY = dict(trials=5, epochs=2, train_size=100, hidden=[20, 20], progress=False)
 TINY_CLI = ["--trials", "5", "--epochs", "2", "--train-size", "100", "--hidden", "20,20", "--no-progress"]
 #: what may differ between two runs of the same trial (where and how it ran)
-RUN_FIELDS = ("duration", "data_load", "worker", "attempts", "threads", "finished")
+RUN_FIELDS = ("duration", "data_load", "worker", "attempts", "threads", "blas_threads", "finished")
 
 
 def same_trial(a, b):
@@ -88,9 +88,12 @@ def test_one_worker_gives_the_table_of_two(reference, capsys):
     bar = capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]
     assert "5/5" in bar and f"best {reference.best(1)[0]['val_acc']:.4g}" in bar and "trials/min" in bar
     assert {r["worker"] for r in result.trials} and len({r["worker"] for r in result.trials}) == 1
+    # the share each worker was given is what its Numba and its BLAS ran on
     cores = search.usable_cores()
-    assert {r["threads"] for r in result.trials} == {cores}                       # 1 worker: every core
-    assert {r["threads"] for r in reference.trials} == {max(1, cores // 2)}       # 2 workers: a share each
+    for r in result.trials:                                              # 1 worker: every core
+        assert r["threads"] == cores and r["blas_threads"] in (cores, None)
+    for r in reference.trials:                                           # 2 workers: a share each
+        assert r["threads"] == max(1, cores // 2) and r["blas_threads"] in (max(1, cores // 2), None)
     # the book's result lines
     first = reference.table(1)
     best = reference.best(1)[0]
@@ -308,6 +311,15 @@ def test_usage_errors_exit_2_before_any_work(args, message, tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert code == 2, err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "j.jsonl").exists()
+
+
+def test_without_dask_a_cluster_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)               # as if not installed
+    with pytest.raises(search.SearchUsageError, match=r"pip install 'fastdl-book\[distributed\]'"):
+        search.random_search(cluster="tcp://127.0.0.1:8786", journal=tmp_path / "j.jsonl", **TINY)
+    assert cli.main(["search", *TINY_CLI, "--cluster", "tcp://127.0.0.1:8786", "--out", str(tmp_path / "j.jsonl")]) == 2
+    assert "needs Dask: python -m pip install 'fastdl-book[distributed]'" in capsys.readouterr().err
     assert not (tmp_path / "j.jsonl").exists()
 
 

@@ -40,7 +40,8 @@ measured at its start as the book's Trainer does), ``error`` (the message, or No
 included), ``data_load`` (seconds spent loading the data for it; 0 when the worker had it),
 ``worker`` (``host:pid`` or the Dask worker's address), ``attempts`` (the times it was given to a
 worker: more than 1 after a worker died; on Dask, the scheduler also counts a trial that waited in
-the queue of a worker that died), ``threads`` and ``finished`` (the client's clock).
+the queue of a worker that died), ``threads`` (Numba's threads during the trial, None when Numba
+was not used), ``blas_threads`` (those of NumPy's BLAS) and ``finished`` (the client's clock).
 
 Test-only hooks (never set them otherwise): ``FASTDL_SEARCH_TEST_KILL=INDEX:MARKER`` makes the
 worker running trial INDEX exit abruptly in the middle of it unless the file MARKER exists
@@ -393,7 +394,9 @@ def random_search(space=None, trials=100, seed=0, workers=None, cluster=None, jo
     engine = _engine(cluster, workers, threads, notify)
     book = None
     records = []
+    created = False
     if journal is not None:
+        created = not os.path.exists(journal)
         book = _journal.Journal(journal, config, resume=resume)
         records = list(book.records)
         if book.dropped_torn_line:
@@ -448,6 +451,11 @@ def random_search(space=None, trials=100, seed=0, workers=None, cluster=None, jo
     finally:
         if book is not None:
             book.close()
+            if created and not records and result is None:
+                try:
+                    os.unlink(book.path)        # nothing ran: leave no journal behind
+                except OSError:
+                    pass
         if engine.name == "dask":
             engine.close()
 

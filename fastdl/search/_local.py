@@ -140,7 +140,6 @@ class LocalEngine:
         env = dict(os.environ)
         for var in THREAD_VARIABLES:
             env[var] = str(threads)
-        env["FASTDL_SEARCH_THREADS"] = str(threads)
         env.pop("FASTDL_SEARCH_TEST_KILL", None)           # hooks travel in the tasks, not here
         env.pop("FASTDL_SEARCH_TEST_RAISE", None)
         return env
@@ -227,4 +226,4 @@ def lost_record(task, message, worker):
     return {"index": task["index"], "seed": task["seed"], "params": dict(task["params"]), "status": "error",
             "val_acc": None, "val_acc_end": None, "loss_end": None, "val_acc_curve": [], "train_acc_curve": [],
             "error": f"WorkerDied: {message}", "duration": None, "data_load": None, "worker": worker,
-            "attempts": task.get("attempt", 1), "threads": None}
+            "attempts": task.get("attempt", 1), "threads": None, "blas_threads": None}

@@ -34,6 +34,7 @@ _data_key = None
 _data = None
 _lock = threading.Lock()          # one trial at a time per process: NumPy's global RNG is shared
 _blas_share = None
+_blas_threads = None
 
 
 class DataProblem(RuntimeError):
@@ -114,7 +115,8 @@ def run_trial(task):
     record = {"index": task["index"], "seed": task["seed"], "params": dict(task["params"]),
               "status": None, "val_acc": None, "val_acc_end": None, "loss_end": None, "val_acc_curve": [],
               "train_acc_curve": [], "error": None, "duration": None, "data_load": None,
-              "worker": WORKER_NAME, "attempts": task.get("attempt", 1), "threads": None}
+              "worker": WORKER_NAME, "attempts": task.get("attempt", 1), "threads": None,
+              "blas_threads": None}
     (x_train, t_train, x_val, t_val), record["data_load"] = load_split(cfg["data"])
     import fastdl
     try:
@@ -160,14 +162,35 @@ def run_trial(task):
             record["val_acc_end"] = float(trainer.test_acc)
         if trainer.train_loss_list:
             record["loss_end"] = float(trainer.train_loss_list[-1])
+    record["threads"], record["blas_threads"] = threads_in_use()
     record["duration"] = time.perf_counter() - start
     return record
+
+
+def threads_in_use():
+    """(Numba's threads for this thread, or None when Numba is not loaded; the threads of the BLAS
+    that NumPy loaded, or None when that cannot be told)."""
+    global _blas_threads
+    import sys
+    numba_threads = None
+    if "numba" in sys.modules:
+        import numba
+        numba_threads = numba.get_num_threads()
+    if _blas_threads is None:
+        try:
+            from threadpoolctl import threadpool_info
+            counts = [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"
+                      and "numpy" in d.get("filepath", "")]
+            _blas_threads = max(counts) if counts else 0
+        except Exception:                 # noqa: BLE001 - a report only
+            _blas_threads = 0
+    return numba_threads, (_blas_threads or None)
 
 
 def set_thread_share(share):
     """Run this thread's Numba kernels and this process's BLAS on ``share`` threads (a Dask
     worker, whose libraries were loaded before the trial could say how many)."""
-    global _blas_share
+    global _blas_share, _blas_threads
     import fastdl
     fastdl.backend.ops()                  # the backend sets up Numba's threads its own way first
     import sys
@@ -180,7 +203,7 @@ def set_thread_share(share):
             threadpool_limits(limits=share, user_api="blas")
         except Exception:                 # noqa: BLE001 - fewer threads is an optimisation only
             pass
-        _blas_share = share
+        _blas_share, _blas_threads = share, None
 
 
 def _host(address):
@@ -203,5 +226,4 @@ def dask_trial(task, host_processes, threads):
         set_thread_share(share)
         record = run_trial(task)
     record["worker"] = worker.address
-    record["threads"] = share
     return record

@@ -36,7 +36,6 @@ def main():
             data = data[os.write(out, data):]
 
     from fastdl.search import _trial
-    threads = os.environ.get("FASTDL_SEARCH_THREADS")
     send({"type": "ready", "pid": os.getpid()})
     for line in sys.stdin.buffer:
         task = json.loads(line)
@@ -45,7 +44,6 @@ def main():
         except _trial.DataProblem as exc:
             send({"type": "abort", "message": str(exc)})
             continue
-        record["threads"] = int(threads) if threads else None
         send({"type": "result", "record": record})
     return 0
 
