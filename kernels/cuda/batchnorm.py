@@ -10,15 +10,16 @@ from .arrays import empty, to_device
 
 
 @cuda.jit
-def _bn_train_kernel(out, xn, std, x, gamma, beta, running_mean, running_var, momentum, eps):
+def _bn_train_kernel(out, xn, std, x, gamma, beta, running_mean, running_var, momentum, eps, zero):
+    # sums start from ``zero`` (from the host): ``x[0, j] * 0`` is NaN for an infinite element
     j = cuda.grid(1)
     N, D = x.shape
     if j < D:
-        mu = x[0, j] * 0
+        mu = zero
         for n in range(N):
             mu += x[n, j]
         mu /= N
-        var = mu * 0
+        var = zero
         for n in range(N):
             c = x[n, j] - mu
             var += c * c
@@ -44,12 +45,12 @@ def _bn_eval_kernel(out, x, gamma, beta, running_mean, running_var, eps):
 
 
 @cuda.jit
-def _bn_backward_kernel(dx, dgamma, dbeta, dout, xn, std, gamma):
+def _bn_backward_kernel(dx, dgamma, dbeta, dout, xn, std, gamma, zero):
     j = cuda.grid(1)
     N, D = dout.shape
     if j < D:
-        sb = dout[0, j] * 0
-        sg = sb
+        sb = zero
+        sg = zero
         for n in range(N):
             sb += dout[n, j]
             sg += dout[n, j] * xn[n, j]
@@ -71,7 +72,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, 
     xn = empty(x.shape, x.dtype)
     std = empty((x.shape[1],), x.dtype)
     _bn_train_kernel[launch.grid1d(x.shape[1])](out, xn, std, x, gamma, beta, running_mean, running_var,
-                                                dt(momentum), dt(eps))
+                                                dt(momentum), dt(eps), dt(0))
     return out, (xn, std, gamma)
 
 
@@ -81,5 +82,6 @@ def batchnorm_backward(dout, ctx):
     dx = empty(dout.shape, dout.dtype)
     dgamma = empty((dout.shape[1],), dout.dtype)
     dbeta = empty((dout.shape[1],), dout.dtype)
-    _bn_backward_kernel[launch.grid1d(dout.shape[1])](dx, dgamma, dbeta, dout, xn, std, gamma)
+    _bn_backward_kernel[launch.grid1d(dout.shape[1])](dx, dgamma, dbeta, dout, xn, std, gamma,
+                                                      np.dtype(dout.dtype).type(0))
     return dx, dgamma, dbeta

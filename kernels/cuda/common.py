@@ -1,4 +1,5 @@
 """Small kernels shared by the cuda ops: column sums, bias adds, layout changes."""
+import numpy as np
 from numba import cuda
 
 from . import launch
@@ -16,11 +17,13 @@ def unravel4(i, C, H, W):
 
 
 @cuda.jit
-def _colsum_kernel(out, a):
-    """out[j] = sum_i a[i, j]; one thread per column (a gather: no atomics)."""
+def _colsum_kernel(out, a, zero):
+    """out[j] = sum_i a[i, j]; one thread per column (a gather: no atomics). The sum starts from
+    ``zero`` (of a's dtype, from the host): ``a[0, j] * 0`` would be NaN for an infinite first
+    element, and out of bounds for zero rows."""
     j = cuda.grid(1)
     if j < a.shape[1]:
-        s = a[0, j] * 0
+        s = zero
         for i in range(a.shape[0]):
             s += a[i, j]
         out[j] = s
@@ -28,7 +31,8 @@ def _colsum_kernel(out, a):
 
 def colsum(a):
     out = empty((a.shape[1],), a.dtype)
-    _colsum_kernel[launch.grid1d(a.shape[1])](out, a)
+    if a.shape[1]:
+        _colsum_kernel[launch.grid1d(a.shape[1])](out, a, np.dtype(a.dtype).type(0))
     return out
 
 
