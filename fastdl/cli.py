@@ -659,11 +659,14 @@ def _cmd_search(args):
         raise (UsageError if exc.usage else Failure)(_one_line(exc)) from None
     except (KeyboardInterrupt, Terminated) as exc:
         partial = getattr(exc, "search_result", None)
-        done = (f"{len(partial.trials)} of {args.trials} trials are" if partial is not None
-                else "the finished trials are")
         how = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
-        print(f"\nfastdl search: {how}: {done} in {args.out}; the same command with --resume runs the rest",
-              file=sys.stderr)
+        if partial is not None and partial.complete:
+            done = f"all {args.trials} trials are in {args.out}; the same command with --resume prints the result"
+        else:
+            done = (f"{len(partial.trials)} of {args.trials} trials are" if partial is not None
+                    else "the finished trials are") + \
+                f" in {args.out}; the same command with --resume runs the rest"
+        print(f"\nfastdl search: {how}: {done}", file=sys.stderr)
         return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
     _out("=========== Hyper-Parameter Optimization Result ===========")
     table = result.table(args.top)
@@ -763,7 +766,7 @@ def build_parser():
     p = sub.add_parser("search", help="the book's hyper-parameter search (ch. 6) on all cores or a Dask cluster",
                        description="Random search over the learning rate and weight decay as in the book's "
                                    "ch06/hyperparameter_optimization.py (its defaults: MultiLayerNet 6x100, 500 "
-                                   "training images of which 20%% held out, 50 epochs of batch 100, SGD, "
+                                   "training images of which 20% held out, 50 epochs of batch 100, SGD, "
                                    "lr 1e-6:1e-2:log, weight decay 1e-8:1e-4:log, 100 trials, the best 20 "
                                    "printed). Trials run in worker processes on every core (or on a Dask cluster: "
                                    "--cluster / FASTDL_CLUSTER); each trial's seed comes from --seed and its "
