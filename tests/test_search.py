@@ -19,6 +19,9 @@ import pytest
 from fastdl import cli, search
 from fastdl.search import _journal, _space
 
+#: a scheduler's HTTP endpoints (127.0.0.1) take another port when 8787 is taken: nothing to report
+pytestmark = pytest.mark.filterwarnings("ignore:Port 8787 is already in use:UserWarning")
+
 #: a tiny search: every trial takes a few milliseconds once its worker has loaded fastdl
 TINY = dict(trials=5, epochs=2, train_size=100, hidden=[20, 20], progress=False)
 TINY_CLI = ["--trials", "5", "--epochs", "2", "--train-size", "100", "--hidden", "20,20", "--no-progress"]
@@ -127,6 +130,30 @@ def test_a_cluster_worker_killed_mid_trial(cluster, reference, tmp_path, monkeyp
     assert_same_search(result, reference)                    # and the trial, run again, is as it was
     assert result.trials[3]["attempts"] >= 2
     assert any("trial 3" in e for e in result.events)
+
+
+def test_when_the_scheduler_gives_up_the_client_runs_the_trial_once_more(reference, tmp_path, monkeypatch):
+    """allowed-failures 0: the first death of a worker is a KilledWorker for its trial; the client
+    submits that trial once more, and records it as an error when its worker dies again.
+    (worker-saturation 1.0: a worker holds only the trial it runs, so no other trial shares its fate.)"""
+    distributed = pytest.importorskip("distributed")
+    import dask
+    marker = tmp_path / "killed"
+    monkeypatch.setenv("FASTDL_SEARCH_TEST_KILL", f"3:{marker}")
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.scheduler.worker-saturation": 1.0}):
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                      dashboard_address=None) as strict:
+            once = search.random_search(cluster=strict, **TINY)
+            monkeypatch.setenv("FASTDL_SEARCH_TEST_KILL", "1")          # its worker dies every time
+            twice = search.random_search(cluster=strict, **TINY)
+    assert_same_search(once, reference)
+    assert once.trials[3]["attempts"] == 2
+    assert "a worker died while running trial 3; running that trial again" in once.events
+    assert twice.trials[1]["status"] == "error" and twice.trials[1]["attempts"] == 2
+    assert twice.trials[1]["error"].startswith("WorkerDied: its worker died on each of 2 attempts")
+    for i in (0, 2, 3, 4):
+        assert same_trial(twice.trials[i], reference.trials[i])
 
 
 def test_the_cluster_over_the_command_line(cluster, reference, tmp_path):
