@@ -26,6 +26,8 @@ ch07), and weights of mixed float dtypes (the bias takes W's dtype). NaN and
 infinity that arise in a computation flow through as they do in NumPy;
 ``SoftmaxWithLoss`` says so once with a RuntimeWarning naming the likely cause.
 """
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -42,13 +44,24 @@ __all__ = ["MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss
 BATCHNORM_EPS = 1e-6
 
 
-def warn_nonfinite(owner, value, stacklevel=3):
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _caller_stacklevel():
+    """The stacklevel of the first frame outside fastdl, so a warning points at the user's line."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def warn_nonfinite(owner, value):
     """Say once that a loss became NaN/infinite, naming the likely causes; the value flows on."""
     warnings.warn(
         f"{owner}: the loss is {value}: the scores reaching it hold NaN or infinity. In training this "
         "usually means it diverged: the learning rate is too high or the initial weights too large "
         "(weight_init_std); NaN in the input data does the same. The computation goes on as in NumPy "
-        "(this warning is given once).", RuntimeWarning, stacklevel=stacklevel)
+        "(this warning is given once).", RuntimeWarning, stacklevel=_caller_stacklevel())
 
 
 def _need_forward(layer, attr):
