@@ -16,7 +16,7 @@ from numba import cuda
 from ..shapes import window_output_hw
 from . import launch
 from .arrays import empty, to_device, zeros
-from .common import nchw_to_rows, rows_to_nchw, unravel4
+from .common import colsum, nchw_to_rows, rows_to_nchw, unravel4
 from .gemm import gemm
 
 
@@ -68,26 +68,9 @@ def _col2im_kernel(img, col, FH, FW, stride, pad, OH, OW, zero):
         img[n, c, iy, ix] = acc
 
 
-@cuda.jit
-def _colsum_kernel(out, a, zero):
-    """out[j] = sum_i a[i, j]; one thread per column."""
-    j = cuda.grid(1)
-    if j < a.shape[1]:
-        s = zero
-        for i in range(a.shape[0]):
-            s += a[i, j]
-        out[j] = s
-
-
 def _zero(dtype):
     """A zero of dtype, typed for the kernels' accumulators."""
     return np.dtype(dtype).type(0)
-
-
-def _colsum(a):
-    out = empty((a.shape[1],), a.dtype)
-    _colsum_kernel[launch.grid1d(a.shape[1])](out, a, _zero(a.dtype))
-    return out
 
 
 def _product(A, B, transA=False, transB=False):
@@ -146,7 +129,7 @@ def conv_backward(dout, ctx, need_dx=True):
     col, W2, x_shape, w_shape, stride, pad = ctx
     FN, C, FH, FW = w_shape
     d = nchw_to_rows(to_device(dout))                         # (N*P, FN)
-    db = _colsum(d)
+    db = colsum(d)
     dW2 = _product(d, col, transA=True)                       # (FN, K) = d^T @ col
     if not need_dx:
         return None, dW2.reshape(*w_shape), db
