@@ -42,10 +42,10 @@ def _softmax_loss_backward_kernel(dx, y, t, scale):
         K = y.shape[1]
         r = i // K
         k = i - r * K
-        v = y[r, k] * scale
+        v = y[r, k]
         if k == t[r]:
-            v -= scale
-        dx[r, k] = v
+            v -= 1          # (y - 1) * scale as the reference: y*scale - scale is NaN for infinite scale
+        dx[r, k] = v * scale
 
 
 def _softmax_dev(x2):

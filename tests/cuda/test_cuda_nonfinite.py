@@ -63,3 +63,13 @@ def test_affine_of_an_empty_batch(dtype):
     dx, dW, db = CU.affine_backward(np.zeros((0, 2), dtype), x, W)
     same(dW, np.zeros((3, 2), dtype))
     same(db, np.zeros(2, dtype))
+
+
+@pytest.mark.parametrize("dout", [np.inf, -np.inf, np.nan])
+def test_softmax_loss_backward_with_a_non_finite_dout(dout, dtype):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 4)).astype(dtype)
+    t = np.array([0, 3, 1])
+    _, y = REF.softmax_loss_forward(x, t)
+    with np.errstate(all="ignore"):
+        same(CU.softmax_loss_backward(y, t, dout), REF.softmax_loss_backward(y, t, dout))
