@@ -14,10 +14,6 @@ __all__ = ["identity_function", "step_function", "sigmoid", "sigmoid_grad", "rel
            "softmax", "sum_squared_error", "cross_entropy_error", "softmax_loss"]
 
 
-def _floats(name, x, owner):
-    return float_array(name, x, owner=owner)
-
-
 def _unwrap(x):
     """A 0-d result comes back as a NumPy scalar, as NumPy's own ufuncs do."""
     return x[()] if x.ndim == 0 else x
@@ -35,7 +31,7 @@ def step_function(x):
 
 def sigmoid(x):
     """1 / (1 + exp(-x)), evaluated without overflow warnings for large |x|."""
-    x = _floats("x", x, "sigmoid")
+    x = float_array("x", x, owner="sigmoid")
     return _unwrap(backend.ops().sigmoid_forward(x))
 
 
@@ -47,19 +43,19 @@ def sigmoid_grad(x):
 
 def relu(x):
     """max(0, x), element-wise."""
-    x = _floats("x", x, "relu")
+    x = float_array("x", x, owner="relu")
     return _unwrap(backend.ops().relu_forward(x)[0])
 
 
 def relu_grad(x):
     """1 where x >= 0, else 0 (the book's convention at 0)."""
-    x = _floats("x", x, "relu_grad")
+    x = float_array("x", x, owner="relu_grad")
     return (x >= 0).astype(x.dtype)
 
 
 def softmax(x):
     """Softmax along the last axis, for any number of leading dimensions."""
-    x = _floats("x", x, "softmax")
+    x = float_array("x", x, owner="softmax")
     if x.ndim == 0:
         raise ValueError("softmax: x must have at least one dimension, got a scalar")
     if x.shape[-1] == 0:
@@ -69,7 +65,7 @@ def softmax(x):
 
 def sum_squared_error(y, t):
     """0.5 * sum((y - t)^2)."""
-    y = _floats("y", y, "sum_squared_error")
+    y = float_array("y", y, owner="sum_squared_error")
     t = numeric_array("t", t, owner="sum_squared_error")
     if y.shape != t.shape:
         raise ValueError(f"sum_squared_error: y has shape {y.shape} but t has shape {t.shape}")
@@ -84,7 +80,7 @@ def cross_entropy_error(y, t):
     t: labels (N,), (N, 1), one-hot (N, K), or for a single sample a label or a one-hot (K,).
     Raises ValueError for labels that do not match the batch; NaN in y gives NaN, as in NumPy.
     """
-    y = _floats("y", y, "cross_entropy_error")
+    y = float_array("y", y, owner="cross_entropy_error")
     t = np.asarray(t)
     if y.ndim == 1:
         y = y.reshape(1, -1)

@@ -178,17 +178,11 @@ def _check_weights(owner, W, b, w_ndim):
     """Check W and b at construction; the caller's arrays are kept (not copied), so a network's
     ``params`` and its layers share them. b may be an array of W's output size, or a Python
     scalar / 0-d / 1-element array broadcast to it (the book's ch07 passes ``b = 0``)."""
-    W = W if is_device_array(W) else numeric_array("W", W, owner=owner)
-    if len(W.shape) != w_ndim:
-        raise ValueError(f"{owner}: W must be {w_ndim}-D, got shape {tuple(W.shape)}")
-    if not is_device_array(b):
-        if not isinstance(b, np.ndarray):
-            b = b if np.ndim(b) == 0 and isinstance(b, (int, float, np.number)) else np.asarray(b)
-        numeric_array("b", b, owner=owner)
-    n = _out_size(W, w_ndim)
-    if tuple(np.shape(b)) not in ((), (1,), (n,)):
-        raise ValueError(f"{owner}: b must have shape ({n},) to match W {tuple(W.shape)} (or be a "
-                         f"scalar), got shape {tuple(np.shape(b))}")
+    if not is_device_array(W):
+        W = numeric_array("W", W, owner=owner)
+    if not (is_device_array(b) or isinstance(b, (np.ndarray, int, float, np.number))):
+        b = np.asarray(b)                          # a list: kept as an array
+    _resolve_weights(owner, W, b, w_ndim)          # the same checks as every forward
     return W, b
 
 
