@@ -310,6 +310,12 @@ def test_resume_checks_the_journal(reference, tmp_path, capsys):
     out.write_text("not a journal\n")
     assert cli.main(["search", *TINY_CLI, "--out", str(out), "--resume"]) == 1
     assert "is not valid JSON" in capsys.readouterr().err
+    notes = tmp_path / "notes.txt"                             # one line, no newline: not a torn header
+    notes.write_text("my notes, no trailing newline")
+    for resume in ([], ["--resume"]):
+        assert cli.main(["search", *TINY_CLI, "--quiet", "--out", str(notes), *resume]) != 0
+        assert "is not a journal of fastdl search" in capsys.readouterr().err
+        assert notes.read_text() == "my notes, no trailing newline"
 
 
 # -- the command line ---------------------------------------------------------------------

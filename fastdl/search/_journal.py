@@ -128,6 +128,10 @@ class Journal:
         size = os.fstat(self._fd).st_size
         data = os.pread(self._fd, size, 0) if size else b""
         header, records, torn = _lines(data, self.path)
+        if header is None and data.strip() and not data.lstrip().startswith(b'{"fastdl_search"'):
+            # one line without a newline is a torn header only if it starts like one: never
+            # truncate someone's file (notes.txt given as --out)
+            raise JournalError(f"{self.path} is not a journal of fastdl search; choose another file")
         if header is not None and records and not resume:
             raise JournalExists(f"{self.path} already holds a search; resume it (--resume) or choose "
                                 "another file")
