@@ -49,19 +49,12 @@ from numba import njit, prange
 from ..shapes import window_output_hw
 from ._blas import MEMCPY, NO_TRANS, ROW_MAJOR, TRANS, axpy_for, blas_for, gemm_for
 from ._chunks import nchunks
+from .activations import kernel_input
 
 #: multiply-adds below which a convolution runs on the calling thread, and im2col/col2im
 #: elements below which they do (see ``_chunks``; ``benchmarks/scripts/sweep.py``)
 MIN_PARALLEL = 1 << 23
 MIN_PARALLEL_COPY = 1 << 16
-
-
-def kernel_input(a):
-    """a as the kernels take an input: C-contiguous (a copy only if it is not) and writeable (a copy
-    only if it is read-only). The kernels never write to their inputs, but a read-only array is
-    another type to Numba, and compiling every kernel again for it took minutes (once per cache)."""
-    a = np.ascontiguousarray(a)
-    return a if a.flags.writeable else a.copy()
 
 
 def conv_chunks(N, FN, K, P):
@@ -590,7 +583,7 @@ def backward_s1(run, x, W2, w_shape, need_dx):
     rows' extra columns can add 0 * NaN or 0 * Inf (= NaN) terms (``_backprop_image_s1``):
     * W not finite (one sum over W, W's size): the whole call runs clean, with the column
       products (no Wt), so dx gets no NaN from the extra columns;
-    * otherwise a NaN in [dW | db] (a sum of its FN*(K + 1) values per chunk) may come from a non-finite pixel
+    * otherwise a NaN in the chunk-summed [dW | db] (tested by one sum of its FN*(K + 1) values) may come from a non-finite pixel
       at the image's edges: [dW | db] alone is then computed again, clean (dx does not depend on
       x, so it stands). A NaN that the reference has too (from dout, say) costs the same rerun.
     Finite inputs pay the sum and the look only; the kernels' loops are unchanged."""
@@ -602,10 +595,12 @@ def backward_s1(run, x, W2, w_shape, need_dx):
         Wt = _taps(W2, w_shape, chunks) if finite_w else _no_taps(W2, w_shape)
         with blas_for(chunks):
             run(dWb_part, dx, Wt, chunks, need_dx, not finite_w)
-            if finite_w and np.isnan(np.sum(dWb_part)):
+            dWb = dWb_part.sum(axis=0)               # the chunks summed once, in a fixed order
+            if finite_w and np.isnan(np.sum(dWb)):
                 dWb_part[:] = 0
                 run(dWb_part, dx, _no_taps(W2, w_shape), chunks, False, True)
-    return backward_result_s1(dx, dWb_part, w_shape, need_dx)
+                dWb = dWb_part.sum(axis=0)
+    return backward_result_s1(dx, dWb, w_shape, need_dx)
 
 
 def _transposed_dWb(w_shape):
@@ -623,9 +618,8 @@ def backward_outputs_s1(x, w_shape, need_dx):
     return chunks, np.zeros(shape, dtype=x.dtype), dx
 
 
-def backward_result_s1(dx, dWb_part, w_shape, need_dx):
-    """(dx or None, dW, db) from backward_outputs_s1's arrays, chunks summed in a fixed order."""
-    dWb = dWb_part.sum(axis=0)
+def backward_result_s1(dx, dWb, w_shape, need_dx):
+    """(dx or None, dW, db) from dx and the chunk-summed [dW | db] of backward_outputs_s1's buffers."""
     if _transposed_dWb(w_shape):
         dWb = dWb.T
     return (dx if need_dx else None, np.ascontiguousarray(dWb[:, :-1]).reshape(w_shape),

@@ -33,7 +33,7 @@ from numba import njit, prange
 
 from ..shapes import window_output_hw
 from ._chunks import nchunks
-from .conv import kernel_input
+from .activations import kernel_input
 
 #: input elements below which pooling runs on the calling thread (see ``_chunks``)
 MIN_PARALLEL = 1 << 15
