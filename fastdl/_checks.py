@@ -87,12 +87,12 @@ def numeric_array(name, x, owner=""):
 
 
 def finite(name, x, owner=""):
-    """Raise ValueError if x holds NaN or infinity."""
+    """Raise ValueError if x (data handed in by the user) holds NaN or infinity."""
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         where = f"{owner}: " if owner else ""
         bad = "NaN" if np.isnan(x).any() else "infinity"
-        raise ValueError(f"{where}{name} contains {bad} (shape {x.shape}); check the inputs "
-                         "and the learning rate")
+        raise ValueError(f"{where}{name} contains {bad} (shape {x.shape}); clean the data before "
+                         "training or evaluating")
 
 
 def positive_int(name, v, minimum=1, owner=""):

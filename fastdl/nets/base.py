@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import backend
 from .._files import atomic_write
-from .._checks import is_device_array, numeric_array, to_host
+from .._checks import finite, is_device_array, numeric_array, to_host
 from ..gradient import numerical_gradient as _numerical_gradient
 from ..layers import BatchNormalization, Convolution, ConvBlock, Dropout, Pooling, Relu
 
@@ -174,11 +174,7 @@ class Net:
         """Called when the scores hold NaN or infinity: NaN in the data handed in is reported
         (ValueError); NaN that arose in the computation (diverged weights) flows on."""
         if not is_device_array(x):
-            x = np.asarray(x)
-            if x.dtype.kind == "f" and not np.isfinite(x).all():
-                bad = "NaN" if np.isnan(x).any() else "infinity"
-                raise ValueError(f"{type(self).__name__}: the input x contains {bad} (shape {x.shape}); "
-                                 "clean the data before training or evaluating")
+            finite("the input x", np.asarray(x), owner=type(self).__name__)
 
     def accuracy(self, x, t, batch_size=100):
         """Fraction of correct predictions over every sample of x (batches of ``batch_size``;
