@@ -7,14 +7,7 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def is_device_array(x):
-    """A CUDA device array (numba's, real or simulated): duck-typed, so no CUDA import happens."""
-    return not isinstance(x, np.ndarray) and hasattr(x, "copy_to_host") and hasattr(x, "shape")
-
-
-def to_host(x):
-    """A NumPy array for x (a copy from the device for device arrays)."""
-    return x.copy_to_host() if is_device_array(x) else x
+from .kernels.arrays import is_device_array, to_host  # noqa: F401  (the one definition)
 
 
 def float_array(name, x, ndims=None, owner=""):

@@ -7,7 +7,47 @@
 - ``fastdl.kernels.cuda``: backend ``"cuda"``, numba.cuda kernels, imported only
   when asked for.
 
-``spec.OPS`` is the one list of op names and signatures every backend
-implements; ``shapes`` holds the plain-integer size helpers they share.
+``spec.TABLE`` is the one list of op names and signatures every backend namespace
+holds. A backend package defines the ops it has kernels for and ends with
+``complete(__name__)``, which fills in every other op from its composite definition
+(``composite``). ``shapes`` holds the plain-integer size helpers the backends share,
+``arrays`` the one test for a device array, ``examples`` the example inputs of every op
+family (for tests, the sweep and asv).
 Nothing here is imported by ``import fastdl`` except through the backend switch.
 """
+import functools
+import inspect
+import sys
+
+
+def complete(module_name):
+    """Give backend package ``module_name`` every op of the spec it does not define itself,
+    bound to the package from ``composite`` (each marked ``fn.composite = True``). Returns the
+    names filled in. Raises TypeError for an op of the spec that neither the package nor
+    ``composite`` defines."""
+    from . import composite
+    from .spec import TABLE
+    module = sys.modules[module_name]
+    filled = []
+    for op in TABLE:
+        if callable(getattr(module, op.name, None)):
+            continue
+        definition = getattr(composite, op.name, None)
+        if definition is None:
+            raise TypeError(f"backend {module_name} does not define op {op.name!r} and there is no "
+                            "composite definition of it in fastdl.kernels.composite")
+        setattr(module, op.name, _bind(definition, module))
+        filled.append(op.name)
+    module.COMPOSITE_OPS = tuple(filled)
+    return filled
+
+
+def _bind(definition, module):
+    @functools.wraps(definition)
+    def op(*args, **kwargs):
+        return definition(module, *args, **kwargs)
+    sig = inspect.signature(definition)
+    op.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])
+    op.__module__ = module.__name__
+    op.composite = True
+    return op

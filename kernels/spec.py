@@ -1,8 +1,13 @@
-"""The op list: every backend defines each of these functions with exactly this signature.
+"""The op contract: every backend namespace holds each of these functions with exactly this signature.
 
-A backend "registers" an op by defining a module-level function of that name in
-its package namespace. ``tests/test_spec.py`` checks every available backend
-against this table, so a missing or mis-spelt op fails the suite.
+A backend package defines, as module-level functions, the ops it has kernels for; the
+ops it leaves out are filled in from their composite definitions in
+``fastdl.kernels.composite`` (``fastdl.kernels.complete``, called at the end of each
+backend package): the fused conv ops as conv, relu and pool one after another, and the
+device-placement ops as identities on host backends. ``tests/test_backend.py`` checks
+every available backend against ``TABLE``, so a missing or mis-spelt op fails the suite,
+and ``tests/test_spec_ops.py`` compares every op of every family with example inputs
+(``fastdl.kernels.examples``) against the reference on both dtypes.
 
 Conventions for all ops
 -----------------------
@@ -74,39 +79,87 @@ adagrad_update(param, grad, h, lr)                     h += grad^2; param -= lr*
 rmsprop_update(param, grad, h, lr, decay_rate)         h = decay*h + (1-decay)*grad^2; same step
 adam_update(param, grad, m, v, lr_t, beta1, beta2)     m, v moments; param -= lr_t*m/(sqrt(v)+1e-7)
     All updates are in place on param and the state arrays and return None.
-"""
 
-#: name -> signature, exactly as ``str(inspect.signature(fn))`` prints it.
-OPS = {
-    "im2col": "(x, filter_h, filter_w, stride=1, pad=0)",
-    "col2im": "(col, input_shape, filter_h, filter_w, stride=1, pad=0)",
-    "conv_forward": "(x, W, b, stride, pad)",
-    "conv_backward": "(dout, ctx, need_dx=True)",
-    "conv_relu_forward": "(x, W, b, stride, pad)",
-    "conv_relu_backward": "(dout, ctx, need_dx=True)",
-    "conv_relu_pool_forward": "(x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad)",
-    "conv_relu_pool_backward": "(dout, ctx, need_dx=True)",
-    "pool_forward": "(x, pool_h, pool_w, stride, pad)",
-    "pool_backward": "(dout, ctx)",
-    "relu_forward": "(x)",
-    "relu_backward": "(dout, mask)",
-    "sigmoid_forward": "(x)",
-    "sigmoid_backward": "(dout, out)",
-    "affine_forward": "(x, W, b)",
-    "affine_backward": "(dout, x, W, need_dx=True)",
-    "softmax": "(x)",
-    "softmax_loss_forward": "(x, t)",
-    "softmax_loss_backward": "(y, t, dout)",
-    "batchnorm_forward": "(x, gamma, beta, running_mean, running_var, momentum, eps, train_flg)",
-    "batchnorm_backward": "(dout, ctx)",
-    "dropout_apply": "(x, mask)",
-    "sgd_update": "(param, grad, lr)",
-    "momentum_update": "(param, grad, v, lr, momentum)",
-    "nesterov_update": "(param, grad, v, lr, momentum)",
-    "adagrad_update": "(param, grad, h, lr)",
-    "rmsprop_update": "(param, grad, h, lr, decay_rate)",
-    "adam_update": "(param, grad, m, v, lr_t, beta1, beta2)",
-}
+Device placement (composite on host backends: identities over NumPy arrays)
+---------------------------------------------------------------------------
+owns(a) -> bool                         a lives where this backend computes: a NumPy array (or
+                                        anything that is not a device array) on host backends,
+                                        a device array on cuda
+to_device(a)                            a in this backend's memory (host backends: a itself)
+to_host(a)                              a NumPy array for a (a copy of a device array; any backend's)
+zeros_like(a)                           zeros of a's shape and dtype in this backend's memory
+astype(a, dtype)                        a converted to dtype, where a lives (a itself if it has it)
+scale(x, s) -> out                      x * s in x's dtype (Dropout at evaluation)
+all_finite(a) -> bool                   no NaN or infinity in a
+"""
+from typing import NamedTuple
+
+
+class Op(NamedTuple):
+    """One entry of the op table."""
+    #: the function's name in every backend namespace
+    name: str
+    #: exactly as ``str(inspect.signature(fn))`` prints it
+    signature: str
+    #: which example inputs fit it (``fastdl.kernels.examples`` builds them for tests, the sweep
+    #: and asv): "elementwise" (one array in), "pool" (x, window, stride, pad), "conv", "block"
+    #: (the fused conv ops), "affine", "softmax", "batchnorm", "dropout", "optim", or "device"
+    #: (placement; never timed)
+    family: str
+    #: what it returns, by name; a value named ``ctx`` is opaque, the others are compared with
+    #: the reference's
+    returns: str
+    #: for a backward op, its forward op: the backward is called as ``op(dout, *saved)`` with
+    #: what the forward returned after its output (or the output itself when it returns one array)
+    backward_of: str = None
+
+
+#: every op, in the order of the list above
+TABLE = (
+    Op("im2col", "(x, filter_h, filter_w, stride=1, pad=0)", "conv", "col"),
+    Op("col2im", "(col, input_shape, filter_h, filter_w, stride=1, pad=0)", "conv", "x"),
+    Op("conv_forward", "(x, W, b, stride, pad)", "conv", "out, ctx"),
+    Op("conv_backward", "(dout, ctx, need_dx=True)", "conv", "dx, dW, db", "conv_forward"),
+    Op("conv_relu_forward", "(x, W, b, stride, pad)", "block", "out, ctx"),
+    Op("conv_relu_backward", "(dout, ctx, need_dx=True)", "block", "dx, dW, db", "conv_relu_forward"),
+    Op("conv_relu_pool_forward", "(x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad)",
+       "block", "out, ctx"),
+    Op("conv_relu_pool_backward", "(dout, ctx, need_dx=True)", "block", "dx, dW, db",
+       "conv_relu_pool_forward"),
+    Op("pool_forward", "(x, pool_h, pool_w, stride, pad)", "pool", "out, ctx"),
+    Op("pool_backward", "(dout, ctx)", "pool", "dx", "pool_forward"),
+    Op("relu_forward", "(x)", "elementwise", "out, mask"),
+    Op("relu_backward", "(dout, mask)", "elementwise", "dx", "relu_forward"),
+    Op("sigmoid_forward", "(x)", "elementwise", "out"),
+    Op("sigmoid_backward", "(dout, out)", "elementwise", "dx", "sigmoid_forward"),
+    Op("affine_forward", "(x, W, b)", "affine", "out"),
+    Op("affine_backward", "(dout, x, W, need_dx=True)", "affine", "dx, dW, db"),
+    Op("softmax", "(x)", "softmax", "y"),
+    Op("softmax_loss_forward", "(x, t)", "softmax", "loss, y"),
+    Op("softmax_loss_backward", "(y, t, dout)", "softmax", "dx"),
+    Op("batchnorm_forward", "(x, gamma, beta, running_mean, running_var, momentum, eps, train_flg)",
+       "batchnorm", "out, ctx"),
+    Op("batchnorm_backward", "(dout, ctx)", "batchnorm", "dx, dgamma, dbeta", "batchnorm_forward"),
+    Op("dropout_apply", "(x, mask)", "dropout", "out"),
+    Op("sgd_update", "(param, grad, lr)", "optim", ""),
+    Op("momentum_update", "(param, grad, v, lr, momentum)", "optim", ""),
+    Op("nesterov_update", "(param, grad, v, lr, momentum)", "optim", ""),
+    Op("adagrad_update", "(param, grad, h, lr)", "optim", ""),
+    Op("rmsprop_update", "(param, grad, h, lr, decay_rate)", "optim", ""),
+    Op("adam_update", "(param, grad, m, v, lr_t, beta1, beta2)", "optim", ""),
+    Op("owns", "(a)", "device", "bool"),
+    Op("to_device", "(a)", "device", "a"),
+    Op("to_host", "(a)", "device", "a"),
+    Op("zeros_like", "(a)", "device", "a"),
+    Op("astype", "(a, dtype)", "device", "a"),
+    Op("scale", "(x, s)", "device", "out"),
+    Op("all_finite", "(a)", "device", "bool"),
+)
+
+#: name -> signature, exactly as ``str(inspect.signature(fn))`` prints it
+OPS = {op.name: op.signature for op in TABLE}
+#: name -> its Op entry
+BY_NAME = {op.name: op for op in TABLE}
 
 #: Small constant added before the log in cross-entropy (the book's value).
 LOG_EPS = 1e-7

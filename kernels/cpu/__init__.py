@@ -42,6 +42,10 @@ from .optim import (sgd_update, momentum_update, nesterov_update, adagrad_update
 
 NAME = "numba"
 
+from .. import complete as _complete  # noqa: E402
+
+_complete(__name__)      # the ops without a kernel here (device placement) from their composites
+
 
 def compiled_kernels():
     """name -> dispatcher of every @njit kernel of this backend (for tests and benchmarks)."""

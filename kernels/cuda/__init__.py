@@ -6,7 +6,8 @@ installs numba-cuda); for testing without a GPU, set ``NUMBA_ENABLE_CUDASIM=1`` 
 imported to run the kernels on Numba's CUDA simulator (slow: tiny shapes only).
 
 Ops accept host (NumPy) or device arrays and return device arrays; the loss of
-``softmax_loss_forward`` comes back as a host scalar. Launch constants live in ``launch``.
+``softmax_loss_forward`` comes back as a host scalar. The fused conv ops are the composite
+definitions over this backend's own conv, relu and pool (``fastdl.kernels.composite``). Launch constants live in ``launch``.
 """
 from numba import cuda
 
@@ -22,11 +23,9 @@ def check_available():
 
 check_available()
 
-from .arrays import is_device, to_device, to_host, zeros_like  # noqa: E402
+from .arrays import owns, to_device, to_host, zeros_like, astype  # noqa: E402
 from .conv import im2col, col2im, conv_forward, conv_backward  # noqa: E402
 from .pool import pool_forward, pool_backward  # noqa: E402
-from .fused import (conv_relu_forward, conv_relu_backward, conv_relu_pool_forward,  # noqa: E402
-                    conv_relu_pool_backward)
 from .activations import (relu_forward, relu_backward, sigmoid_forward, sigmoid_backward,  # noqa: E402
                           dropout_apply)
 from .affine import affine_forward, affine_backward  # noqa: E402
@@ -36,6 +35,10 @@ from .optim import (sgd_update, momentum_update, nesterov_update, adagrad_update
                     rmsprop_update, adam_update)
 
 NAME = "cuda"
+
+from .. import complete as _complete  # noqa: E402
+
+_complete(__name__)      # the fused conv ops, scale and all_finite from their composites
 
 
 def simulator():

@@ -1,13 +1,16 @@
-"""Moving arrays between host and device, and device-array checks (cuda backend)."""
+"""Moving arrays between host and device (cuda backend): its device-placement ops of the spec
+(``owns``, ``to_device``, ``to_host``, ``zeros_like``, ``astype``) and the allocation helpers
+its kernels share."""
 import numpy as np
 from numba import cuda
 
 from . import launch
+from ..arrays import is_device_array as is_device, to_host
 
 
-def is_device(a):
-    """A CUDA device array (real or simulated); NumPy arrays are host arrays."""
-    return not isinstance(a, np.ndarray) and hasattr(a, "copy_to_host") and hasattr(a, "shape")
+def owns(a):
+    """True for a device array: what this backend computes on without copying."""
+    return is_device(a)
 
 
 def to_device(a):
@@ -16,10 +19,6 @@ def to_device(a):
         return a
     return cuda.to_device(np.ascontiguousarray(a))
 
-
-def to_host(a):
-    """A NumPy copy of a device array (host arrays are returned as they are)."""
-    return a.copy_to_host() if is_device(a) else a
 
 
 @cuda.jit
@@ -43,6 +42,13 @@ def zeros(shape, dtype):
 
 def zeros_like(a):
     return zeros(a.shape, a.dtype)
+
+
+def astype(a, dtype):
+    """a converted to dtype on the device (through the host: a rare, small conversion)."""
+    if np.dtype(a.dtype) == np.dtype(dtype):
+        return a
+    return to_device(to_host(a).astype(dtype))
 
 
 def flat(a):

@@ -21,7 +21,7 @@ def test_simpleconvnet_training_step_matches_the_reference(dtype):
     x = rng.random((3, 1, 6, 6)).astype(dtype)
     t = np.array([0, 2, 1])
     ref, dev = tiny(dtype), tiny(dtype).to("cuda")
-    assert dev.device == "cuda" and all(CU.is_device(v) for v in dev.params.values())
+    assert dev.device == "cuda" and all(CU.owns(v) for v in dev.params.values())
     assert dev.params["W1"] is dev.layers["Conv1"].W and dev.params["b3"] is dev.layers["Affine2"].b
     with fastdl.using_backend("numpy"):
         ref_loss = ref.loss(x, t)
@@ -30,9 +30,9 @@ def test_simpleconvnet_training_step_matches_the_reference(dtype):
     with fastdl.using_backend("cuda"):
         loss = dev.loss(x, t)
         g = dev.gradient(x, t)
-        assert all(CU.is_device(v) for v in g.values())          # gradients stay on the device
+        assert all(CU.owns(v) for v in g.values())          # gradients stay on the device
         SGD(0.5).update(dev.params, g)
-        assert all(CU.is_device(v) for v in dev.params.values())
+        assert all(CU.owns(v) for v in dev.params.values())
         acc = dev.accuracy(x, t)
     tol = dict(rtol=1e-4, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
     assert np.isclose(loss, ref_loss, **tol) and np.asarray(loss).dtype == dtype
@@ -65,8 +65,8 @@ def test_adam_state_and_batchnorm_dropout_on_the_device():
         np.random.seed(11)                        # the same dropout mask: drawn with NumPy on the host
         g = dev.gradient(x, t)
         opt.update(dev.params, g)
-        assert all(CU.is_device(v) for v in opt.m.values())
-        assert CU.is_device(dev.layers["BatchNorm1"].running_mean)
+        assert all(CU.owns(v) for v in opt.m.values())
+        assert CU.owns(dev.layers["BatchNorm1"].running_mean)
         pred = CU.to_host(dev.predict(x, train_flg=False))
     for k in g_ref:
         np.testing.assert_allclose(CU.to_host(g[k]), g_ref[k], rtol=1e-9, atol=1e-12, err_msg=k)
