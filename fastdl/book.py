@@ -28,6 +28,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ._text import one_line
+
 USAGE = "usage: python -m fastdl.book [--backend NAME] [--sample] SCRIPT [ARGS...]"
 
 
@@ -237,7 +239,7 @@ def main(argv=None):
         elif os.environ.get("FASTDL_BACKEND", "").strip():
             _backend.current_backend()            # checks FASTDL_BACKEND
     except _backend.BackendError as exc:
-        print(f"fastdl.book: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"fastdl.book: {one_line(exc)}", file=sys.stderr)
         return 2
     try:
         run(script, argv[1:], backend=backend, sample=sample)

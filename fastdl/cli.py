@@ -27,6 +27,8 @@ import tempfile
 import threading
 import time
 
+from ._text import one_line
+
 NET_CHOICES = ("simple", "deep", "two")
 DATA_CHOICES = ("sample", "mnist", "fashion")
 COMPARE_NETS = ("simple", "deep")
@@ -43,16 +45,6 @@ class Failure(Exception):
 
 class Terminated(BaseException):
     """SIGTERM, raised like KeyboardInterrupt (a BaseException, so no ``except Exception`` eats it)."""
-
-
-def _one_line(exc_or_text):
-    """A message on one line (some library messages span several)."""
-    if isinstance(exc_or_text, BaseException):
-        text = " ".join(str(exc_or_text).split())
-        if isinstance(exc_or_text, OSError) and exc_or_text.filename and exc_or_text.strerror:
-            text = f"{exc_or_text.filename}: {exc_or_text.strerror}"
-        return text or type(exc_or_text).__name__
-    return " ".join(str(exc_or_text).split())
 
 
 # -- argument types: argparse turns an ArgumentTypeError into "argument --x: <message>", exit 2 --
@@ -144,7 +136,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error: ``fastdl train: argument --epochs: ... (see fastdl train --help)``."""
 
     def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: {_one_line(message)} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def _check_output(path, flag):
@@ -433,7 +425,7 @@ def _cmd_train(args):
                             "weights too large; try a smaller --lr")
         elif error is not None:
             problems.append(f"training failed at iteration {trainer.current_iter + 1}: "
-                            f"{type(error).__name__}: {_one_line(error)}")
+                            f"{one_line(error, with_type=True)}")
         elif stopped_by is not None:
             what = "terminated (SIGTERM)" if stopped_by == signal.SIGTERM else "interrupted (Ctrl-C)"
             problems.append(f"{what} after {trainer.current_iter} iterations")
@@ -447,7 +439,7 @@ def _cmd_train(args):
             if diverged is not None:
                 meta["diverged"] = True
             if error is not None:
-                meta["error"] = f"{type(error).__name__}: {_one_line(error)}"
+                meta["error"] = one_line(error, with_type=True)
             saved, save_error = _save_params(net, target, meta)
             if saved == target:
                 if diverged is not None:
@@ -461,11 +453,11 @@ def _cmd_train(args):
             elif saved is not None:
                 failed = True
                 _out(f"could not write {target}; saved parameters to {saved} instead")
-                problems.append(f"could not write {target} ({_one_line(save_error)}); the parameters "
+                problems.append(f"could not write {target} ({one_line(save_error)}); the parameters "
                                 f"were saved to {saved} instead")
             else:
                 failed = True
-                problems.append(f"could not save the parameters anywhere ({_one_line(save_error)})")
+                problems.append(f"could not save the parameters anywhere ({one_line(save_error)})")
         if args.plot and trainer.train_loss_list:
             try:
                 if _plot(trainer, args.plot, f"{type(net).__name__} on {args.data}"):
@@ -475,7 +467,7 @@ def _cmd_train(args):
                     problems.append(f"no plot written to {args.plot}")
             except Exception as exc:                # noqa: BLE001 - the parameters are already saved
                 failed = True
-                problems.append(f"could not write the plot {args.plot} ({_one_line(exc)})")
+                problems.append(f"could not write the plot {args.plot} ({one_line(exc)})")
     if not problems:
         return 0
     print(f"fastdl train: {'; '.join(problems)}", file=sys.stderr)
@@ -510,7 +502,7 @@ def _cmd_evaluate(args):
     try:
         meta = read_meta(path)
     except read_errors as exc:
-        text = _one_line(exc)
+        text = one_line(exc)
         raise Failure(text if path in text else f"cannot read {path}: {text}") from None
     if not isinstance(meta, dict):
         meta = {}
@@ -533,7 +525,7 @@ def _cmd_evaluate(args):
     try:
         net.load_params(path)
     except read_errors as exc:
-        text = _one_line(exc)
+        text = one_line(exc)
         hint = ""
         if meta.get("diverged"):
             hint = " (the file holds the parameters of a training run that diverged)"
@@ -652,11 +644,11 @@ def _cmd_search(args):
             threads=args.threads, verbose=not args.quiet,
             progress=not args.no_progress and sys.stderr.isatty())
     except (search.SearchUsageError, search.ConfigMismatch, search.JournalExists, search.JournalBusy) as exc:
-        raise UsageError(_one_line(exc)) from None
+        raise UsageError(one_line(exc)) from None
     except search.JournalError as exc:
-        raise Failure(_one_line(exc)) from None
+        raise Failure(one_line(exc)) from None
     except search.SearchAborted as exc:
-        raise (UsageError if exc.usage else Failure)(_one_line(exc)) from None
+        raise (UsageError if exc.usage else Failure)(one_line(exc)) from None
     except (KeyboardInterrupt, Terminated) as exc:
         partial = getattr(exc, "search_result", None)
         how = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
@@ -681,7 +673,7 @@ def _cmd_search(args):
             draw(path, args.top)
             _out(f"saved {'curves' if draw == result.plot_curves else 'scatter plot'} to {path}")
         except Exception as exc:                    # noqa: BLE001 - the trials are in the journal
-            problems.append(f"could not write {path} ({_one_line(exc)})")
+            problems.append(f"could not write {path} ({one_line(exc)})")
     if not result.counts()["ok"]:
         problems.append(f"no trial ended ok (see {args.out})")
     if problems:
@@ -843,10 +835,10 @@ def main(argv=None):
         try:
             return args.func(args)
         except (UsageError, BackendError, DataUnavailable) as exc:
-            print(f"{command}: {_one_line(exc)}", file=sys.stderr)
+            print(f"{command}: {one_line(exc)}", file=sys.stderr)
             return EXIT_USAGE
         except Failure as exc:
-            print(f"{command}: {_one_line(exc)}", file=sys.stderr)
+            print(f"{command}: {one_line(exc)}", file=sys.stderr)
             return EXIT_FAILURE
         except MemoryError:
             print(f"{command}: out of memory; try a smaller --batch-size", file=sys.stderr)
@@ -854,7 +846,7 @@ def main(argv=None):
         except Exception as exc:               # noqa: BLE001 - one line, not a traceback
             if os.environ.get("FASTDL_TRACEBACK"):
                 raise
-            print(f"{command}: unexpected error: {type(exc).__name__}: {_one_line(exc)} "
+            print(f"{command}: unexpected error: {one_line(exc, with_type=True)} "
                   "(set FASTDL_TRACEBACK=1 to see where)", file=sys.stderr)
             return EXIT_FAILURE
     except KeyboardInterrupt:

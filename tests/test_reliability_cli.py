@@ -313,6 +313,18 @@ def test_unexpected_error_is_one_line(capsys, monkeypatch):
     assert got == 1 and "RuntimeError: something unforeseen" in err and "FASTDL_TRACEBACK" in err
 
 
+
+def test_messages_are_made_one_line_in_one_place():
+    """fastdl._text.one_line: what the command line and the search put after their prefix."""
+    from fastdl._text import one_line as flat
+    assert flat("a\n  b\tc ") == "a b c"
+    assert flat(RuntimeError("x\ny")) == "x y"
+    assert flat(RuntimeError("x\ny"), with_type=True) == "RuntimeError: x y"
+    assert flat(RuntimeError()) == "RuntimeError" == flat(RuntimeError(), with_type=True)
+    err = FileNotFoundError(2, "No such file or directory", "/a/b.npz")
+    assert flat(err) == "/a/b.npz: No such file or directory"
+    assert flat(err, with_type=True) == "FileNotFoundError: /a/b.npz: No such file or directory"
+
 # -- 16. fastdl evaluate on files that are not what it expects ------------------------------------
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory):

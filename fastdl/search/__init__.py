@@ -54,6 +54,7 @@ import os
 import sys
 import time
 
+from .._text import one_line
 from . import _journal
 from ._journal import ConfigMismatch, JournalBusy, JournalError, JournalExists
 from ._local import LocalEngine, SearchAborted
@@ -470,4 +471,4 @@ def _fetch_data(data):
         else:
             load_mnist(normalize=False, sample=False)
     except DataUnavailable as exc:
-        raise SearchAborted(" ".join(str(exc).split()), usage=True) from None
+        raise SearchAborted(one_line(exc), usage=True) from None

@@ -14,6 +14,7 @@ that killed its worker on every attempt is recorded as an error and the search g
 import collections
 import uuid
 
+from .._text import one_line
 from ._local import MAX_ATTEMPTS, SearchAborted, lost_record
 
 INSTALL_HINT = "the Dask engine needs dask.distributed: python -m pip install 'fastdl-book[distributed]'"
@@ -55,7 +56,7 @@ class DaskEngine:
             except OSError as exc:
                 where = getattr(target, "scheduler_address", target)
                 raise ConnectionError(f"cannot reach the Dask scheduler at {where}: "
-                                      f"{' '.join(str(exc).split())}") from None
+                                      f"{one_line(exc)}") from None
             self._own_client = True
         self.address = self.client.scheduler.address
         try:
@@ -119,8 +120,7 @@ class DaskEngine:
                     continue
                 except Exception as exc:        # noqa: BLE001 - a DataProblem, or the task could not run
                     from ._trial import DataProblem
-                    raise SearchAborted(" ".join(str(exc).split()) or type(exc).__name__,
-                                        usage=isinstance(exc, DataProblem)) from None
+                    raise SearchAborted(one_line(exc), usage=isinstance(exc, DataProblem)) from None
                 deaths = self._deaths(future.key)
                 if deaths:
                     record["attempts"] = task.get("attempt", 1) + deaths

@@ -25,6 +25,8 @@ import warnings
 
 import numpy as np
 
+from .._text import one_line
+
 #: training images of each data set (checked before any work)
 TRAIN_IMAGES = {"sample": 5000, "mnist": 60000, "fashion": 60000}
 #: how this process names itself in the records ("host:pid"; a Dask worker's address there)
@@ -66,7 +68,7 @@ def load_split(spec):
         else:
             (x, t), _ = load_mnist(normalize=True, flatten=True, sample=spec["data"] == "sample")
     except DataUnavailable as exc:
-        raise DataProblem(" ".join(str(exc).split())) from None
+        raise DataProblem(one_line(exc)) from None
     n = spec["train_size"]
     if n > len(x):
         raise DataProblem(f"train_size {n} is more than the {len(x)} training images of data {spec['data']!r}")
@@ -103,11 +105,6 @@ def _build_net(cfg, params, input_size):
     return MultiLayerNet(input_size, list(cfg["hidden"]), 10, weight_decay_lambda=wd, dtype=cfg["dtype"])
 
 
-def _one_line(exc):
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def run_trial(task):
     """Run one task; returns its record (see ``fastdl.search`` for the fields)."""
     start = time.perf_counter()
@@ -123,7 +120,7 @@ def run_trial(task):
         backend = cfg["backend"] or fastdl.current_backend()
         fastdl.backend.ops(backend)
     except fastdl.BackendError as exc:
-        raise DataProblem(" ".join(str(exc).split())) from None
+        raise DataProblem(one_line(exc)) from None
     hooks = task.get("_test") or {}
     trainer = None
     try:
@@ -152,7 +149,7 @@ def run_trial(task):
             record["error"] = f"the loss became {loss} at iteration {it}"
     except Exception as exc:                              # noqa: BLE001 - recorded, the search goes on
         record["status"] = "error"
-        record["error"] = _one_line(exc)
+        record["error"] = one_line(exc, with_type=True)
     if trainer is not None:
         record["val_acc_curve"] = [float(a) for a in trainer.test_acc_list]
         record["train_acc_curve"] = [float(a) for a in trainer.train_acc_list]
