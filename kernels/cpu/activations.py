@@ -10,6 +10,7 @@ C-contiguous inputs without copying and restore the shape.
 import numpy as np
 from numba import njit, prange
 
+from ._arrays import kernel_input
 from ._chunks import nchunks
 from ._vexp import exp_nonpos
 
@@ -24,14 +25,6 @@ SIGMOID_BACKWARD_COST = 2
 #: product) are NumPy's own expression (the reference's): calling a compiled kernel costs about
 #: 1.5 us more than the whole work there (measured: 2.8 vs 1.9 us on 50 elements)
 NUMPY_BELOW = 1024
-
-
-def kernel_input(a):
-    """a as the kernels take an input: C-contiguous and writeable (a copy only if it is not).
-    The kernels never write to their inputs, but Numba types a read-only array as another type
-    and would compile each kernel again for it (seconds per kernel and dtype, once per cache)."""
-    a = np.ascontiguousarray(a)
-    return a if a.flags.writeable else a.copy()
 
 
 def _flat(a):

@@ -27,9 +27,9 @@ took 20-22 ms instead of 35-38 ms (measured here, two runs).
 import numpy as np
 from numba import njit, prange
 
+from ._arrays import kernel_input
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for, single_threaded_blas
 from ._chunks import forced_mode, nchunks, numba_threads_in_use
-from .activations import kernel_input
 
 #: multiply-adds below which a product is never split over Numba's threads: the book's MLP
 #: products (100x784 @ 784x50: 3.9 million) stay with OpenBLAS; SimpleConvNet's first Affine

@@ -14,8 +14,8 @@ Backward uses the closed form of the book's computational graph:
 import numpy as np
 from numba import njit, prange
 
+from ._arrays import kernel_input
 from ._chunks import nchunks
-from .activations import kernel_input
 
 _MIN_BLOCK = 16   # columns per block; fewer do not vectorise
 #: elements below which the kernels run on the calling thread (see ``_chunks``)

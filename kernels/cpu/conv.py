@@ -47,9 +47,9 @@ import numpy as np
 from numba import njit, prange
 
 from ..shapes import window_output_hw
+from ._arrays import kernel_input
 from ._blas import MEMCPY, NO_TRANS, ROW_MAJOR, TRANS, axpy_for, blas_for, gemm_for
 from ._chunks import nchunks
-from .activations import kernel_input
 
 #: multiply-adds below which a convolution runs on the calling thread, and im2col/col2im
 #: elements below which they do (see ``_chunks``; ``benchmarks/scripts/sweep.py``)

@@ -7,9 +7,9 @@ import numpy as np
 from numba import njit, prange
 
 from ..spec import LOG_EPS
+from ._arrays import kernel_input
 from ._chunks import nchunks
 from ._vexp import exp_nonpos
-from .activations import kernel_input
 
 #: score elements below which the kernels run on the calling thread (see ``_chunks``); the
 #: backward pass (a scaled copy) is cheaper per element and splits later. Measured here:

@@ -10,8 +10,8 @@ import numpy as np
 from numba import njit, prange
 
 from ..spec import OPT_EPS
+from ._arrays import kernel_input
 from ._chunks import nchunks
-from .activations import kernel_input
 
 #: parameter elements below which an update runs on the calling thread (see ``_chunks``)
 MIN_PARALLEL = 1 << 17

@@ -32,8 +32,8 @@ import numpy as np
 from numba import njit, prange
 
 from ..shapes import window_output_hw
+from ._arrays import kernel_input
 from ._chunks import nchunks
-from .activations import kernel_input
 
 #: input elements below which pooling runs on the calling thread (see ``_chunks``)
 MIN_PARALLEL = 1 << 15
