@@ -345,30 +345,16 @@ def _cmd_train(args):
         raise UsageError(f"--batch-size {args.batch_size} is larger than the {len(x)} training images "
                          f"of --data {args.data}")
 
-    class WatchedTrainer(Trainer):
-        """Stops after the first step whose loss is NaN or infinite (the book's loop would go on
-        with NaN to the end); ``diverged`` = (iteration, loss) then."""
-        diverged = None
-
-        def train_step(self):
-            super().train_step()
-            try:
-                loss = float(self.train_loss_list[-1])
-            except (TypeError, ValueError, IndexError):
-                return
-            if self.diverged is None and not math.isfinite(loss):
-                self.diverged = (self.current_iter, loss)
-                self._stop = True
-
     np.random.seed(args.seed)
     net = _build_net(args.net, dtype)
     print(f"training {type(net).__name__} ({args.dtype}, backend {backend_name}) on {args.data}: "
           f"{len(x)} training and {len(xt)} test images, {args.epochs} epochs, batch {args.batch_size}, "
           f"{args.optimizer} lr {args.lr}", flush=True)
-    trainer = WatchedTrainer(net, x, t, xt, tt, epochs=args.epochs, mini_batch_size=args.batch_size,
-                             optimizer=args.optimizer, optimizer_param={"lr": args.lr},
-                             evaluate_sample_num_per_epoch=args.eval_samples or None,
-                             verbose=not args.quiet, progress=not args.no_progress and sys.stderr.isatty())
+    trainer = Trainer(net, x, t, xt, tt, epochs=args.epochs, mini_batch_size=args.batch_size,
+                      optimizer=args.optimizer, optimizer_param={"lr": args.lr},
+                      evaluate_sample_num_per_epoch=args.eval_samples or None,
+                      verbose=not args.quiet, progress=not args.no_progress and sys.stderr.isatty(),
+                      stop_on_divergence=True)     # the book's loop would go on with NaN to the end
 
     # -- training: from here on, what was learned is saved whatever happens ----------------
     acc, error, aborted = None, None, None
@@ -387,7 +373,7 @@ def _cmd_train(args):
         except Exception as exc:                    # noqa: BLE001 - reported in one line below
             error = exc
         took = time.perf_counter() - start
-        diverged = trainer.diverged
+        diverged = trainer.divergence          # (iteration, loss) or None
         if error is not None and diverged is None:
             last = float("nan")
             try:

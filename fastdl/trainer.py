@@ -14,7 +14,13 @@ after the update to get it, which costs a third of a step. Progress is a bar
 book's epoch lines and final line; ``verbose="iter"`` also prints the book's
 "train loss:" line every iteration. Ctrl-C stops after the current step (no
 half-applied update) and ``train`` returns normally with ``interrupted`` set.
+
+Divergence: ``diverged_at`` is the index (in ``train_loss_list``) of the first loss that is NaN
+or infinite, ``divergence`` the same as (iterations done, that loss). The book's loop goes on to
+the end with NaN; with ``stop_on_divergence=True`` ``train`` stops after that step instead
+(``interrupted`` stays False) and still measures the final accuracy.
 """
+import math
 import signal
 import sys
 import threading
@@ -29,12 +35,19 @@ OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad":
               "rmsprop": RMSprop, "rmsprpo": RMSprop, "adam": Adam}   # 'rmsprpo': the book's spelling
 
 
+def _finite(loss):
+    try:
+        return math.isfinite(float(loss))
+    except (TypeError, ValueError):
+        return True                   # not a number (a network that records none): cannot tell
+
+
 class Trainer:
     """Trains ``network`` with the book's loop. See the module docstring for details."""
 
     def __init__(self, network, x_train, t_train, x_test, t_test, epochs=20, mini_batch_size=100,
                  optimizer="SGD", optimizer_param=None, evaluate_sample_num_per_epoch=None,
-                 verbose=True, progress=None, seed=None):
+                 verbose=True, progress=None, seed=None, stop_on_divergence=False):
         if len(x_train) != len(t_train):
             raise ValueError(f"Trainer: x_train has {len(x_train)} samples but t_train has {len(t_train)}")
         if len(x_test) != len(t_test):
@@ -65,8 +78,9 @@ class Trainer:
         self.test_acc_list = []
         self.test_acc = None
         self.interrupted = False
-        #: the first iteration whose loss was NaN or infinite (None while training is sound)
-        self.diverged_at = None
+        self.stop_on_divergence = stop_on_divergence
+        self._diverged_at = None
+        self._losses_seen = 0        # train_loss_list[:_losses_seen] were finite
         self.progress = sys.stderr.isatty() if progress is None else progress
         self._bar = None
         self._stop = False
@@ -104,8 +118,6 @@ class Trainer:
         self._images += len(batch_mask)
         loss = self.network.last_layer.loss
         self.train_loss_list.append(loss)
-        if self.diverged_at is None and not np.isfinite(loss):
-            self.diverged_at = self.current_iter      # the loss goes on as NaN, as in the book
         if self.verbose == "iter":
             self._say("train loss:" + str(loss))
 
@@ -149,6 +161,8 @@ class Trainer:
                     self._bar.update(1)
                     if self.current_iter % 10 == 0 or self.current_iter == self.max_iter:
                         self._postfix()
+                if self.stop_on_divergence and self.diverged_at is not None:
+                    break
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
@@ -162,6 +176,23 @@ class Trainer:
             self._say("=============== Final Test Accuracy ===============")
             self._say("test acc:" + str(self.test_acc))
         return self.test_acc
+
+    @property
+    def diverged_at(self):
+        """Index in ``train_loss_list`` of the first loss that is NaN or infinite; None while all
+        are finite. Read from the list itself, so it holds however the steps were run."""
+        while self._diverged_at is None and self._losses_seen < len(self.train_loss_list):
+            if not _finite(self.train_loss_list[self._losses_seen]):
+                self._diverged_at = self._losses_seen
+            self._losses_seen += 1
+        return self._diverged_at
+
+    @property
+    def divergence(self):
+        """``(iterations done, loss)`` at the first NaN or infinite loss: (4, nan) when the fourth
+        step's loss was NaN; None while every loss is finite."""
+        at = self.diverged_at
+        return None if at is None else (at + 1, float(self.train_loss_list[at]))
 
     @property
     def images_per_second(self):

@@ -16,7 +16,6 @@ exit at once (``os._exit``) in the middle of that trial unless the marker file e
 it first, so the trial dies on its first attempt only (with no marker: on every attempt);
 ``raise`` makes the trial raise.
 """
-import math
 import os
 import socket
 import threading
@@ -80,22 +79,6 @@ def load_split(spec):
     return _data, time.perf_counter() - start
 
 
-def _trainer_class():
-    from fastdl.trainer import Trainer
-
-    class WatchedTrainer(Trainer):
-        """The book's Trainer, stopped after the first step whose loss is NaN or infinite."""
-        diverged = None
-
-        def train_step(self):
-            super().train_step()
-            loss = float(self.train_loss_list[-1])
-            if self.diverged is None and not math.isfinite(loss):
-                self.diverged = (self.current_iter, loss)
-                self._stop = True
-    return WatchedTrainer
-
-
 def _build_net(cfg, params, input_size):
     from fastdl.nets import MultiLayerNet, MultiLayerNetExtend
     wd = params.get("weight_decay", 0.0)
@@ -116,6 +99,7 @@ def run_trial(task):
               "blas_threads": None}
     (x_train, t_train, x_val, t_val), record["data_load"] = load_split(cfg["data"])
     import fastdl
+    from fastdl.trainer import Trainer
     try:
         backend = cfg["backend"] or fastdl.current_backend()
         fastdl.backend.ops(backend)
@@ -136,15 +120,15 @@ def run_trial(task):
             warnings.filterwarnings("ignore", category=RuntimeWarning)
             np.random.seed(task["seed"])
             net = _build_net(cfg, task["params"], x_train.shape[1])
-            trainer = _trainer_class()(net, x_train, t_train, x_val, t_val, epochs=cfg["epochs"],
-                                       mini_batch_size=cfg["batch_size"], optimizer=cfg["optimizer"],
-                                       optimizer_param={"lr": task["params"].get("lr", 0.01)},
-                                       evaluate_sample_num_per_epoch=cfg["eval_samples"],
-                                       verbose=False, progress=False)
+            trainer = Trainer(net, x_train, t_train, x_val, t_val, epochs=cfg["epochs"],
+                              mini_batch_size=cfg["batch_size"], optimizer=cfg["optimizer"],
+                              optimizer_param={"lr": task["params"].get("lr", 0.01)},
+                              evaluate_sample_num_per_epoch=cfg["eval_samples"],
+                              verbose=False, progress=False, stop_on_divergence=True)
             trainer.train()
         record["status"] = "ok"
-        if trainer.diverged is not None:
-            it, loss = trainer.diverged
+        if trainer.divergence is not None:
+            it, loss = trainer.divergence
             record["status"] = "diverged"
             record["error"] = f"the loss became {loss} at iteration {it}"
     except Exception as exc:                              # noqa: BLE001 - recorded, the search goes on
