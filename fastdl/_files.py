@@ -1,7 +1,7 @@
 """How fastdl writes files: nothing lost, nothing half-written, permissions as the user expects.
 
-Every file fastdl writes (``Net.save_params``, downloaded data sets, ``fastdl train --plot``)
-goes through :func:`atomic_write`:
+Every file fastdl writes (``Net.save_params``, downloaded data sets, the figures of ``fastdl
+train --plot`` and ``fastdl search`` through :func:`save_figure`) goes through :func:`atomic_write`:
 
 * The data is written to a hidden temporary file in the target's folder, flushed to disk,
   and renamed over the target in one step: a reader sees the old file or the new one,
@@ -208,6 +208,17 @@ def atomic_write(path, kind="tmp", name_errors=True):
             raise
         raise new from exc
     _fsync_folder(folder)
+
+
+def save_figure(fig, path, dpi=100):
+    """Write the matplotlib figure ``fig`` to ``path`` with :func:`atomic_write`, in the format its
+    extension names (``.png``, ``.pdf``, ``.svg``...); PNG when it has none or one matplotlib does
+    not write."""
+    fmt = os.path.splitext(os.fspath(path))[1][1:].lower()
+    if fmt not in fig.canvas.get_supported_filetypes():
+        fmt = "png"
+    with atomic_write(path) as f:
+        fig.savefig(f, dpi=dpi, format=fmt)
 
 
 def move_aside(path, label="mismatch"):

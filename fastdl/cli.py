@@ -256,17 +256,15 @@ def _build_net(name, dtype):
 
 
 def _plot(trainer, path, title):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("fastdl: --plot needs matplotlib: python -m pip install 'fastdl-book[plot]'", file=sys.stderr)
-        return False
+    """Loss and accuracy curves of ``trainer``, written to ``path`` like every fastdl file
+    (``fastdl._files.save_figure``). matplotlib was checked for before training."""
     import numpy as np
+    from matplotlib.figure import Figure        # no pyplot: no GUI backend, no global state
 
+    from fastdl._files import save_figure
     from fastdl.util import smooth_curve
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    a1, a2 = fig.subplots(1, 2)
     loss = np.array([float(v) for v in trainer.train_loss_list])
     a1.plot(loss, alpha=0.3, label="loss")
     if loss.size >= 11:
@@ -283,18 +281,7 @@ def _plot(trainer, path, title):
     a2.legend(loc="lower right")
     fig.suptitle(title)
     fig.tight_layout()
-    # written atomically like every fastdl file: permissions from the umask (an existing file keeps
-    # its own), leftovers of killed writers in the folder removed, errors naming ``path``
-    from fastdl._files import atomic_write
-    fmt = os.path.splitext(os.fspath(path))[1][1:].lower()
-    if fmt not in fig.canvas.get_supported_filetypes():
-        fmt = "png"                       # no or unknown extension: PNG, as before
-    try:
-        with atomic_write(path) as f:
-            fig.savefig(f, dpi=100, format=fmt)
-    finally:
-        plt.close(fig)
-    return True
+    save_figure(fig, path)
 
 
 def _out(line):
@@ -446,11 +433,8 @@ def _cmd_train(args):
                 problems.append(f"could not save the parameters anywhere ({one_line(save_error)})")
         if args.plot and trainer.train_loss_list:
             try:
-                if _plot(trainer, args.plot, f"{type(net).__name__} on {args.data}"):
-                    _out(f"saved curves to {args.plot}")
-                else:
-                    failed = True
-                    problems.append(f"no plot written to {args.plot}")
+                _plot(trainer, args.plot, f"{type(net).__name__} on {args.data}")
+                _out(f"saved curves to {args.plot}")
             except Exception as exc:                # noqa: BLE001 - the parameters are already saved
                 failed = True
                 problems.append(f"could not write the plot {args.plot} ({one_line(exc)})")

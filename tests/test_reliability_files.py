@@ -150,7 +150,7 @@ def fake_trainer():
 def plot(path):
     pytest.importorskip("matplotlib")
     from fastdl.cli import _plot
-    assert _plot(fake_trainer(), str(path), "test") is True
+    _plot(fake_trainer(), str(path), "test")
 
 
 # == item 8: a save into a missing folder names the target =========================================
@@ -224,6 +224,44 @@ def test_replacing_a_file_keeps_its_mode(tmp_path, umask, existing):
         assert mode_of(p) == existing, name
         assert p.read_bytes() != b"an older version"
 
+
+
+def test_figures_are_saved_in_one_place_in_the_format_their_name_says(tmp_path):
+    """fastdl._files.save_figure writes the figures of fastdl train --plot and of fastdl search."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from fastdl._files import save_figure
+    from fastdl.search import _plots
+    magic = {"c.png": b"\x89PNG", "c.PDF": b"%PDF", "c.svg": b"<?xml", "c.dat": b"\x89PNG", "c": b"\x89PNG"}
+    for name, start in magic.items():
+        fig = Figure(figsize=(2, 2))
+        fig.add_subplot(1, 1, 1).plot([0, 1], [1, 0])
+        save_figure(fig, tmp_path / name)
+        assert (tmp_path / name).read_bytes().startswith(start), name
+    plot(tmp_path / "train.svg")                                  # fastdl train --plot
+    _plots.curves([], str(tmp_path / "search.svg"))                # fastdl search --plot
+    for name in ("train.svg", "search.svg"):
+        assert (tmp_path / name).read_bytes().startswith(b"<?xml"), name
+    assert hidden(tmp_path) == []
+
+
+def test_a_figure_that_fails_to_draw_leaves_the_old_file(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from fastdl._files import save_figure
+    target = tmp_path / "c.png"
+    target.write_bytes(b"the old curves")
+    fig = Figure()
+
+    def savefig(f, **kw):
+        f.write(b"half a png")
+        raise RuntimeError("no renderer")
+    fig.savefig = savefig
+    with pytest.raises(RuntimeError, match="no renderer"):
+        save_figure(fig, target)
+    assert target.read_bytes() == b"the old curves" and os.listdir(tmp_path) == ["c.png"]
 
 @needs_posix
 def test_umask_is_read_without_the_proc_file_too(monkeypatch, umask):

@@ -1,11 +1,11 @@
 """The pictures of a search: the book's grid of curves, and accuracy over the hyper-parameters.
 
 Drawn on a ``matplotlib.figure.Figure`` of its own (no pyplot: the caller's backend and open
-figures are left alone) and written with ``fastdl._files.atomic_write``.
+figures are left alone) and written with ``fastdl._files.save_figure``.
 """
 import math
-import os
 
+from .._files import save_figure
 from ._space import LABELS, PARAMS
 
 
@@ -15,17 +15,6 @@ def _figure(**kw):
     except ImportError:
         raise ImportError("plots need matplotlib: python -m pip install 'fastdl-book[plot]'") from None
     return Figure(**kw)
-
-
-def _save(fig, path):
-    from fastdl._files import atomic_write
-    fmt = os.path.splitext(os.fspath(path))[1][1:].lower()
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    canvas = FigureCanvasAgg(fig)
-    if fmt not in canvas.get_supported_filetypes():
-        fmt = "png"
-    with atomic_write(path) as f:
-        fig.savefig(f, dpi=100, format=fmt)
 
 
 def curves(best, path, columns=5):
@@ -48,7 +37,7 @@ def curves(best, path, columns=5):
         fig.text(0.5, 0.5, "no trial finished", ha="center")
     fig.suptitle("validation (solid) and training (dashed) accuracy per epoch of the best trials", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def scatter(trials, space, best, path):
@@ -93,4 +82,4 @@ def scatter(trials, space, best, path):
         ax.legend(loc="best", fontsize=8)
     ax.set_title(f"validation accuracy of {len(shown)} trials")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
