@@ -409,8 +409,8 @@ def test_sweep_has_a_case_for_every_op_and_runs():
     row per point with both backends' times."""
     import io
     from fastdl import sweep
-    from fastdl.kernels.spec import OPS
-    assert {op for op, _, _ in sweep.cases()} == set(OPS)
+    from fastdl.kernels import examples
+    assert {op for op, _, _ in sweep.cases()} == set(examples.timed_ops())
     out = io.StringIO()
     rows = sweep.run("float32", ["sgd_update"], rounds=1, out=out)
     assert [r["size"] for r in rows] == [str(n) for n in sweep.OPTIM_SIZES]

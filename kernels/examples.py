@@ -1,0 +1,267 @@
+"""Example inputs for every op of the spec, tiny to large: one definition for the tests, the
+sweep (``fastdl.sweep``) and the asv suite.
+
+Each op's ``family`` in ``spec.TABLE`` chooses its inputs here; a backward op runs its
+forward op (``backward_of``) on the same backend first and is called as ``op(dout, *saved)``.
+So a new element-wise or pooling op needs no edit here: its spec entry names the family.
+
+``cases()`` lists ``(op, label, make)``; ``make(ops, dtype, strided=False)`` builds the
+inputs with backend namespace ``ops`` and returns a ``Call``: calling it runs the op once
+and returns what the op returned; ``call.inputs`` are the arrays handed to it (what an
+update op changes in place). With ``strided=True`` the arrays built here are
+non-contiguous views (every other element of a wider array) holding the same values.
+The shapes are the book's (chapters 4-8) and straddle every size threshold of the numba
+kernels (``MIN_PARALLEL`` in each module).
+"""
+import numpy as np
+
+from .spec import BY_NAME, TABLE
+
+#: element-wise shapes: one sample of ch04's hidden layer, ch04/ch05's batch (100x50), a
+#: 100,000-element layer, ch04's evaluation on 10,000 images (10000x50), SimpleConvNet's
+#: activation (100x30x24x24)
+ELEMENTWISE_SHAPES = [(1, 50), (1, 300), (100, 50), (100, 1000), (10000, 50), (100, 30, 24, 24)]
+SOFTMAX_SHAPES = [(1, 10), (100, 10), (1000, 10), (10000, 10), (100, 1000)]
+#: (N, D, M): ch04's layer 1 and 2 on one sample, a batch and the test set, SimpleConvNet's
+#: and DeepConvNet's first Affine
+AFFINE_SHAPES = [(1, 784, 50), (1, 50, 10), (100, 784, 50), (100, 50, 10), (100, 784, 100),
+                 (10000, 784, 50), (10000, 50, 10), (100, 4320, 100), (100, 1024, 50)]
+BN_SHAPES = [(2, 100), (100, 100), (1000, 100), (10000, 100), (100, 4320)]
+#: (x shape, W shape, stride, pad)
+CONV_SHAPES = [((1, 1, 28, 28), (30, 1, 5, 5), 1, 0), ((10, 1, 28, 28), (30, 1, 5, 5), 1, 0),
+               ((100, 1, 28, 28), (30, 1, 5, 5), 1, 0), ((1, 16, 28, 28), (16, 16, 3, 3), 1, 1),
+               ((100, 16, 28, 28), (16, 16, 3, 3), 1, 1), ((100, 32, 14, 14), (32, 32, 3, 3), 1, 2),
+               ((1, 64, 7, 7), (64, 64, 3, 3), 1, 1), ((100, 64, 7, 7), (64, 64, 3, 3), 1, 1),
+               ((2, 3, 9, 9), (4, 3, 3, 3), 2, 1), ((100, 3, 28, 28), (8, 3, 3, 3), 2, 1)]
+#: (x shape, window, stride, pad)
+POOL_SHAPES = [((1, 30, 24, 24), 2, 2, 0), ((10, 30, 24, 24), 2, 2, 0), ((100, 30, 24, 24), 2, 2, 0),
+               ((100, 64, 8, 8), 2, 2, 0), ((100, 16, 28, 28), 3, 2, 1)]
+#: parameter sizes: a bias, a 784x50 weight, SimpleConvNet's 4320x100, a million
+OPTIM_SIZES = [10, 50, 39200, 432000, 1000000]
+#: the pooling a fused block applies after its Relu (the book's 2x2, stride 2)
+BLOCK_POOL = (2, 2, 2, 0)
+
+
+class Call:
+    """One op call with its inputs built: ``call()`` runs it; ``inputs`` are its array arguments."""
+
+    def __init__(self, fn, args, inputs=None):
+        self.fn, self.args = fn, args
+        self.inputs = list(inputs if inputs is not None else
+                           (a for a in args if isinstance(a, np.ndarray)))
+
+    def __call__(self):
+        return self.fn(*self.args)
+
+
+def array(shape, dtype, seed=0, kind="normal", strided=False):
+    """Seeded values of ``shape``: standard normal, or uniform in [0, 1) with kind="uniform";
+    with ``strided`` a non-contiguous view (every other element of the last axis) of the same
+    values."""
+    r = np.random.default_rng(seed)
+    a = (r.standard_normal(shape) if kind == "normal" else r.random(shape)).astype(dtype)
+    if not strided or not a.ndim:
+        return a
+    wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=dtype)
+    wide[..., ::2] = a
+    return wide[..., ::2]
+
+
+def label(shape):
+    return "x".join(str(s) for s in shape)
+
+
+# -- forward inputs of each family: [(label, args(ops, dtype, strided))] -------------------------
+def _elementwise():
+    return [(label(sh), lambda ops, dt, st, sh=sh: (array(sh, dt, strided=st),)) for sh in ELEMENTWISE_SHAPES]
+
+
+def _pool():
+    return [(f"{label(xs)} {k}x{k} s{s} p{p}",
+             lambda ops, dt, st, xs=xs, k=k, s=s, p=p: (array(xs, dt, strided=st), k, k, s, p))
+            for xs, k, s, p in POOL_SHAPES]
+
+
+def _conv_args(xs, ws, s, p, dt, st):
+    return (array(xs, dt, kind="uniform", strided=st), array(ws, dt, 1, strided=st) * 0.1,
+            array((ws[0],), dt, 2), s, p)
+
+
+def _conv_label(xs, ws, s, p):
+    return f"{label(xs)} * {label(ws)} s{s} p{p}"
+
+
+def _conv(name):
+    out = []
+    for xs, ws, s, p in CONV_SHAPES:
+        fh, fw = ws[2], ws[3]
+        if name == "im2col":
+            args = (lambda ops, dt, st, xs=xs, fh=fh, fw=fw, s=s, p=p:
+                    (array(xs, dt, kind="uniform", strided=st), fh, fw, s, p))
+        elif name == "col2im":
+            args = (lambda ops, dt, st, xs=xs, fh=fh, fw=fw, s=s, p=p:
+                    (_fresh(ops.im2col(array(xs, dt, kind="uniform"), fh, fw, s, p), st), xs, fh, fw, s, p))
+        else:
+            args = lambda ops, dt, st, xs=xs, ws=ws, s=s, p=p: _conv_args(xs, ws, s, p, dt, st)
+        out.append((_conv_label(xs, ws, s, p), args))
+    return out
+
+
+def _block(name):
+    pool = BLOCK_POOL if "pool" in name else ()
+    return [(_conv_label(xs, ws, s, p),
+             lambda ops, dt, st, xs=xs, ws=ws, s=s, p=p: _conv_args(xs, ws, s, p, dt, st) + pool)
+            for xs, ws, s, p in CONV_SHAPES if s == 1]
+
+
+def _fresh(a, strided):
+    """A host copy of an op's result, strided if asked (col2im's input comes from im2col)."""
+    a = np.asarray(a if isinstance(a, np.ndarray) else a.copy_to_host())
+    if not strided:
+        return a
+    wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
+    wide[..., ::2] = a
+    return wide[..., ::2]
+
+
+FORWARD_FAMILIES = {"elementwise": lambda name: _elementwise(), "pool": lambda name: _pool(),
+                    "conv": _conv, "block": _block}
+
+
+# -- families whose ops take their own inputs --------------------------------------------------
+def _affine(name):
+    out = []
+    for N, D, M in AFFINE_SHAPES:
+        def make(ops, dt, st=False, N=N, D=D, M=M):
+            x, W, b = array((N, D), dt, strided=st), array((D, M), dt, 1) * 0.05, array((M,), dt, 2)
+            if name == "affine_forward":
+                return _idle(Call(ops.affine_forward, (x, W, b)))
+            return _idle(Call(ops.affine_backward, (array((N, M), dt, 3, strided=st), x, W)))
+        out.append((f"{N}x{D} @ {D}x{M}", make))
+    return out
+
+
+def _softmax(name):
+    out = []
+    for sh in SOFTMAX_SHAPES:
+        def make(ops, dt, st=False, sh=sh):
+            x = array(sh, dt, strided=st) * 3
+            t = np.random.default_rng(4).integers(0, sh[1], size=sh[0])
+            if name == "softmax":
+                return Call(ops.softmax, (x,))
+            if name == "softmax_loss_forward":
+                return Call(ops.softmax_loss_forward, (x, t))
+            _, y = ops.softmax_loss_forward(x, t)
+            return Call(ops.softmax_loss_backward, (y, t, 1.0))
+        out.append((label(sh), make))
+    return out
+
+
+def _batchnorm(name):
+    out = []
+    for sh in BN_SHAPES:
+        for train in ((True, False) if name == "batchnorm_forward" else (True,)):
+            def make(ops, dt, st=False, sh=sh, train=train):
+                x, D = array(sh, dt, strided=st), sh[1]
+                g, b = array((D,), dt, 5) * 0.1 + 1, array((D,), dt, 6) * 0.1
+                rm, rv = np.zeros(D, dt), np.ones(D, dt)
+                if name == "batchnorm_forward":
+                    return Call(ops.batchnorm_forward, (x, g, b, rm, rv, 0.9, 1e-6, train), [x, g, b, rm, rv])
+                _, ctx = ops.batchnorm_forward(x, g, b, rm, rv, 0.9, 1e-6, True)
+                return Call(ops.batchnorm_backward, (array(sh, dt, 3, strided=st), ctx))
+            out.append((label(sh) + ("" if name != "batchnorm_forward" else " train" if train else " eval"), make))
+    return out
+
+
+def _dropout(name):
+    out = []
+    for sh in ELEMENTWISE_SHAPES:
+        def make(ops, dt, st=False, sh=sh):
+            mask = np.random.default_rng(1).random(sh) > 0.5
+            return Call(ops.dropout_apply, (array(sh, dt, strided=st), mask))
+        out.append((label(sh), make))
+    return out
+
+
+_OPTIM_ARGS = {"sgd_update": lambda p, g, s1, s2: (p, g, 0.01),
+               "momentum_update": lambda p, g, s1, s2: (p, g, s1, 0.01, 0.9),
+               "nesterov_update": lambda p, g, s1, s2: (p, g, s1, 0.01, 0.9),
+               "adagrad_update": lambda p, g, s1, s2: (p, g, s1, 0.01),
+               "rmsprop_update": lambda p, g, s1, s2: (p, g, s1, 0.01, 0.99),
+               "adam_update": lambda p, g, s1, s2: (p, g, s1, s2, 0.001, 0.9, 0.999)}
+
+
+def _optim(name):
+    out = []
+    for n in OPTIM_SIZES:
+        def make(ops, dt, st=False, n=n):
+            # state starts non-zero (as after some steps), so every term of the rule counts
+            p, g = array((n,), dt), array((n,), dt, 1)
+            s1, s2 = np.abs(array((n,), dt, 2)) * 0.1, np.abs(array((n,), dt, 3)) * 0.01
+            return Call(getattr(ops, name), _OPTIM_ARGS[name](p, g, s1, s2))
+        out.append((str(n), make))
+    return out
+
+
+OWN_FAMILIES = {"affine": _affine, "softmax": _softmax, "batchnorm": _batchnorm, "dropout": _dropout,
+                "optim": _optim}
+
+
+def _idle(call):
+    """call with Numba's threads counted as idle (what earlier cases did is forgotten), as in a
+    network of Affine layers alone: the numba backend then uses NumPy's product."""
+    try:
+        from .cpu import _chunks
+    except ImportError:
+        return call
+    fn = call.fn
+
+    def run(*args):
+        _chunks._last_parallel = float("-inf")
+        return fn(*args)
+    call.fn = run
+    return call
+
+
+def split(result):
+    """(out, saved) of a forward op's result: what a backward op takes after dout."""
+    if isinstance(result, tuple):
+        return result[0], result[1:]
+    return result, (result,)
+
+
+def _forward_case(name, args):
+    def make(ops, dt, strided=False):
+        return Call(getattr(ops, name), args(ops, dt, strided))
+    return make
+
+
+def _backward_case(name, forward, args):
+    def make(ops, dt, strided=False):
+        out, saved = split(getattr(ops, forward)(*args(ops, dt, False)))
+        shape = tuple(int(v) for v in out.shape)
+        return Call(getattr(ops, name), (array(shape, dt, 3, strided=strided),) + tuple(saved))
+    return make
+
+
+def op_cases(name):
+    """[(label, make)] of op ``name``; [] for the device-placement ops (nothing to time)."""
+    op = BY_NAME[name]
+    if op.family in OWN_FAMILIES:
+        return OWN_FAMILIES[op.family](name)
+    if op.family not in FORWARD_FAMILIES:
+        return []
+    if op.backward_of:
+        return [(lab, _backward_case(name, op.backward_of, args))
+                for lab, args in FORWARD_FAMILIES[op.family](op.backward_of)]
+    return [(lab, _forward_case(name, args)) for lab, args in FORWARD_FAMILIES[op.family](name)]
+
+
+def cases():
+    """[(op, label, make)] for every op of the spec that computes, tiny to large."""
+    return [(op.name, lab, make) for op in TABLE for lab, make in op_cases(op.name)]
+
+
+def timed_ops():
+    """Names of the ops ``cases`` covers: every op of the spec except device placement."""
+    return [op.name for op in TABLE if op.family != "device"]

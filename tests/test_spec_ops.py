@@ -1,0 +1,115 @@
+"""Every op of the spec on every fast host backend against the reference, from the spec alone.
+
+The cases are ``fastdl.kernels.examples`` (the sweep's, tiny to large, straddling every
+size threshold of the numba kernels), on float32 and float64; the smallest and the largest
+case of each op also with strided inputs. Nothing here names an op: an op added to ``spec.TABLE`` with a family is tested
+here as it is swept and benchmarked, with no edit of this file.
+"""
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl import backend
+from fastdl.kernels import examples
+from fastdl.kernels.spec import BY_NAME, TABLE
+
+REF = backend.ops("numpy")
+FAST = [b for b in fastdl.available_backends() if b not in ("numpy", "cuda")]
+#: a difference above TOL * (largest magnitude of the reference's result) fails
+TOL = {"float32": 2e-5, "float64": 1e-12}
+
+
+def _params():
+    """Every case contiguous; the smallest and the largest also strided."""
+    out = []
+    for op in TABLE:
+        cases = examples.op_cases(op.name)
+        for i, (lab, make) in enumerate(cases):
+            for strided in (False, True) if i in (0, len(cases) - 1) else (False,):
+                out.append(pytest.param(op.name, make, strided,
+                                        id=f"{op.name}[{lab}]{'-strided' if strided else ''}"))
+    return out
+
+
+def _named(op_name, result):
+    """{name: value} of what the op returned, by the names in its spec entry; opaque ctx left out."""
+    names = [n.strip() for n in BY_NAME[op_name].returns.split(",") if n.strip()]
+    values = result if isinstance(result, tuple) else (result,)
+    if result is None:
+        return {}
+    assert len(values) == len(names), f"{op_name} returned {len(values)} values, the spec names {names}"
+    return {n: v for n, v in zip(names, values) if n != "ctx" and v is not None}
+
+
+def _close(got, want, dtype, what):
+    got = np.asarray(got.copy_to_host() if hasattr(got, "copy_to_host") else got)
+    want = np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    if want.dtype == bool:
+        np.testing.assert_array_equal(got, want, err_msg=what)
+        return
+    if np.issubdtype(want.dtype, np.floating):
+        assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != {want.dtype}"
+    scale = max(float(np.max(np.abs(want))) if want.size else 0.0, np.finfo(np.float64).tiny)
+    diff = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)))) if want.size else 0.0
+    assert diff <= TOL[dtype] * scale, f"{what}: max|diff| {diff:.3g} > {TOL[dtype]} * {scale:.3g}"
+
+
+@pytest.mark.skipif(not FAST, reason="no fast host backend loads here")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("op_name, make, strided", _params())
+def test_op_matches_the_reference(op_name, make, dtype, strided):
+    want_call = make(REF, dtype, strided)
+    want_inputs = [a.copy() for a in want_call.inputs]
+    want = _named(op_name, want_call())
+    updates = BY_NAME[op_name].family == "optim" or (op_name == "batchnorm_forward" and want_call.args[-1])
+    if not updates:
+        for before, after in zip(want_inputs, want_call.inputs):
+            np.testing.assert_array_equal(after, before, err_msg=f"the reference {op_name} changed an input")
+    for name in FAST:
+        call = make(backend.ops(name), dtype, strided)
+        before = [a.copy() for a in call.inputs]
+        got = _named(op_name, call())
+        assert set(got) == set(want), f"{name}.{op_name} returned {sorted(got)}, the reference {sorted(want)}"
+        for key in want:
+            _close(got[key], want[key], dtype, f"{name}.{op_name} {key}")
+        # updated in place exactly as the reference updates; everything else left as it was
+        for i, (a, b0, w) in enumerate(zip(call.inputs, before, want_call.inputs)):
+            if updates:
+                _close(a, w, dtype, f"{name}.{op_name} input {i} after the update")
+            else:
+                np.testing.assert_array_equal(a, b0, err_msg=f"{name}.{op_name} changed input {i}")
+
+
+def test_every_op_that_computes_has_cases_and_every_family_is_known():
+    for op in TABLE:
+        if op.family == "device":
+            assert examples.op_cases(op.name) == []
+        else:
+            assert examples.op_cases(op.name), f"{op.name} (family {op.family!r}) has no example cases"
+        if op.backward_of:
+            assert op.backward_of in BY_NAME and BY_NAME[op.backward_of].family == op.family
+
+
+def test_strided_examples_are_views_with_the_same_values():
+    a = examples.array((3, 4, 5), "float32", seed=7)
+    s = examples.array((3, 4, 5), "float32", seed=7, strided=True)
+    assert not s.flags.c_contiguous and s.strides[-1] == 2 * s.itemsize
+    np.testing.assert_array_equal(a, s)
+
+
+@pytest.mark.parametrize("name", fastdl.available_backends())
+def test_device_placement_ops_on_host_backends_are_identities(name):
+    ops = backend.ops(name)
+    if name == "cuda":
+        pytest.skip("the cuda backend's placement ops are tested in tests/cuda")
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert ops.owns(x) and ops.to_device(x) is x and ops.to_host(x) is x
+    z = ops.zeros_like(x)
+    assert z.shape == x.shape and z.dtype == x.dtype and not z.any()
+    assert ops.astype(x, np.float32) is x
+    y = ops.astype(x, np.float64)
+    assert y.dtype == np.float64 and np.array_equal(y, x) and x.dtype == np.float32
+    s = ops.scale(x, 0.5)
+    assert s.dtype == np.float32 and np.array_equal(s, x * np.float32(0.5))
+    assert ops.all_finite(x) and not ops.all_finite(np.array([1.0, np.nan]))
