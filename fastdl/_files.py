@@ -6,9 +6,11 @@ train --plot`` and ``fastdl search`` through :func:`save_figure`) goes through :
 * The data is written to a hidden temporary file in the target's folder, flushed to disk,
   and renamed over the target in one step: a reader sees the old file or the new one,
   never a mixture, even if the writer is killed (``kill -9``, power loss after the fsync).
-* A new file gets the permissions ``0o666 & ~umask``, as ``open()`` would give it; a file
-  that is replaced keeps its permission bits. While being written, the temporary file is
-  private (0o600).
+* A new file gets the permissions ``0o666 & ~umask``, as ``open()`` would give it: the
+  temporary file is created with mode 0o666 and the system applies the umask. A file that is
+  replaced keeps its permission bits: its temporary file is created with them (the umask can
+  only take bits away) and given exactly them before the rename, so that the new data is
+  never more widely readable than the old.
 * Temporary files are named ``.<target>.<host>.<pid>.<random>.tmp`` (``.part`` for
   downloads). A writer that is killed cannot remove its own, so every write first removes
   the leftovers in its folder whose writer is gone: same host and no process with that
@@ -28,7 +30,6 @@ import re
 import secrets
 import socket
 import stat
-import threading
 import time
 
 #: a temporary file not modified for this long (seconds) is a leftover whatever its PID says
@@ -40,31 +41,6 @@ _OURS = re.compile(r"^\.(?P<target>.*)\.(?P<host>[A-Za-z0-9-]{1,32})\.(?P<pid>[0
 #: removed only once STALE_AGE old
 _LEGACY = (re.compile(r"^\.params-[a-z0-9_]{8}\.npz\.tmp$"),
            re.compile(r"^\.(?:train|t10k)(?:-5k)?-(?:images|labels)-idx[13]-ubyte\.gz\.[a-z0-9_]{8}\.part$"))
-
-_umask_lock = threading.Lock()
-
-
-def current_umask():
-    """The process's umask, read without changing it where the system allows (Linux's
-    /proc/self/status); elsewhere set and restored under a lock, with 0o077 in between so
-    that a file created by another thread in that instant is more private, not less."""
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    with _umask_lock:
-        mask = os.umask(0o077)
-        os.umask(mask)
-    return mask
-
-
-def new_file_mode():
-    """Permission bits of a newly created file: 0o666 & ~umask."""
-    return 0o666 & ~current_umask()
-
 
 def _host():
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
@@ -174,13 +150,13 @@ def atomic_write(path, kind="tmp", name_errors=True):
         raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a folder")
     clean_stale_temps(folder)
     try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)     # replacing: keep the file's permissions
+        keep = stat.S_IMODE(os.stat(target).st_mode)     # replacing: keep the file's permissions
     except OSError:
-        mode = new_file_mode()
+        keep = None                                      # new: 0o666 & ~umask, from the system
     tmp = os.path.join(folder, temp_name(os.path.basename(target), kind))
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(tmp, flags, 0o600)
+        fd = os.open(tmp, flags, 0o666 if keep is None else keep & 0o777)
     except OSError as exc:
         raise _naming(exc, path) from exc
     try:
@@ -189,10 +165,10 @@ def atomic_write(path, kind="tmp", name_errors=True):
                 yield f
                 f.flush()
                 os.fsync(f.fileno())
-                if hasattr(os, "fchmod"):
-                    os.fchmod(f.fileno(), mode)
-            if not hasattr(os, "fchmod"):
-                os.chmod(tmp, mode)
+                if keep is not None and hasattr(os, "fchmod"):
+                    os.fchmod(f.fileno(), keep)       # the umask may have taken bits it has
+            if keep is not None and not hasattr(os, "fchmod"):
+                os.chmod(tmp, keep)
             os.replace(tmp, target)
         except BaseException:
             try:

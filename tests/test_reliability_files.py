@@ -264,17 +264,23 @@ def test_a_figure_that_fails_to_draw_leaves_the_old_file(tmp_path):
     assert target.read_bytes() == b"the old curves" and os.listdir(tmp_path) == ["c.png"]
 
 @needs_posix
-def test_umask_is_read_without_the_proc_file_too(monkeypatch, umask):
-    from fastdl import _files
-    umask(0o027)
-    assert _files.current_umask() == 0o027
-
-    def no_proc(*a, **k):
-        raise OSError(errno.ENOENT, "no /proc here")
-    monkeypatch.setattr(_files, "open", no_proc, raising=False)
-    assert _files.current_umask() == 0o027
-    assert os.umask(0o027) == 0o027                       # and it was restored, not changed
-    assert _files.new_file_mode() == 0o640
+@pytest.mark.parametrize("existing", [None, 0o600, 0o640])
+def test_data_being_written_is_never_more_readable_than_the_file_will_be(tmp_path, umask, existing):
+    """The temporary file gets its permissions when it is created (0o666 for a new file, the umask
+    applied by the system; the replaced file's own bits otherwise), before any data is in it."""
+    from fastdl._files import atomic_write
+    umask(0o002)
+    target = tmp_path / "p.npz"
+    if existing is not None:
+        target.write_bytes(b"private")
+        os.chmod(target, existing)
+    want = 0o664 if existing is None else existing
+    with atomic_write(target) as f:
+        (tmp,) = hidden(tmp_path)
+        assert mode_of(tmp_path / tmp) & ~want == 0, oct(mode_of(tmp_path / tmp))
+        f.write(b"new data")
+    assert mode_of(target) == want and target.read_bytes() == b"new data"
+    assert os.umask(0o002) == 0o002                           # the umask was never changed
 
 
 def test_save_through_a_symlink_replaces_the_file_it_points_to(tmp_path):
