@@ -8,7 +8,8 @@ Rules every command follows:
 * Exit status: 0 success; 1 a failure (training diverged or failed, an unreadable parameter
   file, a file that could not be written, a result that differs from the reference);
   2 a usage error (bad argument, missing input file, output folder missing or not writable,
-  unavailable backend or data set); 130 Ctrl-C; 143 SIGTERM. Each ends with one line on
+  unavailable backend or data set, an environment variable such as FASTDL_DOWNLOAD_DEADLINE
+  or FASTDL_CLUSTER that holds an unusable value); 130 Ctrl-C; 143 SIGTERM. Each ends with one line on
   stderr, never a traceback (``FASTDL_TRACEBACK=1`` shows one for an unexpected error).
 * ``fastdl train`` never loses what it learned once training has started: after Ctrl-C,
   SIGTERM or an error the parameters go to ``--save``; if that cannot be written they go to
@@ -801,10 +802,10 @@ def main(argv=None):
             return EXIT_USAGE
         command = f"fastdl {args.command}"
         from fastdl.backend import BackendError
-        from fastdl.datasets import DataUnavailable
+        from fastdl.datasets import DataUnavailable, SettingError
         try:
             return args.func(args)
-        except (UsageError, BackendError, DataUnavailable) as exc:
+        except (UsageError, BackendError, DataUnavailable, SettingError) as exc:
             print(f"{command}: {one_line(exc)}", file=sys.stderr)
             return EXIT_USAGE
         except Failure as exc:

@@ -325,6 +325,22 @@ def test_messages_are_made_one_line_in_one_place():
     assert flat(err) == "/a/b.npz: No such file or directory"
     assert flat(err, with_type=True) == "FileNotFoundError: /a/b.npz: No such file or directory"
 
+
+@pytest.mark.parametrize("command", [["train", "--net", "two", "--backend", "numpy"],
+                                     ["search", "--trials", "1", "--workers", "1", "--no-progress"]])
+def test_a_bad_download_deadline_is_a_usage_error(command, tmp_path, capsys, monkeypatch):
+    """FASTDL_DOWNLOAD_DEADLINE is read when MNIST has to be downloaded: a value that is not a
+    number of seconds > 0 ends like a bad argument (exit status 2, one line naming it)."""
+    monkeypatch.setenv("FASTDL_DATA_DIR", str(tmp_path))              # nothing cached: a download
+    monkeypatch.setenv("FASTDL_MNIST_MIRRORS", "http://127.0.0.1:9/")  # never reached
+    monkeypatch.setenv("FASTDL_DOWNLOAD_DEADLINE", "soon")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = main(command + ["--data", "mnist"], capsys)
+    assert code == 2, err
+    assert err == (f"fastdl {command[0]}: FASTDL_DOWNLOAD_DEADLINE must be a number of seconds > 0, "
+                   "got 'soon'")
+    assert not os.path.exists(tmp_path / "fastdl-search.jsonl")
+
 # -- 16. fastdl evaluate on files that are not what it expects ------------------------------------
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory):

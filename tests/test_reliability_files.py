@@ -536,7 +536,7 @@ def test_deadline_default_and_bad_settings(monkeypatch, tmp_path):
     assert D.deadline_for(10 ** 9) == 2.5
     for bad in ("abc", "0", "-3", "inf", "nan"):
         monkeypatch.setenv("FASTDL_DOWNLOAD_DEADLINE", bad)
-        with pytest.raises(ValueError, match="FASTDL_DOWNLOAD_DEADLINE"):
+        with pytest.raises(D.SettingError, match="FASTDL_DOWNLOAD_DEADLINE"):   # a ValueError
             D.fetch(LABELS, LABELS_MD5, ["http://127.0.0.1:9/"], str(tmp_path))
 
 

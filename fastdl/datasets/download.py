@@ -38,6 +38,11 @@ class DownloadError(OSError):
     """No mirror delivered a file with the expected checksum."""
 
 
+class SettingError(ValueError):
+    """An environment variable of fastdl's data sets holds a value that cannot be used; the
+    message names it. A usage error (``fastdl`` exits with status 2)."""
+
+
 class DataFileMovedAside(UserWarning):
     """A file in the data folder did not have the expected checksum and was renamed, not deleted."""
 
@@ -65,7 +70,7 @@ def deadline_for(size=None):
         except ValueError:
             seconds = math.nan
         if not (seconds > 0 and math.isfinite(seconds)):
-            raise ValueError(f"{DEADLINE_ENV} must be a number of seconds > 0, got {v!r}")
+            raise SettingError(f"{DEADLINE_ENV} must be a number of seconds > 0, got {v!r}")
         return seconds
     return DEADLINE_BASE + (size or 0) / DEADLINE_MIN_RATE
 

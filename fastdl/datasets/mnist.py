@@ -15,9 +15,9 @@ import os
 
 import numpy as np
 
-from .download import DEADLINE_ENV, DownloadError, fetch, is_valid
+from .download import DEADLINE_ENV, DownloadError, SettingError, fetch, is_valid
 
-__all__ = ["load_mnist", "load_fashion_mnist", "data_dir", "DataUnavailable", "SAMPLE_DIR"]
+__all__ = ["load_mnist", "load_fashion_mnist", "data_dir", "DataUnavailable", "SettingError", "SAMPLE_DIR"]
 
 SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mnist_sample")
 
@@ -140,7 +140,7 @@ def _use_sample(sample):
     if sample is None:
         v = os.environ.get("FASTDL_MNIST", "").strip().lower()
         if v not in ("", "full", "sample"):
-            raise ValueError(f"FASTDL_MNIST must be 'sample' or 'full', got {v!r}")
+            raise SettingError(f"FASTDL_MNIST must be 'sample' or 'full', got {v!r}")
         return v == "sample"
     return bool(sample)
 

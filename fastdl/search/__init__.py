@@ -463,12 +463,12 @@ def random_search(space=None, trials=100, seed=0, workers=None, cluster=None, jo
 
 def _fetch_data(data):
     """Make sure a downloaded data set is in the cache before the workers start (DataUnavailable
-    becomes SearchAborted)."""
-    from fastdl.datasets import DataUnavailable, load_fashion_mnist, load_mnist
+    or a bad setting becomes SearchAborted, a usage error)."""
+    from fastdl.datasets import DataUnavailable, SettingError, load_fashion_mnist, load_mnist
     try:
         if data == "fashion":
             load_fashion_mnist(normalize=False)
         else:
             load_mnist(normalize=False, sample=False)
-    except DataUnavailable as exc:
+    except (DataUnavailable, SettingError) as exc:
         raise SearchAborted(one_line(exc), usage=True) from None

@@ -60,13 +60,13 @@ def load_split(spec):
     if key == _data_key:
         return _data, 0.0
     start = time.perf_counter()
-    from fastdl.datasets import DataUnavailable, load_fashion_mnist, load_mnist
+    from fastdl.datasets import DataUnavailable, SettingError, load_fashion_mnist, load_mnist
     try:
         if spec["data"] == "fashion":
             (x, t), _ = load_fashion_mnist(normalize=True, flatten=True)
         else:
             (x, t), _ = load_mnist(normalize=True, flatten=True, sample=spec["data"] == "sample")
-    except DataUnavailable as exc:
+    except (DataUnavailable, SettingError) as exc:
         raise DataProblem(one_line(exc)) from None
     n = spec["train_size"]
     if n > len(x):
