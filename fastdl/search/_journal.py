@@ -102,7 +102,6 @@ class Journal:
         self.config = json.loads(json.dumps(config))
         self.records = []
         self.dropped_torn_line = False
-        self.resumed = False
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o666)
         try:
             self._lock()
@@ -151,7 +150,6 @@ class Journal:
             os.fsync(self._fd)
             self.dropped_torn_line = True
         self.records = _unique(records)
-        self.resumed = True
 
     def _write(self, item):
         data = (json.dumps(item, allow_nan=False) + "\n").encode()
