@@ -29,9 +29,12 @@ import threading
 import time
 
 from ._text import one_line
+from .backend import BACKENDS, DEFAULT_BACKEND
+from .trainer import OPTIMIZER_NAMES
 
 NET_CHOICES = ("simple", "deep", "two")
 DATA_CHOICES = ("sample", "mnist", "fashion")
+DTYPE_CHOICES = ("float32", "float64")
 COMPARE_NETS = ("simple", "deep")
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 
@@ -475,8 +478,6 @@ def _cmd_evaluate(args):
     except read_errors as exc:
         text = one_line(exc)
         raise Failure(text if path in text else f"cannot read {path}: {text}") from None
-    if not isinstance(meta, dict):
-        meta = {}
     net_name = args.net or meta.get("net")
     if net_name not in NET_CHOICES and not meta:
         with open(path, "rb") as f:
@@ -487,7 +488,7 @@ def _cmd_evaluate(args):
     if net_name not in NET_CHOICES:
         raise UsageError(f"{path} does not say which network it holds; pass --net ({', '.join(NET_CHOICES)})")
     dtype_name = args.dtype or meta.get("dtype") or "float32"
-    if dtype_name not in ("float32", "float64"):
+    if dtype_name not in DTYPE_CHOICES:
         raise UsageError(f"{path} records dtype {dtype_name!r}; pass --dtype float32 or float64")
     data = args.data or meta.get("data") or "sample"
     if data not in DATA_CHOICES:
@@ -653,6 +654,24 @@ def _cmd_search(args):
     return 0
 
 
+def _add_backend(p):
+    p.add_argument("--backend", choices=tuple(BACKENDS), default=None,
+                   help=f"kernels to run on (default: FASTDL_BACKEND, else {DEFAULT_BACKEND})")
+
+
+def _add_dtype(p, default, help=None):
+    p.add_argument("--dtype", choices=DTYPE_CHOICES, default=default, help=help or f"default {default}")
+
+
+def _add_optimizer(p, default):
+    p.add_argument("--optimizer", default=default, choices=OPTIMIZER_NAMES, help=f"default {default}")
+
+
+def _add_quiet(p, quiet_help):
+    p.add_argument("--quiet", action="store_true", help=quiet_help)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def build_parser():
     parser = _Parser(
         prog="fastdl",
@@ -681,12 +700,10 @@ def build_parser():
     p.add_argument("--epochs", type=positive_int, default=10, help="default 10")
     p.add_argument("--batch-size", type=positive_int, default=100,
                    help="at most the number of training images; default 100")
-    p.add_argument("--optimizer", default="adam",
-                   choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"), help="default adam")
+    _add_optimizer(p, "adam")
     p.add_argument("--lr", type=positive_float, default=0.001, help="learning rate (> 0), default 0.001")
-    p.add_argument("--backend", choices=("numpy", "numba", "cuda"), default=None,
-                   help="kernels to run on (default: FASTDL_BACKEND, else numba)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
+    _add_backend(p)
+    _add_dtype(p, "float32")
     p.add_argument("--eval-samples", type=non_negative_int, default=1000,
                    help="images used for the per-epoch accuracies (0: all). Default 1000")
     p.add_argument("--seed", type=seed_int, default=0,
@@ -695,8 +712,7 @@ def build_parser():
                    help="save the trained parameters here (its folder must exist and be writable)")
     p.add_argument("--plot", metavar="FILE.png",
                    help="save loss and accuracy curves here (needs matplotlib; the folder must exist)")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_quiet(p, "no per-epoch lines")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("compare", help="time every layer and a training step on each backend, with correctness",
@@ -709,7 +725,7 @@ def build_parser():
     p.add_argument("--nets", type=net_list, default=list(COMPARE_NETS),
                    help="comma-separated: simple, deep (default both)")
     p.add_argument("--batch-size", type=positive_int, default=100, help="default 100")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
+    _add_dtype(p, "float32")
     p.add_argument("--repeat", type=positive_int, default=10, help="timed repetitions per measurement, default 10")
     p.add_argument("--backends", help="comma-separated backends (default: all available here)")
     p.add_argument("--no-torch", action="store_true", help="do not time PyTorch even if installed")
@@ -721,8 +737,8 @@ def build_parser():
     p.add_argument("params", help="a .npz file written by fastdl train --save")
     p.add_argument("--net", choices=NET_CHOICES, help="network (default: the one recorded in the file)")
     p.add_argument("--data", choices=DATA_CHOICES, help="test set (default: the one recorded in the file)")
-    p.add_argument("--dtype", choices=("float32", "float64"), help="default: as trained")
-    p.add_argument("--backend", choices=("numpy", "numba", "cuda"), default=None)
+    _add_dtype(p, None, "default: as trained")
+    _add_backend(p)
     p.add_argument("--batch-size", type=positive_int, default=500, help="default 500")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -745,16 +761,14 @@ def build_parser():
     p.add_argument("--train-size", type=lambda t: _whole_number(t, 5), default=500,
                    help="training images used, 20%% of them held out for validation; default 500")
     p.add_argument("--batch-size", type=positive_int, default=100, help="default 100")
-    p.add_argument("--optimizer", default="sgd",
-                   choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"), help="default sgd")
+    _add_optimizer(p, "sgd")
     p.add_argument("--hidden", type=layer_sizes, default=[100] * 6, metavar="N,N,...",
                    help="hidden layer sizes of the MultiLayerNet; default 100,100,100,100,100,100")
     p.add_argument("--data", choices=DATA_CHOICES, default="sample",
                    help="sample: the 5,000 training images shipped with fastdl (offline); mnist: the full set "
                         "(downloaded once); fashion: Fashion-MNIST. Default: sample")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="default float64 (the book's)")
-    p.add_argument("--backend", choices=("numpy", "numba", "cuda"), default=None,
-                   help="kernels to run on (default: FASTDL_BACKEND, else numba)")
+    _add_dtype(p, "float64", "default float64 (the book's)")
+    _add_backend(p)
     p.add_argument("--eval-samples", type=non_negative_int, default=0,
                    help="images for the per-epoch accuracies (0: all, as the book's script). Default 0")
     p.add_argument("--workers", type=positive_int, default=None,
@@ -773,8 +787,7 @@ def build_parser():
     p.add_argument("--plot", metavar="FILE.png", help="the book's figure: accuracy curves of the best trials")
     p.add_argument("--scatter", metavar="FILE.png",
                    help="validation accuracy over (lr, weight decay), log axes")
-    p.add_argument("--quiet", action="store_true", help="no line per finished trial")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_quiet(p, "no line per finished trial")
     p.set_defaults(func=_cmd_search)
     return parser
 

@@ -33,6 +33,8 @@ from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,
               "rmsprop": RMSprop, "rmsprpo": RMSprop, "adam": Adam}   # 'rmsprpo': the book's spelling
+#: the names to offer (the book's misspelling is accepted, not offered)
+OPTIMIZER_NAMES = tuple(name for name in OPTIMIZERS if name != "rmsprpo")
 
 
 def _finite(loss):
@@ -58,7 +60,7 @@ class Trainer:
             finite(name, np.asarray(data), owner="Trainer")   # NaN in the data is reported up front
         if optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"Trainer: unknown optimizer {optimizer!r}; choose from "
-                             f"{', '.join(sorted(set(OPTIMIZERS) - {'rmsprpo'}))}")
+                             f"{', '.join(OPTIMIZER_NAMES)}")
         if seed is not None:
             np.random.seed(seed)
         self.network = network

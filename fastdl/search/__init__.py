@@ -55,6 +55,7 @@ import sys
 import time
 
 from .._text import one_line
+from ..trainer import OPTIMIZER_NAMES
 from . import _journal
 from ._journal import ConfigMismatch, JournalBusy, JournalError, JournalExists
 from ._local import LocalEngine, SearchAborted
@@ -67,7 +68,7 @@ __all__ = ["random_search", "load_journal", "SearchResult", "SearchError", "Sear
            "BOOK_SPACE", "PARAMS", "parse_param", "parse_range", "book_line", "make_config", "make_tasks"]
 
 DATA_CHOICES = tuple(TRAIN_IMAGES)
-OPTIMIZER_CHOICES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+OPTIMIZER_CHOICES = OPTIMIZER_NAMES
 BOOK_HIDDEN = (100, 100, 100, 100, 100, 100)
 
 
