@@ -1,5 +1,6 @@
-"""Reliability of the files fastdl writes and reads (issue #12, "Files" items 8-12, and the file
-format of issue #11's save/load item).
+"""Reliability of the files fastdl writes and reads: saves, downloads and figures are atomic,
+follow the umask, clean up after killed writers, never delete a user's file, and give up on a slow
+mirror; a parameter file's format is judged by its content, not its name.
 
 Everything here is real: files in pytest's tmp folders, child processes killed with SIGKILL in the
 middle of a save or a download, and HTTP servers on 127.0.0.1 (one serving files, one trickling a
@@ -153,7 +154,7 @@ def plot(path):
     _plot(fake_trainer(), str(path), "test")
 
 
-# == item 8: a save into a missing folder names the target =========================================
+# == a save into a missing folder names the target =========================================
 def test_save_into_missing_folder_names_the_target(tmp_path):
     target = tmp_path / "missing" / "params.npz"
     with pytest.raises(FileNotFoundError) as e:
@@ -196,7 +197,7 @@ def test_write_error_inside_a_save_names_the_target_and_keeps_the_old_file(tmp_p
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["p.npz"]
 
 
-# == item 9: permissions follow the umask; a replaced file keeps its mode ===========================
+# == permissions follow the umask; a replaced file keeps its mode ===========================
 @needs_posix
 @pytest.mark.parametrize("mask", [0o022, 0o027, 0o002, 0o077])
 def test_new_files_get_0666_minus_umask(tmp_path, files_server, umask, mask):
@@ -225,43 +226,6 @@ def test_replacing_a_file_keeps_its_mode(tmp_path, umask, existing):
         assert p.read_bytes() != b"an older version"
 
 
-
-def test_figures_are_saved_in_one_place_in_the_format_their_name_says(tmp_path):
-    """fastdl._files.save_figure writes the figures of fastdl train --plot and of fastdl search."""
-    pytest.importorskip("matplotlib")
-    from matplotlib.figure import Figure
-
-    from fastdl._files import save_figure
-    from fastdl.search import _plots
-    magic = {"c.png": b"\x89PNG", "c.PDF": b"%PDF", "c.svg": b"<?xml", "c.dat": b"\x89PNG", "c": b"\x89PNG"}
-    for name, start in magic.items():
-        fig = Figure(figsize=(2, 2))
-        fig.add_subplot(1, 1, 1).plot([0, 1], [1, 0])
-        save_figure(fig, tmp_path / name)
-        assert (tmp_path / name).read_bytes().startswith(start), name
-    plot(tmp_path / "train.svg")                                  # fastdl train --plot
-    _plots.curves([], str(tmp_path / "search.svg"))                # fastdl search --plot
-    for name in ("train.svg", "search.svg"):
-        assert (tmp_path / name).read_bytes().startswith(b"<?xml"), name
-    assert hidden(tmp_path) == []
-
-
-def test_a_figure_that_fails_to_draw_leaves_the_old_file(tmp_path):
-    pytest.importorskip("matplotlib")
-    from matplotlib.figure import Figure
-
-    from fastdl._files import save_figure
-    target = tmp_path / "c.png"
-    target.write_bytes(b"the old curves")
-    fig = Figure()
-
-    def savefig(f, **kw):
-        f.write(b"half a png")
-        raise RuntimeError("no renderer")
-    fig.savefig = savefig
-    with pytest.raises(RuntimeError, match="no renderer"):
-        save_figure(fig, target)
-    assert target.read_bytes() == b"the old curves" and os.listdir(tmp_path) == ["c.png"]
 
 @needs_posix
 @pytest.mark.parametrize("existing", [None, 0o600, 0o640])
@@ -296,7 +260,7 @@ def test_save_through_a_symlink_replaces_the_file_it_points_to(tmp_path):
     assert same_params(other.params, net.params)
 
 
-# == item 10: leftovers of killed writers are removed; live writers' files are not =================
+# == leftovers of killed writers are removed; live writers' files are not =================
 CHILD_SAVER = """
 import sys
 import numpy as np
@@ -442,7 +406,7 @@ def test_cleanup_spares_live_writers_foreign_hosts_and_user_files(tmp_path):
         live.wait()
 
 
-# == item 11: a user's file that does not match is moved aside, never deleted ======================
+# == a user's file that does not match is moved aside, never deleted ======================
 def test_mismatching_file_is_moved_aside_and_a_fresh_copy_downloaded(tmp_path, files_server):
     url, root = files_server
     publish(root, LABELS)
@@ -490,7 +454,7 @@ def test_move_aside_never_overwrites(tmp_path):
     assert move_aside(str(p)) is None                         # gone meanwhile: nothing to do
 
 
-# == item 12: downloads have an overall deadline ===================================================
+# == downloads have an overall deadline ===================================================
 def test_trickling_mirror_hits_the_deadline(tmp_path, trickle_server, monkeypatch):
     url, _ = trickle_server
     monkeypatch.setenv("FASTDL_DOWNLOAD_DEADLINE", "1")
@@ -540,7 +504,7 @@ def test_deadline_default_and_bad_settings(monkeypatch, tmp_path):
             D.fetch(LABELS, LABELS_MD5, ["http://127.0.0.1:9/"], str(tmp_path))
 
 
-# == issue #11: the file's content, not its name, decides the format ===============================
+# == the file's content, not its name, decides the format ===============================
 @pytest.mark.parametrize("name", ["params.pkl", "params.npz", "params", "params.bin"])
 def test_save_and_load_round_trip_under_any_name(tmp_path, name):
     net = small(0)
@@ -653,3 +617,39 @@ def test_plot_is_atomic_and_keeps_its_format(tmp_path):
     assert (tmp_path / "c.pdf").read_bytes()[:5] == b"%PDF-"
     assert (tmp_path / "curves").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(os.listdir(tmp_path)) == ["c.pdf", "c.png", "curves"]
+
+
+def test_the_search_figures_are_saved_as_the_train_plot_is(tmp_path, umask):
+    """fastdl._files.save_figure writes the figures of fastdl search too: atomic, format from the
+    name (PNG for a name matplotlib does not write), permissions from the umask. With no trial to
+    show (all failed), the scatter plot on log axes is still drawn."""
+    pytest.importorskip("matplotlib")
+    from fastdl.search import _plots
+    umask(0o027)
+    _plots.curves([], str(tmp_path / "curves.svg"))
+    _plots.scatter([], {"lr": (1e-6, 1e-2, "log")}, [], str(tmp_path / "scatter.dat"))
+    _plots.scatter([], {"lr": (1e-6, 1e-2, "log"), "weight_decay": (1e-8, 1e-4, "log")}, [],
+                   str(tmp_path / "scatter.dat"))
+    assert (tmp_path / "curves.svg").read_bytes().startswith(b"<?xml")
+    assert (tmp_path / "scatter.dat").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if POSIX:
+        assert mode_of(tmp_path / "curves.svg") == mode_of(tmp_path / "scatter.dat") == 0o640
+    assert sorted(os.listdir(tmp_path)) == ["curves.svg", "scatter.dat"]
+
+
+def test_a_figure_that_fails_to_draw_leaves_the_old_file(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from fastdl._files import save_figure
+    target = tmp_path / "c.png"
+    target.write_bytes(b"the old curves")
+    fig = Figure()
+
+    def savefig(f, **kw):
+        f.write(b"half a png")
+        raise RuntimeError("no renderer")
+    fig.savefig = savefig
+    with pytest.raises(RuntimeError, match="no renderer"):
+        save_figure(fig, target)
+    assert target.read_bytes() == b"the old curves" and os.listdir(tmp_path) == ["c.png"]

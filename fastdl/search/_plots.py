@@ -67,8 +67,9 @@ def scatter(trials, space, best, path):
         fig.colorbar(sc, ax=ax, label="validation accuracy")
         ax.set_xlabel(LABELS[xname])
         ax.set_ylabel(LABELS[yname])
-        ax.set_xscale("log" if space[xname][2] == "log" else "linear")
-        ax.set_yscale("log" if space[yname][2] == "log" else "linear")
+        if shown:                           # log axes need a point to place their ticks
+            ax.set_xscale("log" if space[xname][2] == "log" else "linear")
+            ax.set_yscale("log" if space[yname][2] == "log" else "linear")
     else:
         xname = varied[0] if varied else None
         xs = values(xname, shown) if xname else [r["index"] for r in shown]
@@ -76,7 +77,7 @@ def scatter(trials, space, best, path):
         ax.set_xlabel(LABELS[xname] if xname else "trial")
         ax.set_ylabel("validation accuracy")
         ax.set_ylim(0.0, 1.0)
-        if xname and space[xname][2] == "log":
+        if shown and xname and space[xname][2] == "log":
             ax.set_xscale("log")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=8)
