@@ -1,4 +1,4 @@
-"""Reliability of the command line (issue #12, items 13-18): every argument and output path is
+"""Reliability of the command line: every argument and output path is
 checked before any work, a user's mistake never ends in a traceback (exit status 2 for a usage
 error, 1 for a failure, one line on stderr), and what training learned is never lost
 (Ctrl-C, SIGTERM, divergence, an error, a --save that cannot be written).
@@ -58,7 +58,7 @@ def main(args, capsys):
     return code, out, (one_line(err) if err.strip() else "")
 
 
-# -- 13. numeric flags ------------------------------------------------------------------------
+# -- numeric flags ----------------------------------------------------------------------------
 BAD_NUMBERS = [
     (["train"], "--epochs", "-1"), (["train"], "--epochs", "0"), (["train"], "--epochs", "1.5"),
     (["train"], "--epochs", "ten"), (["train"], "--lr", "0"), (["train"], "--lr", "-0.1"),
@@ -102,7 +102,7 @@ def test_batch_larger_than_the_training_set(capsys):
     assert code == 2 and "5000 training images" in err and "training " not in out
 
 
-# -- 14. output paths are checked before training ------------------------------------------------
+# -- output paths are checked before training ----------------------------------------------------
 def test_save_in_missing_folder_fails_before_training_in_a_real_process(tmp_path):
     t0 = time.perf_counter()
     r = run(["fastdl", "train", "--epochs", "3", "--save", str(tmp_path / "no" / "d" / "m.npz")])
@@ -151,7 +151,7 @@ def test_plot_without_matplotlib_is_checked_first(tmp_path, capsys, monkeypatch)
     assert code == 2 and "matplotlib" in err and out == ""
 
 
-# -- 15. divergence, failures during training, and the weights are never lost ---------------
+# -- divergence, failures during training, and the weights are never lost -------------------
 def test_divergence_in_a_real_process(tmp_path):
     """--lr 1e10 with plain SGD: NaN within a few steps. Training stops there, exit status 1, the
     message names the learning rate, and the diverged parameters are kept beside --save (not in
@@ -341,7 +341,7 @@ def test_a_bad_download_deadline_is_a_usage_error(command, tmp_path, capsys, mon
                    "got 'soon'")
     assert not os.path.exists(tmp_path / "fastdl-search.jsonl")
 
-# -- 16. fastdl evaluate on files that are not what it expects ------------------------------------
+# -- fastdl evaluate on files that are not what it expects ----------------------------------------
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
@@ -423,7 +423,7 @@ def test_evaluate_good_file_still_works(model_files, capsys):
     assert code == 0 and "test accuracy" in out and err == ""
 
 
-# -- 17. fastdl compare -------------------------------------------------------------------------
+# -- fastdl compare -----------------------------------------------------------------------------
 @pytest.mark.parametrize("nets", [",", "", " , ", "resnet", "simple,resnet"])
 def test_compare_nets_must_name_a_known_net(nets, capsys):
     code, out, err = main(["compare", f"--nets={nets}"], capsys)
@@ -451,7 +451,7 @@ def test_compare_run_checks_its_arguments(kwargs):
         compare.run(**args)
 
 
-# -- 18. python -m fastdl.book --------------------------------------------------------------------
+# -- python -m fastdl.book ------------------------------------------------------------------------
 def test_book_usage_errors_in_a_real_process(tmp_path):
     script = tmp_path / "s.py"
     script.write_text("print('ran')\n")

@@ -1,4 +1,4 @@
-"""fastdl search (issue #14): the book's hyper-parameter search on local worker processes and on a
+"""fastdl search: the book's hyper-parameter search on local worker processes and on a
 real Dask cluster, with nothing lost.
 
 Real components throughout: worker processes started by the search itself, a
