@@ -41,6 +41,16 @@ OPTIM_SIZES = [10, 50, 39200, 432000, 1000000]
 #: the pooling a fused block applies after its Relu (the book's 2x2, stride 2)
 BLOCK_POOL = (2, 2, 2, 0)
 
+#: the shape lists by size: "book" (above) and "tiny", for Numba's CUDA simulator, which runs
+#: each GPU thread as a Python thread (odd sizes, so launch edges are exercised)
+SIZES = {
+    "book": {"elementwise": ELEMENTWISE_SHAPES, "softmax": SOFTMAX_SHAPES, "affine": AFFINE_SHAPES,
+             "batchnorm": BN_SHAPES, "conv": CONV_SHAPES, "pool": POOL_SHAPES, "optim": OPTIM_SIZES},
+    "tiny": {"elementwise": [(3, 7)], "softmax": [(3, 5)], "affine": [(3, 7, 5)], "batchnorm": [(4, 5)],
+             "conv": [((2, 2, 6, 6), (3, 2, 3, 3), 1, 1), ((2, 1, 7, 7), (2, 1, 3, 3), 2, 1)],
+             "pool": [((2, 2, 6, 6), 2, 2, 0), ((1, 2, 5, 5), 3, 2, 1)], "optim": [13]},
+}
+
 
 class Call:
     """One op call with its inputs built: ``call()`` runs it; ``inputs`` are its array arguments."""
@@ -72,14 +82,14 @@ def label(shape):
 
 
 # -- forward inputs of each family: [(label, args(ops, dtype, strided))] -------------------------
-def _elementwise():
-    return [(label(sh), lambda ops, dt, st, sh=sh: (array(sh, dt, strided=st),)) for sh in ELEMENTWISE_SHAPES]
+def _elementwise(name, sz):
+    return [(label(sh), lambda ops, dt, st, sh=sh: (array(sh, dt, strided=st),)) for sh in sz["elementwise"]]
 
 
-def _pool():
+def _pool(name, sz):
     return [(f"{label(xs)} {k}x{k} s{s} p{p}",
              lambda ops, dt, st, xs=xs, k=k, s=s, p=p: (array(xs, dt, strided=st), k, k, s, p))
-            for xs, k, s, p in POOL_SHAPES]
+            for xs, k, s, p in sz["pool"]]
 
 
 def _conv_args(xs, ws, s, p, dt, st):
@@ -91,9 +101,9 @@ def _conv_label(xs, ws, s, p):
     return f"{label(xs)} * {label(ws)} s{s} p{p}"
 
 
-def _conv(name):
+def _conv(name, sz):
     out = []
-    for xs, ws, s, p in CONV_SHAPES:
+    for xs, ws, s, p in sz["conv"]:
         fh, fw = ws[2], ws[3]
         if name == "im2col":
             args = (lambda ops, dt, st, xs=xs, fh=fh, fw=fw, s=s, p=p:
@@ -107,11 +117,11 @@ def _conv(name):
     return out
 
 
-def _block(name):
+def _block(name, sz):
     pool = BLOCK_POOL if "pool" in name else ()
     return [(_conv_label(xs, ws, s, p),
              lambda ops, dt, st, xs=xs, ws=ws, s=s, p=p: _conv_args(xs, ws, s, p, dt, st) + pool)
-            for xs, ws, s, p in CONV_SHAPES if s == 1]
+            for xs, ws, s, p in sz["conv"] if s == 1]
 
 
 def _fresh(a, strided):
@@ -124,14 +134,13 @@ def _fresh(a, strided):
     return wide[..., ::2]
 
 
-FORWARD_FAMILIES = {"elementwise": lambda name: _elementwise(), "pool": lambda name: _pool(),
-                    "conv": _conv, "block": _block}
+FORWARD_FAMILIES = {"elementwise": _elementwise, "pool": _pool, "conv": _conv, "block": _block}
 
 
 # -- families whose ops take their own inputs --------------------------------------------------
-def _affine(name):
+def _affine(name, sz):
     out = []
-    for N, D, M in AFFINE_SHAPES:
+    for N, D, M in sz["affine"]:
         def make(ops, dt, st=False, N=N, D=D, M=M):
             x, W, b = array((N, D), dt, strided=st), array((D, M), dt, 1) * 0.05, array((M,), dt, 2)
             if name == "affine_forward":
@@ -141,9 +150,9 @@ def _affine(name):
     return out
 
 
-def _softmax(name):
+def _softmax(name, sz):
     out = []
-    for sh in SOFTMAX_SHAPES:
+    for sh in sz["softmax"]:
         def make(ops, dt, st=False, sh=sh):
             x = array(sh, dt, strided=st) * 3
             t = np.random.default_rng(4).integers(0, sh[1], size=sh[0])
@@ -157,9 +166,9 @@ def _softmax(name):
     return out
 
 
-def _batchnorm(name):
+def _batchnorm(name, sz):
     out = []
-    for sh in BN_SHAPES:
+    for sh in sz["batchnorm"]:
         for train in ((True, False) if name == "batchnorm_forward" else (True,)):
             def make(ops, dt, st=False, sh=sh, train=train):
                 x, D = array(sh, dt, strided=st), sh[1]
@@ -173,9 +182,9 @@ def _batchnorm(name):
     return out
 
 
-def _dropout(name):
+def _dropout(name, sz):
     out = []
-    for sh in ELEMENTWISE_SHAPES:
+    for sh in sz["elementwise"]:
         def make(ops, dt, st=False, sh=sh):
             mask = np.random.default_rng(1).random(sh) > 0.5
             return Call(ops.dropout_apply, (array(sh, dt, strided=st), mask))
@@ -191,14 +200,17 @@ _OPTIM_ARGS = {"sgd_update": lambda p, g, s1, s2: (p, g, 0.01),
                "adam_update": lambda p, g, s1, s2: (p, g, s1, s2, 0.001, 0.9, 0.999)}
 
 
-def _optim(name):
+def _optim(name, sz):
     out = []
-    for n in OPTIM_SIZES:
+    for n in sz["optim"]:
         def make(ops, dt, st=False, n=n):
             # state starts non-zero (as after some steps), so every term of the rule counts
-            p, g = array((n,), dt), array((n,), dt, 1)
-            s1, s2 = np.abs(array((n,), dt, 2)) * 0.1, np.abs(array((n,), dt, 3)) * 0.01
-            return Call(getattr(ops, name), _OPTIM_ARGS[name](p, g, s1, s2))
+            # updated in place, so they live where the backend computes (identity on the host)
+            p, g = ops.to_device(array((n,), dt)), ops.to_device(array((n,), dt, 1))
+            s1 = ops.to_device(np.abs(array((n,), dt, 2)) * 0.1)
+            s2 = ops.to_device(np.abs(array((n,), dt, 3)) * 0.01)
+            args = _OPTIM_ARGS[name](p, g, s1, s2)
+            return Call(getattr(ops, name), args, [a for a in args if hasattr(a, "shape")])
         out.append((str(n), make))
     return out
 
@@ -244,22 +256,24 @@ def _backward_case(name, forward, args):
     return make
 
 
-def op_cases(name):
-    """[(label, make)] of op ``name``; [] for the device-placement ops (nothing to time)."""
-    op = BY_NAME[name]
+def op_cases(name, size="book"):
+    """[(label, make)] of op ``name`` on the shapes ``SIZES[size]``; [] for the device-placement
+    ops (nothing to time)."""
+    op, sz = BY_NAME[name], SIZES[size]
     if op.family in OWN_FAMILIES:
-        return OWN_FAMILIES[op.family](name)
+        return OWN_FAMILIES[op.family](name, sz)
     if op.family not in FORWARD_FAMILIES:
         return []
     if op.backward_of:
         return [(lab, _backward_case(name, op.backward_of, args))
-                for lab, args in FORWARD_FAMILIES[op.family](op.backward_of)]
-    return [(lab, _forward_case(name, args)) for lab, args in FORWARD_FAMILIES[op.family](name)]
+                for lab, args in FORWARD_FAMILIES[op.family](op.backward_of, sz)]
+    return [(lab, _forward_case(name, args)) for lab, args in FORWARD_FAMILIES[op.family](name, sz)]
 
 
-def cases():
-    """[(op, label, make)] for every op of the spec that computes, tiny to large."""
-    return [(op.name, lab, make) for op in TABLE for lab, make in op_cases(op.name)]
+def cases(size="book"):
+    """[(op, label, make)] for every op of the spec that computes, on the shapes ``SIZES[size]``
+    ("book": tiny to large)."""
+    return [(op.name, lab, make) for op in TABLE for lab, make in op_cases(op.name, size)]
 
 
 def timed_ops():

@@ -126,3 +126,60 @@ TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol
 
 def tol(dtype):
     return TOL[np.dtype(dtype).type]
+
+
+# -- every op of the spec against the reference (tests/test_spec_ops.py, tests/cuda) ---------
+#: a difference above SPEC_TOL * (largest magnitude of the reference's result) fails
+SPEC_TOL = {"float32": 2e-5, "float64": 1e-12}
+
+
+def _spec_results(op_name, result):
+    """{name: value} of what an op returned, by the names in its spec entry; opaque ctx left out."""
+    from fastdl.kernels.spec import BY_NAME
+    if result is None:
+        return {}
+    names = [n.strip() for n in BY_NAME[op_name].returns.split(",") if n.strip()]
+    values = result if isinstance(result, tuple) else (result,)
+    assert len(values) == len(names), f"{op_name} returned {len(values)} values, the spec names {names}"
+    return {n: v for n, v in zip(names, values) if n != "ctx" and v is not None}
+
+
+def _spec_close(got, want, dtype, what):
+    got = np.asarray(got.copy_to_host() if hasattr(got, "copy_to_host") else got)
+    want = np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    if want.dtype == bool:
+        np.testing.assert_array_equal(got, want, err_msg=what)
+        return
+    if np.issubdtype(want.dtype, np.floating):
+        assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != {want.dtype}"
+    scale = max(float(np.max(np.abs(want))) if want.size else 0.0, np.finfo(np.float64).tiny)
+    diff = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)))) if want.size else 0.0
+    assert diff <= SPEC_TOL[dtype] * scale, f"{what}: max|diff| {diff:.3g} > {SPEC_TOL[dtype]} * {scale:.3g}"
+
+
+def check_op(op_name, make, fast_backends, dtype, strided):
+    """Run one example case (``fastdl.kernels.examples``) of op ``op_name`` on the reference and
+    on each namespace of ``fast_backends``: what it returns (by the spec's names, ctx aside) and
+    what it updates in place must agree; an op that updates nothing must change no input."""
+    from fastdl import backend
+    from fastdl.kernels.spec import BY_NAME
+    ref = make(backend.ops("numpy"), dtype, strided)
+    ref_before = [a.copy() for a in ref.inputs]
+    want = _spec_results(op_name, ref())
+    updates = BY_NAME[op_name].family == "optim" or (op_name == "batchnorm_forward" and ref.args[-1])
+    if not updates:
+        for before, after in zip(ref_before, ref.inputs):
+            np.testing.assert_array_equal(after, before, err_msg=f"the reference {op_name} changed an input")
+    for ops in fast_backends:
+        call = make(ops, dtype, strided)
+        before = [a.copy() for a in call.inputs]
+        got = _spec_results(op_name, call())
+        assert set(got) == set(want), f"{ops.NAME}.{op_name} returned {sorted(got)}, the reference {sorted(want)}"
+        for key in want:
+            _spec_close(got[key], want[key], dtype, f"{ops.NAME}.{op_name} {key}")
+        for i, (a, b0, w) in enumerate(zip(call.inputs, before, ref.inputs)):
+            if updates:
+                _spec_close(a, w, dtype, f"{ops.NAME}.{op_name} input {i} after the update")
+            else:
+                np.testing.assert_array_equal(a, b0, err_msg=f"{ops.NAME}.{op_name} changed input {i}")

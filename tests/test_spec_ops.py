@@ -12,11 +12,9 @@ import fastdl
 from fastdl import backend
 from fastdl.kernels import examples
 from fastdl.kernels.spec import BY_NAME, TABLE
+from tests.helpers import check_op
 
-REF = backend.ops("numpy")
 FAST = [b for b in fastdl.available_backends() if b not in ("numpy", "cuda")]
-#: a difference above TOL * (largest magnitude of the reference's result) fails
-TOL = {"float32": 2e-5, "float64": 1e-12}
 
 
 def _params():
@@ -31,54 +29,11 @@ def _params():
     return out
 
 
-def _named(op_name, result):
-    """{name: value} of what the op returned, by the names in its spec entry; opaque ctx left out."""
-    names = [n.strip() for n in BY_NAME[op_name].returns.split(",") if n.strip()]
-    values = result if isinstance(result, tuple) else (result,)
-    if result is None:
-        return {}
-    assert len(values) == len(names), f"{op_name} returned {len(values)} values, the spec names {names}"
-    return {n: v for n, v in zip(names, values) if n != "ctx" and v is not None}
-
-
-def _close(got, want, dtype, what):
-    got = np.asarray(got.copy_to_host() if hasattr(got, "copy_to_host") else got)
-    want = np.asarray(want)
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    if want.dtype == bool:
-        np.testing.assert_array_equal(got, want, err_msg=what)
-        return
-    if np.issubdtype(want.dtype, np.floating):
-        assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != {want.dtype}"
-    scale = max(float(np.max(np.abs(want))) if want.size else 0.0, np.finfo(np.float64).tiny)
-    diff = float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)))) if want.size else 0.0
-    assert diff <= TOL[dtype] * scale, f"{what}: max|diff| {diff:.3g} > {TOL[dtype]} * {scale:.3g}"
-
-
 @pytest.mark.skipif(not FAST, reason="no fast host backend loads here")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("op_name, make, strided", _params())
 def test_op_matches_the_reference(op_name, make, dtype, strided):
-    want_call = make(REF, dtype, strided)
-    want_inputs = [a.copy() for a in want_call.inputs]
-    want = _named(op_name, want_call())
-    updates = BY_NAME[op_name].family == "optim" or (op_name == "batchnorm_forward" and want_call.args[-1])
-    if not updates:
-        for before, after in zip(want_inputs, want_call.inputs):
-            np.testing.assert_array_equal(after, before, err_msg=f"the reference {op_name} changed an input")
-    for name in FAST:
-        call = make(backend.ops(name), dtype, strided)
-        before = [a.copy() for a in call.inputs]
-        got = _named(op_name, call())
-        assert set(got) == set(want), f"{name}.{op_name} returned {sorted(got)}, the reference {sorted(want)}"
-        for key in want:
-            _close(got[key], want[key], dtype, f"{name}.{op_name} {key}")
-        # updated in place exactly as the reference updates; everything else left as it was
-        for i, (a, b0, w) in enumerate(zip(call.inputs, before, want_call.inputs)):
-            if updates:
-                _close(a, w, dtype, f"{name}.{op_name} input {i} after the update")
-            else:
-                np.testing.assert_array_equal(a, b0, err_msg=f"{name}.{op_name} changed input {i}")
+    check_op(op_name, make, [backend.ops(name) for name in FAST], dtype, strided)
 
 
 def test_every_op_that_computes_has_cases_and_every_family_is_known():
