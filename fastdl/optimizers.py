@@ -5,14 +5,16 @@ book's rule and defaults. Array parameters are updated in place on the
 current backend (so layers holding the same arrays see the change); plain
 Python floats (the book's 2-D optimizer comparison) are supported too and are
 replaced in the dict by their updated value. State (``v``, ``h``, ``m``) is
-created on the first call with the parameter's shape and dtype.
+created on the first call with the parameter's shape and dtype, where the
+parameter lives (the backend's ``zeros_like``: on the GPU for a network moved
+there with ``net.to("cuda")``).
 """
+import inspect
 import numbers
 
 import numpy as np
 
 from . import backend
-from ._checks import is_device_array
 
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
 
@@ -24,6 +26,10 @@ class _Optimizer:
     def __init__(self):
         for name in self._state:
             setattr(self, name, None)
+
+    def __repr__(self):
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return f"{type(self).__name__}({', '.join(f'{p}={getattr(self, p)!r}' for p in names)})"
 
     def _step(self, ops, param, grad, *state):
         raise NotImplementedError(f"{type(self).__name__} must define _step")
@@ -42,22 +48,29 @@ class _Optimizer:
         ops = backend.ops()
         for key, val in params.items():
             grad = grads[key]
-            if is_device_array(val):
-                self._update_device(ops, key, val, grad)
-            elif isinstance(val, np.ndarray) and val.ndim > 0:
-                self._update_array(ops, key, val, grad)
-            elif isinstance(val, (numbers.Real, np.ndarray, np.generic)) and not isinstance(val, bool):
+            if (isinstance(val, (numbers.Real, np.generic)) and not isinstance(val, bool)) or \
+                    (isinstance(val, np.ndarray) and val.ndim == 0):
                 params[key] = self._update_scalar(key, val, grad)
+            elif not ops.owns(val):
+                raise TypeError(
+                    f"{type(self).__name__}.update: params[{key!r}] does not live where the backend "
+                    f"{backend.current_backend()!r} computes (GPU arrays need the 'cuda' backend, NumPy "
+                    "arrays a CPU one); switch backend, or move the network with net.to('cpu') / "
+                    "net.to('cuda') and create the optimizer after moving")
+            elif isinstance(val, np.ndarray):
+                self._update_array(ops, key, val, grad)
+            elif hasattr(val, "shape") and hasattr(val, "dtype"):
+                self._update_device(ops, key, val, grad)
             else:
                 raise TypeError(f"{type(self).__name__}.update: params[{key!r}] must be an array or a "
                                 f"float, got {type(val).__name__}")
 
-    def _states(self, key, like):
+    def _states(self, ops, key, like):
         out = []
         for name in self._state:
             d = getattr(self, name)
             if key not in d:
-                d[key] = np.zeros_like(like)
+                d[key] = ops.zeros_like(like)
             out.append(d[key])
         return out
 
@@ -78,27 +91,19 @@ class _Optimizer:
             # half storage, single arithmetic: the rule runs on a float32 copy (its state kept in
             # float32) and the result is stored back in the caller's float16 array
             work = param.astype(np.float32)
-            self._step(ops, work, grad.astype(np.float32), *self._states(key, work))
+            self._step(ops, work, grad.astype(np.float32), *self._states(ops, key, work))
             param[...] = work
             return
         if grad.dtype != param.dtype:
             grad = grad.astype(param.dtype)
-        self._step(ops, param, grad, *self._states(key, param))
+        self._step(ops, param, grad, *self._states(ops, key, param))
 
     def _update_device(self, ops, key, param, grad):
-        if not hasattr(ops, "to_device"):
-            raise TypeError(f"{type(self).__name__}.update: params[{key!r}] is on the GPU but the backend is "
-                            f"{backend.current_backend()!r}; use the 'cuda' backend or net.to('cpu')")
+        """A parameter in the memory of a device backend: the update runs there, with its state."""
         if tuple(grad.shape) != tuple(param.shape):
             raise ValueError(f"{type(self).__name__}.update: grads[{key!r}] has shape {tuple(grad.shape)} "
                              f"but params[{key!r}] has shape {tuple(param.shape)}")
-        states = []
-        for name in self._state:
-            d = getattr(self, name)
-            if key not in d:
-                d[key] = ops.zeros_like(param)       # optimizer state lives on the device too
-            states.append(d[key])
-        self._step(ops, param, ops.to_device(grad), *states)
+        self._step(ops, param, ops.to_device(grad), *self._states(ops, key, param))
 
     def _update_scalar(self, key, val, grad):
         # a 0-d float64 array runs the same rule on the reference kernels
@@ -106,7 +111,8 @@ class _Optimizer:
             raise TypeError(f"{type(self).__name__}.update: params[{key!r}] and grads[{key!r}] must be real "
                             f"numbers, got {type(val).__name__} and {type(grad).__name__}")
         p = np.array(float(val))
-        self._step(backend.ops("numpy"), p, np.array(float(grad)), *self._states(key, p))
+        ref = backend.ops("numpy")
+        self._step(ref, p, np.array(float(grad)), *self._states(ref, key, p))
         return float(p)
 
 
