@@ -25,7 +25,27 @@ Python scalar or 0-d bias (broadcast to every output, as ``b = 0`` in the book's
 ch07), and weights of mixed float dtypes (the bias takes W's dtype). NaN and
 infinity that arise in a computation flow through as they do in NumPy;
 ``SoftmaxWithLoss`` says so once with a RuntimeWarning naming the likely cause.
+
+Besides the book's API, every layer here declares about itself what code elsewhere needs,
+so no other module keeps a list of layer types:
+
+* ``train_flg_aware``: whether ``forward`` takes ``train_flg`` (Dropout, BatchNormalization).
+  ``run_forward(layer, x, train_flg)`` is how networks, ``fastdl compare`` and the benchmarks
+  call a layer; a reader's own layer without the attribute is asked through its ``forward``'s
+  signature.
+* ``repr()``: the configuration, e.g. ``Convolution(W=(30, 1, 5, 5), stride=1, pad=0, float32)``.
+* ``describe(x_shape)``: ``(row label, PyTorch counterpart)`` for ``fastdl compare``, the latter
+  an expression over ``nn`` such as ``"nn.Conv2d(1, 30, (5, 5), stride=1, padding=0)"``, or None.
+* ``reset()``: drops the saved forward state (a network's fused plan, ``fastdl.fusion``, resets
+  the layers it runs as one op, so their own ``backward`` refuses instead of using a stale state).
+* ``state_attrs`` (BatchNormalization): arrays of the layer's own that a network saves and moves.
+
+Where arrays live is the backend's business: weights, inputs and new arrays go through the
+device-placement ops of the backend in force (``owns``, ``to_device``, ``astype``, ``scale``,
+``zeros_like``; ``fastdl.kernels.spec``), which are identities over NumPy arrays on the host
+backends. Device weights under a CPU backend are refused with an error saying what to do.
 """
+import inspect
 import os
 import sys
 import warnings
@@ -33,12 +53,11 @@ import warnings
 import numpy as np
 
 from . import backend
-from ._checks import (FLOAT_DTYPES, compute_dtype, float_array, is_device_array, labels, numeric_array,
-                      positive_int, to_host)
+from ._checks import FLOAT_DTYPES, compute_dtype, float_array, labels, positive_int
 from .kernels.shapes import window_output_hw
 
 __all__ = ["MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout",
-           "BatchNormalization", "Convolution", "Pooling"]
+           "BatchNormalization", "Convolution", "Pooling", "run_forward", "takes_train_flg"]
 
 #: BatchNormalization's epsilon: the book writes 10e-7, which is 1e-6.
 BATCHNORM_EPS = 1e-6
@@ -65,23 +84,19 @@ def warn_nonfinite(owner, value):
 
 
 def _need_forward(layer, attr):
-    if getattr(layer, "_fused_into", None) is not None:
-        raise RuntimeError(
-            f"{type(layer).__name__}.backward: this layer's last forward ran inside a fused "
-            "Convolution -> Relu [-> Pooling] block of a network (Net.fuse), so it kept no state of its "
-            "own; go back through the network's gradient(), or set net.fuse = False to run the layers "
-            "one by one")
     if getattr(layer, attr, None) is None:
-        raise RuntimeError(f"{type(layer).__name__}.backward called before forward")
+        raise RuntimeError(
+            f"{type(layer).__name__}.backward called before forward (or after reset(): a network "
+            "runs each Convolution -> Relu [-> Pooling] of its layers as one fused op (Net.fuse) and "
+            "leaves those layers without forward state; go back through the network's gradient(), or "
+            "set net.fuse = False to run the layers one by one)")
 
 
-def _as(x, dtype):
+def _as(ops, x, dtype):
+    """x in dtype, where it lives (the backend's ``astype``)."""
     if np.dtype(x.dtype) == np.dtype(dtype):
         return x
-    if is_device_array(x):
-        raise TypeError(f"a {np.dtype(x.dtype)} device array was given where {np.dtype(dtype)} is needed; "
-                        "convert it on the host first")
-    return x.astype(dtype)
+    return ops.astype(x, dtype)
 
 
 def _rows(x):
@@ -90,12 +105,29 @@ def _rows(x):
     return x.reshape(shape[0], int(np.prod(shape[1:], dtype=np.int64)))
 
 
-def _guard_device(layer, *arrays):
-    """Device weights need the cuda backend: refuse instead of silently copying them every call."""
-    if any(is_device_array(a) for a in arrays) and backend.current_backend() != "cuda":
-        raise TypeError(f"{type(layer).__name__}: the weights are on the GPU but the backend is "
-                        f"{backend.current_backend()!r}; use fastdl.set_backend('cuda') (or using_backend) "
-                        "or move the network back with net.to('cpu')")
+def _placed(owner, ops, a):
+    """a where backend ``ops`` computes: a itself when the backend owns it, else moved there (a
+    host network under "cuda" copies its weights at every call). A backend that cannot take it
+    (device weights under a CPU backend) is refused rather than copied back at every call."""
+    if ops.owns(a):
+        return a
+    try:
+        return ops.to_device(a)
+    except TypeError:
+        raise TypeError(f"{owner}: the weights are on the GPU but the backend is {ops.NAME!r}; use "
+                        "fastdl.set_backend('cuda') (or using_backend) or move the network back with "
+                        "net.to('cpu')") from None
+
+
+def _kept(name, a, owner):
+    """a as given when it is an array (a NumPy array, or any array with a shape and a dtype such as
+    a device array: kept, so a network's ``params`` and its layers share it), anything else (a
+    list) as a NumPy array; it must hold real numbers."""
+    if not (hasattr(a, "shape") and hasattr(a, "dtype")):
+        a = np.asarray(a)
+    if np.dtype(a.dtype).kind not in "biuf":
+        raise TypeError(f"{owner}: {name} must hold real numbers, got dtype {a.dtype}")
+    return a
 
 
 def _check_dout(layer, dout, shape, dtype):
@@ -103,15 +135,67 @@ def _check_dout(layer, dout, shape, dtype):
     if tuple(dout.shape) != tuple(shape):
         raise ValueError(f"{type(layer).__name__}.backward: dout must have the forward output's "
                          f"shape {tuple(shape)}, got {dout.shape}")
-    return dout if dtype is None else _as(dout, dtype)
+    return dout if dtype is None else _as(layer._ops, dout, dtype)
+
+
+def _shape(a):
+    return tuple(int(v) for v in a.shape)
+
+
+# -- train/eval: which layers take train_flg -------------------------------------------------
+_TAKES_TRAIN_FLG = {}        # class -> bool, filled on first use
+
+
+def takes_train_flg(layer):
+    """Whether ``layer.forward`` takes ``train_flg`` (training vs evaluation behaviour).
+
+    A class says so with the attribute ``train_flg_aware`` (True on Dropout and BatchNormalization,
+    False on the other layers here). For a class that overrides ``forward`` without declaring it
+    (a reader's own layer), the answer is whether its ``forward`` has a ``train_flg`` parameter.
+    Decided once per class."""
+    cls = type(layer)
+    known = _TAKES_TRAIN_FLG.get(cls)
+    if known is None:
+        known = _TAKES_TRAIN_FLG[cls] = _declares_train_flg(cls)
+    return known
+
+
+def _declares_train_flg(cls):
+    for klass in cls.__mro__:
+        own = vars(klass)
+        if "train_flg_aware" in own:
+            return bool(own["train_flg_aware"])
+        if "forward" in own:
+            break
+    try:
+        return "train_flg" in inspect.signature(cls.forward).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def run_forward(layer, x, train_flg):
+    """``layer.forward(x, train_flg)`` for a layer that takes ``train_flg`` (``takes_train_flg``),
+    ``layer.forward(x)`` for the others: how networks, ``fastdl compare`` and the benchmarks run a
+    layer in training (``train_flg=True``) or evaluation mode."""
+    if takes_train_flg(layer):
+        return layer.forward(x, train_flg)
+    return layer.forward(x)
 
 
 class MulLayer:
     """out = x * y (chapter 5's multiplication node)."""
+    train_flg_aware = False
 
     def __init__(self):
+        self.reset()
+
+    def reset(self):
+        """Drop the saved inputs (backward then refuses until the next forward)."""
         self.x = None
         self.y = None
+
+    def __repr__(self):
+        return "MulLayer()"
 
     def forward(self, x, y):
         self.x, self.y = x, y
@@ -123,9 +207,16 @@ class MulLayer:
 
 class AddLayer:
     """out = x + y (chapter 5's addition node)."""
+    train_flg_aware = False
 
     def __init__(self):
         pass
+
+    def reset(self):
+        """Nothing to drop: addition keeps no state."""
+
+    def __repr__(self):
+        return "AddLayer()"
 
     def forward(self, x, y):
         return x + y
@@ -136,15 +227,25 @@ class AddLayer:
 
 class Relu:
     """max(0, x). ``mask`` marks the inputs that were <= 0."""
+    train_flg_aware = False
 
     def __init__(self):
+        self.reset()
+
+    def reset(self):
+        """Drop the saved forward state (backward then refuses until the next forward)."""
         self.mask = None
         self._ops = None
-        self._fused_into = None
+
+    def __repr__(self):
+        return "Relu()"
+
+    def describe(self, x_shape):
+        """(row label, PyTorch counterpart as an expression over ``nn``) for ``fastdl compare``."""
+        return "Relu", "nn.ReLU()"
 
     def forward(self, x):
         x = float_array("x", x, owner="Relu.forward")
-        self._fused_into = None
         self._ops = backend.ops()
         out, self.mask = self._ops.relu_forward(x)
         return out
@@ -157,10 +258,22 @@ class Relu:
 
 class Sigmoid:
     """1 / (1 + exp(-x)). ``out`` keeps the forward result for backward."""
+    train_flg_aware = False
 
     def __init__(self):
+        self.reset()
+
+    def reset(self):
+        """Drop the saved forward state (backward then refuses until the next forward)."""
         self.out = None
         self._ops = None
+
+    def __repr__(self):
+        return "Sigmoid()"
+
+    def describe(self, x_shape):
+        """(row label, PyTorch counterpart as an expression over ``nn``) for ``fastdl compare``."""
+        return "Sigmoid", "nn.Sigmoid()"
 
     def forward(self, x):
         x = float_array("x", x, owner="Sigmoid.forward")
@@ -178,11 +291,11 @@ def _check_weights(owner, W, b, w_ndim):
     """Check W and b at construction; the caller's arrays are kept (not copied), so a network's
     ``params`` and its layers share them. b may be an array of W's output size, or a Python
     scalar / 0-d / 1-element array broadcast to it (the book's ch07 passes ``b = 0``)."""
-    if not is_device_array(W):
-        W = numeric_array("W", W, owner=owner)
-    if not (is_device_array(b) or isinstance(b, (np.ndarray, int, float, np.number))):
+    W = _kept("W", W, owner)
+    if not (hasattr(b, "shape") or isinstance(b, (int, float))):
         b = np.asarray(b)                          # a list: kept as an array
-    _resolve_weights(owner, W, b, w_ndim)          # the same checks as every forward
+    # the same checks as every forward (a bias to convert is read through np.asarray here)
+    _resolve_weights(owner, W, b, w_ndim, np.asarray)
     return W, b
 
 
@@ -190,33 +303,35 @@ def _out_size(W, w_ndim):
     return int(W.shape[0] if w_ndim == 4 else W.shape[1])
 
 
-def _resolve_weights(owner, W, b, w_ndim):
+def _resolve_weights(owner, W, b, w_ndim, to_host):
     """(W, b) as the kernels take them: float32/float64 arrays of one dtype, b of shape (n,).
 
     W itself when it is float32/float64 (shared, no copy); float16 and integer weights are
     computed in float32 / float64 (a converted copy per call, the arrays stored stay as they
-    are). b is converted to W's dtype and broadcast when it is not already that.
+    are). b is converted to W's dtype and broadcast when it is not already that (read on the
+    host with ``to_host``).
     """
-    if not (is_device_array(W) or (isinstance(W, np.ndarray) and W.dtype in FLOAT_DTYPES)):
-        W = float_array("W", W, w_ndim, owner=owner)
+    if not (isinstance(W, np.ndarray) and W.dtype in FLOAT_DTYPES):
+        W = float_array("W", W, w_ndim, owner=owner)          # device arrays pass as they are
     if len(W.shape) != w_ndim:
         raise ValueError(f"{owner}: W must be {w_ndim}-D, got shape {tuple(W.shape)}")
     n = _out_size(W, w_ndim)
     dt = np.dtype(W.dtype)
-    if is_device_array(b) or (isinstance(b, np.ndarray) and b.dtype == dt and b.shape == (n,)):
-        if is_device_array(b) and (np.dtype(b.dtype) != dt or tuple(b.shape) != (n,)):
-            raise TypeError(f"{owner}: the device bias b {tuple(b.shape)} {np.dtype(b.dtype)} must match "
-                            f"W ({n},) {dt}")
+    if hasattr(b, "shape") and tuple(b.shape) == (n,) and np.dtype(b.dtype) == dt:
         return W, b
-    if is_device_array(W):
-        raise TypeError(f"{owner}: W is on the GPU but b is not a device array of shape ({n},)")
-    b = np.asarray(b)
+    b = np.asarray(to_host(b))
     if b.dtype.kind not in "biuf":
         raise TypeError(f"{owner}: b must hold real numbers, got dtype {b.dtype}")
     if b.shape not in ((), (1,), (n,)):
         raise ValueError(f"{owner}: b must have shape ({n},) to match W {tuple(W.shape)} (or be a "
                          f"scalar), got shape {b.shape}")
     return W, np.ascontiguousarray(np.broadcast_to(b.astype(dt, copy=False), (n,)))
+
+
+def _weights(owner, ops, W, b, w_ndim):
+    """(W, b) as backend ``ops`` takes them: resolved (``_resolve_weights``) and placed (``_placed``)."""
+    W, b = _resolve_weights(owner, W, b, w_ndim, ops.to_host)
+    return _placed(owner, ops, W), _placed(owner, ops, b)
 
 
 #: batches up to this many rows are converted to W's dtype by Affine itself (a training batch:
@@ -226,36 +341,49 @@ _CONVERT_IN_OP_ROWS = 2048
 
 class Affine:
     """out = x @ W + b; inputs of rank > 2 are flattened to (N, -1) as in the book."""
+    train_flg_aware = False
 
     def __init__(self, W, b):
         self.W, self.b = _check_weights("Affine", W, b, 2)
-        self.x = None
-        self.original_x_shape = None
         self.dW = None
         self.db = None
+        self.reset()
+
+    def reset(self):
+        """Drop the saved forward state (backward then refuses until the next forward); dW and db stay."""
+        self.x = None
+        self.original_x_shape = None
         self._ops = None
         self._W = None          # the W of the last forward, as the kernels took it
+
+    def __repr__(self):
+        return f"Affine(W={_shape(self.W)}, {np.dtype(self.W.dtype)})"
+
+    def describe(self, x_shape):
+        """(row label, PyTorch counterpart as an expression over ``nn``) for ``fastdl compare``."""
+        d, m = _shape(self.W)
+        return f"Affine {d}x{m}", f"nn.Sequential(nn.Flatten(), nn.Linear({d}, {m}))"
 
     def forward(self, x):
         x = float_array("x", x, owner="Affine.forward")
         if len(x.shape) < 1:
             raise ValueError("Affine.forward: x must have a batch axis, got a scalar")
-        _guard_device(self, self.W)
-        W, b = _resolve_weights("Affine", self.W, self.b, 2)
+        ops = backend.ops()
+        W, b = _weights("Affine", ops, self.W, self.b, 2)
         self.original_x_shape = tuple(x.shape)
         x2 = _rows(x)
-        if is_device_array(x2) or x2.shape[0] <= _CONVERT_IN_OP_ROWS:
+        if x2.shape[0] <= _CONVERT_IN_OP_ROWS or not ops.owns(x2):
             # converted once here and kept for backward (the op would convert it again there)
-            x2 = _as(x2, W.dtype)
+            x2 = _as(ops, x2, W.dtype)
         # a larger host x of the other float dtype (an evaluation of the book's float32 images
         # by float64 weights) goes to the op as it is: the numba backend converts it block by
         # block, without a full-size copy (kernels/cpu/affine.py)
         if x2.shape[1] != W.shape[0]:
             raise ValueError(f"Affine.forward: x of shape {x.shape} has {x2.shape[1]} features per sample "
                              f"but W of shape {tuple(W.shape)} expects {W.shape[0]}")
-        self._ops = backend.ops()
+        self._ops = ops
         self.x, self._W = x2, W
-        return self._ops.affine_forward(x2, W, b)
+        return ops.affine_forward(x2, W, b)
 
     def backward(self, dout):
         _need_forward(self, "x")
@@ -278,14 +406,26 @@ class SoftmaxWithLoss:
     t: labels (N,), (N, 1) or one-hot (N, K). ``backward(dout=1)`` returns
     dout * (y - onehot(t)) / N.
     """
+    train_flg_aware = False
 
     def __init__(self):
         self.loss = None
+        self._warned = False      # the non-finite loss warning is given once per layer
+        self.reset()
+
+    def reset(self):
+        """Drop the saved forward state (backward then refuses until the next forward); ``loss`` stays."""
         self.y = None
         self.t = None
         self._labels = None
         self._ops = None
-        self._warned = False      # the non-finite loss warning is given once per layer
+
+    def __repr__(self):
+        return "SoftmaxWithLoss()"
+
+    def describe(self, x_shape):
+        """(row label, None: its PyTorch counterpart takes labels too) for ``fastdl compare``."""
+        return "SoftmaxWithLoss", None
 
     def forward(self, x, t):
         x = float_array("x", x, (1, 2), owner="SoftmaxWithLoss.forward")
@@ -321,13 +461,25 @@ class Dropout:
     global RNG (``np.random.rand``), so ``np.random.seed`` makes it
     reproducible and identical on every backend.
     """
+    train_flg_aware = True
 
     def __init__(self, dropout_ratio=0.5):
         if not 0 <= dropout_ratio < 1:
             raise ValueError(f"Dropout: dropout_ratio must be in [0, 1), got {dropout_ratio}")
         self.dropout_ratio = dropout_ratio
+        self.reset()
+
+    def reset(self):
+        """Drop the saved mask (backward then refuses until the next training forward)."""
         self.mask = None
         self._ops = None
+
+    def __repr__(self):
+        return f"Dropout(dropout_ratio={self.dropout_ratio})"
+
+    def describe(self, x_shape):
+        """(row label, PyTorch counterpart as an expression over ``nn``) for ``fastdl compare``."""
+        return f"Dropout {self.dropout_ratio}", f"nn.Dropout({self.dropout_ratio})"
 
     def forward(self, x, train_flg=True):
         x = float_array("x", x, owner="Dropout.forward")
@@ -337,10 +489,7 @@ class Dropout:
             # x * mask still works)
             self.mask = np.asarray(np.random.rand(*x.shape) > self.dropout_ratio)
             return self._ops.dropout_apply(x, self.mask)
-        scale = np.dtype(x.dtype).type(1.0 - self.dropout_ratio)
-        if is_device_array(x):                 # evaluation only; the tensors here are small
-            return self._ops.to_device(to_host(x) * scale)
-        return x * scale
+        return self._ops.scale(x, 1.0 - self.dropout_ratio)
 
     def backward(self, dout):
         _need_forward(self, "mask")
@@ -352,43 +501,62 @@ class BatchNormalization:
     """Batch normalisation (chapter 6), per feature; 4-D input is flattened to (N, C*H*W) as in the book.
 
     ``running_mean`` / ``running_var`` start at zeros (created on the first
-    forward) unless given; given arrays are copied, never modified.
+    forward, where gamma lives) unless given; given arrays are copied, never modified.
     ``eps`` is 1e-6 (the book's ``10e-7``).
     """
+    train_flg_aware = True
+    #: arrays of the layer's own (not parameters) that a network saves, loads and moves with it
+    state_attrs = ("running_mean", "running_var")
 
     def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):
         # the caller's arrays are kept (shared with a network's params); a beta of another float
         # dtype is converted to gamma's at each forward, as the bias of Affine is
-        self.gamma = gamma if is_device_array(gamma) else numeric_array("gamma", gamma, "BatchNormalization")
-        self.beta = beta if is_device_array(beta) else numeric_array("beta", beta, "BatchNormalization")
+        self.gamma = _kept("gamma", gamma, "BatchNormalization")
+        self.beta = _kept("beta", beta, "BatchNormalization")
         if len(self.gamma.shape) != 1 or tuple(self.beta.shape) != tuple(self.gamma.shape):
             raise ValueError(f"BatchNormalization: gamma and beta must be 1-D of the same shape, got "
                              f"{tuple(self.gamma.shape)} and {tuple(self.beta.shape)}")
         self.momentum = momentum
-        self.input_shape = None
         self.running_mean = self._stat("running_mean", running_mean)
         self.running_var = self._stat("running_var", running_var)
-        self.batch_size = None
         self.dgamma = None
         self.dbeta = None
+        self.reset()
+
+    def reset(self):
+        """Drop the saved forward state (backward then refuses until the next training forward);
+        the running statistics and dgamma/dbeta stay."""
+        self.input_shape = None
+        self.batch_size = None
         self._ctx = None
         self._ops = None
+
+    def __repr__(self):
+        return (f"BatchNormalization(gamma={_shape(self.gamma)}, momentum={self.momentum}, "
+                f"{np.dtype(self.gamma.dtype)})")
+
+    def describe(self, x_shape):
+        """(row label, PyTorch counterpart as an expression over ``nn``) for ``fastdl compare``."""
+        bn = (f"nn.BatchNorm1d({_shape(self.gamma)[0]}, eps={BATCHNORM_EPS}, "
+              f"momentum={1 - self.momentum:.6g})")
+        return "BatchNormalization", bn if len(x_shape) == 2 else f"nn.Sequential(nn.Flatten(), {bn})"
 
     def _stat(self, name, v):
         if v is None:
             return None
         v = np.array(v, dtype=compute_dtype(self.gamma.dtype))  # a copy: updated in place later
-        if v.shape != self.gamma.shape:
-            raise ValueError(f"BatchNormalization: {name} must have shape {self.gamma.shape}, got {v.shape}")
+        if v.shape != tuple(self.gamma.shape):
+            raise ValueError(f"BatchNormalization: {name} must have shape {tuple(self.gamma.shape)}, "
+                             f"got {v.shape}")
         return v
 
     def forward(self, x, train_flg=True):
         x = float_array("x", x, (2, 4), owner="BatchNormalization.forward")
-        _guard_device(self, self.gamma)
-        gamma = self.gamma if is_device_array(self.gamma) else float_array("gamma", self.gamma, 1)
-        beta = self.beta if is_device_array(self.beta) else _as(float_array("beta", self.beta, 1), gamma.dtype)
+        ops = backend.ops()
+        gamma = _placed("BatchNormalization", ops, float_array("gamma", self.gamma, 1))
+        beta = _placed("BatchNormalization", ops, _as(ops, float_array("beta", self.beta, 1), gamma.dtype))
         self.input_shape = tuple(x.shape)
-        x2 = _as(_rows(x), gamma.dtype)
+        x2 = _as(ops, _rows(x), gamma.dtype)
         D = x2.shape[1]
         if D != gamma.shape[0]:
             raise ValueError(f"BatchNormalization.forward: x of shape {x.shape} has {D} features per sample "
@@ -397,16 +565,14 @@ class BatchNormalization:
             raise ValueError(f"BatchNormalization.forward: the batch is empty (x has shape {x.shape}); "
                              "batch statistics of no samples are undefined (and would turn the running "
                              "mean and variance into NaN)")
-        self._ops = backend.ops()
+        self._ops = ops
         if self.running_mean is None:
-            self.running_mean = np.zeros(D, dtype=gamma.dtype)
-            self.running_var = np.zeros(D, dtype=gamma.dtype)
-            if is_device_array(self.gamma):
-                self.running_mean = self._ops.to_device(self.running_mean)
-                self.running_var = self._ops.to_device(self.running_var)
-        out, ctx = self._ops.batchnorm_forward(x2, gamma, beta, self.running_mean,
-                                               self.running_var, self.momentum, BATCHNORM_EPS,
-                                               bool(train_flg))
+            # zeros where gamma is stored: on the GPU for a network moved there; a host network
+            # run under "cuda" keeps host statistics (the op copies them in and out)
+            home = ops if ops.owns(self.gamma) else backend.ops("numpy")
+            self.running_mean, self.running_var = home.zeros_like(gamma), home.zeros_like(gamma)
+        out, ctx = ops.batchnorm_forward(x2, gamma, beta, self.running_mean, self.running_var,
+                                         self.momentum, BATCHNORM_EPS, bool(train_flg))
         if train_flg:
             self._ctx = ctx
             self.batch_size = x2.shape[0]
@@ -428,24 +594,40 @@ class Convolution:
 
     Output (N, FN, OH, OW) with OH = (H + 2*pad - FH) // stride + 1.
     """
+    train_flg_aware = False
 
     def __init__(self, W, b, stride=1, pad=0):
         self.W, self.b = _check_weights("Convolution", W, b, 4)
         self.stride, self.pad = _check_stride_pad("Convolution", stride, pad)
-        self.x = None
         self.dW = None
         self.db = None
+        self.reset()
+
+    def reset(self):
+        """Drop the saved forward state (backward then refuses until the next forward); dW and db stay."""
+        self.x = None
         self._ctx = None
         self._out_shape = None
         self._ops = None
-        self._fused_into = None
 
-    def _prepare(self, x):
-        """Checked input (in the weights' dtype), the output shape (N, FN, OH, OW) and the
-        weights as the kernels take them: ``(x, out_shape, W, b)``."""
+    def __repr__(self):
+        return (f"Convolution(W={_shape(self.W)}, stride={self.stride}, pad={self.pad}, "
+                f"{np.dtype(self.W.dtype)})")
+
+    def describe(self, x_shape):
+        """(row label, PyTorch counterpart as an expression over ``nn``) for ``fastdl compare``."""
+        FN, C, FH, FW = _shape(self.W)
+        return (f"Convolution W{FN}x{C}x{FH}x{FW} s{self.stride} p{self.pad}",
+                f"nn.Conv2d({C}, {FN}, ({FH}, {FW}), stride={self.stride}, padding={self.pad})")
+
+    def prepare(self, x, ops=None):
+        """What a forward pass starts from, for this layer and for a network's fused op
+        (``fastdl.fusion``): ``(x, out_shape, W, b)``, x checked and in the weights' dtype, the
+        output shape (N, FN, OH, OW), and the weights as backend ``ops`` (default: the current
+        one) takes them. Keeps nothing."""
+        ops = backend.ops() if ops is None else ops
         x = float_array("x", x, 4, owner="Convolution.forward")
-        _guard_device(self, self.W)
-        W, b = _resolve_weights("Convolution", self.W, self.b, 4)
+        W, b = _weights("Convolution", ops, self.W, self.b, 4)
         FN, C, FH, FW = (int(v) for v in W.shape)
         N, Cx, H, Wd = (int(v) for v in x.shape)
         if C == 0 or FH == 0 or FW == 0:
@@ -458,13 +640,13 @@ class Convolution:
         except ValueError as exc:
             raise ValueError(f"Convolution.forward: filter {FH}x{FW} does not fit input x of shape "
                              f"{x.shape} with pad {self.pad}: {exc}") from None
-        return _as(x, W.dtype), (N, FN, OH, OW), W, b
+        return _as(ops, x, W.dtype), (N, FN, OH, OW), W, b
 
     def forward(self, x):
-        x, self._out_shape, W, b = self._prepare(x)
-        self._fused_into = None
-        self._ops = backend.ops()
-        out, self._ctx = self._ops.conv_forward(x, W, b, self.stride, self.pad)
+        ops = backend.ops()
+        x, self._out_shape, W, b = self.prepare(x, ops)
+        self._ops = ops
+        out, self._ctx = ops.conv_forward(x, W, b, self.stride, self.pad)
         self.x = x
         return out
 
@@ -482,54 +664,6 @@ class Convolution:
         return dx
 
 
-class ConvBlock:
-    """Convolution -> Relu [-> Pooling] of a network run as one fused backend op.
-
-    Not a layer of the book: networks build one for each such run of their layers
-    (``Net.fuse``) and call ``forward`` / ``backward`` on it instead of on the three
-    layers. The result is the layers' own, within the backend's tolerance; the
-    backend never has to store the full-size convolution output. Afterwards
-    ``conv.dW`` / ``conv.db`` hold the gradients as usual, while the Relu and Pooling
-    keep no state (their own ``backward`` then explains this instead of running).
-    """
-
-    def __init__(self, conv, relu, pool=None):
-        self.conv, self.relu, self.pool = conv, relu, pool
-        self._ctx = None
-        self._out_shape = None
-        self._ops = None
-
-    def forward(self, x):
-        conv, pool = self.conv, self.pool
-        x, conv_shape, W, b = conv._prepare(x)
-        ops = backend.ops()
-        if pool is None:
-            out, ctx = ops.conv_relu_forward(x, W, b, conv.stride, conv.pad)
-            out_shape = conv_shape
-        else:
-            N, FN, OH, OW = conv_shape
-            out_shape = (N, FN) + pool._output_hw(N, FN, OH, OW)
-            out, ctx = ops.conv_relu_pool_forward(x, W, b, conv.stride, conv.pad,
-                                                  pool.pool_h, pool.pool_w, pool.stride, pool.pad)
-        self._ops, self._ctx, self._out_shape = ops, ctx, out_shape
-        conv.x, conv._out_shape, conv._ctx, conv._fused_into = x, conv_shape, None, self
-        self.relu.mask, self.relu._fused_into = None, self
-        if pool is not None:
-            pool.x, pool._ctx, pool._fused_into = None, None, self
-        return out
-
-    def backward(self, dout, need_dx=True):
-        """dx of the block's input (None when not need_dx); sets conv.dW and conv.db."""
-        if self._ctx is None or any(layer._fused_into is not self for layer in (self.conv, self.relu, self.pool)
-                                    if layer is not None):
-            raise RuntimeError("ConvBlock.backward called before its forward, or after one of its "
-                               "layers ran forward on its own")
-        dout = _check_dout(self.conv, dout, self._out_shape, self.conv.x.dtype)
-        fn = self._ops.conv_relu_backward if self.pool is None else self._ops.conv_relu_pool_backward
-        dx, self.conv.dW, self.conv.db = fn(dout, self._ctx, need_dx)
-        return dx
-
-
 class Pooling:
     """Max pooling over pool_h x pool_w windows; default stride 2.
 
@@ -537,6 +671,7 @@ class Pooling:
     minus infinity, so it never wins, and pad must be smaller than the window.
     On ties the first maximum in the window (row by row) wins, as in the book.
     """
+    train_flg_aware = False
 
     def __init__(self, pool_h, pool_w, stride=2, pad=0):
         self.pool_h = positive_int("pool_h", pool_h, owner="Pooling")
@@ -545,31 +680,51 @@ class Pooling:
         if self.pad >= min(self.pool_h, self.pool_w):
             raise ValueError(f"Pooling: pad ({self.pad}) must be smaller than the window "
                              f"({self.pool_h}x{self.pool_w}), or a window could hold only padding")
+        self.reset()
+
+    def reset(self):
+        """Drop the saved forward state (backward then refuses until the next forward)."""
         self.x = None
         self._ctx = None
         self._out_shape = None
         self._ops = None
-        self._fused_into = None
 
-    def _output_hw(self, N, C, H, W):
+    def __repr__(self):
+        return f"Pooling(pool_h={self.pool_h}, pool_w={self.pool_w}, stride={self.stride}, pad={self.pad})"
+
+    def describe(self, x_shape):
+        """(row label, PyTorch counterpart as an expression over ``nn``) for ``fastdl compare``."""
+        return (f"Pooling {self.pool_h}x{self.pool_w} s{self.stride} p{self.pad}",
+                f"nn.MaxPool2d(({self.pool_h}, {self.pool_w}), stride={self.stride}, padding={self.pad})")
+
+    def output_shape(self, input_shape):
+        """(N, C, OH, OW) for an input of shape (N, C, H, W); ValueError if the window does not fit."""
+        N, C, H, W = (int(v) for v in input_shape)
         try:
-            return window_output_hw(H, W, self.pool_h, self.pool_w, self.stride, self.pad)
+            OH, OW = window_output_hw(H, W, self.pool_h, self.pool_w, self.stride, self.pad)
         except ValueError as exc:
             raise ValueError(f"Pooling.forward: window {self.pool_h}x{self.pool_w} does not fit input x "
                              f"of shape {(N, C, H, W)} with pad {self.pad}: {exc}") from None
+        return N, C, OH, OW
 
     def forward(self, x):
         x = float_array("x", x, 4, owner="Pooling.forward")
-        N, C, H, W = (int(v) for v in x.shape)
-        OH, OW = self._output_hw(N, C, H, W)
-        self._fused_into = None
+        out_shape = self.output_shape(x.shape)
         self._ops = backend.ops()
         out, self._ctx = self._ops.pool_forward(x, self.pool_h, self.pool_w, self.stride, self.pad)
         self.x = x
-        self._out_shape = (N, C, OH, OW)
+        self._out_shape = out_shape
         return out
 
     def backward(self, dout):
         _need_forward(self, "_ctx")
         dout = _check_dout(self, dout, self._out_shape, self.x.dtype)
         return self._ops.pool_backward(dout, self._ctx)
+
+
+def __getattr__(name):
+    # ConvBlock lived here before fusion became a network-level plan (fastdl.fusion)
+    if name == "ConvBlock":
+        from .fusion import ConvBlock
+        return ConvBlock
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

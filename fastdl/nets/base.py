@@ -11,11 +11,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .. import backend
+from .. import backend, fusion
 from .._files import atomic_write
-from .._checks import finite, is_device_array, numeric_array, to_host
+from .._checks import finite
 from ..gradient import numerical_gradient as _numerical_gradient
-from ..layers import BatchNormalization, Convolution, ConvBlock, Dropout, Pooling, Relu
+from ..layers import _as, _kept, run_forward
 
 _FORMAT_KEY = "__fastdl_params__"
 _META_KEY = "__fastdl_meta__"
@@ -27,6 +27,7 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 
 def _one_line(exc):
+    # fastdl/cli.py and fastdl/search/_trial.py have their own copies of this
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -95,6 +96,10 @@ def read_meta(file_name):
     return meta
 
 
+#: the backend whose memory each device of ``Net.to`` names
+_BACKEND_OF_DEVICE = {"cpu": "numpy", "cuda": "cuda"}
+
+
 def make_dtype(dtype):
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
@@ -107,7 +112,7 @@ class Net:
 
     weight_decay_lambda = 0
     #: Run each Convolution -> Relu [-> Pooling] of the layers as one fused backend op in
-    #: predict / loss / accuracy / gradient (``layers.ConvBlock``): the same results as layer by
+    #: predict / loss / accuracy / gradient (``fastdl.fusion``): the same results as layer by
     #: layer, without storing the full-size activations. Set ``net.fuse = False`` to run the
     #: layers one by one, e.g. to inspect a Relu's ``mask`` after a forward pass.
     fuse = True
@@ -115,41 +120,32 @@ class Net:
     device = "cpu"         # where params live: "cpu" (NumPy arrays) or "cuda" (device arrays)
     _decayed = ()          # names of the weights that weight decay applies to
 
+    def __repr__(self):
+        n = sum(int(np.prod(tuple(v.shape), dtype=np.int64)) for v in self.params.values())
+        head = (f"{type(self).__name__}({np.dtype(self.dtype)}, {n:,} parameters"
+                + (f", on {self.device}" if self.device != "cpu" else "") + ")")
+        names = self.layers.keys() if isinstance(self.layers, dict) else range(len(self.layers))
+        lines = [f"  {name}: {layer!r}" for name, layer in zip(names, self._layer_list())]
+        return "\n".join([head] + lines + [f"  last_layer: {self.last_layer!r}"])
+
     # -- the forward pass ------------------------------------------------------------
     def _layer_list(self):
         return list(self.layers.values()) if isinstance(self.layers, dict) else list(self.layers)
 
     def _input(self, x):
-        if is_device_array(x):
-            return x
-        x = numeric_array("x", x, owner=f"{type(self).__name__}")
-        return x if x.dtype == self.dtype else x.astype(self.dtype)
+        return _as(backend.ops(), _kept("x", x, type(self).__name__), self.dtype)
 
     def _plan(self):
-        """The layers in order, with each Convolution -> Relu [-> Pooling] run replaced by one
-        ConvBlock when ``fuse`` is on (exact classes only: subclasses run on their own)."""
+        """The steps of a forward pass: the layers in order, or with ``fuse`` on, the plan of
+        ``fastdl.fusion`` (each Convolution -> Relu [-> Pooling] run as one ConvBlock)."""
         layers = self._layer_list()
-        if not self.fuse:
-            return layers
-        plan, i = [], 0
-        while i < len(layers):
-            if type(layers[i]) is Convolution and i + 1 < len(layers) and type(layers[i + 1]) is Relu:
-                pool = layers[i + 2] if i + 2 < len(layers) and type(layers[i + 2]) is Pooling else None
-                plan.append(ConvBlock(layers[i], layers[i + 1], pool))
-                i += 2 if pool is None else 3
-            else:
-                plan.append(layers[i])
-                i += 1
-        return plan
+        return fusion.plan(layers) if self.fuse else layers
 
     def _forward(self, x, train_flg):
         x = self._input(x)
         self._last_plan = plan = self._plan()
-        for layer in plan:
-            if isinstance(layer, (Dropout, BatchNormalization)):
-                x = layer.forward(x, train_flg)
-            else:
-                x = layer.forward(x)
+        for step in plan:
+            x = run_forward(step, x, train_flg)
         return x
 
     def predict(self, x, train_flg=False):
@@ -160,21 +156,21 @@ class Net:
         lam = self.weight_decay_lambda
         if not lam:
             return 0
-        total = sum(np.sum(self.params[k] * self.params[k]) for k in self._decayed)
+        to_host = backend.ops().to_host
+        total = sum(np.sum(w * w) for w in (to_host(self.params[k]) for k in self._decayed))
         return self.dtype.type(0.5 * lam) * total
 
     def loss(self, x, t, train_flg=False):
         """Mean cross-entropy of the predictions (plus weight decay where the net has it)."""
         y = self._forward(x, train_flg)
-        if not is_device_array(y) and not np.isfinite(y).all():
+        if not backend.ops().all_finite(y):
             self._check_data(x)
         return self.last_layer.forward(y, t) + self._weight_decay()
 
     def _check_data(self, x):
         """Called when the scores hold NaN or infinity: NaN in the data handed in is reported
         (ValueError); NaN that arose in the computation (diverged weights) flows on."""
-        if not is_device_array(x):
-            finite("the input x", np.asarray(x), owner=type(self).__name__)
+        finite("the input x", np.asarray(backend.ops().to_host(x)), owner=type(self).__name__)
 
     def accuracy(self, x, t, batch_size=100):
         """Fraction of correct predictions over every sample of x (batches of ``batch_size``;
@@ -189,6 +185,7 @@ class Net:
         if n == 0:
             raise ValueError(f"{type(self).__name__}.accuracy: x is empty")
         correct = 0
+        to_host = backend.ops().to_host
         for i in range(0, n, batch_size):
             y = to_host(self._forward(x[i:i + batch_size], False))     # predictions come out
             if not np.isfinite(y).all():
@@ -208,21 +205,19 @@ class Net:
         for layer in reversed(plan[1:]):
             dout = layer.backward(dout)
         first = plan[0]
-        # the gradient with respect to the input is not needed: skip it where a layer can
-        if isinstance(first, ConvBlock):
-            first.backward(dout, need_dx=False)
-        elif hasattr(first, "backward_params"):
+        # the gradient with respect to the input is not needed: skip it where a step can
+        if hasattr(first, "backward_params"):
             first.backward_params(dout)
         else:
             first.backward(dout)
         grads = {}
         lam = self.weight_decay_lambda
-        if lam and self.device == "cuda":
-            raise NotImplementedError("weight decay is not supported on the GPU yet; train on the CPU")
+        ops = backend.ops()
         for key, (layer, attr) in self._grad_of.items():
             g = getattr(layer, attr)
             if lam and key in self._decayed:
-                g = g + self.dtype.type(lam) * self.params[key]
+                # computed on the host (identities there; copies for a network on the GPU)
+                g = ops.to_device(ops.to_host(g) + self.dtype.type(lam) * ops.to_host(self.params[key]))
             grads[key] = g
         return grads
 
@@ -236,7 +231,8 @@ class Net:
 
     # -- moving between host and GPU --------------------------------------------------
     def to(self, device):
-        """Move the parameters (and batch-norm statistics) to ``"cuda"`` or back to ``"cpu"``.
+        """Move the parameters (and the layers' own arrays, e.g. batch-norm statistics) to
+        ``"cuda"`` or back to ``"cpu"``.
 
         On ``"cuda"``, ``params`` holds numba device arrays, shared with the layers as on the CPU;
         gradients and optimizer state are created on the device, and only mini-batches go in and
@@ -245,12 +241,13 @@ class Net:
         parameters). ``net.to("cpu")`` brings NumPy arrays back. Returns the net.
         """
         device = str(device).lower()
-        if device == "cuda":
-            convert = backend.ops("cuda").to_device
-        elif device in ("cpu", "host"):
-            device, convert = "cpu", to_host
-        else:
+        device = "cpu" if device == "host" else device
+        if device not in _BACKEND_OF_DEVICE:
             raise ValueError(f"device must be 'cuda' or 'cpu', got {device!r}")
+        target = backend.ops(_BACKEND_OF_DEVICE[device])
+
+        def convert(a):
+            return a if target.owns(a) else target.to_device(target.to_host(a))
         moved = {}
         for key, val in self.params.items():
             new = convert(val)
@@ -261,9 +258,10 @@ class Net:
                 val = getattr(layer, attr, None)
                 if val is not None and id(val) in moved:
                     setattr(layer, attr, moved[id(val)])
-            if isinstance(layer, BatchNormalization) and layer.running_mean is not None:
-                layer.running_mean = convert(layer.running_mean)
-                layer.running_var = convert(layer.running_var)
+            for attr in getattr(layer, "state_attrs", ()):
+                val = getattr(layer, attr, None)
+                if val is not None:
+                    setattr(layer, attr, convert(val))
         self.device = device
         return self
 
@@ -273,9 +271,10 @@ class Net:
         arrays = dict(self.params)
         names = self.layers.items() if isinstance(self.layers, dict) else enumerate(self.layers)
         for name, layer in names:
-            if isinstance(layer, BatchNormalization) and layer.running_mean is not None:
-                arrays[f"{name}.running_mean"] = layer.running_mean
-                arrays[f"{name}.running_var"] = layer.running_var
+            for attr in getattr(layer, "state_attrs", ()):
+                val = getattr(layer, attr, None)
+                if val is not None:
+                    arrays[f"{name}.{attr}"] = val
         return arrays
 
     def save_params(self, file_name="params.npz", meta=None):
@@ -290,6 +289,7 @@ class Net:
         ``meta``: an optional JSON-serialisable dict stored alongside (see ``read_meta``)."""
         import json
         path = os.fspath(file_name)
+        to_host = backend.ops().to_host
         arrays = {k: to_host(v) for k, v in self._state_arrays().items()}
         arrays[_FORMAT_KEY] = np.array([_FORMAT_VERSION])
         if meta is not None:
@@ -355,10 +355,9 @@ class Net:
                 raise ValueError(f"{path}: {key} is not an array of finite numbers")
             checked[key] = val
         for key, val in checked.items():
-            if is_device_array(own[key]):
-                own[key].copy_to_device(np.ascontiguousarray(val, dtype=own[key].dtype))
-            else:
-                own[key][...] = val
+            dst = own[key]
+            # in place, wherever dst lives (NumPy's and numba's device arrays both take this)
+            dst[tuple(slice(None) for _ in dst.shape)] = np.ascontiguousarray(val, dtype=dst.dtype)
 
 
 def init_scale(weight_init_std, fan_in):
