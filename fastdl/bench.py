@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from .layers import run_forward
 from .nets import DeepConvNet, SimpleConvNet
 from .optimizers import Adam
 
@@ -54,7 +55,7 @@ def step_flops(net="simple", batch_size=100):
     total = 0
     layers = model._layer_list()
     for i, layer in enumerate(layers):
-        y = layer.forward(x) if not hasattr(layer, "dropout_ratio") else layer.forward(x, False)
+        y = run_forward(layer, x, False)
         W = getattr(layer, "W", None)
         if W is not None:
             if W.ndim == 4:

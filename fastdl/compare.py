@@ -13,9 +13,9 @@ import tempfile
 
 import numpy as np
 
-from . import backend, torch_peer
+from . import backend, fusion, torch_peer
 from .bench import NETS, build, median_time, train_step
-from .layers import (Affine, BatchNormalization, ConvBlock, Convolution, Dropout, Pooling, Relu, Sigmoid)
+from .layers import run_forward
 
 #: a difference above TOL * (largest magnitude of the reference's same result) marks a mismatch;
 #: summation order alone moves float32 results by about 1e-6 of that, float64 by about 1e-15
@@ -23,36 +23,17 @@ TOL = {"float32": 1e-4, "float64": 1e-10}
 
 
 def _describe(layer, x):
-    if isinstance(layer, Convolution):
-        W = layer.W.shape
-        return (f"Convolution W{W[0]}x{W[1]}x{W[2]}x{W[3]} s{layer.stride} p{layer.pad}",
-                {"kind": "conv", "x": list(x.shape), "W": list(W), "stride": layer.stride, "pad": layer.pad})
-    if isinstance(layer, Pooling):
-        return (f"Pooling {layer.pool_h}x{layer.pool_w} s{layer.stride} p{layer.pad}",
-                {"kind": "pool", "x": list(x.shape), "ph": layer.pool_h, "pw": layer.pool_w,
-                 "stride": layer.stride, "pad": layer.pad})
-    if isinstance(layer, Affine):
-        return (f"Affine {layer.W.shape[0]}x{layer.W.shape[1]}",
-                {"kind": "affine", "x": list(x.shape), "W": list(layer.W.shape)})
-    if isinstance(layer, Relu):
-        return "Relu", {"kind": "relu", "x": list(x.shape)}
-    if isinstance(layer, Sigmoid):
-        return "Sigmoid", {"kind": "sigmoid", "x": list(x.shape)}
-    if isinstance(layer, Dropout):
-        return f"Dropout {layer.dropout_ratio}", {"kind": "dropout", "x": list(x.shape),
-                                                   "ratio": layer.dropout_ratio}
-    if isinstance(layer, BatchNormalization):
-        return "BatchNormalization", {"kind": "batchnorm", "x": list(x.shape)}
-    return type(layer).__name__, {"kind": "other", "x": list(x.shape)}
+    """(row label, spec for the PyTorch peer): each layer describes itself (``describe``); a layer
+    without that method is labelled with its class name and has no peer."""
+    describe = getattr(layer, "describe", None)
+    label, peer = describe(tuple(x.shape)) if describe is not None else (type(layer).__name__, None)
+    return label, {"x": list(x.shape), "torch": peer}
 
 
 def _fwd_bwd(layer, x, dout):
     """Forward (training mode) and backward; returns every result array."""
     np.random.seed(123)                           # the same dropout mask on every backend
-    if isinstance(layer, (Dropout, BatchNormalization)):
-        out = layer.forward(x, True)
-    else:
-        out = layer.forward(x)
+    out = run_forward(layer, x, True)
     dx = layer.backward(dout)
     res = [out, dx]
     for attr in ("dW", "db", "dgamma", "dbeta"):
@@ -110,7 +91,7 @@ def _block_rows(model, inputs, douts, backends, dtype, repeat, say):
     layers = model._layer_list()
     where = {id(layer): i for i, layer in enumerate(layers)}
     rows = []
-    for blk in (b for b in model._plan() if isinstance(b, ConvBlock)):
+    for blk in (step for step in fusion.plan(layers) if isinstance(step, fusion.ConvBlock)):
         i0, i1 = where[id(blk.conv)], where[id(blk.pool if blk.pool is not None else blk.relu)]
         label = f"{i0 + 1:2d}-{i1 + 1} fused Conv+Relu" + ("+Pool" if blk.pool is not None else "")
         rows.append(({"net": type(model).__name__, "what": label, "shape": list(inputs[i0].shape),
@@ -157,15 +138,14 @@ def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends
                 h = np.ascontiguousarray(h)
                 inputs.append(h)
                 np.random.seed(123)
-                h = layer.forward(h, True) if isinstance(layer, (Dropout, BatchNormalization)) else layer.forward(h)
+                h = run_forward(layer, h, True)
         rng = np.random.default_rng(1)
         rows, specs, douts = [], [], []
         for i, (layer, xin) in enumerate(zip(model._layer_list(), inputs)):
             label, spec = _describe(layer, xin)
             with backend.using_backend("numpy"):
                 np.random.seed(123)
-                out = layer.forward(xin) if not isinstance(layer, (Dropout, BatchNormalization)) else \
-                    layer.forward(xin, True)
+                out = run_forward(layer, xin, True)
             douts.append(rng.standard_normal(out.shape).astype(dtype))
             rows.append({"net": NETS[net_name].__name__, "what": f"{i + 1:2d} {label}", "shape": list(xin.shape),
                          "times": {}, "diff": {}, "ok": True})

@@ -81,33 +81,20 @@ def step_ms(net, dtype, batch, repeat):
 
 
 def layer_ms(spec, dtype, repeat):
-    """spec: list of {"kind": conv|pool|relu|affine|dropout|sigmoid, "x": shape, ...}; None for kinds
-    without a PyTorch counterpart here."""
+    """spec: list of {"x": input shape, "torch": a PyTorch module as an expression over ``nn``, or
+    None}, as each fastdl layer's ``describe`` writes it (``fastdl compare``); None for the
+    entries without a counterpart. The expressions are evaluated with only ``nn`` in scope."""
     import torch
     from torch import nn
     dt = getattr(torch, dtype)
     out = []
     for s in spec:
-        x = torch.rand(*s["x"], dtype=dt, requires_grad=True)
-        kind = s["kind"]
-        if kind == "conv":
-            fn, c, fh, fw = s["W"]
-            mod = nn.Conv2d(c, fn, (fh, fw), stride=s["stride"], padding=s["pad"]).to(dt)
-        elif kind == "pool":
-            mod = nn.MaxPool2d((s["ph"], s["pw"]), stride=s["stride"], padding=s["pad"])
-        elif kind == "relu":
-            mod = nn.ReLU()
-        elif kind == "sigmoid":
-            mod = nn.Sigmoid()
-        elif kind == "dropout":
-            mod = nn.Dropout(s["ratio"])
-        elif kind == "affine":
-            d, m = s["W"]
-            lin = nn.Linear(d, m).to(dt)
-            mod = nn.Sequential(nn.Flatten(), lin)
-        else:
+        expr = s.get("torch")
+        if expr is None:
             out.append(None)
             continue
+        mod = eval(expr, {"__builtins__": {}}, {"nn": nn}).to(dt)    # noqa: S307 (our own spec file)
+        x = torch.rand(*s["x"], dtype=dt, requires_grad=True)
         y = mod(x)
         g = torch.rand_like(y)
 
