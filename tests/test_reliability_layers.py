@@ -1,4 +1,4 @@
-"""Reliability campaign (issue #12), "layers x bad inputs x backends" for the layers that are not
+"""Reliability campaign, "layers x bad inputs x backends" for the layers that are not
 convolutions, and the same campaign's threads, processes and memory items.
 
 A sample of the campaign, kept to under a minute. For Relu, Sigmoid, Affine, SoftmaxWithLoss,

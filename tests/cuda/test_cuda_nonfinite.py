@@ -1,5 +1,5 @@
 """NaN, infinity and empty inputs on the cuda backend: NaN/±Inf land where the reference puts them
-(issue #12's rule for every backend), on tiny shapes for the simulator."""
+(the rule every backend follows), on tiny shapes for the simulator."""
 import numpy as np
 import pytest
 
