@@ -22,9 +22,10 @@ import sys
 
 def complete(module_name):
     """Give backend package ``module_name`` every op of the spec it does not define itself,
-    bound to the package from ``composite`` (each marked ``fn.composite = True``). Returns the
-    names filled in. Raises TypeError for an op of the spec that neither the package nor
-    ``composite`` defines."""
+    bound to the package (each marked ``fn.composite = True``): the op's definition in
+    ``composite`` where there is one, else the reference kernel run on the host
+    (``composite.via_reference``). Returns the names filled in. Raises TypeError when the
+    reference itself lacks an op that has no composite definition."""
     from . import composite
     from .spec import TABLE
     module = sys.modules[module_name]
@@ -34,8 +35,10 @@ def complete(module_name):
             continue
         definition = getattr(composite, op.name, None)
         if definition is None:
-            raise TypeError(f"backend {module_name} does not define op {op.name!r} and there is no "
-                            "composite definition of it in fastdl.kernels.composite")
+            if module_name == composite.REFERENCE:
+                raise TypeError(f"the reference backend must define op {op.name!r}: it has no "
+                                "composite definition in fastdl.kernels.composite")
+            definition = composite.via_reference(op)
         setattr(module, op.name, _bind(definition, module))
         filled.append(op.name)
     module.COMPOSITE_OPS = tuple(filled)

@@ -7,6 +7,10 @@ every op the package leaves out, so these definitions are also what the ops *mea
 * ``conv_relu_*`` is Convolution then Relu, ``conv_relu_pool_*`` adds max Pooling. The numba
   backend has real fused kernels for stride 1 (and composes its own ops for the rest); the
   reference and cuda backends use these.
+* Any other op a backend leaves out runs the reference backend's kernel on the host
+  (``via_reference``): its arrays are brought to the host, the NumPy kernel runs, and what
+  it returns goes back to the backend's memory (nothing moves on a host backend). So a new
+  op needs only its reference kernel to run everywhere; a fast kernel is an optimisation.
 * The device-placement ops, for host backends (NumPy arrays in, NumPy arrays out): ``owns``
   is "not a device array", ``to_device`` the identity, ``to_host``/``zeros_like``/``astype``
   NumPy's. The cuda backend defines its own. ``scale`` and ``all_finite`` go through
@@ -15,6 +19,9 @@ every op the package leaves out, so these definitions are also what the ops *mea
 import numpy as np
 
 from .arrays import is_device_array, to_host as _to_host
+
+#: the package whose kernels define every op that has no composite definition here
+REFERENCE = "fastdl.kernels.reference"
 
 
 # -- fused blocks ------------------------------------------------------------------------
@@ -74,3 +81,37 @@ def scale(ops, x, s):
 
 def all_finite(ops, a):
     return bool(np.isfinite(ops.to_host(a)).all())
+
+
+# -- any other op: the reference kernel, on the host --------------------------------------------
+def via_reference(op):
+    """A definition of spec entry ``op`` (``spec.Op``) for a backend without a kernel for it:
+    the reference kernel on host copies of the arguments, its array results moved back to the
+    backend (``ctx`` stays on the host, for the same backend's backward). An update op (in
+    place) is refused on arrays the host cannot update in place."""
+    import importlib
+    import inspect
+
+    names = [n.strip() for n in op.returns.split(",") if n.strip()]
+
+    ref = getattr(importlib.import_module(REFERENCE), op.name)
+
+    def definition(ops, *args, **kwargs):
+        if op.family == "optim" and any(is_device_array(a) for a in args):
+            raise TypeError(f"backend {ops.NAME!r} has no {op.name} kernel, and the reference "
+                            "cannot update its arrays in place")
+        result = ref(*[_to_host(a) for a in args], **{k: _to_host(v) for k, v in kwargs.items()})
+        if not isinstance(result, tuple):
+            return _back(ops, result)
+        return tuple(v if n == "ctx" else _back(ops, v) for n, v in zip(names, result))
+
+    ref_sig = inspect.signature(ref)
+    params = [inspect.Parameter("ops", inspect.Parameter.POSITIONAL_ONLY)] + list(ref_sig.parameters.values())
+    definition.__signature__ = ref_sig.replace(parameters=params)
+    definition.__name__ = definition.__qualname__ = op.name
+    definition.__doc__ = f"{op.name}{op.signature}: the reference kernel, run on the host."
+    return definition
+
+
+def _back(ops, v):
+    return ops.to_device(v) if isinstance(v, np.ndarray) else v

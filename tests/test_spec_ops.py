@@ -68,3 +68,38 @@ def test_device_placement_ops_on_host_backends_are_identities(name):
     s = ops.scale(x, 0.5)
     assert s.dtype == np.float32 and np.array_equal(s, x * np.float32(0.5))
     assert ops.all_finite(x) and not ops.all_finite(np.array([1.0, np.nan]))
+
+
+def test_a_backend_with_no_kernels_runs_every_op_through_the_reference(monkeypatch):
+    """What a new op gets on a backend without a kernel for it: ``complete`` fills it in from
+    its composite definition or, failing that, the reference kernel run on the host."""
+    import inspect
+    import sys
+    import types
+
+    from fastdl.kernels import complete
+    from fastdl.kernels.spec import OPS
+    empty = types.ModuleType("fastdl_test_empty_backend")
+    empty.NAME = "empty"
+    monkeypatch.setitem(sys.modules, empty.__name__, empty)
+    filled = complete(empty.__name__)
+    assert set(filled) == set(OPS)
+    for name, sig in OPS.items():
+        fn = getattr(empty, name)
+        assert fn.composite and str(inspect.signature(fn)) == sig, name
+    for op in TABLE:
+        cases = examples.op_cases(op.name)
+        if cases:
+            check_op(op.name, cases[0][1], [empty], "float64", True)
+
+
+def test_the_reference_must_define_every_op_without_a_composite(monkeypatch):
+    import sys
+    import types
+
+    from fastdl.kernels import complete
+    from fastdl.kernels.composite import REFERENCE
+    fake = types.ModuleType(REFERENCE)
+    monkeypatch.setitem(sys.modules, REFERENCE, fake)
+    with pytest.raises(TypeError, match="reference backend must define op 'im2col'"):
+        complete(REFERENCE)
