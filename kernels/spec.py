@@ -49,6 +49,10 @@ pool_forward(x, pool_h, pool_w, stride, pad)
     as minus infinity; on ties the first maximum in (ky, kx) order wins.
 pool_backward(dout, ctx)
     dout (N, C, OH, OW) -> dx (N, C, H, W)
+avg_pool_forward(x, pool_h, pool_w, stride, pad) -> (out, ctx)
+avg_pool_backward(dout, ctx) -> dx
+    average pooling: each window's mean, zero padding included in the divisor
+    (pool_h * pool_w for every window, as PyTorch's AvgPool2d by default).
 relu_forward(x) -> (out, mask)          mask = (x <= 0), bool, same shape
 relu_backward(dout, mask) -> dx         dx = dout where not mask, else 0
 sigmoid_forward(x) -> out               out = 1 / (1 + exp(-x))
@@ -128,6 +132,8 @@ TABLE = (
        "conv_relu_pool_forward"),
     Op("pool_forward", "(x, pool_h, pool_w, stride, pad)", "pool", "out, ctx"),
     Op("pool_backward", "(dout, ctx)", "pool", "dx", "pool_forward"),
+    Op("avg_pool_forward", "(x, pool_h, pool_w, stride, pad)", "pool", "out, ctx"),
+    Op("avg_pool_backward", "(dout, ctx)", "pool", "dx", "avg_pool_forward"),
     Op("relu_forward", "(x)", "elementwise", "out, mask"),
     Op("relu_backward", "(dout, mask)", "elementwise", "dx", "relu_forward"),
     Op("sigmoid_forward", "(x)", "elementwise", "out"),

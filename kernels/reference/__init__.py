@@ -4,14 +4,14 @@ The fused conv ops and the device-placement ops are the composite definitions
 (``fastdl.kernels.composite``), filled in by ``complete`` below.
 """
 from .. import complete as _complete
-from .conv import im2col, col2im, conv_forward, conv_backward
-from .pool import pool_forward, pool_backward
-from .activations import relu_forward, relu_backward, sigmoid_forward, sigmoid_backward, dropout_apply
-from .affine import affine_forward, affine_backward
-from .loss import softmax, softmax_loss_forward, softmax_loss_backward
-from .batchnorm import batchnorm_forward, batchnorm_backward
-from .optim import (sgd_update, momentum_update, nesterov_update, adagrad_update,
-                    rmsprop_update, adam_update)
+# each module's __all__ lists its ops, so a new op is added in its module only
+from .conv import *  # noqa: F401,F403
+from .pool import *  # noqa: F401,F403
+from .activations import *  # noqa: F401,F403
+from .affine import *  # noqa: F401,F403
+from .loss import *  # noqa: F401,F403
+from .batchnorm import *  # noqa: F401,F403
+from .optim import *  # noqa: F401,F403
 
 NAME = "numpy"
 

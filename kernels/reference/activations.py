@@ -1,6 +1,8 @@
 """Element-wise activations and the dropout mask product (reference backend)."""
 import numpy as np
 
+__all__ = ["relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "dropout_apply"]
+
 
 def relu_forward(x):
     """-> (out, mask) with mask = x <= 0 and out = x where not mask, else 0."""

@@ -1,5 +1,7 @@
 """Fully connected layer (reference backend)."""
 
+__all__ = ["affine_forward", "affine_backward"]
+
 
 def affine_forward(x, W, b):
     """x (N, D) @ W (D, M) + b (M,) -> (N, M), in W's dtype (x is converted if it differs)."""

@@ -6,6 +6,8 @@ out = gamma * xn + beta.
 """
 import numpy as np
 
+__all__ = ["batchnorm_forward", "batchnorm_backward"]
+
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, train_flg):
     """x (N, D) -> (out (N, D), ctx); running statistics updated in place when training."""

@@ -8,6 +8,8 @@ import numpy as np
 
 from ..shapes import window_output_hw
 
+__all__ = ["im2col", "col2im", "conv_forward", "conv_backward"]
+
 
 def _windows(x, filter_h, filter_w, stride, pad, fill):
     """Copy every window of x into an array (N, OH, OW, C, FH, FW); padding holds ``fill``."""

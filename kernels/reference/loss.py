@@ -3,6 +3,8 @@ import numpy as np
 
 from ..spec import LOG_EPS
 
+__all__ = ["softmax", "softmax_loss_forward", "softmax_loss_backward"]
+
 
 def softmax(x):
     """Softmax along the last axis; the row maximum is subtracted first, so large scores do not overflow."""

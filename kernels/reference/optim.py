@@ -7,6 +7,8 @@ import numpy as np
 
 from ..spec import OPT_EPS
 
+__all__ = ["sgd_update", "momentum_update", "nesterov_update", "adagrad_update", "rmsprop_update", "adam_update"]
+
 
 def sgd_update(param, grad, lr):
     dt = param.dtype.type
