@@ -514,7 +514,7 @@ def test_numba_kernels_leave_numpys_blas_threads_as_they_were():
     if "numba" not in FAST_BACKENDS:
         pytest.skip("numba backend not available")
     from fastdl.kernels.cpu import _blas
-    before = _blas.blas_threads()
+    before = _blas.numpy_openblas_threads()
     if before is None:
         pytest.skip("kernels use the np.dot fallback here")
     cpu = backend.ops("numba")
@@ -525,4 +525,4 @@ def test_numba_kernels_leave_numpys_blas_threads_as_they_were():
         out, ctx = cpu.conv_forward(x, W, np.zeros(6, np.float32), 1, 1)
         cpu.conv_backward(out, ctx)
         cpu.affine_backward(np.ones((8, 3), np.float32), x.reshape(8, -1), np.ones((324, 3), np.float32))
-        assert _blas.blas_threads() == before
+        assert _blas.numpy_openblas_threads() == before

@@ -165,8 +165,9 @@ def blas_for(chunks):
     return single_threaded_blas() if chunks > 1 else contextlib.nullcontext()
 
 
-def blas_threads():
-    """Current thread count of the BLAS the kernels call (None for the fallback)."""
+def numpy_openblas_threads():
+    """The thread count NumPy's OpenBLAS (the BLAS the kernels call) is set to now; None when the
+    kernels use the fallback products instead."""
     return None if _THREADS is None else _THREADS[0]()
 
 

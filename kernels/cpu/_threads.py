@@ -6,8 +6,8 @@ whose worker threads keep spinning on their core for a while after each parallel
 x86 CPUs). NumPy's OpenBLAS does the same after each of its threaded calls. On a
 2-core machine the two kinds of spinning threads take each other's core, so a
 reader's loop of ``x @ W`` (NumPy) followed by a fastdl kernel waited for the
-scheduler at every switch: 8 ms per iteration instead of 0.2 (measured here; the
-issue that introduced this reports 8-12 ms). Another process on a core hurts in the
+scheduler at every switch: 8 ms per iteration instead of 0.2 (measured here; 8-12 ms
+on the other machines it was measured on). Another process on a core hurts in the
 same way. ``quiet_openmp`` therefore loads Numba's OpenMP layer with
 ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep as soon as a loop ends and are woken for
 the next), measured to cost nothing on fastdl's own training steps, then removes
@@ -20,8 +20,8 @@ Numba's ``np.dot`` inside an ``@njit`` function calls the BLAS that SciPy
 ships (through ``scipy.linalg.cython_blas``); the kernels' fallback products
 (``_blas``, used where NumPy's OpenBLAS cannot be called) use it from every
 Numba thread at once. If that BLAS also started its own threads, 2 Numba
-threads x 2 BLAS threads would fight over 2 cores (the issue reports the
-median SimpleConvNet step more than doubling), so SciPy's BLAS is set to one
+threads x 2 BLAS threads would fight over 2 cores (the median SimpleConvNet
+step then more than doubles), so SciPy's BLAS is set to one
 thread when the backend chooses that fallback (SciPy is not even imported otherwise:
 it took 0.3 s of the backend's 1.1 s load). NumPy's OpenBLAS, which the kernels normally
 call, is handled per kernel call in ``_blas``.
@@ -107,8 +107,8 @@ def limit_blas_in_parallel_regions():
             lib.set_num_threads(1)
 
 
-def blas_threads():
-    """(library file name, threads) of every BLAS loaded in this process."""
+def loaded_blas_threads():
+    """(library file name, threads) of every BLAS loaded in this process (threadpoolctl's view)."""
     from threadpoolctl import threadpool_info
     return [(os.path.basename(d["filepath"]), d["num_threads"]) for d in threadpool_info()
             if d["user_api"] == "blas"]
