@@ -101,8 +101,8 @@ def test_numba_stride1_convolution_both_product_paths(min_c, dtype, rng, monkeyp
     threads); force each path on every stride-1 case."""
     if "numba" not in FAST_BACKENDS:
         pytest.skip("numba backend not available")
-    from fastdl.kernels.cpu import _chunks, conv as cpu_conv
-    monkeypatch.setattr(cpu_conv, "SHIFT_MIN_C", min_c)
+    from fastdl.kernels.cpu import _chunks, conv_s1
+    monkeypatch.setattr(conv_s1, "SHIFT_MIN_C", min_c)
     with _chunks.forced("parallel"):
         _both_product_paths(dtype, rng)
 

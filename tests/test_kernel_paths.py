@@ -225,7 +225,7 @@ def test_conv_thresholds(cpu, chunks, dtype, stride):
 
 @pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
 def test_im2col_col2im_thresholds(cpu, chunks, dtype):
-    from fastdl.kernels.cpu import conv as C
+    from fastdl.kernels.cpu import columns as C
     rng = np.random.default_rng(6)
     per_image = 16 * 16 * 9
     for N in (C.MIN_PARALLEL_COPY // per_image, C.MIN_PARALLEL_COPY // per_image + 1):

@@ -42,9 +42,9 @@ def cpu():
 
 
 def _force(mode, shifted, monkeypatch):
-    from fastdl.kernels.cpu import _chunks, conv
+    from fastdl.kernels.cpu import _chunks, conv_s1
     if shifted:                      # the stride-1 per-tap products, whatever the channel count
-        monkeypatch.setattr(conv, "SHIFT_MIN_C", 1)
+        monkeypatch.setattr(conv_s1, "SHIFT_MIN_C", 1)
     return _chunks.forced(mode)
 
 

@@ -48,12 +48,13 @@ _complete(__name__)      # the ops without a kernel here (device placement) from
 
 
 def compiled_kernels():
-    """name -> dispatcher of every @njit kernel of this backend (for tests and benchmarks)."""
+    """``module.name`` -> dispatcher of every @njit kernel of this backend, under the module that
+    defines it (for tests and benchmarks)."""
     from numba.core.registry import CPUDispatcher
-    from . import activations, affine, batchnorm, conv, fused, loss, optim, pool
+    from . import _extrows, activations, affine, batchnorm, columns, conv, conv_s1, fused, loss, optim, pool
     out = {}
-    for mod in (conv, fused, pool, activations, affine, loss, batchnorm, optim):
+    for mod in (columns, conv, conv_s1, _extrows, fused, pool, activations, affine, loss, batchnorm, optim):
         for name, obj in vars(mod).items():
-            if isinstance(obj, CPUDispatcher):
+            if isinstance(obj, CPUDispatcher) and obj.py_func.__module__ == mod.__name__:
                 out[f"{mod.__name__.rsplit('.', 1)[-1]}.{name}"] = obj
     return out

@@ -7,11 +7,11 @@ full-size (N, FN, OH, OW) activation is never written, re-read by Relu, written
 again and read by Pooling (13.8 MB per pass for SimpleConvNet in float64).
 Backward rebuilds each image's output gradient in that buffer from the pooled
 gradient and the recorded positions, and hands it to the convolution's own
-per-image backward (``conv._backprop_image_s1``):
+per-image backward (``_extrows.backprop_image_s1``):
 
     for chunk in prange(chunks):                         # disjoint images per chunk
         for n in chunk:
-            oext = W2 @ colT(x[n])                        # (FN, OH*Wp), conv._image_s1
+            oext = W2 @ colT(x[n])                        # (FN, OH*Wp), _extrows.image_s1
             for each window (f, qy, qx):
                 v, i = max and position of the first maximum of oext[f, window] + b[f]
                 out[n, f, qy, qx] = v if v > 0 else 0
@@ -27,29 +27,34 @@ The result equals this backend's unfused conv_forward -> relu_forward -> pool_fo
 positive values go to the first maximum in (ky, kx) order, as in Pooling. Where the
 maximum is <= 0 the pooled value is 0 and no gradient flows, as with Relu's mask.
 
-Stride-1 convolutions (every one in the book's networks) take these kernels. Other
-strides, and any image whose convolution output holds a NaN, run the unfused ops one
-after another (NaN then follows Pooling's np.argmax rule exactly), as do filter banks
-with no filter or no channel and pool_pad >= the pooling window (refused by the layers).
-Backward goes through ``conv.backward_s1``, which keeps NaN and Inf where the reference
+Stride-1 convolutions (every one in the book's networks) take these kernels (Convolution ->
+Relu alone is ``conv_s1``'s kernel with its ReLU epilogue). Other strides, and any batch whose
+convolution output holds a NaN, run this backend's unfused ops one after another through
+``fastdl.kernels.composite`` (NaN then follows Pooling's np.argmax rule exactly), as do filter
+banks with no filter or no channel and pool_pad >= the pooling window (refused by the layers).
+Backward goes through ``conv_s1.run_backward_s1``, which keeps NaN and Inf where the reference
 puts them (the extended rows' extra columns must not add 0 * NaN terms).
 """
-import sys
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
 
-from ..shapes import window_output_hw
-from ._blas import MEMCPY, axpy_for, blas_for, gemm_for
 from .. import composite
-from .conv import (conv_chunks, _backprop_image_s1, _backward_buffers_s1, _backward_s1, _ext_width, _forward_s1, _image_s1,
-                   _taps, _w2, backward_s1, degenerate, kernel_input)
+from ..shapes import window_output_hw
+from ._arrays import kernel_input
+from ._blas import MEMCPY, axpy_for, blas_for, gemm_for
+from ._extrows import backprop_image_s1, backward_buffers_s1, forward_buffers_s1, image_s1
+from .activations import relu_backward, relu_forward
+from .conv import conv_backward, conv_forward, degenerate
+from .conv_s1 import backward_s1, conv_inputs, forward_s1, run_backward_s1, taps
+from .pool import pool_backward, pool_forward, window_span
 
-
-def _ops():
-    """This backend's own ops, for the unfused fallbacks (the package, complete once imported)."""
-    return sys.modules[__package__]
+#: this backend's own unfused ops, which ``composite`` runs one after another for what the fused
+#: kernels do not cover
+_UNFUSED = SimpleNamespace(conv_forward=conv_forward, conv_backward=conv_backward, relu_forward=relu_forward,
+                           relu_backward=relu_backward, pool_forward=pool_forward, pool_backward=pool_backward)
 
 
 class _S1(NamedTuple):
@@ -95,6 +100,7 @@ def _relu_pool_2x2(op, ap, src, bf, Wp, QH, QW):
     return nan
 
 
+
 @njit(cache=True)
 def _relu_pool_plane(op, ap, src, bf, Wp, OH, OW, PH, PW, ps, pp):
     """op[qy, qx] = max(0, max of src[oy*Wp + ox] + bf over the window inside (OH, OW));
@@ -106,13 +112,9 @@ def _relu_pool_plane(op, ap, src, bf, Wp, OH, OW, PH, PW, ps, pp):
     if PH == 2 and PW == 2 and ps == 2 and pp == 0:
         return _relu_pool_2x2(op, ap, src, bf, Wp, QH, QW)
     for qy in range(QH):
-        y0 = qy * ps - pp
-        ylo = max(0, -y0)
-        yhi = min(PH, OH - y0)
+        y0, ylo, yhi = window_span(qy, ps, pp, PH, OH)
         for qx in range(QW):
-            x0 = qx * ps - pp
-            xlo = max(0, -x0)
-            xhi = min(PW, OW - x0)
+            x0, xlo, xhi = window_span(qx, ps, pp, PW, OW)
             bi = (y0 + ylo) * Wp + x0 + xlo
             best = src[bi] + bf
             for ky in range(ylo, yhi):
@@ -129,18 +131,16 @@ def _relu_pool_plane(op, ap, src, bf, Wp, OH, OW, PH, PW, ps, pp):
     return nan
 
 
+
 @njit(cache=True)
-def _conv_relu_pool_forward_s1_chunk(ci, out, arg, nan, x, W2, Wt, b, FH, FW, pad, OH, OW, PH, PW, ps, pp, chunks, gemm, memcpy):
+def _conv_relu_pool_forward_s1_chunk(ci, out, arg, nan, x, W2, Wt, b, FH, FW, pad, OH, OW, PH, PW, ps, pp, chunks,
+                                     gemm, memcpy):
     """Chunk ci of _conv_relu_pool_forward_s1 (all of the work when chunks == 1)."""
-    N, C, H, W = x.shape
-    FN, K = W2.shape
-    Wp = _ext_width(W, pad, FW)
-    L = OH * Wp
-    xpad = np.zeros((C, (H + 2 * pad) * Wp + FW), dtype=x.dtype)
-    colT = np.empty((K if Wt.shape[0] == 0 else 0, L), dtype=x.dtype)   # unused when shifted
-    oext = np.empty((FN, L), dtype=x.dtype)
+    N = x.shape[0]
+    FN = W2.shape[0]
+    Wp, xpad, colT, oext = forward_buffers_s1(x, W2, Wt, FW, pad, OH)
     for n in range(ci * N // chunks, (ci + 1) * N // chunks):
-        _image_s1(oext, colT, xpad, x[n], W2, Wt, FH, FW, pad, gemm, memcpy)
+        image_s1(oext, colT, xpad, x[n], W2, Wt, FH, FW, pad, gemm, memcpy)
         seen = False
         for f in range(FN):
             seen |= _relu_pool_plane(out[n, f], arg[n, f], oext[f], b[f], Wp, OH, OW, PH, PW, ps, pp)
@@ -151,96 +151,104 @@ def _conv_relu_pool_forward_s1_chunk(ci, out, arg, nan, x, W2, Wt, b, FH, FW, pa
 def _conv_relu_pool_forward_s1(out, arg, nan, x, W2, Wt, b, FH, FW, pad, OH, OW, PH, PW, ps, pp, chunks,
                                gemm, memcpy):
     if chunks == 1:
-        _conv_relu_pool_forward_s1_chunk(0, out, arg, nan, x, W2, Wt, b, FH, FW, pad, OH, OW, PH, PW, ps, pp, chunks, gemm, memcpy)
+        _conv_relu_pool_forward_s1_chunk(0, out, arg, nan, x, W2, Wt, b, FH, FW, pad, OH, OW, PH, PW, ps, pp, chunks,
+                                         gemm, memcpy)
     else:
         for ci in prange(chunks):
-            _conv_relu_pool_forward_s1_chunk(ci, out, arg, nan, x, W2, Wt, b, FH, FW, pad, OH, OW, PH, PW, ps, pp, chunks, gemm, memcpy)
+            _conv_relu_pool_forward_s1_chunk(ci, out, arg, nan, x, W2, Wt, b, FH, FW, pad, OH, OW, PH, PW, ps, pp,
+                                             chunks, gemm, memcpy)
 
 
 @njit(cache=True)
-def _conv_relu_pool_backward_s1_chunk(ci, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean, gemm,
-                                      memcpy, axpy):
+def _pooled_to_ext(dext, dn, an):
+    """dext[f, a] += dn[f, qy, qx] at every recorded position a = an[f, qy, qx] >= 0 (dext is zero
+    elsewhere; overlapping windows may share a position)."""
+    FN, QH, QW = dn.shape
+    for f in range(FN):
+        for qy in range(QH):
+            for qx in range(QW):
+                a = an[f, qy, qx]
+                if a >= 0:
+                    dext[f, a] += dn[f, qy, qx]
+
+
+@njit(cache=True)
+def _clear_pooled(dext, an):
+    """dext back to zeros after _pooled_to_ext: only the positions it wrote."""
+    zero = dext.dtype.type(0)
+    FN, QH, QW = an.shape
+    for f in range(FN):
+        for qy in range(QH):
+            for qx in range(QW):
+                a = an[f, qy, qx]
+                if a >= 0:
+                    dext[f, a] = zero
+
+
+@njit(cache=True)
+def _conv_relu_pool_backward_s1_chunk(ci, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean,
+                                      gemm, memcpy, axpy):
     """Chunk ci of _conv_relu_pool_backward_s1 (all of the work when chunks == 1)."""
-    N, C, H, W = x.shape
-    FN, K = W2.shape
-    QH, QW = dout.shape[2], dout.shape[3]
-    Wp = _ext_width(W, pad, FW)
-    L = OH * Wp
-    zero = x.dtype.type(0)
-    xpad, dxpad, colT, dext, dcolT = _backward_buffers_s1(x, FN, K, FH, FW, pad, L, Wt)
+    N = x.shape[0]
+    _, xpad, dxpad, colT, dext, dcolT = backward_buffers_s1(x, W2, Wt, FW, pad, OH)
     for n in range(ci * N // chunks, (ci + 1) * N // chunks):
-        dn = dout[n]
-        an = arg[n]
-        for f in range(FN):
-            for qy in range(QH):
-                for qx in range(QW):
-                    a = an[f, qy, qx]
-                    if a >= 0:
-                        dext[f, a] += dn[f, qy, qx]     # overlapping windows may share a position
-        _backprop_image_s1(dx, n, dWb_part[ci], dext, colT, dcolT, xpad, dxpad, x[n], W2, Wt, FH, FW, pad,
-                           need_dx, clean, gemm, memcpy, axpy)
-        for f in range(FN):                      # clear only what was written
-            for qy in range(QH):
-                for qx in range(QW):
-                    a = an[f, qy, qx]
-                    if a >= 0:
-                        dext[f, a] = zero
+        _pooled_to_ext(dext, dout[n], arg[n])
+        backprop_image_s1(dx, n, dWb_part[ci], dext, colT, dcolT, xpad, dxpad, x[n], W2, Wt, FH, FW, pad,
+                          need_dx, clean, gemm, memcpy, axpy)
+        _clear_pooled(dext, arg[n])
 
 
 @njit(parallel=True, cache=True)
-def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean, gemm, memcpy,
-                                axpy):
+def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean, gemm,
+                                memcpy, axpy):
     if chunks == 1:
-        _conv_relu_pool_backward_s1_chunk(0, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean, gemm,
-                                          memcpy, axpy)
+        _conv_relu_pool_backward_s1_chunk(0, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx,
+                                          clean, gemm, memcpy, axpy)
     else:
         for ci in prange(chunks):
-            _conv_relu_pool_backward_s1_chunk(ci, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean,
-                                              gemm, memcpy, axpy)
+            _conv_relu_pool_backward_s1_chunk(ci, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx,
+                                              clean, gemm, memcpy, axpy)
 
 
 def conv_relu_forward(x, W, b, stride, pad):
     """relu(conv(x, W, b)) -> (out (N, FN, OH, OW), ctx)."""
     if stride != 1 or degenerate(W.shape):
-        return composite.conv_relu_forward(_ops(), x, W, b, stride, pad)
-    out, mask, x, W2 = _forward_s1(x, W, b, pad, True)
+        return composite.conv_relu_forward(_UNFUSED, x, W, b, stride, pad)
+    out, mask, x, W2 = forward_s1(x, W, b, pad, True)
     return out, _S1(x, W2, W.shape, pad, mask)
 
 
 def conv_relu_backward(dout, ctx, need_dx=True):
     """dout (N, FN, OH, OW) -> (dx or None, dW, db) through Relu then Convolution."""
     if not isinstance(ctx, _S1):
-        return composite.conv_relu_backward(_ops(), dout, ctx, need_dx)
-    return _backward_s1(dout, ctx.extra, ctx.x, ctx.W2, ctx.w_shape, ctx.pad, need_dx, True)
+        return composite.conv_relu_backward(_UNFUSED, dout, ctx, need_dx)
+    return backward_s1(dout, ctx.extra, ctx.x, ctx.W2, ctx.w_shape, ctx.pad, need_dx, True)
 
 
 def conv_relu_pool_forward(x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad):
     """pool(relu(conv(x, W, b))) -> (out (N, FN, QH, QW), ctx)."""
     # pool_pad >= the window (refused by Pooling) could leave a window without any cell
     if stride == 1 and not degenerate(W.shape) and pool_pad < min(pool_h, pool_w):
-        x = kernel_input(x)
-        W2 = _w2(W)
+        x, W2, OH, OW, chunks = conv_inputs(x, W, 1, pad)
         FN, C, FH, FW = W.shape
-        N, _, H, Wd = x.shape
-        OH, OW = window_output_hw(H, Wd, FH, FW, 1, pad)
+        N = x.shape[0]
         QH, QW = window_output_hw(OH, OW, pool_h, pool_w, pool_stride, pool_pad)
         out = np.empty((N, FN, QH, QW), dtype=x.dtype)
         arg = np.empty((N, FN, QH, QW), dtype=np.int32)
         nan = np.zeros(N, dtype=np.bool_)
-        chunks = conv_chunks(N, FN, W2.shape[1], OH * OW)
         with blas_for(chunks):
-            _conv_relu_pool_forward_s1(out, arg, nan, x, W2, _taps(W2, W.shape, chunks), kernel_input(b), FH, FW,
+            _conv_relu_pool_forward_s1(out, arg, nan, x, W2, taps(W2, W.shape, chunks), kernel_input(b), FH, FW,
                                        pad, OH, OW, pool_h, pool_w, pool_stride, pool_pad, chunks,
                                        gemm_for(x.dtype), MEMCPY)
         if not nan.any():
             return out, _S1(x, W2, W.shape, pad, arg)
-    return composite.conv_relu_pool_forward(_ops(), x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad)
+    return composite.conv_relu_pool_forward(_UNFUSED, x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad)
 
 
 def conv_relu_pool_backward(dout, ctx, need_dx=True):
     """dout (N, FN, QH, QW) -> (dx or None, dW, db) through Pooling, Relu and Convolution."""
     if not isinstance(ctx, _S1):
-        return composite.conv_relu_pool_backward(_ops(), dout, ctx, need_dx)
+        return composite.conv_relu_pool_backward(_UNFUSED, dout, ctx, need_dx)
     x, W2, w_shape, pad, arg = ctx
     FN, C, FH, FW = w_shape
     OH = window_output_hw(x.shape[2], x.shape[3], FH, FW, 1, pad)[0]
@@ -249,4 +257,4 @@ def conv_relu_pool_backward(dout, ctx, need_dx=True):
     def run(dWb_part, dx, Wt, chunks, need_dx, clean):
         _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean,
                                     gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
-    return backward_s1(run, x, W2, w_shape, need_dx)
+    return run_backward_s1(run, x, W2, w_shape, need_dx)

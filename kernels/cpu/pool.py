@@ -40,6 +40,14 @@ MIN_PARALLEL = 1 << 15
 
 
 @njit(cache=True)
+def window_span(q, stride, pad, size, extent):
+    """(start, lo, hi): window q of ``size`` taps starts at start = q*stride - pad, and its taps
+    [lo, hi) land inside [0, extent) (the rows or the columns of a plane; also ``fused``'s)."""
+    start = q * stride - pad
+    return start, max(0, -start), min(size, extent - start)
+
+
+@njit(cache=True)
 def _plane_2x2(op, ap, xp, stride):
     H, W = xp.shape
     OH, OW = op.shape
@@ -68,13 +76,9 @@ def _plane_any(op, ap, xp, PH, PW, stride, pad, nan_aware):
     OH, OW = op.shape
     nan = False
     for oy in range(OH):
-        y0 = oy * stride - pad
-        ylo = max(0, -y0)
-        yhi = min(PH, H - y0)
+        y0, ylo, yhi = window_span(oy, stride, pad, PH, H)
         for ox in range(OW):
-            x0 = ox * stride - pad
-            xlo = max(0, -x0)
-            xhi = min(PW, W - x0)
+            x0, xlo, xhi = window_span(ox, stride, pad, PW, W)
             bi = (y0 + ylo) * W + x0 + xlo
             best = xp[y0 + ylo, x0 + xlo]
             for ky in range(ylo, yhi):

@@ -1,0 +1,234 @@
+"""Stride-1 convolution (numba backend): the kernels every stride-1 Convolution runs (every
+convolution of the book's networks), with an optional fused ReLU epilogue, and the host-side
+driver that ``conv`` and ``fused`` call.
+
+    for chunk in prange(chunks):                      # disjoint images per chunk
+        for n in chunk:
+            oext = W2 @ colT(x[n])                    # (FN, OH*Wp) in extended rows (_extrows)
+            out[n] = oext without its extra columns + b   # relu: max(0, .), mask = (. <= 0)
+    backward:
+        for chunk in prange(chunks):
+            for n in chunk:
+                dext = dout[n] in extended rows, zero extra columns   # relu: 0 where mask
+                [dW | db]_part[chunk] += dext @ [colT; 1].T; dx[n] = col2im(W2.T @ dext)
+        [dW | db] = the parts summed once, in a fixed order
+
+The layout and the per-image products are ``_extrows``'s. ``fused`` runs the same per-image
+products with ReLU and max-pooling applied in the buffer, through ``run_backward_s1``.
+The thread threshold ``MIN_PARALLEL`` and ``conv_chunks`` / ``conv_inputs`` serve every
+convolution kernel, ``conv``'s strided ones too.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ..shapes import window_output_hw
+from ._arrays import filter_matrix, kernel_input
+from ._blas import MEMCPY, axpy_for, blas_for, gemm_for
+from ._chunks import nchunks
+from ._extrows import backprop_image_s1, backward_buffers_s1, forward_buffers_s1, image_s1
+
+#: multiply-adds below which a convolution runs on the calling thread (see ``_chunks``;
+#: ``benchmarks/scripts/sweep.py``)
+MIN_PARALLEL = 1 << 23
+
+#: Stride-1 convolutions with at least this many input channels compute the forward output and
+#: dx tap by tap from the padded image (``image_s1`` / ``backprop_image_s1`` with Wt) instead of
+#: through im2col columns: with K = C >= 16 per product OpenBLAS keeps its speed, and the column
+#: copies (forward) and the dcolT product + axpy (dx) disappear. Measured here, DeepConvNet's
+#: training step: 24.0 -> 20.3 ms (float32) and 48.9 -> 40.2 ms (float64) with OpenBLAS's own
+#: AVX-512 kernels; with the Haswell kernels some machines force (OPENBLAS_CORETYPE), about 1 ms
+#: of 34 in float32 and no change in float64. dW still uses the columns. On the calling thread
+#: alone (chunks == 1: a few images), the column products are used whatever C: they are large
+#: enough for OpenBLAS to thread, the nine per-tap ones are not (one 64x7x7 image, backward:
+#: 393 vs 447 us float64, 250 vs 284 us float32).
+SHIFT_MIN_C = 16
+
+#: the mask argument of the stride-1 kernels when no Relu is fused (one compiled signature either way)
+NO_MASK = np.zeros((1, 1, 1, 1), dtype=np.bool_)
+
+
+def conv_chunks(N, FN, K, P):
+    """Chunks of images for a convolution of N images, FN filters of K taps, P output pixels."""
+    return nchunks(N, N * FN * K * P, MIN_PARALLEL, mark=True)
+
+
+def conv_inputs(x, W, stride, pad):
+    """(x, W2, OH, OW, chunks) for a convolution kernel: x and W (as filter_matrix) as the kernels
+    take them, the output size and the chunks of images."""
+    x = kernel_input(x)
+    W2 = filter_matrix(W)
+    FN, C, FH, FW = W.shape
+    N, _, H, Wd = x.shape
+    OH, OW = window_output_hw(H, Wd, FH, FW, stride, pad)
+    return x, W2, OH, OW, conv_chunks(N, FN, W2.shape[1], OH * OW)
+
+
+def taps(W2, w_shape, chunks):
+    """Wt (FH*FW, FN, C) = W by tap for the shifted products, or an empty array when im2col is used."""
+    FN, C, FH, FW = w_shape
+    if C < SHIFT_MIN_C or chunks == 1:
+        return _no_taps(W2, w_shape)
+    return np.ascontiguousarray(W2.reshape(w_shape).transpose(2, 3, 0, 1)).reshape(FH * FW, FN, C)
+
+
+def _no_taps(W2, w_shape):
+    """The empty Wt: the products go through im2col columns."""
+    return np.empty((0, w_shape[0], w_shape[1]), dtype=W2.dtype)
+
+
+@njit(cache=True)
+def _conv_forward_s1_chunk(ci, out, mask, x, W2, Wt, b, FH, FW, pad, chunks, relu, gemm, memcpy):
+    """Chunk ci of _conv_forward_s1 (all of the work when chunks == 1)."""
+    N = x.shape[0]
+    FN = W2.shape[0]
+    OH, OW = out.shape[2], out.shape[3]
+    zero = x.dtype.type(0)
+    Wp, xpad, colT, oext = forward_buffers_s1(x, W2, Wt, FW, pad, OH)
+    for n in range(ci * N // chunks, (ci + 1) * N // chunks):
+        image_s1(oext, colT, xpad, x[n], W2, Wt, FH, FW, pad, gemm, memcpy)
+        on = out[n]
+        for f in range(FN):
+            bf = b[f]
+            for oy in range(OH):
+                src = oy * Wp
+                if relu:
+                    for ox in range(OW):
+                        v = oext[f, src + ox] + bf
+                        m = v <= zero
+                        mask[n, f, oy, ox] = m
+                        on[f, oy, ox] = zero if m else v
+                else:
+                    for ox in range(OW):
+                        on[f, oy, ox] = oext[f, src + ox] + bf
+
+
+@njit(parallel=True, cache=True)
+def _conv_forward_s1(out, mask, x, W2, Wt, b, FH, FW, pad, chunks, relu, gemm, memcpy):
+    """Stride 1. With relu, out = max(0, conv + b) and mask = (conv + b <= 0) (the fused
+    Convolution -> Relu); otherwise mask is not touched."""
+    if chunks == 1:
+        _conv_forward_s1_chunk(0, out, mask, x, W2, Wt, b, FH, FW, pad, chunks, relu, gemm, memcpy)
+    else:
+        for ci in prange(chunks):
+            _conv_forward_s1_chunk(ci, out, mask, x, W2, Wt, b, FH, FW, pad, chunks, relu, gemm, memcpy)
+
+
+@njit(cache=True)
+def _dout_to_ext(dext, dout, mask, n, Wp, relu):
+    """dext (FN, OH*Wp) = dout[n] in extended rows (the extra columns are left as they are: zero);
+    with relu, 0 where mask[n] is set."""
+    FN, OH, OW = dout.shape[1], dout.shape[2], dout.shape[3]
+    zero = dext.dtype.type(0)
+    dn = dout[n]
+    for f in range(FN):
+        for oy in range(OH):
+            dst = oy * Wp
+            if relu:
+                for ox in range(OW):
+                    dext[f, dst + ox] = zero if mask[n, f, oy, ox] else dn[f, oy, ox]
+            else:
+                for ox in range(OW):
+                    dext[f, dst + ox] = dn[f, oy, ox]
+
+
+@njit(cache=True)
+def _conv_backward_s1_chunk(ci, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, relu, gemm,
+                            memcpy, axpy):
+    """Chunk ci of _conv_backward_s1 (all of the work when chunks == 1)."""
+    N = x.shape[0]
+    Wp, xpad, dxpad, colT, dext, dcolT = backward_buffers_s1(x, W2, Wt, FW, pad, dout.shape[2])
+    for n in range(ci * N // chunks, (ci + 1) * N // chunks):
+        _dout_to_ext(dext, dout, mask, n, Wp, relu)
+        backprop_image_s1(dx, n, dWb_part[ci], dext, colT, dcolT, xpad, dxpad, x[n], W2, Wt, FH, FW, pad,
+                          need_dx, clean, gemm, memcpy, axpy)
+
+
+@njit(parallel=True, cache=True)
+def _conv_backward_s1(dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, relu, gemm, memcpy,
+                      axpy):
+    """Stride 1; dWb_part[chunk] = [dW | db] (FN, K + 1) of its images. With relu, the gradient is
+    first zeroed where mask is set (the fused Relu's backward)."""
+    if chunks == 1:
+        _conv_backward_s1_chunk(0, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, relu, gemm,
+                                memcpy, axpy)
+    else:
+        for ci in prange(chunks):
+            _conv_backward_s1_chunk(ci, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, relu,
+                                    gemm, memcpy, axpy)
+
+
+def forward_s1(x, W, b, pad, relu):
+    """(out, mask, x, W2) of a stride-1 convolution: out (N, FN, OH, OW); mask = (conv + b <= 0)
+    with relu (out is then max(0, conv + b)), otherwise NO_MASK; x and W2 as the kernels took them
+    (contiguous; for the backward)."""
+    x, W2, OH, OW, chunks = conv_inputs(x, W, 1, pad)
+    FN, C, FH, FW = W.shape
+    out = np.empty((x.shape[0], FN, OH, OW), dtype=x.dtype)
+    mask = np.empty(out.shape, dtype=np.bool_) if relu else NO_MASK
+    with blas_for(chunks):
+        _conv_forward_s1(out, mask, x, W2, taps(W2, W.shape, chunks), kernel_input(b), FH, FW, pad, chunks, relu,
+                         gemm_for(x.dtype), MEMCPY)
+    return out, mask, x, W2
+
+
+def backward_s1(dout, mask, x, W2, w_shape, pad, need_dx, relu):
+    """(dx or None, dW, db) of a stride-1 convolution (forward_s1's x and W2); with relu, dout is
+    first zeroed where mask is set."""
+    FN, C, FH, FW = w_shape
+    dout = kernel_input(dout)
+
+    def run(dWb_part, dx, Wt, chunks, need_dx, clean):
+        _conv_backward_s1(dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, relu,
+                          gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
+    return run_backward_s1(run, x, W2, w_shape, need_dx)
+
+
+def run_backward_s1(run, x, W2, w_shape, need_dx):
+    """(dx or None, dW, db) of a stride-1 backward kernel (``backward_s1``'s or ``fused``'s), which
+    ``run(dWb_part, dx, Wt, chunks, need_dx, clean)`` calls.
+
+    NaN and Inf must reach the results exactly where the reference puts them, but the extended
+    rows' extra columns can add 0 * NaN or 0 * Inf (= NaN) terms (``backprop_image_s1``):
+    * W not finite (one sum over W, W's size): the whole call runs clean, with the column
+      products (no Wt), so dx gets no NaN from the extra columns;
+    * otherwise a NaN in the chunk-summed [dW | db] (tested by one sum of its FN*(K + 1) values)
+      may come from a non-finite pixel at the image's edges: [dW | db] alone is then computed
+      again, clean (dx does not depend on x, so it stands). A NaN that the reference has too
+      (from dout, say) costs the same rerun.
+    Finite inputs pay the sum and the look only; the kernels' loops are unchanged."""
+    chunks, dWb_part, dx = _backward_outputs(x, w_shape, need_dx)
+    # sums as tests, no temporary arrays: a NaN anywhere makes the sum NaN; an overflow, or Inf
+    # and -Inf together, only sends the call down the clean path, which is right whatever the input
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite_w = bool(np.isfinite(np.sum(W2)))
+        Wt = taps(W2, w_shape, chunks) if finite_w else _no_taps(W2, w_shape)
+        with blas_for(chunks):
+            run(dWb_part, dx, Wt, chunks, need_dx, not finite_w)
+            dWb = dWb_part.sum(axis=0)               # the chunks summed once, in a fixed order
+            if finite_w and np.isnan(np.sum(dWb)):
+                dWb_part[:] = 0
+                run(dWb_part, dx, _no_taps(W2, w_shape), chunks, False, True)
+                dWb = dWb_part.sum(axis=0)
+    return _backward_result(dx, dWb, w_shape, need_dx)
+
+
+def _transposed_dWb(w_shape):
+    """backprop_image_s1 computes [dW | db] transposed, (K + 1, FN), when FN < K + 1."""
+    return w_shape[0] < int(np.prod(w_shape[1:])) + 1
+
+
+def _backward_outputs(x, w_shape, need_dx):
+    """(chunks, zeroed per-chunk [dW | db] buffers, dx or a placeholder) for a stride-1 backward."""
+    FN, K = w_shape[0], int(np.prod(w_shape[1:]))
+    chunks = conv_chunks(x.shape[0], FN, K, x.shape[2] * x.shape[3])
+    shape = (chunks, K + 1, FN) if _transposed_dWb(w_shape) else (chunks, FN, K + 1)
+    dx = np.empty(x.shape, dtype=x.dtype) if need_dx else np.empty((1, 1, 1, 1), dtype=x.dtype)
+    return chunks, np.zeros(shape, dtype=x.dtype), dx
+
+
+def _backward_result(dx, dWb, w_shape, need_dx):
+    """(dx or None, dW, db) from dx and the chunk-summed [dW | db] of _backward_outputs's buffers."""
+    if _transposed_dWb(w_shape):
+        dWb = dWb.T
+    return (dx if need_dx else None, np.ascontiguousarray(dWb[:, :-1]).reshape(w_shape),
+            np.ascontiguousarray(dWb[:, -1]))
