@@ -134,6 +134,18 @@ def _chunks(n, cost=1):
     return nchunks(n, n * cost, MIN_PARALLEL)
 
 
+def _map(kernel, a, b=None, cost=1):
+    """kernel(out, a[, b], chunks) on flat views of a (and b), ``cost`` work units per element;
+    out, a new array of a's dtype, comes back in a's shape."""
+    af = _flat(a)
+    out = np.empty_like(af)
+    if b is None:
+        kernel(out, af, _chunks(af.size, cost))
+    else:
+        kernel(out, af, _flat(b), _chunks(af.size, cost))
+    return out.reshape(a.shape)
+
+
 def relu_forward(x):
     """-> (out, mask) with mask = x <= 0."""
     xf = _flat(x)
@@ -147,35 +159,23 @@ def relu_backward(dout, mask):
     """dx = dout where not mask, else 0 (a new array)."""
     if dout.size < NUMPY_BELOW:                          # the reference's expression, inline
         return np.where(mask, dout.dtype.type(0), dout)
-    df = _flat(dout)
-    dx = np.empty_like(df)
-    _relu_backward(dx, df, _flat(mask), _chunks(df.size))
-    return dx.reshape(dout.shape)
+    return _map(_relu_backward, dout, mask)
 
 
 def sigmoid_forward(x):
     """1 / (1 + exp(-x)) without overflow."""
-    xf = _flat(x)
-    out = np.empty_like(xf)
-    _sigmoid_forward(out, xf, _chunks(xf.size, SIGMOID_COST))
-    return out.reshape(x.shape)
+    return _map(_sigmoid_forward, x, cost=SIGMOID_COST)
 
 
 def sigmoid_backward(dout, out):
     """dx = dout * (1 - out) * out."""
     if dout.size < NUMPY_BELOW:
         return dout * (out.dtype.type(1) - out) * out
-    df = _flat(dout)
-    dx = np.empty_like(df)
-    _sigmoid_backward(dx, df, _flat(out), _chunks(df.size, SIGMOID_BACKWARD_COST))
-    return dx.reshape(dout.shape)
+    return _map(_sigmoid_backward, dout, out, SIGMOID_BACKWARD_COST)
 
 
 def dropout_apply(x, mask):
     """x * mask for a boolean mask (the same product serves forward and backward)."""
     if x.size < NUMPY_BELOW:
         return x * mask
-    xf = _flat(x)
-    out = np.empty_like(xf)
-    _mask_multiply(out, xf, _flat(mask), _chunks(xf.size))
-    return out.reshape(x.shape)
+    return _map(_mask_multiply, x, mask)
