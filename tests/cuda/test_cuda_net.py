@@ -103,3 +103,48 @@ def test_trainer_with_a_device_net():
                      optimizer_param={"lr": 0.01}, verbose=False, progress=False, seed=0)
         acc = tr.train()
     assert tr.current_iter == 2 and 0 <= acc <= 1 and len(tr.train_loss_list) == 2
+
+
+def test_weight_decay_on_the_device_matches_the_reference():
+    """Weight decay goes through the backend's to_host / to_device: the same numbers on the device."""
+    from fastdl.nets import MultiLayerNet
+    rng = np.random.default_rng(4)
+    x, t = rng.standard_normal((3, 5)), np.array([0, 2, 1])
+
+    def make():
+        np.random.seed(5)
+        return MultiLayerNet(5, [4], 3, weight_decay_lambda=0.1)
+    ref, dev = make(), make().to("cuda")
+    with fastdl.using_backend("numpy"):
+        loss_ref, g_ref = ref.loss(x, t), ref.gradient(x, t)
+    with fastdl.using_backend("cuda"):
+        loss, g = dev.loss(x, t), dev.gradient(x, t)
+        assert all(CU.owns(v) for v in g.values())
+    assert np.isclose(loss, loss_ref, rtol=1e-10)
+    for k in g_ref:
+        np.testing.assert_allclose(CU.to_host(g[k]), g_ref[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_optimizer_refuses_params_that_do_not_live_where_the_backend_computes():
+    dev = tiny().to("cuda")
+    with fastdl.using_backend("numpy"):
+        with pytest.raises(TypeError, match=r"params\['W1'\] does not live where the backend 'numpy'.*net.to\('cpu'\)"):
+            SGD().update(dev.params, dev.params)
+    host = tiny()
+    with fastdl.using_backend("cuda"):
+        with pytest.raises(TypeError, match=r"params\['W1'\] does not live where the backend 'cuda'.*net.to\('cuda'\)"):
+            SGD().update(host.params, host.params)
+
+
+def test_a_host_network_under_cuda_keeps_its_arrays_on_the_host():
+    """The weights are copied in at every call (as the README says); nothing stored moves."""
+    np.random.seed(3)
+    net = MultiLayerNetExtend(5, [6], 3, use_batchnorm=True)
+    x = np.random.default_rng(0).standard_normal((4, 5))
+    with fastdl.using_backend("numpy"):
+        want = net.predict(x, train_flg=False)
+    with fastdl.using_backend("cuda"):
+        got = CU.to_host(net.predict(x, train_flg=False))
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    assert all(isinstance(v, np.ndarray) for v in net.params.values())
+    assert isinstance(net.layers["BatchNorm1"].running_mean, np.ndarray)
