@@ -1,0 +1,145 @@
+"""The documentation site (docs/, mkdocs.yml): its examples run and print what the pages say.
+
+Every ```python block of a page under docs/ is run, the page's blocks in order in one fresh
+namespace, in a subprocess of its own (so a page that switches backend or installs the book's
+import hook cannot touch another page or this process). When the next fenced block after a python
+block is a ```text block, that block is the expected output: what the python block printed must
+be equal to it, character for character (trailing blank lines aside). A python block that cannot
+run here (it needs a GPU, say) is preceded by an HTML comment ``<!-- not run: REASON -->``, which
+the site does not show; the reason must be given.
+
+The pages run on the default backend unless FASTDL_BACKEND says otherwise, as a reader's code
+would. The site itself is built with ``mkdocs build --strict`` (the docs extra installs mkdocs).
+"""
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = sorted(DOCS.rglob("*.md"))
+
+# A fenced block: the opening fence with its info string, the body, the closing fence.
+FENCE = re.compile(r"^(?P<fence>```+)(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=fence)[ \t]*$",
+                   re.MULTILINE | re.DOTALL)
+NOT_RUN = re.compile(r"<!--\s*not run:\s*(?P<reason>[^>]*?)\s*-->\s*$")
+
+
+def blocks(text):
+    """The page's fenced blocks as (language, body, line, skip_reason) in order."""
+    out = []
+    for m in FENCE.finditer(text):
+        lang = m.group("info").strip().split(" ")[0].lower()
+        before = text[:m.start()].rstrip("\n")
+        skip = NOT_RUN.search(before)
+        out.append((lang, m.group("body"), text.count("\n", 0, m.start()) + 1,
+                    skip.group("reason") if skip else None))
+    return out
+
+
+def examples(page):
+    """[(line, code, expected output or None)] of the page's python blocks that run."""
+    found = blocks(page.read_text(encoding="utf-8"))
+    out = []
+    for i, (lang, body, line, skip) in enumerate(found):
+        if lang != "python":
+            continue
+        if skip is not None:
+            assert skip, f"{page.name}:{line}: a 'not run' block must say why"
+            continue
+        nxt = found[i + 1] if i + 1 < len(found) else None
+        expected = nxt[1] if nxt is not None and nxt[0] == "text" else None
+        out.append((line, body, expected))
+    return out
+
+
+# Runs a page's blocks in one namespace in a fresh interpreter; prints, as JSON, what each printed.
+RUNNER = r"""
+import contextlib, io, json, sys, traceback
+blocks = json.loads(sys.stdin.read())
+namespace = {"__name__": "__main__"}
+results = []
+for line, code in blocks:
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            exec(compile(code, f"<docs block at line {line}>", "exec"), namespace)
+    except BaseException:
+        results.append({"line": line, "out": buf.getvalue(), "error": traceback.format_exc()})
+        break
+    results.append({"line": line, "out": buf.getvalue(), "error": None})
+sys.__stdout__.write("\n@@RESULTS@@" + json.dumps(results))
+"""
+
+
+def run_page(page):
+    runnable = examples(page)
+    env = dict(os.environ)
+    env.setdefault("PYTHONHASHSEED", "0")
+    proc = subprocess.run([sys.executable, "-c", RUNNER],
+                          input=json.dumps([[line, code] for line, code, _ in runnable]),
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert "@@RESULTS@@" in proc.stdout, f"{page.name}: the runner failed:\n{proc.stderr[-3000:]}"
+    results = json.loads(proc.stdout.rsplit("@@RESULTS@@", 1)[1])
+    return runnable, results
+
+
+PAGES_WITH_CODE = [p for p in PAGES if examples(p)]
+
+
+def test_pages_found():
+    names = {p.relative_to(DOCS).as_posix() for p in PAGES}
+    assert {"index.md", "chapters.md", "backends.md", "book.md", "differences.md"} <= names
+    assert any(n.startswith("reference/") for n in names)
+    assert PAGES_WITH_CODE, "no page has a python example"
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: p.relative_to(DOCS).as_posix())
+def test_page_examples(page):
+    runnable, results = run_page(page)
+    for (line, code, expected), res in zip(runnable, results):
+        where = f"docs/{page.relative_to(DOCS).as_posix()}, block at line {line}"
+        assert res["error"] is None, f"{where} raised:\n{res['error']}"
+        if expected is not None:
+            assert res["out"].rstrip("\n") == expected.rstrip("\n"), (
+                f"{where} printed\n{res['out']}\nbut the page says\n{expected}")
+    assert len(results) == len(runnable)
+
+
+def test_expected_output_follows_only_python():
+    """A ```text block belongs to the python block before it: none may stand after anything else
+    (it would be output that no test checks)."""
+    for page in PAGES:
+        found = blocks(page.read_text(encoding="utf-8"))
+        for i, (lang, _, line, _) in enumerate(found):
+            if lang == "text":
+                prev = found[i - 1] if i else None
+                assert prev is not None and prev[0] == "python" and prev[3] is None, (
+                    f"{page.name}:{line}: a text block that follows no run python block")
+
+
+def test_every_printing_block_is_checked():
+    """A python block that prints must be followed by its expected output, so that every
+    number on the site is checked."""
+    for page in PAGES_WITH_CODE:
+        for line, code, expected in examples(page):
+            if re.search(r"\bprint\(", code):
+                assert expected is not None, (
+                    f"{page.name}:{line}: prints, but no ```text block follows with the output")
+
+
+def test_mkdocs_build_strict(tmp_path):
+    if importlib.util.find_spec("mkdocs") is None:
+        pytest.skip("mkdocs is not installed (python -m pip install -e '.[docs]')")
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
+                           "--site-dir", str(tmp_path / "site")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
+    assert (tmp_path / "site" / "index.html").is_file()
