@@ -31,6 +31,9 @@ from ._arrays import kernel_input
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for, single_threaded_blas
 from ._chunks import forced_mode, nchunks, numba_threads_in_use
 
+#: this module's ops (the backend package imports exactly these)
+__all__ = ["affine_forward", "affine_backward"]
+
 #: multiply-adds below which a product is never split over Numba's threads: the book's MLP
 #: products (100x784 @ 784x50: 3.9 million) stay with OpenBLAS; SimpleConvNet's first Affine
 #: (43 million) and DeepConvNet's (5.1 million) are split while the convolutions run

@@ -17,6 +17,9 @@ from numba import njit, prange
 from ._arrays import kernel_input
 from ._chunks import nchunks
 
+#: this module's ops (the backend package imports exactly these)
+__all__ = ["batchnorm_forward", "batchnorm_backward"]
+
 _MIN_BLOCK = 16   # columns per block; fewer do not vectorise
 #: elements below which the kernels run on the calling thread (see ``_chunks``)
 MIN_PARALLEL = 1 << 18

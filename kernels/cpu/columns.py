@@ -14,6 +14,9 @@ from ..shapes import window_output_hw
 from ._arrays import kernel_input
 from ._chunks import nchunks
 
+#: this module's ops (the backend package imports exactly these)
+__all__ = ["im2col", "col2im"]
+
 #: elements below which im2col/col2im run on the calling thread (see ``_chunks``;
 #: ``benchmarks/scripts/sweep.py``)
 MIN_PARALLEL_COPY = 1 << 16

@@ -37,6 +37,9 @@ from .columns import add_colT, col2im, fill_colT, im2col  # noqa: F401  (im2col,
 # MIN_PARALLEL: the threshold of every convolution kernel, this module's too
 from .conv_s1 import MIN_PARALLEL, NO_MASK, backward_s1, conv_chunks, conv_inputs, forward_s1  # noqa: F401
 
+#: this module's ops (the backend package imports exactly these)
+__all__ = ["conv_forward", "conv_backward"]
+
 
 @njit(cache=True)
 def _conv_forward_chunk(ci, out, x, W2, b, FH, FW, stride, pad, chunks, gemm):

@@ -51,6 +51,9 @@ from .conv import conv_backward, conv_forward, degenerate
 from .conv_s1 import backward_s1, conv_inputs, forward_s1, run_backward_s1, taps
 from .pool import pool_backward, pool_forward, window_span
 
+#: this module's ops (the backend package imports exactly these)
+__all__ = ["conv_relu_forward", "conv_relu_backward", "conv_relu_pool_forward", "conv_relu_pool_backward"]
+
 #: this backend's own unfused ops, which ``composite`` runs one after another for what the fused
 #: kernels do not cover
 _UNFUSED = SimpleNamespace(conv_forward=conv_forward, conv_backward=conv_backward, relu_forward=relu_forward,

@@ -11,6 +11,9 @@ from ._arrays import kernel_input
 from ._chunks import nchunks
 from ._vexp import exp_nonpos
 
+#: this module's ops (the backend package imports exactly these)
+__all__ = ["softmax", "softmax_loss_forward", "softmax_loss_backward"]
+
 #: score elements below which the kernels run on the calling thread (see ``_chunks``); the
 #: backward pass (a scaled copy) is cheaper per element and splits later. Measured here:
 #: softmax of 10000x10 527 us parallel vs 687 serial; backward 81 vs 50 us.

@@ -13,6 +13,9 @@ from ..spec import OPT_EPS
 from ._arrays import kernel_input
 from ._chunks import nchunks
 
+#: this module's ops (the backend package imports exactly these)
+__all__ = ["sgd_update", "momentum_update", "nesterov_update", "adagrad_update", "rmsprop_update", "adam_update"]
+
 #: parameter elements below which an update runs on the calling thread (see ``_chunks``)
 MIN_PARALLEL = 1 << 17
 #: parameter elements below which SGD and Momentum, one or two in-place NumPy operations,

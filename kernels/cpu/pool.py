@@ -1,4 +1,4 @@
-"""Max pooling (numba backend): one pass over each (image, channel) plane, in parallel.
+"""Max and average pooling (numba backend): one pass over each (image, channel) plane, in parallel.
 
     for plane in planes:                         # one span of planes per thread (disjoint), or all
                                                  # of them on the calling thread for small inputs
@@ -27,6 +27,10 @@ constant loop bounds, which LLVM unrolls: about 5x faster than runtime-sized
 loops here. NaN is tracked with a branch-free flag, because a NaN test inside
 the comparison made the loop 5x slower; planes that saw a NaN are recomputed.
 Backward scatters each gradient to its recorded position, plane by plane.
+
+Average pooling sums the taps inside the image (padding adds zero) and divides by
+pool_h * pool_w, the reference's rule; backward adds dout / (pool_h * pool_w) to each
+tap inside the image. Same planes, chunks and threshold as max pooling.
 """
 import numpy as np
 from numba import njit, prange
@@ -34,6 +38,9 @@ from numba import njit, prange
 from ..shapes import window_output_hw
 from ._arrays import kernel_input
 from ._chunks import nchunks
+
+#: this module's ops (the backend package imports exactly these)
+__all__ = ["pool_forward", "pool_backward", "avg_pool_forward", "avg_pool_backward"]
 
 #: input elements below which pooling runs on the calling thread (see ``_chunks``)
 MIN_PARALLEL = 1 << 15
@@ -214,4 +221,88 @@ def pool_backward(dout, ctx):
     _pool_backward(dx, dout, arg, dropped, _chunks(N * C, dx.size))
     if border:
         dx = np.ascontiguousarray(dx[:, :, border:border + H, border:border + W])
+    return dx
+
+
+# -- average pooling -------------------------------------------------------------------------------
+@njit(cache=True)
+def _avg_forward_planes(out, x, typed, PH, PW, stride, pad, lo, hi):
+    """Planes [lo, hi). typed = [0, PH*PW] in x's dtype: the sums and the division stay in it."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    OH, OW = out.shape[2], out.shape[3]
+    for nc in range(lo, hi):
+        n = nc // C
+        c = nc - n * C
+        xp = x[n, c]
+        op = out[n, c]
+        for oy in range(OH):
+            y0, ylo, yhi = window_span(oy, stride, pad, PH, H)
+            for ox in range(OW):
+                x0, xlo, xhi = window_span(ox, stride, pad, PW, W)
+                acc = typed[0]
+                for ky in range(ylo, yhi):
+                    for kx in range(xlo, xhi):
+                        acc += xp[y0 + ky, x0 + kx]
+                op[oy, ox] = acc / typed[1]
+
+
+@njit(cache=True)
+def _avg_backward_planes(dx, dout, typed, PH, PW, stride, pad, lo, hi):
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    OH, OW = dout.shape[2], dout.shape[3]
+    for nc in range(lo, hi):
+        n = nc // C
+        c = nc - n * C
+        dp = dx[n, c]
+        dp[:, :] = typed[0]
+        d = dout[n, c]
+        for oy in range(OH):
+            y0, ylo, yhi = window_span(oy, stride, pad, PH, H)
+            for ox in range(OW):
+                x0, xlo, xhi = window_span(ox, stride, pad, PW, W)
+                g = d[oy, ox] / typed[1]
+                for ky in range(ylo, yhi):
+                    for kx in range(xlo, xhi):
+                        dp[y0 + ky, x0 + kx] += g
+
+
+@njit(parallel=True, cache=True)
+def _avg_pool(dst, src, typed, PH, PW, stride, pad, chunks, backward):
+    """Forward (dst = out, src = x) or backward (dst = dx, src = dout) over every plane."""
+    planes = dst.shape[0] * dst.shape[1]
+    if chunks == 1:
+        if backward:
+            _avg_backward_planes(dst, src, typed, PH, PW, stride, pad, 0, planes)
+        else:
+            _avg_forward_planes(dst, src, typed, PH, PW, stride, pad, 0, planes)
+    else:
+        for ci in prange(chunks):
+            lo, hi = ci * planes // chunks, (ci + 1) * planes // chunks
+            if backward:
+                _avg_backward_planes(dst, src, typed, PH, PW, stride, pad, lo, hi)
+            else:
+                _avg_forward_planes(dst, src, typed, PH, PW, stride, pad, lo, hi)
+
+
+def avg_pool_forward(x, pool_h, pool_w, stride, pad):
+    """x (N, C, H, W) -> (out (N, C, OH, OW), ctx): each window's mean, zero padding counted."""
+    x = kernel_input(x)
+    N, C, H, W = x.shape
+    OH, OW = window_output_hw(H, W, pool_h, pool_w, stride, pad)
+    out = np.zeros((N, C, OH, OW), dtype=x.dtype)
+    if x.size:
+        typed = np.array([0, pool_h * pool_w], dtype=x.dtype)
+        _avg_pool(out, x, typed, pool_h, pool_w, stride, pad, _chunks(N * C, x.size), False)
+    return out, (x.shape, pool_h, pool_w, stride, pad)
+
+
+def avg_pool_backward(dout, ctx):
+    """dout (N, C, OH, OW) -> dx (N, C, H, W): each window's gradient shared by its taps."""
+    x_shape, pool_h, pool_w, stride, pad = ctx
+    N, C = x_shape[:2]
+    dout = kernel_input(dout)
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    if dx.size:
+        typed = np.array([0, pool_h * pool_w], dtype=dout.dtype)
+        _avg_pool(dx, dout, typed, pool_h, pool_w, stride, pad, _chunks(N * C, dx.size), True)
     return dx

@@ -23,16 +23,15 @@ def check_available():
 
 check_available()
 
-from .arrays import owns, to_device, to_host, zeros_like, astype  # noqa: E402
-from .conv import im2col, col2im, conv_forward, conv_backward  # noqa: E402
-from .pool import pool_forward, pool_backward  # noqa: E402
-from .activations import (relu_forward, relu_backward, sigmoid_forward, sigmoid_backward,  # noqa: E402
-                          dropout_apply)
-from .affine import affine_forward, affine_backward  # noqa: E402
-from .loss import softmax, softmax_loss_forward, softmax_loss_backward  # noqa: E402
-from .batchnorm import batchnorm_forward, batchnorm_backward  # noqa: E402
-from .optim import (sgd_update, momentum_update, nesterov_update, adagrad_update,  # noqa: E402
-                    rmsprop_update, adam_update)
+# each module's __all__ lists the ops it has kernels for, so a new kernel is added in its module only
+from .arrays import *  # noqa: E402,F401,F403
+from .conv import *  # noqa: E402,F401,F403
+from .pool import *  # noqa: E402,F401,F403
+from .activations import *  # noqa: E402,F401,F403
+from .affine import *  # noqa: E402,F401,F403
+from .loss import *  # noqa: E402,F401,F403
+from .batchnorm import *  # noqa: E402,F401,F403
+from .optim import *  # noqa: E402,F401,F403
 
 NAME = "cuda"
 

@@ -8,6 +8,9 @@ from numba import cuda
 from . import launch
 from .arrays import empty, flat, to_device
 
+#: this module's ops (the backend package imports exactly these)
+__all__ = ["relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "dropout_apply"]
+
 
 @cuda.jit
 def _relu_forward_kernel(out, mask, x):

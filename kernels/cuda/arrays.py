@@ -7,6 +7,9 @@ from numba import cuda
 from . import launch
 from ..arrays import is_device_array as is_device, to_host
 
+#: this module's ops (the backend package imports exactly these)
+__all__ = ["owns", "to_device", "to_host", "zeros_like", "astype"]
+
 
 def owns(a):
     """True for a device array: what this backend computes on without copying."""

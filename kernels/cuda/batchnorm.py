@@ -8,6 +8,9 @@ from numba import cuda
 from . import launch
 from .arrays import empty, to_device
 
+#: this module's ops (the backend package imports exactly these)
+__all__ = ["batchnorm_forward", "batchnorm_backward"]
+
 
 @cuda.jit
 def _bn_train_kernel(out, xn, std, x, gamma, beta, running_mean, running_var, momentum, eps, zero):

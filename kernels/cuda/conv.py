@@ -19,6 +19,9 @@ from .arrays import empty, to_device, zeros
 from .common import colsum, nchw_to_rows, rows_to_nchw, unravel4
 from .gemm import gemm
 
+#: this module's ops (the backend package imports exactly these)
+__all__ = ["im2col", "col2im", "conv_forward", "conv_backward"]
+
 
 @cuda.jit
 def _im2col_kernel(col, x, FH, FW, stride, pad, OH, OW):

@@ -9,6 +9,9 @@ from ..spec import LOG_EPS
 from . import launch
 from .arrays import empty, to_device
 
+#: this module's ops (the backend package imports exactly these)
+__all__ = ["softmax", "softmax_loss_forward", "softmax_loss_backward"]
+
 
 @cuda.jit
 def _softmax_rows_kernel(y, x):

@@ -8,6 +8,9 @@ from ..spec import OPT_EPS
 from . import launch
 from .arrays import flat, is_device
 
+#: this module's ops (the backend package imports exactly these)
+__all__ = ["sgd_update", "momentum_update", "nesterov_update", "adagrad_update", "rmsprop_update", "adam_update"]
+
 
 @cuda.jit
 def _sgd(p, g, lr):

@@ -18,6 +18,9 @@ from . import launch
 from .arrays import empty, to_device
 from .common import unravel4
 
+#: this module's ops (the backend package imports exactly these)
+__all__ = ["pool_forward", "pool_backward"]
+
 
 @cuda.jit
 def _pool_forward_kernel(out, arg, x, PH, PW, stride, pad, ninf):
