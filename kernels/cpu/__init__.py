@@ -1,8 +1,13 @@
-"""Backend ``"numba"``: compiled CPU kernels with the same module and function names as
-``fastdl.kernels.reference`` (``diff kernels/reference/conv.py kernels/cpu/conv.py``
-shows only the speed-up).
+"""Backend ``"numba"``: compiled CPU kernels for the ops of ``fastdl.kernels.spec``.
 
-Every public function is a thin wrapper: it checks nothing the layers have not
+The modules by responsibility: ``columns`` (im2col/col2im), ``conv`` (the convolution
+ops; stride != 1 through columns), ``conv_s1`` with ``_extrows`` (the stride-1 engine the
+convolution and the fused blocks share), ``fused`` (Convolution -> Relu [-> Pooling]),
+``pool``, ``activations``, ``affine``, ``loss``, ``batchnorm``, ``optim``; ``_arrays``,
+``_chunks``, ``_threads``, ``_blas`` and ``_vexp`` are the shared plumbing. Each op module's
+``__all__`` lists its ops; the device-placement ops are the host composites.
+
+Every op is a thin wrapper: it checks nothing the layers have not
 checked, makes its inputs C-contiguous (``np.ascontiguousarray``, a no-op for
 contiguous arrays; a copy for strided views, which bounds every compiled
 kernel to one layout and two dtypes), allocates the outputs with the input's
