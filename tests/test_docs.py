@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,9 @@ DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
 
 # A fenced block: the opening fence with its info string, the body, the closing fence.
-FENCE = re.compile(r"^(?P<fence>```+)(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=fence)[ \t]*$",
-                   re.MULTILINE | re.DOTALL)
+# Blocks may be indented (inside a list item); the body loses that indentation.
+FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+)(?P<info>[^\n`]*)\n(?P<body>.*?)"
+                   r"^(?P=indent)(?P=fence)[ \t]*$", re.MULTILINE | re.DOTALL)
 NOT_RUN = re.compile(r"<!--\s*not run:\s*(?P<reason>[^>]*?)\s*-->\s*$")
 
 
@@ -38,7 +40,8 @@ def blocks(text):
         lang = m.group("info").strip().split(" ")[0].lower()
         before = text[:m.start()].rstrip("\n")
         skip = NOT_RUN.search(before)
-        out.append((lang, m.group("body"), text.count("\n", 0, m.start()) + 1,
+        body = textwrap.dedent(m.group("body"))
+        out.append((lang, body, text.count("\n", 0, m.start()) + 1,
                     skip.group("reason") if skip else None))
     return out
 
