@@ -1,0 +1,43 @@
+"""Griffe extension for this site's API pages (mkdocs.yml loads it; it changes nothing in fastdl).
+
+- Interactive examples: fastdl's docstrings are plain prose, and ``>>> code`` lines would be read
+  by Markdown as nested block quotes. Each run of ``>>>`` / ``...`` lines, with the output lines
+  that follow up to a blank line, is put in a ```pycon block.
+- Special methods (``__repr__``, ``__eq__``, ...) are left off the pages; ``__init__`` is merged
+  into its class's signature by the handler (``merge_init_into_class``).
+"""
+import re
+
+import griffe
+
+PROMPT = re.compile(r"^(\s*)>>>( |$)")
+
+
+def fence(text):
+    """``text`` with each interactive example fenced as ```pycon."""
+    lines = text.split("\n")
+    out, i = [], 0
+    while i < len(lines):
+        m = PROMPT.match(lines[i])
+        if not m:
+            out.append(lines[i])
+            i += 1
+            continue
+        indent = m.group(1)
+        out.append(f"{indent}```pycon")
+        while i < len(lines) and lines[i].strip():
+            out.append(lines[i])
+            i += 1
+        out.append(f"{indent}```")
+    return "\n".join(out)
+
+
+class SiteDocstrings(griffe.Extension):
+    def on_instance(self, *, obj, **kwargs):
+        if obj.docstring is not None and ">>>" in obj.docstring.value:
+            obj.docstring.value = fence(obj.docstring.value)
+
+    def on_class_members(self, *, cls, **kwargs):
+        for name in [n for n in cls.members if n.startswith("__") and n.endswith("__")
+                     and n != "__init__"]:
+            del cls.members[name]
