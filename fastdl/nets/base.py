@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import backend, fusion
 from .._files import atomic_write
+from .._text import one_line
 from .._checks import finite
 from ..gradient import numerical_gradient as _numerical_gradient
 from ..layers import _as, _kept, run_forward
@@ -27,9 +28,7 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 
 def _one_line(exc):
-    # fastdl/cli.py and fastdl/search/_trial.py have their own copies of this
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return one_line(exc, with_type=True)
 
 
 def _file_kind(path, who):
