@@ -57,7 +57,7 @@ from ._checks import FLOAT_DTYPES, compute_dtype, float_array, labels, positive_
 from .kernels.shapes import window_output_hw
 
 __all__ = ["MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout",
-           "BatchNormalization", "Convolution", "Pooling", "run_forward", "takes_train_flg"]
+           "BatchNormalization", "Convolution", "Pooling", "AvgPooling", "run_forward", "takes_train_flg"]
 
 #: BatchNormalization's epsilon: the book writes 10e-7, which is 1e-6.
 BATCHNORM_EPS = 1e-6
@@ -672,13 +672,16 @@ class Pooling:
     On ties the first maximum in the window (row by row) wins, as in the book.
     """
     train_flg_aware = False
+    #: the backend ops this pooling runs, and its PyTorch counterpart (a subclass changes these)
+    _forward_op, _backward_op, _peer = "pool_forward", "pool_backward", "nn.MaxPool2d"
 
     def __init__(self, pool_h, pool_w, stride=2, pad=0):
-        self.pool_h = positive_int("pool_h", pool_h, owner="Pooling")
-        self.pool_w = positive_int("pool_w", pool_w, owner="Pooling")
-        self.stride, self.pad = _check_stride_pad("Pooling", stride, pad)
+        owner = type(self).__name__
+        self.pool_h = positive_int("pool_h", pool_h, owner=owner)
+        self.pool_w = positive_int("pool_w", pool_w, owner=owner)
+        self.stride, self.pad = _check_stride_pad(owner, stride, pad)
         if self.pad >= min(self.pool_h, self.pool_w):
-            raise ValueError(f"Pooling: pad ({self.pad}) must be smaller than the window "
+            raise ValueError(f"{owner}: pad ({self.pad}) must be smaller than the window "
                              f"({self.pool_h}x{self.pool_w}), or a window could hold only padding")
         self.reset()
 
@@ -690,12 +693,13 @@ class Pooling:
         self._ops = None
 
     def __repr__(self):
-        return f"Pooling(pool_h={self.pool_h}, pool_w={self.pool_w}, stride={self.stride}, pad={self.pad})"
+        return (f"{type(self).__name__}(pool_h={self.pool_h}, pool_w={self.pool_w}, stride={self.stride}, "
+                f"pad={self.pad})")
 
     def describe(self, x_shape):
         """(row label, PyTorch counterpart as an expression over ``nn``) for ``fastdl compare``."""
-        return (f"Pooling {self.pool_h}x{self.pool_w} s{self.stride} p{self.pad}",
-                f"nn.MaxPool2d(({self.pool_h}, {self.pool_w}), stride={self.stride}, padding={self.pad})")
+        return (f"{type(self).__name__} {self.pool_h}x{self.pool_w} s{self.stride} p{self.pad}",
+                f"{self._peer}(({self.pool_h}, {self.pool_w}), stride={self.stride}, padding={self.pad})")
 
     def output_shape(self, input_shape):
         """(N, C, OH, OW) for an input of shape (N, C, H, W); ValueError if the window does not fit."""
@@ -703,15 +707,16 @@ class Pooling:
         try:
             OH, OW = window_output_hw(H, W, self.pool_h, self.pool_w, self.stride, self.pad)
         except ValueError as exc:
-            raise ValueError(f"Pooling.forward: window {self.pool_h}x{self.pool_w} does not fit input x "
+            raise ValueError(f"{type(self).__name__}.forward: window {self.pool_h}x{self.pool_w} does not fit input x "
                              f"of shape {(N, C, H, W)} with pad {self.pad}: {exc}") from None
         return N, C, OH, OW
 
     def forward(self, x):
-        x = float_array("x", x, 4, owner="Pooling.forward")
+        x = float_array("x", x, 4, owner=f"{type(self).__name__}.forward")
         out_shape = self.output_shape(x.shape)
         self._ops = backend.ops()
-        out, self._ctx = self._ops.pool_forward(x, self.pool_h, self.pool_w, self.stride, self.pad)
+        op = getattr(self._ops, self._forward_op)
+        out, self._ctx = op(x, self.pool_h, self.pool_w, self.stride, self.pad)
         self.x = x
         self._out_shape = out_shape
         return out
@@ -719,7 +724,18 @@ class Pooling:
     def backward(self, dout):
         _need_forward(self, "_ctx")
         dout = _check_dout(self, dout, self._out_shape, self.x.dtype)
-        return self._ops.pool_backward(dout, self._ctx)
+        return getattr(self._ops, self._backward_op)(dout, self._ctx)
+
+
+class AvgPooling(Pooling):
+    """Average pooling over pool_h x pool_w windows; default stride 2 (not a layer of the book).
+
+    Each output is its window's mean. ``pad > 0`` pads with zeros, and the padding counts in
+    the divisor (pool_h * pool_w for every window, as PyTorch's ``AvgPool2d`` by default); pad
+    must be smaller than the window. Backward shares each window's gradient equally among its
+    taps.
+    """
+    _forward_op, _backward_op, _peer = "avg_pool_forward", "avg_pool_backward", "nn.AvgPool2d"
 
 
 def __getattr__(name):

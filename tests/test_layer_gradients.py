@@ -49,13 +49,22 @@ def test_convolution_backward(case, backend_name, rng):
     check_layer(layer, rng.standard_normal((N, C, H, W)), [("W", "dW"), ("b", "db")])
 
 
+def _pooling_classes(cls=Pooling):
+    """Pooling and every subclass of it (AvgPooling, and any added later)."""
+    out = [cls]
+    for sub in cls.__subclasses__():
+        out += _pooling_classes(sub)
+    return out
+
+
+@pytest.mark.parametrize("cls", _pooling_classes(), ids=lambda c: c.__name__)
 @pytest.mark.parametrize("case", [(2, 2, 4, 4, 2, 2, 2, 0), (1, 2, 5, 7, 3, 3, 2, 1),
                                   (2, 1, 6, 5, 3, 2, 1, 1)])
-def test_pooling_backward(case, backend_name, rng):
+def test_pooling_backward(case, cls, backend_name, rng):
     N, C, H, W, ph, pw, s, p = case
     # distinct values so no window has a tie (a tie makes the max non-differentiable)
     x = rng.permutation(N * C * H * W).reshape(N, C, H, W).astype(np.float64) * 0.1
-    check_layer(Pooling(ph, pw, s, p), x)
+    check_layer(cls(ph, pw, s, p), x)
 
 
 def test_relu_sigmoid_dropout_backward(backend_name, rng):
