@@ -57,7 +57,7 @@ from ._checks import FLOAT_DTYPES, compute_dtype, float_array, labels, positive_
 from .kernels.shapes import window_output_hw
 
 __all__ = ["MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout",
-           "BatchNormalization", "Convolution", "Pooling", "AvgPooling", "run_forward", "takes_train_flg"]
+           "BatchNormalization", "Convolution", "Pooling", "AvgPooling", "Elementwise", "run_forward", "takes_train_flg"]
 
 #: BatchNormalization's epsilon: the book writes 10e-7, which is 1e-6.
 BATCHNORM_EPS = 1e-6
@@ -225,66 +225,57 @@ class AddLayer:
         return dout * 1, dout * 1
 
 
-class Relu:
-    """max(0, x). ``mask`` marks the inputs that were <= 0."""
+class Elementwise:
+    """A layer that applies one element-wise op of the backend (the base of Relu and Sigmoid).
+
+    A subclass names the ops (``forward_op``, ``backward_op``), the attribute under which
+    ``forward`` keeps what the backward op takes (``saved``: the op's second result, or its
+    output when it returns one array), whether ``backward`` converts ``dout`` to that array's
+    dtype (``convert_dout``), and its PyTorch counterpart (``peer``, an expression over ``nn``).
+    """
     train_flg_aware = False
+    forward_op = backward_op = saved = peer = None
+    convert_dout = False
 
     def __init__(self):
         self.reset()
 
     def reset(self):
         """Drop the saved forward state (backward then refuses until the next forward)."""
-        self.mask = None
+        setattr(self, self.saved, None)
         self._ops = None
 
     def __repr__(self):
-        return "Relu()"
+        return f"{type(self).__name__}()"
 
     def describe(self, x_shape):
         """(row label, PyTorch counterpart as an expression over ``nn``) for ``fastdl compare``."""
-        return "Relu", "nn.ReLU()"
+        return type(self).__name__, self.peer
 
     def forward(self, x):
-        x = float_array("x", x, owner="Relu.forward")
+        x = float_array("x", x, owner=f"{type(self).__name__}.forward")
         self._ops = backend.ops()
-        out, self.mask = self._ops.relu_forward(x)
+        result = getattr(self._ops, self.forward_op)(x)
+        out, kept = result if isinstance(result, tuple) else (result, result)
+        setattr(self, self.saved, kept)
         return out
 
     def backward(self, dout):
-        _need_forward(self, "mask")
-        dout = _check_dout(self, dout, tuple(self.mask.shape), None)
-        return self._ops.relu_backward(dout, self.mask)
+        _need_forward(self, self.saved)
+        kept = getattr(self, self.saved)
+        dout = _check_dout(self, dout, tuple(kept.shape), kept.dtype if self.convert_dout else None)
+        return getattr(self._ops, self.backward_op)(dout, kept)
 
 
-class Sigmoid:
+class Relu(Elementwise):
+    """max(0, x). ``mask`` marks the inputs that were <= 0."""
+    forward_op, backward_op, saved, peer = "relu_forward", "relu_backward", "mask", "nn.ReLU()"
+
+
+class Sigmoid(Elementwise):
     """1 / (1 + exp(-x)). ``out`` keeps the forward result for backward."""
-    train_flg_aware = False
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self):
-        """Drop the saved forward state (backward then refuses until the next forward)."""
-        self.out = None
-        self._ops = None
-
-    def __repr__(self):
-        return "Sigmoid()"
-
-    def describe(self, x_shape):
-        """(row label, PyTorch counterpart as an expression over ``nn``) for ``fastdl compare``."""
-        return "Sigmoid", "nn.Sigmoid()"
-
-    def forward(self, x):
-        x = float_array("x", x, owner="Sigmoid.forward")
-        self._ops = backend.ops()
-        self.out = self._ops.sigmoid_forward(x)
-        return self.out
-
-    def backward(self, dout):
-        _need_forward(self, "out")
-        dout = _check_dout(self, dout, self.out.shape, self.out.dtype)
-        return self._ops.sigmoid_backward(dout, self.out)
+    forward_op, backward_op, saved, peer = "sigmoid_forward", "sigmoid_backward", "out", "nn.Sigmoid()"
+    convert_dout = True
 
 
 def _check_weights(owner, W, b, w_ndim):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from fastdl.layers import (Affine, BatchNormalization, Convolution, Dropout, Pooling, Relu,
-                           Sigmoid, SoftmaxWithLoss)
+from fastdl.layers import (Affine, BatchNormalization, Convolution, Dropout, Elementwise, Pooling,
+                           Relu, Sigmoid, SoftmaxWithLoss)
 from tests.helpers import num_grad
 
 
@@ -67,11 +67,24 @@ def test_pooling_backward(case, cls, backend_name, rng):
     check_layer(cls(ph, pw, s, p), x)
 
 
-def test_relu_sigmoid_dropout_backward(backend_name, rng):
-    x = rng.standard_normal((3, 7))
-    x[np.abs(x) < 1e-3] = 0.5       # keep away from the kink
-    check_layer(Relu(), x)
-    check_layer(Sigmoid(), rng.standard_normal((2, 3, 5)))
+def _subclasses(cls):
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub] + _subclasses(sub)
+    return out
+
+
+@pytest.mark.parametrize("cls", _subclasses(Elementwise), ids=lambda c: c.__name__)
+@pytest.mark.parametrize("shape", [(3, 7), (2, 3, 5)])
+def test_elementwise_backward(cls, shape, backend_name, rng):
+    """Every element-wise layer (Relu, Sigmoid, and any added later)."""
+    assert {Relu, Sigmoid} <= set(_subclasses(Elementwise))
+    x = rng.standard_normal(shape)
+    x[np.abs(x) < 1e-3] = 0.5       # keep away from a kink
+    check_layer(cls(), x)
+
+
+def test_dropout_backward(backend_name, rng):
     check_layer(Dropout(0.4), rng.standard_normal((4, 6)), seed=3)
 
 
