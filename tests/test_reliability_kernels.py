@@ -1,4 +1,4 @@
-"""Backends that disagree on bad inputs: convolution, pooling, im2col,
+"""Backends that disagree: convolution, pooling, im2col,
 col2im and the fused ops on bad inputs, the numba backend against the reference.
 
 A sample of the campaign's "layers x bad inputs x backends" family, kept tiny:
