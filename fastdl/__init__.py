@@ -13,7 +13,7 @@ from .backend import (BackendError, available_backends, current_backend, set_bac
                       using_backend)
 from . import functions, gradient, layers, optimizers, util, perceptron, nets  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written; pyproject.toml reads it
 
 __all__ = ["BackendError", "available_backends", "current_backend", "set_backend", "using_backend",
            "functions", "gradient", "layers", "optimizers", "util", "perceptron", "nets", "__version__"]
