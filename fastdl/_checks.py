@@ -1,8 +1,12 @@
 """Input validation shared by the user-facing modules. Errors name the argument,
 what was expected and what was received."""
+from __future__ import annotations
+
 import numbers
+from typing import Any, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -10,7 +14,7 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 from .kernels.arrays import is_device_array, to_host  # noqa: F401  (the one definition)
 
 
-def float_array(name, x, ndims=None, owner=""):
+def float_array(name: str, x: Any, ndims: int | Sequence[int] | None = None, owner: str = "") -> Any:
     """Return x as a float32 or float64 ndarray (device arrays pass through unconverted).
 
     What NumPy and the book accept is accepted: lists and scalars, float32 and
@@ -47,7 +51,7 @@ def float_array(name, x, ndims=None, owner=""):
     return x
 
 
-def compute_dtype(dt):
+def compute_dtype(dt: DTypeLike) -> np.dtype | None:
     """The dtype fastdl computes in for data stored as ``dt``: float32 and float64 as they are,
     float16 in float32, integers and booleans in float64."""
     dt = np.dtype(dt)
@@ -60,7 +64,7 @@ def compute_dtype(dt):
     return None
 
 
-def _to_compute_dtype(where, name, x):
+def _to_compute_dtype(where: str, name: str, x: np.ndarray) -> np.ndarray:
     target = compute_dtype(x.dtype)
     if target is None:
         what = ("complex numbers" if x.dtype.kind == "c" else
@@ -70,7 +74,7 @@ def _to_compute_dtype(where, name, x):
     return x.astype(target)
 
 
-def numeric_array(name, x, owner=""):
+def numeric_array(name: str, x: ArrayLike, owner: str = "") -> np.ndarray:
     """Return x as an ndarray of real numbers (bool, int or float)."""
     where = f"{owner}: " if owner else ""
     arr = np.asarray(x)
@@ -79,7 +83,7 @@ def numeric_array(name, x, owner=""):
     return arr
 
 
-def finite(name, x, owner=""):
+def finite(name: str, x: np.ndarray, owner: str = "") -> None:
     """Raise ValueError if x (data handed in by the user) holds NaN or infinity."""
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         where = f"{owner}: " if owner else ""
@@ -88,7 +92,7 @@ def finite(name, x, owner=""):
                          "training or evaluating")
 
 
-def positive_int(name, v, minimum=1, owner=""):
+def positive_int(name: str, v: Any, minimum: int = 1, owner: str = "") -> int:
     where = f"{owner}: " if owner else ""
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{where}{name} must be an integer, got {type(v).__name__} {v!r}")
@@ -97,7 +101,7 @@ def positive_int(name, v, minimum=1, owner=""):
     return int(v)
 
 
-def labels(t, n, k, owner=""):
+def labels(t: ArrayLike, n: int, k: int, owner: str = "") -> NDArray[np.intp]:
     """Normalise labels for a batch of n rows and k classes to an int array (n,).
 
     Accepted: (n,) or (n, 1) integer class indices (floats holding whole

@@ -16,24 +16,30 @@ Layers look their kernels up every time ``forward`` is called, so
 network on the reference. A layer's ``backward`` uses the backend that ran its
 ``forward`` (the saved intermediate values belong to that backend).
 """
+from __future__ import annotations
+
 import importlib
 import importlib.util
 import os
 import threading
 from contextlib import contextmanager
+from types import ModuleType
+from typing import Dict, Iterator, List, Optional
 
 __all__ = ["BackendError", "set_backend", "using_backend", "current_backend",
            "available_backends", "ops", "BACKENDS", "DEFAULT_BACKEND"]
 
-#: backend name -> module implementing every op of ``fastdl.kernels.spec.OPS``
-BACKENDS = {
+BACKENDS: Dict[str, str] = {
     "numpy": "fastdl.kernels.reference",
     "numba": "fastdl.kernels.cpu",
     "cuda": "fastdl.kernels.cuda",
 }
-#: used when neither set_backend, using_backend nor FASTDL_BACKEND chose one;
-#: if it cannot load here, FALLBACK_BACKEND is used and a warning says why
-DEFAULT_BACKEND = "numba"
+"""Backend name -> the module implementing every op of ``fastdl.kernels.spec.OPS``."""
+
+DEFAULT_BACKEND: str = "numba"
+"""The backend used when neither ``set_backend``, ``using_backend`` nor ``FASTDL_BACKEND`` chose
+one; if it cannot load here, ``FALLBACK_BACKEND`` (``"numpy"``) is used and a warning says why."""
+
 FALLBACK_BACKEND = "numpy"
 
 
@@ -41,14 +47,14 @@ class BackendError(ValueError):
     """An unknown backend name, or one whose requirements are missing here."""
 
 
-_loaded = {}              # name -> module
-_failures = {}            # name -> why it could not be loaded
-_global_name = None       # set by set_backend or FASTDL_BACKEND
+_loaded: Dict[str, ModuleType] = {}   # name -> module
+_failures: Dict[str, str] = {}         # name -> why it could not be loaded
+_global_name: Optional[str] = None     # set by set_backend or FASTDL_BACKEND
 _local = threading.local()
 _lock = threading.Lock()
 
 
-def _import(name):
+def _import(name: str) -> ModuleType:
     """The module of backend ``name``; raises BackendError naming the available ones."""
     mod = _loaded.get(name)
     if mod is not None:
@@ -81,9 +87,15 @@ def _import(name):
                        f"{', '.join(available_backends())}")
 
 
-def available_backends():
-    """Names of the backends that load on this machine (tries to import each one once)."""
-    names = []
+def available_backends() -> List[str]:
+    """Names of the backends that load on this machine (tries to import each one once).
+
+    Returns
+    -------
+    list of str
+        A subset of ``BACKENDS``' names, in its order (``"numpy"`` always loads).
+    """
+    names: List[str] = []
     for name in BACKENDS:
         if name in _loaded:
             names.append(name)
@@ -98,7 +110,7 @@ def available_backends():
     return names
 
 
-def _check_name(name):
+def _check_name(name: object) -> str:
     if not isinstance(name, str):
         raise BackendError(f"backend name must be a string, got {type(name).__name__}; "
                            f"available backends: {', '.join(available_backends())}")
@@ -106,7 +118,7 @@ def _check_name(name):
     return name
 
 
-def _default_name():
+def _default_name() -> str:
     global _global_name
     if _global_name is None:
         env = os.environ.get("FASTDL_BACKEND", "").strip()
@@ -128,14 +140,31 @@ def _default_name():
     return _global_name
 
 
-def set_backend(name):
-    """Select the backend for the whole process (a ``using_backend`` block still wins inside it)."""
+def set_backend(name: str) -> None:
+    """Select the backend for the whole process (a ``using_backend`` block still wins inside it).
+
+    Parameters
+    ----------
+    name : str
+        ``"numpy"``, ``"numba"`` or ``"cuda"``.
+
+    Raises
+    ------
+    BackendError
+        If the backend is unknown or cannot load here (nothing is changed then).
+    """
     global _global_name
     _global_name = _check_name(name)
 
 
-def current_backend():
-    """The name of the backend in force for this thread."""
+def current_backend() -> str:
+    """The name of the backend in force for this thread.
+
+    Returns
+    -------
+    str
+        ``"numpy"``, ``"numba"`` or ``"cuda"``.
+    """
     stack = getattr(_local, "stack", None)
     if stack:
         return stack[-1]
@@ -143,8 +172,24 @@ def current_backend():
 
 
 @contextmanager
-def using_backend(name):
-    """Run a block on backend ``name`` in this thread only; nests, and restores on exit."""
+def using_backend(name: str) -> Iterator[str]:
+    """Run a block on backend ``name`` in this thread only; nests, and restores on exit.
+
+    Parameters
+    ----------
+    name : str
+        ``"numpy"``, ``"numba"`` or ``"cuda"``.
+
+    Yields
+    ------
+    str
+        ``name``.
+
+    Raises
+    ------
+    BackendError
+        If the backend is unknown or cannot load here (raised on entering the block).
+    """
     _check_name(name)
     stack = getattr(_local, "stack", None)
     if stack is None:
@@ -156,6 +201,17 @@ def using_backend(name):
         stack.pop()
 
 
-def ops(name=None):
-    """The kernel module of backend ``name`` (default: the current one)."""
+def ops(name: Optional[str] = None) -> ModuleType:
+    """The kernel module of backend ``name`` (default: the current one).
+
+    Parameters
+    ----------
+    name : str, optional
+        A backend name; None for :func:`current_backend`.
+
+    Returns
+    -------
+    module
+        The module of ``BACKENDS[name]``, with every op of ``fastdl.kernels.spec.OPS``.
+    """
     return _import(current_backend() if name is None else name)
