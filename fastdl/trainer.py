@@ -20,24 +20,36 @@ or infinite, ``divergence`` the same as (iterations done, that loss). The book's
 the end with NaN; with ``stop_on_divergence=True`` ``train`` stops after that step instead
 (``interrupted`` stays False) and still measures the final accuracy.
 """
+from __future__ import annotations
+
 import math
 import signal
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Type, Union
 
 import numpy as np
 
 from ._checks import finite
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 
-OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,
-              "rmsprop": RMSprop, "rmsprpo": RMSprop, "adam": Adam}   # 'rmsprpo': the book's spelling
-#: the names to offer (the book's misspelling is accepted, not offered)
-OPTIMIZER_NAMES = tuple(name for name in OPTIMIZERS if name != "rmsprpo")
+if TYPE_CHECKING:
+    from tqdm.auto import tqdm as _Bar
+
+__all__ = ["Trainer", "OPTIMIZERS", "OPTIMIZER_NAMES"]
+
+OPTIMIZERS: Dict[str, Type[Any]] = {
+    "sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,
+    "rmsprop": RMSprop, "rmsprpo": RMSprop, "adam": Adam}   # 'rmsprpo': the book's spelling
+"""Lower-case optimizer name -> its class in :mod:`fastdl.optimizers` (what ``Trainer``'s
+``optimizer`` argument names, in any case). The book's misspelling ``"rmsprpo"`` is accepted."""
+
+OPTIMIZER_NAMES: Tuple[str, ...] = tuple(name for name in OPTIMIZERS if name != "rmsprpo")
+"""The optimizer names to offer: the keys of ``OPTIMIZERS`` without the book's misspelling."""
 
 
-def _finite(loss):
+def _finite(loss: Any) -> bool:
     try:
         return math.isfinite(float(loss))
     except (TypeError, ValueError):
@@ -45,11 +57,44 @@ def _finite(loss):
 
 
 class Trainer:
-    """Trains ``network`` with the book's loop. See the module docstring for details."""
+    """Trains ``network`` with the book's loop. See the module docstring for details.
 
-    def __init__(self, network, x_train, t_train, x_test, t_test, epochs=20, mini_batch_size=100,
-                 optimizer="SGD", optimizer_param=None, evaluate_sample_num_per_epoch=None,
-                 verbose=True, progress=None, seed=None, stop_on_divergence=False):
+    Parameters
+    ----------
+    network : network
+        A network of :mod:`fastdl.nets` (or one with the book's interface: ``params``,
+        ``gradient(x, t)``, ``accuracy(x, t)`` and ``last_layer.loss``).
+    x_train, t_train : ndarray, shape (N, ...) and (N,) or (N, K)
+        Training images and labels.
+    x_test, t_test : ndarray, shape (M, ...) and (M,) or (M, K)
+        Test images and labels.
+    epochs : float
+        Number of epochs (``max_iter = int(epochs * max(N / mini_batch_size, 1))``).
+    mini_batch_size : int
+        Samples per step, drawn with replacement.
+    optimizer : str
+        A name of ``OPTIMIZERS`` (any case): ``"SGD"``, ``"Momentum"``, ``"Nesterov"``,
+        ``"AdaGrad"``, ``"RMSprop"`` or ``"Adam"``.
+    optimizer_param : dict, optional
+        Keyword arguments of the optimizer (default ``{"lr": 0.01}``).
+    evaluate_sample_num_per_epoch : int, optional
+        Samples of each set the per-epoch accuracies are measured on (None: all).
+    verbose : bool or "iter"
+        Print the book's epoch lines and final line; ``"iter"`` also every step's loss.
+    progress : bool, optional
+        Show a progress bar (None: when stderr is a terminal).
+    seed : int, optional
+        Seed NumPy's global RNG with it first (weights are drawn before, by the network).
+    stop_on_divergence : bool
+        Stop after the first step whose loss is NaN or infinite.
+    """
+
+    def __init__(self, network: Any, x_train: Any, t_train: Any, x_test: Any, t_test: Any,
+                 epochs: float = 20, mini_batch_size: int = 100, optimizer: str = "SGD",
+                 optimizer_param: Optional[Mapping[str, Any]] = None,
+                 evaluate_sample_num_per_epoch: Optional[int] = None,
+                 verbose: Union[bool, str] = True, progress: Optional[bool] = None,
+                 seed: Optional[int] = None, stop_on_divergence: bool = False) -> None:
         if len(x_train) != len(t_train):
             raise ValueError(f"Trainer: x_train has {len(x_train)} samples but t_train has {len(t_train)}")
         if len(x_test) != len(t_test):
@@ -64,39 +109,64 @@ class Trainer:
         if seed is not None:
             np.random.seed(seed)
         self.network = network
+        """The network being trained."""
         self.verbose = verbose
-        self.x_train, self.t_train, self.x_test, self.t_test = x_train, t_train, x_test, t_test
+        """Print the book's lines: True, False or ``"iter"``."""
+        self.x_train = x_train
+        """Training images."""
+        self.t_train = t_train
+        """Training labels."""
+        self.x_test = x_test
+        """Test images."""
+        self.t_test = t_test
+        """Test labels."""
         self.epochs = epochs
+        """Number of epochs."""
         self.batch_size = mini_batch_size
+        """Samples per step (``mini_batch_size``)."""
         self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
+        """Samples of each set the per-epoch accuracies use (None: all)."""
         self.optimizer = OPTIMIZERS[optimizer.lower()](**(optimizer_param or {"lr": 0.01}))
-        self.train_size = x_train.shape[0]
-        self.iter_per_epoch = max(self.train_size / mini_batch_size, 1)
+        """The optimizer instance (of :mod:`fastdl.optimizers`)."""
+        self.train_size: int = x_train.shape[0]
+        """Number of training samples."""
+        self.iter_per_epoch: float = max(self.train_size / mini_batch_size, 1)
+        """Steps per epoch: ``max(train_size / batch_size, 1)`` (a float, as in the book)."""
         self.max_iter = int(epochs * self.iter_per_epoch)
+        """Steps :meth:`train` runs in all."""
         self.current_iter = 0
+        """Steps done so far."""
         self.current_epoch = 0
-        self.train_loss_list = []
-        self.train_acc_list = []
-        self.test_acc_list = []
-        self.test_acc = None
+        """Epochs started so far (each start measures the accuracies)."""
+        self.train_loss_list: List[Any] = []
+        """The loss of every step, from its forward pass (before the update)."""
+        self.train_acc_list: List[float] = []
+        """Training accuracy at the start of every epoch."""
+        self.test_acc_list: List[float] = []
+        """Test accuracy at the start of every epoch."""
+        self.test_acc: Optional[float] = None
+        """The final accuracy on the whole test set; None until :meth:`train` has run."""
         self.interrupted = False
+        """True if :meth:`train` ended early on Ctrl-C."""
         self.stop_on_divergence = stop_on_divergence
-        self._diverged_at = None
+        """Stop after the first step whose loss is NaN or infinite."""
+        self._diverged_at: Optional[int] = None
         self._losses_seen = 0        # train_loss_list[:_losses_seen] were finite
         self.progress = sys.stderr.isatty() if progress is None else progress
-        self._bar = None
+        """Show a progress bar."""
+        self._bar: Optional[_Bar] = None
         self._stop = False
         self._images = 0
         self._busy = 0.0
 
     # -- output -------------------------------------------------------------------------
-    def _say(self, line):
+    def _say(self, line: str) -> None:
         if self._bar is not None:
             self._bar.write(line)
         else:
             print(line)
 
-    def _postfix(self):
+    def _postfix(self) -> None:
         if self._bar is None:
             return
         post = {}
@@ -109,7 +179,13 @@ class Trainer:
         self._bar.set_postfix(post, refresh=False)
 
     # -- the book's loop ------------------------------------------------------------------
-    def train_step(self):
+    def train_step(self) -> None:
+        """One step of the book's loop: a mini-batch, its gradient, the optimizer's update.
+
+        Appends the step's loss to ``train_loss_list``; at the start of an epoch (every
+        ``iter_per_epoch`` steps, the first included) measures train and test accuracy into
+        ``train_acc_list`` and ``test_acc_list``. ``train`` calls it ``max_iter`` times.
+        """
         batch_mask = np.random.choice(self.train_size, self.batch_size)
         x_batch = self.x_train[batch_mask]
         t_batch = self.t_train[batch_mask]
@@ -137,7 +213,7 @@ class Trainer:
                 self._say(f"=== epoch:{self.current_epoch}, train acc:{train_acc}, test acc:{test_acc} ===")
         self.current_iter += 1
 
-    def train(self):
+    def train(self) -> float:
         """Run the remaining iterations, then measure accuracy on the whole test set.
 
         Returns the final test accuracy. Ctrl-C (in the main thread) ends training after the
@@ -147,7 +223,7 @@ class Trainer:
         # only in the main thread, and not where SIGINT is deliberately ignored (nohup, background jobs)
         if (threading.current_thread() is threading.main_thread()
                 and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
-            def on_sigint(signum, frame):
+            def on_sigint(signum: int, frame: Any) -> None:
                 if self._stop:                       # second Ctrl-C: stop at once
                     raise KeyboardInterrupt
                 self._stop = True
@@ -180,7 +256,7 @@ class Trainer:
         return self.test_acc
 
     @property
-    def diverged_at(self):
+    def diverged_at(self) -> Optional[int]:
         """Index in ``train_loss_list`` of the first loss that is NaN or infinite; None while all
         are finite. Read from the list itself, so it holds however the steps were run."""
         while self._diverged_at is None and self._losses_seen < len(self.train_loss_list):
@@ -190,13 +266,13 @@ class Trainer:
         return self._diverged_at
 
     @property
-    def divergence(self):
+    def divergence(self) -> Optional[Tuple[int, float]]:
         """``(iterations done, loss)`` at the first NaN or infinite loss: (4, nan) when the fourth
         step's loss was NaN; None while every loss is finite."""
         at = self.diverged_at
         return None if at is None else (at + 1, float(self.train_loss_list[at]))
 
     @property
-    def images_per_second(self):
+    def images_per_second(self) -> float:
         """Training throughput so far (gradient + update only, evaluations excluded)."""
         return self._images / self._busy if self._busy else 0.0
