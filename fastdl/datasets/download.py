@@ -16,6 +16,8 @@ moved aside to ``<name>.mismatch-<YYYYmmdd-HHMMSS>``, with a
 :class:`DataFileMovedAside` warning, and a fresh copy is downloaded; the error of a
 download that then fails says where the file went.
 """
+from __future__ import annotations
+
 import glob
 import hashlib
 import http.client
@@ -25,6 +27,7 @@ import time
 import urllib.error
 import urllib.request
 import warnings
+from typing import Callable, Dict, Optional, Sequence
 
 from .._files import atomic_write, move_aside
 
@@ -32,6 +35,10 @@ TIMEOUT = 30                # seconds: connecting, and the longest wait for the 
 DEADLINE_BASE = 300         # seconds every download gets ...
 DEADLINE_MIN_RATE = 50_000  # ... plus its announced size at this many bytes per second
 DEADLINE_ENV = "FASTDL_DOWNLOAD_DEADLINE"
+
+
+#: a download's progress callback: ``progress(name, bytes so far, bytes announced or None)``
+Progress = Callable[[str, int, Optional[int]], object]
 
 
 class DownloadError(OSError):
@@ -47,7 +54,7 @@ class DataFileMovedAside(UserWarning):
     """A file in the data folder did not have the expected checksum and was renamed, not deleted."""
 
 
-def md5sum(path, chunk=1 << 20):
+def md5sum(path: str, chunk: int = 1 << 20) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
@@ -55,11 +62,11 @@ def md5sum(path, chunk=1 << 20):
     return h.hexdigest()
 
 
-def is_valid(path, md5):
+def is_valid(path: str, md5: str) -> bool:
     return os.path.isfile(path) and md5sum(path) == md5
 
 
-def deadline_for(size=None):
+def deadline_for(size: Optional[int] = None) -> float:
     """Seconds one download from one mirror may take in all: ``$FASTDL_DOWNLOAD_DEADLINE`` if
     set, else DEADLINE_BASE (300 s) plus the announced size at DEADLINE_MIN_RATE (50 kB/s);
     e.g. 498 s for MNIST's 9.9 MB training images. ``size``: bytes, None if not announced."""
@@ -75,7 +82,7 @@ def deadline_for(size=None):
     return DEADLINE_BASE + (size or 0) / DEADLINE_MIN_RATE
 
 
-def _aside_note(path):
+def _aside_note(path: str) -> str:
     earlier = sorted(glob.glob(glob.escape(path) + ".mismatch-*"))
     if not earlier:
         return ""
@@ -83,15 +90,15 @@ def _aside_note(path):
             "expected checksum and was moved aside, not deleted: " + ", ".join(earlier))
 
 
-def _download(url, path, md5, progress, name):
+def _download(url: str, path: str, md5: str, progress: Optional[Progress], name: str) -> str:
     """Download ``url`` into ``path`` (atomically, checksum verified) within the deadline."""
     start = time.monotonic()
     limit = deadline_for(None)
     timeout = min(TIMEOUT, limit)
     with atomic_write(path, kind="part", name_errors=False) as out, \
             urllib.request.urlopen(url, timeout=timeout) as resp:
-        expected = resp.headers.get("Content-Length")
-        expected = int(expected) if expected and expected.strip().isdigit() else None
+        length = resp.headers.get("Content-Length")
+        expected = int(length) if length and length.strip().isdigit() else None
         limit = deadline_for(expected)
         read = getattr(resp, "read1", resp.read)       # read1: whatever has arrived, not a full block
         h = hashlib.md5()
@@ -122,7 +129,8 @@ class _TooSlow(DownloadError):
     pass
 
 
-def fetch(name, md5, mirrors, folder, progress=None, skip=None):
+def fetch(name: str, md5: str, mirrors: Sequence[str], folder: str,
+          progress: Optional[Progress] = None, skip: Optional[Dict[str, str]] = None) -> str:
     """Return the path of ``folder/name`` with checksum ``md5``, downloading it if needed.
 
     mirrors: base URLs tried in order (``base + name``). Raises DownloadError listing what each

@@ -10,8 +10,11 @@ Downloads are checksummed, atomic and time-bounded (see ``download.py``): a file
 data folder whose checksum does not match the published file is moved aside to
 ``<name>.mismatch-<time>`` (with a warning), never deleted, and downloaded again.
 """
+from __future__ import annotations
+
 import gzip
 import os
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -19,7 +22,11 @@ from .download import DEADLINE_ENV, DownloadError, SettingError, fetch, is_valid
 
 __all__ = ["load_mnist", "load_fashion_mnist", "data_dir", "DataUnavailable", "SettingError", "SAMPLE_DIR"]
 
-SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mnist_sample")
+SAMPLE_DIR: str = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mnist_sample")
+"""The folder of the MNIST sample that ships with fastdl (inside the installed package)."""
+
+#: ``(images, labels)`` of one split
+Split = Tuple[np.ndarray, np.ndarray]
 
 MNIST_MIRRORS = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -54,8 +61,14 @@ class DataUnavailable(RuntimeError):
     """The data set is neither cached nor downloadable; the message says what to do."""
 
 
-def data_dir():
-    """Where downloaded data sets are kept: $FASTDL_DATA_DIR, else the per-user cache."""
+def data_dir() -> str:
+    """Where downloaded data sets are kept: $FASTDL_DATA_DIR, else the per-user cache.
+
+    Returns
+    -------
+    str
+        An absolute path (it need not exist yet).
+    """
     d = os.environ.get("FASTDL_DATA_DIR")
     if d:
         return os.path.abspath(os.path.expanduser(d))
@@ -63,12 +76,12 @@ def data_dir():
     return os.path.join(base, "fastdl")
 
 
-def _mirrors(default, env):
+def _mirrors(default: Sequence[str], env: str) -> List[str]:
     v = os.environ.get(env)
     return [m.strip() for m in v.split(",") if m.strip()] if v else list(default)
 
 
-def read_idx(path):
+def read_idx(path: Union[str, os.PathLike]) -> np.ndarray:
     """Read a gzipped IDX file (magic 2051: images (N, rows, cols); 2049: labels (N,)) as uint8."""
     with gzip.open(path, "rb") as f:
         data = f.read()
@@ -78,7 +91,7 @@ def read_idx(path):
     n = int.from_bytes(data[4:8], "big")
     if magic == 2049:
         arr = np.frombuffer(data, dtype=np.uint8, offset=8)
-        shape = (n,)
+        shape: Tuple[int, ...] = (n,)
     elif magic == 2051:
         rows, cols = int.from_bytes(data[8:12], "big"), int.from_bytes(data[12:16], "big")
         arr = np.frombuffer(data, dtype=np.uint8, offset=16)
@@ -90,11 +103,12 @@ def read_idx(path):
     return arr.reshape(shape)
 
 
-def _paths(files, mirrors_default, mirrors_env, folder, what):
+def _paths(files: Mapping[str, Tuple[str, str]], mirrors_default: Sequence[str], mirrors_env: str,
+           folder: str, what: str) -> Dict[str, str]:
     paths = {}
     failures = []
     mirrors = _mirrors(mirrors_default, mirrors_env)
-    slow = {}                      # mirrors that missed the download deadline: not tried again here
+    slow: Dict[str, str] = {}   # mirrors that missed the download deadline: not tried again here
     for role, (name, md5) in files.items():
         try:
             paths[role] = fetch(name, md5, mirrors, folder, skip=slow)
@@ -114,7 +128,8 @@ def _paths(files, mirrors_default, mirrors_env, folder, what):
     return paths
 
 
-def _convert(paths, normalize, flatten, one_hot_label):
+def _convert(paths: Mapping[str, str], normalize: bool, flatten: bool,
+             one_hot_label: bool) -> Tuple[Split, Split]:
     out = []
     for split in ("train", "test"):
         x = read_idx(paths[f"{split}_img"])
@@ -133,10 +148,10 @@ def _convert(paths, normalize, flatten, one_hot_label):
         else:
             t = t.copy()
         out.append((x, t))
-    return tuple(out)
+    return out[0], out[1]
 
 
-def _use_sample(sample):
+def _use_sample(sample: Optional[bool]) -> bool:
     if sample is None:
         v = os.environ.get("FASTDL_MNIST", "").strip().lower()
         if v not in ("", "full", "sample"):
@@ -145,7 +160,8 @@ def _use_sample(sample):
     return bool(sample)
 
 
-def load_mnist(normalize=True, flatten=True, one_hot_label=False, sample=None):
+def load_mnist(normalize: bool = True, flatten: bool = True, one_hot_label: bool = False,
+               sample: Optional[bool] = None) -> Tuple[Split, Split]:
     """MNIST as ``(x_train, t_train), (x_test, t_test)``, as in the book.
 
     normalize: images as float32 in [0, 1] (else uint8 0-255).
@@ -156,6 +172,30 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, sample=None):
     FASTDL_MNIST ('sample' or 'full', default full). The sample's files are sorted by
     class; its training split is returned in a fixed shuffled order (the same every
     time), so that the first n samples hold every class, as in the full set.
+
+    Parameters
+    ----------
+    normalize : bool
+        Images as float32 in [0, 1]; False: uint8 0-255.
+    flatten : bool
+        Images as (N, 784); False: (N, 1, 28, 28).
+    one_hot_label : bool
+        Labels as (N, 10) float64 one-hot rows; False: uint8 (N,).
+    sample : bool, optional
+        The shipped sample (True), the full set (False), or as ``FASTDL_MNIST`` says (None).
+
+    Returns
+    -------
+    ((x_train, t_train), (x_test, t_test))
+        ``x``: float32 (N, 784) or (N, 1, 28, 28), or uint8 when not ``normalize``; ``t``: uint8
+        (N,) or float64 (N, 10). N is 60,000 / 10,000 (the sample: 5,000 / 10,000).
+
+    Raises
+    ------
+    DataUnavailable
+        The full set is neither cached nor downloadable (the message says what to do).
+    SettingError
+        ``FASTDL_MNIST`` (or another of the data sets' variables) holds an unusable value.
     """
     if _use_sample(sample):
         paths = {}
@@ -172,8 +212,25 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, sample=None):
     return _convert(paths, normalize, flatten, one_hot_label)
 
 
-def load_fashion_mnist(normalize=True, flatten=True, one_hot_label=False):
-    """Fashion-MNIST (Zalando, MIT licence) with the same interface; downloaded on first use."""
+def load_fashion_mnist(normalize: bool = True, flatten: bool = True,
+                       one_hot_label: bool = False) -> Tuple[Split, Split]:
+    """Fashion-MNIST (Zalando, MIT licence) with the same interface; downloaded on first use.
+
+    Parameters
+    ----------
+    normalize, flatten, one_hot_label : bool
+        As for :func:`load_mnist`.
+
+    Returns
+    -------
+    ((x_train, t_train), (x_test, t_test))
+        60,000 training and 10,000 test images of 10 classes, as :func:`load_mnist` gives them.
+
+    Raises
+    ------
+    DataUnavailable
+        The data set is neither cached nor downloadable.
+    """
     paths = _paths(FASHION_FILES, FASHION_MIRRORS, "FASTDL_FASHION_MIRRORS",
                    os.path.join(data_dir(), "fashion-mnist"), "Fashion-MNIST")
     return _convert(paths, normalize, flatten, one_hot_label)
