@@ -1,0 +1,379 @@
+"""MkDocs hooks of this site (mkdocs.yml, ``hooks:``); they change nothing in fastdl or benchmarks/.
+
+- **Benchmark plots.** The performance page's figures are drawn at build time with matplotlib
+  from the result files in ``benchmarks/`` (the newest ``results-<kind>-<date>*.txt`` of each
+  kind the figure needs) and added to the built site as SVG files; none is committed. A page asks
+  for one with the comment ``<!-- plot: NAME -->`` on a line of its own, which becomes the image
+  and a line naming the file(s) it was drawn from and the machine their header describes.
+- **The op table.** ``<!-- spec: table -->`` becomes a Markdown table of
+  ``fastdl.kernels.spec.TABLE`` (griffe cannot document ``kernels/`` under the name
+  ``fastdl.kernels``: it is installed there through ``package-dir``), with, per op, whether the
+  numba and cuda backends have a kernel of their own (each op module's ``__all__``, read with
+  ``ast`` so that no backend is imported) or use its composite; ``<!-- spec: conventions -->``
+  becomes the module docstring (the shapes and conventions of every op).
+
+A result file that is missing or cannot be parsed fails the build: a figure is never silently
+dropped or drawn from nothing.
+"""
+import ast
+import io
+import posixpath
+import re
+import statistics
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "benchmarks"
+KERNELS = ROOT / "kernels"
+PLOT_DIR = "assets/benchmarks"          # where the figures go, inside the built site
+MARKER = re.compile(r"^<!--\s*(plot|spec):\s*([\w-]+)\s*-->[ \t]*$", re.MULTILINE)
+
+_figures = {}                           # name -> (svg bytes, caption), drawn once per build
+
+
+# ---------------------------------------------------------------------------------------------
+# result files
+
+
+def newest(kind, suffix=""):
+    """The newest ``benchmarks/results-<kind>-<date><suffix>.txt`` (the date sorts by name)."""
+    pattern = re.compile(rf"results-{re.escape(kind)}-(\d{{4}}-\d{{2}}-\d{{2}}){re.escape(suffix)}\.txt$")
+    found = sorted((m.group(1), p) for p in BENCH.glob("results-*.txt")
+                   if (m := pattern.fullmatch(p.name)))
+    if not found:
+        raise PluginError(f"site_hooks: no benchmarks/results-{kind}-<date>{suffix}.txt to plot")
+    return found[-1][1]
+
+
+def machine(text):
+    """The header lines of a result file that describe the machine: the first line naming the
+    cores or threads (versions, CPU) and the first BLAS line."""
+    first = next((l.strip() for l in text.splitlines() if not l.startswith("#")
+                  and re.search(r"\bcores?\b|Numba threads", l)), None)
+    blas = next((l.strip() for l in text.splitlines() if l.startswith("BLAS:")), None)
+    return [l for l in (first, blas) if l]
+
+
+SWEEP_ROW = re.compile(r"^(?P<op>[a-z_0-9]+)\s+(?P<size>\S.*?)\s+(?P<numpy>\d+\.\d+)\s+"
+                       r"(?P<numba>\d+\.\d+)\s+(?P<ratio>\d+\.\d+)\s+\S+\s+\S+(\s+slower)?\s*$")
+
+
+def parse_sweep(text):
+    """{dtype: [(op, size, numpy_us, numba_us, ratio)]} of a ``sweep.py`` output."""
+    out, dtype = {}, None
+    for line in text.splitlines():
+        m = re.match(r"^(float32|float64): medians", line)
+        if m:
+            dtype = m.group(1)
+            out[dtype] = []
+            continue
+        m = SWEEP_ROW.match(line)
+        if m and dtype:
+            out[dtype].append((m["op"], m["size"], float(m["numpy"]), float(m["numba"]),
+                               float(m["ratio"])))
+    if not out or not all(out.values()):
+        raise PluginError("site_hooks: no rows found in the sweep results")
+    return out
+
+
+def parse_steps(text):
+    """[(run title, {(net, config): ms})] of a ``step_time.py`` output, one entry per run."""
+    runs, title, net, cur = [], "", None, None
+    for line in text.splitlines():
+        m = re.match(r"^##\s+(before|after|run)\b(.*)$", line)
+        if m:
+            title = (m.group(1) + m.group(2)).strip()
+            cur = None
+            continue
+        m = re.match(r"^(\w+ConvNet) \(", line)
+        if m:
+            net = m.group(1)[0].upper() + m.group(1)[1:]
+            if cur is None:
+                cur = {}
+                runs.append((title, cur))
+            continue
+        m = re.match(r"^\s+(numpy|numba|torch) (float32|float64)\s+(\d+\.\d+) ms", line)
+        if m and net and cur is not None:
+            cur[(net, f"{m.group(1)} {m.group(2)}")] = float(m.group(3))
+    if not runs:
+        raise PluginError("site_hooks: no training-step times found")
+    return runs
+
+
+def parse_real_use(text):
+    """{"mixed": {label: ratio}, "load": {load: (x idle, MLP fastdl/NumPy)}} of ``real_use.py``."""
+    mixed, load, section = {}, {}, None
+    for line in text.splitlines():
+        if line.startswith("== mixed"):
+            section = "mixed"
+        elif line.startswith("== under load"):
+            section = "load"
+        elif line.startswith("=="):
+            section = None
+        elif section == "mixed":
+            m = re.match(r"^(\w[\w ]*?)\s+(\d+)\s+[\d.]+\s+[\d.]+\s+([\d.]+)\s*$", line)
+            if m:
+                mixed[f"{m.group(1)}, {int(m.group(2)):,} rows"] = float(m.group(3))
+        elif section == "load":
+            m = re.match(r"^(\w+)\s+[\d.]+\s+([\d.]+)\s+[\d.]+\s+[\d.]+\s+([\d.]+)\s*$", line)
+            if m:
+                load[m.group(1)] = (float(m.group(2)), float(m.group(3)))
+    if not mixed or not load:
+        raise PluginError("site_hooks: the real-use results lack the mixed or under-load table")
+    return {"mixed": mixed, "load": load}
+
+
+# ---------------------------------------------------------------------------------------------
+# figures
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    plt.rcParams.update({"svg.fonttype": "none", "font.size": 10, "axes.spines.top": False,
+                         "axes.spines.right": False, "svg.hashsalt": "fastdl"})
+    return plt
+
+
+def _plain_log(ax, axis="y", subs=(1.0,)):
+    """Log-scale ticks labelled 0.1, 1, 10 rather than 10^-1 ... (at ``subs`` times each power of
+    ten; the other minor ticks unlabelled)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(LogLocator(base=10, subs=subs))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
+def _svg(fig):
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    fig.clf()
+    # a fixed id salt and no date: the same results give the same file
+    return buf.getvalue().encode("utf-8")
+
+
+def _caption(paths, texts):
+    """Which result file(s) the figure was drawn from, each with the machine its header names."""
+    parts = []
+    for path, text in zip(paths, texts):
+        head = "; ".join(machine(text))
+        parts.append(f"`benchmarks/{path.name}` ({head})" if head else f"`benchmarks/{path.name}`")
+    return "Drawn when the site was built, from " + " and ".join(parts) + "."
+
+
+def plot_sweep():
+    plt = _pyplot()
+    from fastdl.kernels.spec import BY_NAME
+    path = newest("sweep")
+    text = path.read_text(encoding="utf-8")
+    data = parse_sweep(text)
+    families = sorted({BY_NAME[op].family if op in BY_NAME else "other"
+                       for rows in data.values() for op, *_ in rows})
+    colors = dict(zip(families, plt.get_cmap("tab10").colors))
+    dtypes = [d for d in ("float64", "float32") if d in data]
+    fig, axes = plt.subplots(1, len(dtypes), figsize=(11, 4.4), sharey=True, squeeze=False)
+    for ax, dtype in zip(axes[0], dtypes):
+        rows = data[dtype]
+        for fam in families:
+            pts = [(r[2], r[4]) for r in rows if (BY_NAME[r[0]].family if r[0] in BY_NAME else "other") == fam]
+            if pts:
+                ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=16, alpha=0.8,
+                           color=colors[fam], label=fam)
+        ax.axhline(1.0, color="0.3", lw=1, ls="--")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("time of the numpy reference per call (µs)")
+        med = statistics.median(r[4] for r in rows)
+        ax.set_title(f"{dtype}: {len(rows)} size points, median ratio {med:.2f}")
+        ax.grid(True, which="major", alpha=0.3)
+        _plain_log(ax, "x")
+        _plain_log(ax, "y")
+    axes[0][0].set_ylabel("numba time / numpy time (below 1: numba faster)")
+    axes[0][-1].legend(title="op family", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1),
+                       frameon=False)
+    return _svg(fig), _caption([path], [text])
+
+
+def plot_steps_before_after():
+    plt = _pyplot()
+    path = newest("step_time")
+    text = path.read_text(encoding="utf-8")
+    runs = parse_steps(text)
+    nets = sorted({k[0] for _, r in runs for k in r}, key=lambda n: ("Deep" in n, n))
+    configs = ["numba float64", "numba float32"]
+    fig, axes = plt.subplots(1, len(nets), figsize=(11, 3.8), squeeze=False)
+    width = 0.8 / len(runs)
+    cmap = {"before": plt.get_cmap("Greys"), "after": plt.get_cmap("Blues")}
+    for ax, net in zip(axes[0], nets):
+        for i, (title, r) in enumerate(runs):
+            kind = "before" if title.startswith("before") else "after"
+            shade = 0.45 + 0.25 * (sum(1 for t, _ in runs[:i] if t.startswith(kind)))
+            vals = [r.get((net, c), float("nan")) for c in configs]
+            xs = [j + (i - (len(runs) - 1) / 2) * width for j in range(len(configs))]
+            bars = ax.bar(xs, vals, width, label=title, color=cmap[kind](shade))
+            ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
+        ax.set_xticks(range(len(configs)), configs)
+        ax.set_title(f"{net}, batch 100")
+        ax.set_ylabel("median ms per training step")
+    axes[0][-1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return _svg(fig), _caption([path], [text])
+
+
+def plot_steps_machines():
+    plt = _pyplot()
+    haswell = newest("step_time", "-haswell")
+    day = re.search(r"\d{4}-\d{2}-\d{2}", haswell.name).group(0)
+    plain = BENCH / f"results-step_time-{day}.txt"      # the same day without the forced kernels
+    if not plain.is_file():
+        raise PluginError(f"site_hooks: benchmarks/{plain.name} is missing")
+    sets = [("OpenBLAS's own choice (SkylakeX kernels)", plain),
+            ("OPENBLAS_CORETYPE=Haswell forced", haswell)]
+    texts = [p.read_text(encoding="utf-8") for _, p in sets]
+    parsed = [parse_steps(t)[0][1] for t in texts]
+    nets = sorted({k[0] for r in parsed for k in r}, key=lambda n: ("Deep" in n, n))
+    order = ["numpy float64", "numba float64", "numba float32", "torch float32", "torch float64"]
+    configs = [c for c in order if any((n, c) in r for r in parsed for n in nets)]
+    fig, axes = plt.subplots(1, len(nets), figsize=(11, 4), squeeze=False)
+    width = 0.8 / len(sets)
+    colors = ["tab:blue", "tab:orange"]
+    for ax, net in zip(axes[0], nets):
+        for i, ((label, _), r) in enumerate(zip(sets, parsed)):
+            vals = [r.get((net, c), float("nan")) for c in configs]
+            xs = [j + (i - (len(sets) - 1) / 2) * width for j in range(len(configs))]
+            bars = ax.bar(xs, vals, width, label=label, color=colors[i])
+            ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=1)
+        ax.set_yscale("log")
+        _plain_log(ax, subs=(1.0, 2.0, 5.0))
+        ax.set_xticks(range(len(configs)), [c.replace(" ", "\n") for c in configs])
+        ax.set_title(f"{net}, batch 100")
+        ax.set_ylabel("median ms per training step (log scale)")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), fontsize=9, frameon=False,
+               loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(sets))
+    return _svg(fig), _caption([p for _, p in sets], texts)
+
+
+def plot_real_use():
+    plt = _pyplot()
+    now_path = newest("real_use")
+    before_path = newest("real_use", "-before")
+    texts = [before_path.read_text(encoding="utf-8"), now_path.read_text(encoding="utf-8")]
+    before, now = (parse_real_use(t) for t in texts)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.4), gridspec_kw={"width_ratios": [3, 2]})
+    labels = [k for k in now["mixed"] if k in before["mixed"]]
+    xs = range(len(labels))
+    for off, (name, res, color) in zip((-0.2, 0.2), (("before", before, "0.6"),
+                                                      ("now", now, "tab:blue"))):
+        bars = ax1.bar([x + off for x in xs], [res["mixed"][k] for k in labels], 0.4,
+                       label=name, color=color)
+        ax1.bar_label(bars, fmt="%.2f", fontsize=6.5, padding=1)
+    ax1.axhline(1.0, color="0.3", lw=1, ls="--")
+    ax1.set_yscale("log")
+    _plain_log(ax1)
+    ax1.set_xticks(list(xs), [k.replace(" layer", "\nlayer").replace(", ", "\n") for k in labels],
+                   fontsize=7.5)
+    ax1.set_ylabel("fastdl / NumPy alone (log; 1 = no cost)")
+    ax1.set_title("x @ W in NumPy, then the fastdl function")
+    ax1.legend(fontsize=8, frameon=False)
+    loads = [k for k in now["load"] if k in before["load"]]
+    xs = range(len(loads))
+    for off, (name, res, color) in zip((-0.2, 0.2), (("before", before, "0.6"),
+                                                      ("now", now, "tab:blue"))):
+        bars = ax2.bar([x + off for x in xs], [res["load"][k][1] for k in loads], 0.4,
+                       label=name, color=color)
+        ax2.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+    ax2.axhline(1.0, color="0.3", lw=1, ls="--")
+    ax2.set_yscale("log")
+    _plain_log(ax2)
+    ax2.set_xticks(list(xs), [f"load:\n{k}" for k in loads], fontsize=8)
+    ax2.set_ylabel("MLP step: fastdl / NumPy (log)")
+    ax2.set_title("chapter-4 MLP step beside another process")
+    return _svg(fig), _caption([before_path, now_path], texts)
+
+
+PLOTS = {"sweep": plot_sweep, "steps-before-after": plot_steps_before_after,
+         "steps-machines": plot_steps_machines, "real-use": plot_real_use}
+ALT = {"sweep": "numba over numpy time ratio of every op at every size, float64 and float32",
+       "steps-before-after": "training-step times of the numba backend, before and after, two runs each",
+       "steps-machines": "training-step times of numpy, numba and PyTorch, with OpenBLAS's own and forced Haswell kernels",
+       "real-use": "fastdl next to the reader's own NumPy code: before and now"}
+
+
+def figure(name):
+    if name not in _figures:
+        if name not in PLOTS:
+            raise PluginError(f"site_hooks: unknown plot {name!r} (known: {', '.join(PLOTS)})")
+        _figures[name] = PLOTS[name]()
+    return _figures[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# the op table
+
+
+def backend_ops(folder):
+    """The op names a backend package has kernels for: the union of its modules' ``__all__``."""
+    names = set()
+    for path in sorted((KERNELS / folder).glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if (isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__"
+                                                     for t in node.targets)):
+                names.update(ast.literal_eval(node.value))
+    return names
+
+
+def spec_table():
+    from fastdl.kernels import spec
+    numba, cuda = backend_ops("cpu"), backend_ops("cuda")
+    rows = ["| op | signature | family | returns | backward of | numba | cuda |",
+            "|---|---|---|---|---|---|---|"]
+    for op in spec.TABLE:
+        rows.append("| `{}` | `{}` | {} | {} | {} | {} | {} |".format(
+            op.name, op.signature, op.family, f"`{op.returns}`" if op.returns else "(in place)",
+            f"`{op.backward_of}`" if op.backward_of else "",
+            "kernel" if op.name in numba else "composite",
+            "kernel" if op.name in cuda else "composite"))
+    return "\n".join(rows)
+
+
+def spec_conventions():
+    from fastdl.kernels import spec
+    doc = spec.__doc__.strip("\n")
+    return "```\n" + doc + "\n```"
+
+
+# ---------------------------------------------------------------------------------------------
+# mkdocs events
+
+
+def on_pre_build(config, **kwargs):
+    _figures.clear()
+
+
+def on_files(files, config, **kwargs):
+    for name in PLOTS:
+        svg, _ = figure(name)
+        files.append(File.generated(config, f"{PLOT_DIR}/{name}.svg", content=svg))
+    return files
+
+
+def on_page_markdown(markdown, page, config, files, **kwargs):
+    def replace(m):
+        kind, name = m.group(1), m.group(2)
+        if kind == "plot":
+            _, caption = figure(name)
+            src = posixpath.relpath(f"{PLOT_DIR}/{name}.svg",
+                                    posixpath.dirname(page.file.src_uri) or ".")
+            return f"![{ALT.get(name, name)}]({src})\n\n*{caption}*"
+        if name == "table":
+            return spec_table()
+        if name == "conventions":
+            return spec_conventions()
+        raise PluginError(f"site_hooks: unknown marker {m.group(0)} in {page.file.src_uri}")
+    return MARKER.sub(replace, markdown)
