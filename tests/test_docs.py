@@ -9,7 +9,10 @@ run here (it needs a GPU, say) is preceded by an HTML comment ``<!-- not run: RE
 the site does not show; the reason must be given.
 
 The pages run on the default backend unless FASTDL_BACKEND says otherwise, as a reader's code
-would. The site itself is built with ``mkdocs build --strict`` (the docs extra installs mkdocs).
+would. The site itself is built once with ``mkdocs build --strict`` (the docs extra installs
+mkdocs), and the built HTML is checked: every name a public module exports has an entry on the
+API pages, the op table lists every op of the contract, and the performance page's plots, drawn
+from benchmarks/results-*.txt by docs/_ext/site_hooks.py at build time, are there.
 """
 import importlib.util
 import json
@@ -98,7 +101,8 @@ PAGES_WITH_CODE = [p for p in PAGES if examples(p)]
 
 def test_pages_found():
     names = {p.relative_to(DOCS).as_posix() for p in PAGES}
-    assert {"index.md", "chapters.md", "backends.md", "book.md", "differences.md"} <= names
+    assert {"index.md", "chapters.md", "backends.md", "book.md", "differences.md", "architecture.md",
+            "numba.md", "cuda.md", "performance.md", "reliability.md", "search.md"} <= names
     assert any(n.startswith("reference/") for n in names)
     assert PAGES_WITH_CODE, "no page has a python example"
 
@@ -137,12 +141,82 @@ def test_every_printing_block_is_checked():
                     f"{page.name}:{line}: prints, but no ```text block follows with the output")
 
 
-def test_mkdocs_build_strict(tmp_path):
+# The public modules; every name each one exports must have an entry on the site's API pages.
+PUBLIC_MODULES = ["fastdl", "fastdl.functions", "fastdl.gradient", "fastdl.perceptron",
+                  "fastdl.layers", "fastdl.optimizers", "fastdl.nets", "fastdl.trainer",
+                  "fastdl.datasets", "fastdl.util", "fastdl.search", "fastdl.backend",
+                  "fastdl.fusion", "fastdl.book"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The site built once with ``mkdocs build --strict`` (its folder), for the tests below."""
     if importlib.util.find_spec("mkdocs") is None:
         pytest.skip("mkdocs is not installed (python -m pip install -e '.[docs]')")
+    out = tmp_path_factory.mktemp("docs") / "site"
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
-                           "--site-dir", str(tmp_path / "site")],
+                           "--site-dir", str(out)],
                           capture_output=True, text=True, cwd=ROOT, timeout=300,
                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
-    assert (tmp_path / "site" / "index.html").is_file()
+    return out
+
+
+def test_mkdocs_build_strict(site):
+    assert (site / "index.html").is_file()
+    assert (site / "search" / "search_index.json").is_file()
+
+
+def public_names(module_name):
+    """What the module exports: its ``__all__``, or, without one, the names it defines itself
+    at top level (functions, classes, assignments) that do not start with an underscore;
+    names it merely imports are not its API."""
+    import ast
+    import importlib
+    mod = importlib.import_module(module_name)
+    if hasattr(mod, "__all__"):
+        return list(mod.__all__)
+    tree = ast.parse(Path(mod.__file__).read_text(encoding="utf-8"))
+    names = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names += [t.id for t in targets if isinstance(t, ast.Name)]
+    return [n for n in dict.fromkeys(names) if not n.startswith("_")]
+
+
+def test_every_public_name_has_a_reference_entry(site):
+    """Each name a public module exports has an entry on the API pages: an element with
+    ``id="<module>.<name>"`` (the anchor mkdocstrings gives it) in the built reference/."""
+    html = "\n".join(p.read_text(encoding="utf-8") for p in (site / "reference").rglob("*.html"))
+    anchors = set(re.findall(r'id="([^"]+)"', html))
+    missing = [f"{m}.{n}" for m in PUBLIC_MODULES for n in public_names(m)
+               if f"{m}.{n}" not in anchors]
+    assert not missing, ("public names without an entry on the site's API pages (docs/reference/"
+                         "): " + ", ".join(missing))
+    for module in PUBLIC_MODULES:
+        assert module in anchors, f"{module} has no API page"
+
+
+def test_op_table_lists_every_op(site):
+    """The op contract page shows every op of ``fastdl.kernels.spec.TABLE``, generated at build."""
+    from fastdl.kernels.spec import TABLE
+    page = (site / "reference" / "kernels" / "index.html").read_text(encoding="utf-8")
+    missing = [op.name for op in TABLE if f"<code>{op.name}</code>" not in page]
+    assert not missing, f"ops missing from the op table: {missing}"
+
+
+def test_performance_plots_are_built(site):
+    """The performance page's figures are drawn from benchmarks/results-*.txt at build time: each
+    image the page shows exists in the built site, is a non-empty SVG, and its caption names the
+    result file it was drawn from."""
+    page = (site / "performance" / "index.html").read_text(encoding="utf-8")
+    images = re.findall(r'<img[^>]*src="([^"]+\.svg)"', page)
+    assert len(images) >= 3, f"the performance page shows {len(images)} plots"
+    for src in images:
+        path = (site / "performance" / src).resolve()
+        assert path.is_file() and path.stat().st_size > 1000, f"{src} is missing or empty"
+        assert path.read_text(encoding="utf-8").lstrip().startswith(("<?xml", "<svg"))
+    assert len(re.findall(r"benchmarks/results-[\w-]+\.txt", page)) >= len(images)
