@@ -5,18 +5,25 @@ Subclasses build ``self.params`` (name -> array), ``self.layers`` (an
 OrderedDict or a list, as in the book), ``self.last_layer`` and
 ``self._grad_of``: name -> (layer, attribute) telling ``gradient`` where each
 parameter's gradient is found after ``backward``.
+
+``Net.summary`` lists the steps of a forward pass with their output shapes, parameters and FLOPs
+(``Summary``), from each layer's ``cost`` (``fastdl.layers``); nothing is computed.
 """
+from __future__ import annotations
+
 import os
 from collections.abc import Mapping
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .. import backend, fusion
 from .._files import atomic_write
 from .._text import one_line
-from .._checks import finite
+from .._checks import finite, positive_int
 from ..gradient import numerical_gradient as _numerical_gradient
-from ..layers import _as, _kept, run_forward
+from ..layers import Array, Shape, _as, _kept, run_forward
 
 _FORMAT_KEY = "__fastdl_params__"
 _META_KEY = "__fastdl_meta__"
@@ -27,11 +34,11 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")     # an .npz is a zip archive (the 
 _NPY_MAGIC = b"\x93NUMPY"
 
 
-def _one_line(exc):
+def _one_line(exc: BaseException) -> str:
     return one_line(exc, with_type=True)
 
 
-def _file_kind(path, who):
+def _file_kind(path: str, who: str) -> tuple[str, bytes]:
     """What a parameter file holds, judged by its first bytes, never by its name:
     'npz' (what save_params writes), 'pickle' (the book's format) or 'unknown'.
     Raises FileNotFoundError, IsADirectoryError, or ValueError for an empty file."""
@@ -51,7 +58,7 @@ def _file_kind(path, who):
     return "unknown", head
 
 
-def _not_params(path, head):
+def _not_params(path: str, head: bytes) -> ValueError:
     if head.startswith(_NPY_MAGIC):
         what = "it holds a single .npy array, not the .npz archive that save_params writes"
     else:
@@ -59,7 +66,7 @@ def _not_params(path, head):
     return ValueError(f"{path} is not a readable parameter file: {what}")
 
 
-def _read_npz(path, only=None):
+def _read_npz(path: str, only: Sequence[str] | None = None) -> dict[str, Any]:
     """name -> array of an .npz file (of the names in ``only`` if given), as a ValueError naming
     the file if it cannot be read."""
     try:
@@ -72,7 +79,7 @@ def _read_npz(path, only=None):
                          f"archive ({_one_line(exc)})") from None
 
 
-def read_meta(file_name):
+def read_meta(file_name: str | os.PathLike[str]) -> dict[str, Any]:
     """The metadata dict stored by ``save_params(..., meta=...)`` ({} if none, or for a pickle
     file, which is not unpickled). Raises FileNotFoundError or a one-line ValueError naming the
     file if it is not a parameter file."""
@@ -99,27 +106,162 @@ def read_meta(file_name):
 _BACKEND_OF_DEVICE = {"cpu": "numpy", "cuda": "cuda"}
 
 
-def make_dtype(dtype):
+def make_dtype(dtype: DTypeLike) -> np.dtype[Any]:
+    """``dtype`` as a NumPy dtype; TypeError unless it is float32 or float64."""
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
     return dt
 
 
-class Net:
-    """Base class of the book's networks. Not used on its own."""
+class SummaryRow(NamedTuple):
+    """One layer of a ``Summary``; None where it is not known (a layer without ``cost``, or after one).
 
-    weight_decay_lambda = 0
+    Attributes
+    ----------
+    name : str
+        The layer's name in ``net.layers`` (its index when ``layers`` is a list).
+    layer : Any
+        The layer.
+    output_shape : tuple of int or None
+        Its output's shape for the summary's batch.
+    params : int or None
+        Its trainable parameters.
+    param_bytes : int or None
+        What they take in their dtype.
+    flops : int or None
+        Its forward FLOPs for the whole batch (``fastdl.layers``: a multiply-add counts 2).
+    block : int or None
+        With ``net.fuse`` on, the number (1, 2, ...) of the fused ConvBlock that runs the layer
+        as part of one op; None for a layer that runs on its own.
+    """
+    name: str
+    layer: Any
+    output_shape: Shape | None
+    params: int | None
+    param_bytes: int | None
+    flops: int | None
+    block: int | None
+
+
+def _count(v: int | None) -> str:
+    return "?" if v is None else f"{v:,}"
+
+
+class Summary:
+    """What ``Net.summary`` returns: the table of a forward pass, shown by ``print`` (and ``repr``).
+
+    Attributes
+    ----------
+    rows : list of SummaryRow
+        The layers in the order ``predict`` runs them.
+    input_shape : tuple of int
+        The shape of one sample.
+    batch_size : int
+    params, param_bytes, flops : int
+        The totals over the rows whose values are known (``complete`` says whether all are).
+    complete : bool
+        False when some layer's numbers are unknown (shown as ``?``).
+    loss : tuple
+        ``(last_layer, its Cost or None)``: the loss layer, which ``predict`` does not run, shown
+        below the totals and not counted in them.
+    """
+
+    def __init__(self, title: str, input_shape: Shape, batch_size: int, rows: list[SummaryRow],
+                 loss: tuple[Any, Any]) -> None:
+        self.title = title
+        self.input_shape = input_shape
+        self.batch_size = batch_size
+        self.rows = rows
+        self.loss = loss
+        self.complete = all(None not in (r.output_shape, r.params, r.param_bytes, r.flops) for r in rows)
+        self.params = sum(r.params for r in rows if r.params is not None)
+        self.param_bytes = sum(r.param_bytes for r in rows if r.param_bytes is not None)
+        self.flops = sum(r.flops for r in rows if r.flops is not None)
+
+    def __str__(self) -> str:
+        head = ("Layer", "Output shape", "Params", "Bytes", "FLOPs")
+        lines: list[tuple[str, ...] | str] = []
+        block = None
+        for r in self.rows:
+            if r.block is not None and r.block != block:
+                members = " -> ".join(x.name for x in self.rows if x.block == r.block)
+                lines.append(f"[fused] ConvBlock {r.block}: {members}, run as one op")
+            block = r.block
+            label = ("  | " if r.block is not None else "") + f"{r.name}: {r.layer!r}"
+            shape = "?" if r.output_shape is None else str(r.output_shape)
+            lines.append((label, shape, _count(r.params), _count(r.param_bytes), _count(r.flops)))
+        more = "" if self.complete else " + ?"
+        total = ("Total", "", f"{self.params:,}{more}", f"{self.param_bytes:,}{more}", f"{self.flops:,}{more}")
+        cells = [head, total] + [x for x in lines if isinstance(x, tuple)]
+        w = [max(len(c[i]) for c in cells) for i in range(5)]
+
+        def row(c: tuple[str, ...]) -> str:
+            return "  ".join([c[0].ljust(w[0]), c[1].ljust(w[1])] + [c[i].rjust(w[i]) for i in (2, 3, 4)])
+        rule = "=" * len(row(head))
+        out = [self.title, row(head), rule]
+        out += [row(x) if isinstance(x, tuple) else x for x in lines]
+        out += [rule, row(total)]
+        layer, cost = self.loss
+        if layer is not None:
+            what = "" if cost is None else f" -> {cost.output_shape}, {cost.flops:,} FLOPs"
+            out.append(f"last_layer: {layer!r}{what} (the loss: not in the totals, which are predict's)")
+        out.append("FLOPs: a multiply-add counts 2 (each layer's cost(), fastdl.layers)"
+                   + ("" if self.complete else "; ? = not known: a layer without cost(input_shape), "
+                      "or after one"))
+        return "\n".join(line.rstrip() for line in out)
+
+    __repr__ = __str__
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:      # IPython: the table, as print shows it
+        p.text(str(self))
+
+
+class Net:
+    """Base class of the book's networks. Not used on its own.
+
+    Attributes
+    ----------
+    params : dict of str to Array
+        The parameters by name (``W1``, ``b1``, ...), shared with the layers: an optimizer's
+        in-place update of ``params`` is what the layers compute with.
+    layers : OrderedDict or list
+        The layers in the order ``predict`` runs them (an OrderedDict of named layers, or a list
+        for DeepConvNet, as in the book).
+    last_layer : SoftmaxWithLoss
+        The loss layer, run by ``loss`` after the layers.
+    dtype : numpy.dtype
+        float32 or float64: the dtype of the parameters and of the computation.
+    fuse : bool
+        Run each Convolution -> Relu [-> Pooling] of the layers as one fused backend op in
+        predict / loss / accuracy / gradient (``fastdl.fusion``; True by default): the same
+        results as layer by layer, without storing the full-size activations. Set
+        ``net.fuse = False`` to run the layers one by one, e.g. to inspect a Relu's ``mask``
+        after a forward pass.
+    device : str
+        Where ``params`` live: ``"cpu"`` (NumPy arrays) or ``"cuda"`` (device arrays); see ``to``.
+    weight_decay_lambda : float
+        L2 weight decay strength (0: none; MultiLayerNet and MultiLayerNetExtend take it).
+    """
+
+    params: dict[str, Array]
+    layers: Any
+    last_layer: Any
+    dtype: np.dtype[Any]
+    _grad_of: dict[str, tuple[Any, str]]
+
+    weight_decay_lambda: float = 0
     #: Run each Convolution -> Relu [-> Pooling] of the layers as one fused backend op in
     #: predict / loss / accuracy / gradient (``fastdl.fusion``): the same results as layer by
     #: layer, without storing the full-size activations. Set ``net.fuse = False`` to run the
     #: layers one by one, e.g. to inspect a Relu's ``mask`` after a forward pass.
-    fuse = True
-    _last_plan = None
-    device = "cpu"         # where params live: "cpu" (NumPy arrays) or "cuda" (device arrays)
-    _decayed = ()          # names of the weights that weight decay applies to
+    fuse: bool = True
+    _last_plan: Any = None
+    #: where params live: "cpu" (NumPy arrays) or "cuda" (device arrays)
+    device: str = "cpu"
+    _decayed: Sequence[str] = ()          # names of the weights that weight decay applies to
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         n = sum(int(np.prod(tuple(v.shape), dtype=np.int64)) for v in self.params.values())
         head = (f"{type(self).__name__}({np.dtype(self.dtype)}, {n:,} parameters"
                 + (f", on {self.device}" if self.device != "cpu" else "") + ")")
@@ -127,31 +269,148 @@ class Net:
         lines = [f"  {name}: {layer!r}" for name, layer in zip(names, self._layer_list())]
         return "\n".join([head] + lines + [f"  last_layer: {self.last_layer!r}"])
 
+    # -- the summary ----------------------------------------------------------------
+    @property
+    def input_shape(self) -> Shape | None:
+        """The shape of one input sample: ``input_dim`` (C, H, W) of the convolutional networks,
+        ``(input_size,)`` of the fully connected ones; None for a network that says neither."""
+        dim = getattr(self, "input_dim", None)
+        if dim is not None:
+            return tuple(int(v) for v in dim)
+        size = getattr(self, "input_size", None)
+        return None if size is None else (int(size),)
+
+    def summary(self, input_shape: Sequence[int] | None = None, batch_size: int = 1) -> Summary:
+        """The steps of a forward pass (``predict``) with their output shapes, parameters and FLOPs,
+        as Keras' ``summary()``: ``print(net.summary())`` shows the table.
+
+        One row per layer, in order: its name and repr, its output shape for a batch of
+        ``batch_size``, its parameters (elements of W and b, gamma and beta), the bytes they take
+        in their dtype (float32: 4 per element, float64: 8), and its forward FLOPs for the whole
+        batch. With ``net.fuse`` on, the layers that run as one fused op (``fastdl.fusion``) are
+        grouped under a ``[fused] ConvBlock`` line; their numbers are the same as with fuse off.
+        Then the totals, and the loss layer (which ``predict`` does not run: not in the totals).
+
+        FLOPs: a multiply-add counts as 2, any other arithmetic operation, comparison or function
+        (exp) as 1. Affine: ``2*N*D*M + N*M`` (the bias); Convolution:
+        ``2*N*FN*OH*OW*C*FH*FW + N*FN*OH*OW``; Relu and Dropout: 1 per element; Sigmoid: 4 per
+        element; Pooling (max and average): 1 per window element per output,
+        ``N*C*OH*OW*pool_h*pool_w``; BatchNormalization: 4 per element (evaluation's normalise,
+        scale and shift; a training step's batch statistics are not counted); SoftmaxWithLoss:
+        4 per score + 2 per sample. Each layer computes its own numbers with ``cost(input_shape)``
+        (``fastdl.layers``); a layer without that method (a reader's own) shows ``?`` for its
+        output shape and FLOPs (and so do the layers after it, whose input shape is then
+        unknown), its parameters being counted from the arrays of ``params`` it holds.
+
+        Nothing is computed or stored: the numbers come from the shapes alone.
+
+        Parameters
+        ----------
+        input_shape : sequence of int, optional
+            The shape of one sample, without the batch axis; the network's own (``input_shape``:
+            (1, 28, 28) for the convolutional networks' default, (784,) for an MLP on MNIST) by
+            default.
+        batch_size : int
+            N, the batch the output shapes and FLOPs are for (>= 1).
+
+        Returns
+        -------
+        Summary
+            The table (``print`` it), with the rows and the totals as attributes.
+        """
+        owner = f"{type(self).__name__}.summary"
+        batch_size = positive_int("batch_size", batch_size, 1, owner=owner)
+        if input_shape is None:
+            input_shape = self.input_shape
+            if input_shape is None:
+                raise ValueError(f"{owner}: this network does not say its input's shape (no input_dim "
+                                 "or input_size); pass input_shape, the shape of one sample")
+        try:
+            sample = tuple(int(v) for v in input_shape)
+        except TypeError:
+            raise TypeError(f"{owner}: input_shape must be a sequence of ints (one sample's shape), "
+                            f"got {input_shape!r}") from None
+        layers = self._layer_list()
+        names = [str(k) for k in (self.layers.keys() if isinstance(self.layers, dict) else range(len(layers)))]
+        # which layers run as one fused op: a step of the plan that is not a layer is a block of them
+        block_of: list[int | None] = [None] * len(layers)
+        if self.fuse:
+            i = blocks = 0
+            for step in fusion.plan(layers):
+                if step is layers[i]:
+                    i += 1
+                    continue
+                blocks += 1
+                for _ in step.layers:
+                    block_of[i] = blocks
+                    i += 1
+        shape: Shape | None = (batch_size,) + sample
+        rows = []
+        for name, layer, block in zip(names, layers, block_of):
+            cost = getattr(layer, "cost", None)
+            if shape is not None and callable(cost):
+                c = cost(shape)
+                shape = tuple(c.output_shape)
+                rows.append(SummaryRow(name, layer, shape, c.params, c.param_bytes, c.flops, block))
+            else:
+                shape = None
+                params, nbytes = self._held_params(layer)
+                rows.append(SummaryRow(name, layer, None, params, nbytes, None, block))
+        last = getattr(self, "last_layer", None)
+        loss_cost = getattr(last, "cost", None)
+        loss = (last, loss_cost(shape) if shape is not None and callable(loss_cost) else None)
+        title = (f"{type(self).__name__} ({np.dtype(self.dtype)}{', on ' + self.device if self.device != 'cpu' else ''}): "
+                 f"input {sample}, batch {batch_size}, fuse {'on' if self.fuse else 'off'}")
+        return Summary(title, sample, batch_size, rows, loss)
+
+    def _held_params(self, layer: Any) -> tuple[int, int]:
+        """(elements, bytes) of the arrays of ``params`` that a layer holds as attributes (for a
+        layer without ``cost``)."""
+        own = {id(v): v for v in self.params.values()}
+        held = {id(v): v for v in getattr(layer, "__dict__", {}).values() if id(v) in own}
+        n = sum(int(np.prod(tuple(v.shape), dtype=np.int64)) for v in held.values())
+        return n, sum(int(np.prod(tuple(v.shape), dtype=np.int64)) * np.dtype(v.dtype).itemsize
+                      for v in held.values())
+
     # -- the forward pass ------------------------------------------------------------
-    def _layer_list(self):
+    def _layer_list(self) -> list[Any]:
         return list(self.layers.values()) if isinstance(self.layers, dict) else list(self.layers)
 
-    def _input(self, x):
+    def _input(self, x: ArrayLike) -> Array:
         return _as(backend.ops(), _kept("x", x, type(self).__name__), self.dtype)
 
-    def _plan(self):
+    def _plan(self) -> list[Any]:
         """The steps of a forward pass: the layers in order, or with ``fuse`` on, the plan of
         ``fastdl.fusion`` (each Convolution -> Relu [-> Pooling] run as one ConvBlock)."""
         layers = self._layer_list()
         return fusion.plan(layers) if self.fuse else layers
 
-    def _forward(self, x, train_flg):
+    def _forward(self, x: ArrayLike, train_flg: bool) -> Array:
         x = self._input(x)
         self._last_plan = plan = self._plan()
         for step in plan:
             x = run_forward(step, x, train_flg)
         return x
 
-    def predict(self, x, train_flg=False):
-        """Scores before the softmax. Dropout and batch norm run in training mode when train_flg."""
+    def predict(self, x: ArrayLike, train_flg: bool = False) -> Array:
+        """Scores before the softmax. Dropout and batch norm run in training mode when train_flg.
+
+        Parameters
+        ----------
+        x : array_like
+            A batch of inputs: (N, input_size) for the fully connected networks, (N, C, H, W)
+            for the convolutional ones; converted to the network's dtype.
+        train_flg : bool
+            Run Dropout and BatchNormalization in training mode.
+
+        Returns
+        -------
+        Array
+            (N, output_size) scores, in the network's dtype (on the GPU for a network there).
+        """
         return self._forward(x, train_flg)
 
-    def _weight_decay(self):
+    def _weight_decay(self) -> Any:
         lam = self.weight_decay_lambda
         if not lam:
             return 0
@@ -159,21 +418,51 @@ class Net:
         total = sum(np.sum(w * w) for w in (to_host(self.params[k]) for k in self._decayed))
         return self.dtype.type(0.5 * lam) * total
 
-    def loss(self, x, t, train_flg=False):
-        """Mean cross-entropy of the predictions (plus weight decay where the net has it)."""
+    def loss(self, x: ArrayLike, t: ArrayLike, train_flg: bool = False) -> np.floating[Any]:
+        """Mean cross-entropy of the predictions (plus weight decay where the net has it).
+
+        Parameters
+        ----------
+        x : array_like
+            A batch of inputs, as for ``predict``.
+        t : array_like
+            Labels: (N,) class indices or (N, output_size) one-hot rows.
+        train_flg : bool
+            Run Dropout and BatchNormalization in training mode.
+
+        Returns
+        -------
+        numpy.floating
+            The mean loss over the batch, a NumPy scalar of the network's dtype.
+        """
         y = self._forward(x, train_flg)
         if not backend.ops().all_finite(y):
             self._check_data(x)
         return self.last_layer.forward(y, t) + self._weight_decay()
 
-    def _check_data(self, x):
+    def _check_data(self, x: ArrayLike) -> None:
         """Called when the scores hold NaN or infinity: NaN in the data handed in is reported
         (ValueError); NaN that arose in the computation (diverged weights) flows on."""
         finite("the input x", np.asarray(backend.ops().to_host(x)), owner=type(self).__name__)
 
-    def accuracy(self, x, t, batch_size=100):
+    def accuracy(self, x: Any, t: ArrayLike, batch_size: int = 100) -> float:
         """Fraction of correct predictions over every sample of x (batches of ``batch_size``;
-        the book's version drops a last partial batch)."""
+        the book's version drops a last partial batch).
+
+        Parameters
+        ----------
+        x : array
+            Inputs (N, ...), sliced into batches (an array, not a list).
+        t : array_like
+            (N,) class indices, (N, 1), or (N, K) one-hot rows.
+        batch_size : int
+            Samples per forward pass (evaluation mode).
+
+        Returns
+        -------
+        float
+            In [0, 1].
+        """
         t = np.asarray(t)
         if t.ndim == 2:
             t = t.argmax(axis=1) if t.shape[1] > 1 else t[:, 0]
@@ -193,11 +482,26 @@ class Net:
         return correct / n
 
     # -- gradients -----------------------------------------------------------------
-    def _loss_for_gradient(self, x, t):
+    def _loss_for_gradient(self, x: ArrayLike, t: ArrayLike) -> np.floating[Any]:
         return Net.loss(self, x, t, train_flg=True)
 
-    def gradient(self, x, t):
-        """Gradients of the loss by backpropagation: a dict with the same keys as ``params``."""
+    def gradient(self, x: ArrayLike, t: ArrayLike) -> dict[str, Array]:
+        """Gradients of the loss by backpropagation: a dict with the same keys as ``params``.
+
+        The forward pass runs in training mode (Dropout and BatchNormalization).
+
+        Parameters
+        ----------
+        x : array_like
+            A batch of inputs, as for ``predict``.
+        t : array_like
+            Its labels, as for ``loss``.
+
+        Returns
+        -------
+        dict of str to Array
+            Each parameter's gradient, of its shape and dtype (weight decay included).
+        """
         self._loss_for_gradient(x, t)
         dout = self.last_layer.backward(1)
         plan = self._last_plan
@@ -220,16 +524,27 @@ class Net:
             grads[key] = g
         return grads
 
-    def numerical_gradient(self, x, t):
-        """Gradients by central differences (slow; for checking ``gradient``). Perturbs params in place."""
-        def loss_w(_):
+    def numerical_gradient(self, x: ArrayLike, t: ArrayLike) -> dict[str, Array]:
+        """Gradients by central differences (slow; for checking ``gradient``). Perturbs params in place.
+
+        Parameters
+        ----------
+        x, t : array_like
+            A (small) batch and its labels.
+
+        Returns
+        -------
+        dict of str to Array
+            Each parameter's gradient, keys in the order of ``gradient``.
+        """
+        def loss_w(_: Any) -> Any:
             return self._loss_for_gradient(x, t)
         # keys in the order of ``gradient`` (the book's: W1, b1, gamma1, beta1, W2, ...)
         order = list(self._grad_of) + [k for k in self.params if k not in self._grad_of]
         return {key: _numerical_gradient(loss_w, self.params[key]) for key in order}
 
     # -- moving between host and GPU --------------------------------------------------
-    def to(self, device):
+    def to(self, device: str) -> Net:
         """Move the parameters (and the layers' own arrays, e.g. batch-norm statistics) to
         ``"cuda"`` or back to ``"cpu"``.
 
@@ -245,7 +560,7 @@ class Net:
             raise ValueError(f"device must be 'cuda' or 'cpu', got {device!r}")
         target = backend.ops(_BACKEND_OF_DEVICE[device])
 
-        def convert(a):
+        def convert(a: Any) -> Any:
             return a if target.owns(a) else target.to_device(target.to_host(a))
         moved = {}
         for key, val in self.params.items():
@@ -265,7 +580,7 @@ class Net:
         return self
 
     # -- saving and loading --------------------------------------------------------
-    def _state_arrays(self):
+    def _state_arrays(self) -> dict[str, Array]:
         """Everything needed to restore the net: params plus batch-norm running statistics."""
         arrays = dict(self.params)
         names = self.layers.items() if isinstance(self.layers, dict) else enumerate(self.layers)
@@ -276,7 +591,8 @@ class Net:
                     arrays[f"{name}.{attr}"] = val
         return arrays
 
-    def save_params(self, file_name="params.npz", meta=None):
+    def save_params(self, file_name: str | os.PathLike[str] = "params.npz",
+                    meta: dict[str, Any] | None = None) -> None:
         """Write the parameters (and batch-norm statistics) as an ``.npz`` archive (no pickle),
         whatever the file's name: ``params.pkl`` as in the book's scripts works too, and
         ``load_params`` reads it back, going by the content, not the name.
@@ -296,7 +612,7 @@ class Net:
         with atomic_write(path) as f:
             np.savez(f, **arrays)
 
-    def load_params(self, file_name="params.npz", allow_pickle=False):
+    def load_params(self, file_name: str | os.PathLike[str] = "params.npz", allow_pickle: bool = False) -> None:
         """Load parameters saved by ``save_params`` into this net's existing arrays (in place, so
         the layers and any optimizer keep seeing them).
 
@@ -359,7 +675,7 @@ class Net:
             dst[tuple(slice(None) for _ in dst.shape)] = np.ascontiguousarray(val, dtype=dst.dtype)
 
 
-def init_scale(weight_init_std, fan_in):
+def init_scale(weight_init_std: float | str, fan_in: int) -> float:
     """The book's weight scales: 'relu'/'he' -> sqrt(2/fan_in), 'sigmoid'/'xavier' -> sqrt(1/fan_in),
     or a number used as is."""
     s = str(weight_init_std).lower()

@@ -1,19 +1,24 @@
 """Convolutional networks of chapters 7-8: SimpleConvNet and DeepConvNet."""
+from __future__ import annotations
+
 from collections import OrderedDict
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from ..kernels.shapes import window_output_hw
-from ..layers import Affine, Convolution, Dropout, Pooling, Relu, SoftmaxWithLoss
+from ..layers import Affine, Array, Convolution, Dropout, Pooling, Relu, SoftmaxWithLoss
 from .base import Net, make_dtype
 
 _SIMPLE_CONV = {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1}
 
 
-def _input_dim(input_dim):
+def _input_dim(input_dim: Sequence[int]) -> tuple[int, int, int]:
     if len(input_dim) != 3:
         raise ValueError(f"input_dim must be (channels, height, width), got {input_dim!r}")
-    return tuple(int(v) for v in input_dim)
+    C, H, W = (int(v) for v in input_dim)
+    return C, H, W
 
 
 class SimpleConvNet(Net):
@@ -21,13 +26,37 @@ class SimpleConvNet(Net):
 
     The pooled size is computed exactly for any input (the book's formula
     assumes an even, square convolution output).
+
+    Parameters
+    ----------
+    input_dim : tuple of int
+        (C, H, W) of one input.
+    conv_param : dict, optional
+        ``filter_num``, ``filter_size``, ``pad``, ``stride`` of the convolution (default 30
+        filters of 5x5, pad 0, stride 1).
+    hidden_size, output_size : int
+        Units of the hidden Affine layer and of the output.
+    weight_init_std : float
+        Weights ~ weight_init_std * N(0, 1).
+    dtype : dtype
+        float64 (the book's) or float32.
+
+    Attributes
+    ----------
+    input_dim : tuple of int
+        (C, H, W) of one input.
+    params : dict of str to Array
+        W1, b1 (convolution), W2, b2, W3, b3 (Affine layers).
+    layers : OrderedDict
+        Conv1, Relu1, Pool1, Affine1, Relu2, Affine2.
     """
 
-    def __init__(self, input_dim=(1, 28, 28), conv_param=None, hidden_size=100, output_size=10,
-                 weight_init_std=0.01, dtype=np.float64):
+    def __init__(self, input_dim: Sequence[int] = (1, 28, 28), conv_param: Mapping[str, int] | None = None,
+                 hidden_size: int = 100, output_size: int = 10, weight_init_std: float = 0.01,
+                 dtype: DTypeLike = np.float64) -> None:
         conv_param = dict(_SIMPLE_CONV if conv_param is None else conv_param)
         self.dtype = make_dtype(dtype)
-        C, H, W = _input_dim(input_dim)
+        C, H, W = self.input_dim = _input_dim(input_dim)
         FN, FS = conv_param["filter_num"], conv_param["filter_size"]
         pad, stride = conv_param["pad"], conv_param["stride"]
         OH, OW = window_output_hw(H, W, FS, FS, stride, pad)
@@ -43,7 +72,7 @@ class SimpleConvNet(Net):
             "b3": np.zeros(output_size, dtype=dt),
         }
         p = self.params
-        self.layers = OrderedDict()
+        self.layers: OrderedDict[str, Any] = OrderedDict()
         self.layers["Conv1"] = Convolution(p["W1"], p["b1"], stride, pad)
         self.layers["Relu1"] = Relu()
         self.layers["Pool1"] = Pooling(pool_h=2, pool_w=2, stride=2)
@@ -56,10 +85,36 @@ class SimpleConvNet(Net):
                          "W2": (L["Affine1"], "dW"), "b2": (L["Affine1"], "db"),
                          "W3": (L["Affine2"], "dW"), "b3": (L["Affine2"], "db")}
 
-    def predict(self, x):
+    def predict(self, x: ArrayLike) -> Array:  # type: ignore[override]
+        """Scores before the softmax (no layer here depends on training mode).
+
+        Parameters
+        ----------
+        x : array_like
+            (N, C, H, W) images, converted to the network's dtype.
+
+        Returns
+        -------
+        Array
+            (N, output_size) scores.
+        """
         return self._forward(x, False)
 
-    def loss(self, x, t):
+    def loss(self, x: ArrayLike, t: ArrayLike) -> np.floating[Any]:  # type: ignore[override]
+        """Mean cross-entropy of the predictions.
+
+        Parameters
+        ----------
+        x : array_like
+            (N, C, H, W) images.
+        t : array_like
+            (N,) labels or (N, output_size) one-hot rows.
+
+        Returns
+        -------
+        numpy.floating
+            The mean loss, a NumPy scalar of the network's dtype.
+        """
         return super().loss(x, t)
 
 
@@ -68,20 +123,42 @@ class DeepConvNet(Net):
 
     He initialisation from each layer's fan-in. ``loss`` runs dropout in
     training mode, as in the book; ``accuracy`` and ``predict`` do not.
+
+    Parameters
+    ----------
+    input_dim : tuple of int
+        (C, H, W) of one input.
+    conv_param_1, ..., conv_param_6 : dict, optional
+        ``filter_num``, ``filter_size``, ``pad``, ``stride`` of each convolution (the book's:
+        16, 16, 32, 32, 64, 64 filters of 3x3, pads 1, 1, 1, 2, 1, 1, stride 1).
+    hidden_size, output_size : int
+        Units of the hidden Affine layer and of the output.
+    dtype : dtype
+        float64 (the book's) or float32.
+
+    Attributes
+    ----------
+    input_dim : tuple of int
+        (C, H, W) of one input.
+    params : dict of str to Array
+        W1, b1 ... W6, b6 (convolutions), W7, b7, W8, b8 (Affine layers).
+    layers : list
+        The 20 layers in order, as in the book.
     """
 
-    def __init__(self, input_dim=(1, 28, 28),
-                 conv_param_1=None, conv_param_2=None, conv_param_3=None,
-                 conv_param_4=None, conv_param_5=None, conv_param_6=None,
-                 hidden_size=50, output_size=10, dtype=np.float64):
+    def __init__(self, input_dim: Sequence[int] = (1, 28, 28),
+                 conv_param_1: Mapping[str, int] | None = None, conv_param_2: Mapping[str, int] | None = None,
+                 conv_param_3: Mapping[str, int] | None = None, conv_param_4: Mapping[str, int] | None = None,
+                 conv_param_5: Mapping[str, int] | None = None, conv_param_6: Mapping[str, int] | None = None,
+                 hidden_size: int = 50, output_size: int = 10, dtype: DTypeLike = np.float64) -> None:
         defaults = [(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]
         given = [conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6]
         convs = [dict(c) if c is not None else {"filter_num": fn, "filter_size": 3, "pad": pd, "stride": 1}
                  for c, (fn, pd) in zip(given, defaults)]
         self.dtype = make_dtype(dtype)
-        C, H, W = _input_dim(input_dim)
+        C, H, W = self.input_dim = _input_dim(input_dim)
         self.params = {}
-        self.layers = []
+        self.layers: list[Any] = []
         self._grad_of = {}
         dt = self.dtype
         for i, cp in enumerate(convs, start=1):
@@ -106,9 +183,39 @@ class DeepConvNet(Net):
             self.layers += [aff, Relu(), Dropout(0.5)] if i == 7 else [aff, Dropout(0.5)]
         self.last_layer = SoftmaxWithLoss()
 
-    def loss(self, x, t):
-        """Loss with dropout active (the book's DeepConvNet.loss always trains)."""
+    def predict(self, x: ArrayLike, train_flg: bool = False) -> Array:
+        """Scores before the softmax; Dropout runs in training mode when train_flg.
+
+        Parameters
+        ----------
+        x : array_like
+            (N, C, H, W) images, converted to the network's dtype.
+        train_flg : bool
+            Run Dropout in training mode (the book's default: False).
+
+        Returns
+        -------
+        Array
+            (N, output_size) scores.
+        """
+        return self._forward(x, train_flg)
+
+    def loss(self, x: ArrayLike, t: ArrayLike) -> np.floating[Any]:  # type: ignore[override]
+        """Loss with dropout active (the book's DeepConvNet.loss always trains).
+
+        Parameters
+        ----------
+        x : array_like
+            (N, C, H, W) images.
+        t : array_like
+            (N,) labels or (N, output_size) one-hot rows.
+
+        Returns
+        -------
+        numpy.floating
+            The mean loss, a NumPy scalar of the network's dtype.
+        """
         return super().loss(x, t, train_flg=True)
 
-    def _loss_for_gradient(self, x, t):
+    def _loss_for_gradient(self, x: ArrayLike, t: ArrayLike) -> np.floating[Any]:
         return self.loss(x, t)
