@@ -131,7 +131,7 @@ def test_mlp_with_batchnorm_dropout_and_sigmoid():
 def test_two_layer_net_knows_its_input_size():
     np.random.seed(0)
     net = TwoLayerNet(input_size=784, hidden_size=50, output_size=10)
-    assert net.input_shape == (784,)
+    assert net.input_size == 784
     assert got(net.summary(batch_size=3)) == [affine(3, 784, 50), relu((3, 50)), affine(3, 50, 10)]
     assert SimpleConvNet(input_dim=(3, 32, 32)).summary().rows[0].output_shape == (1, 30, 28, 28)
 
@@ -269,3 +269,12 @@ def test_layer_costs():
 def test_avg_pooling_repr():
     # the other layers' reprs are in test_layer_contract.py
     assert repr(AvgPooling(2, 2)) == "AvgPooling(pool_h=2, pool_w=2, stride=2, pad=0)"
+
+
+def test_a_network_that_does_not_say_its_input_needs_input_shape():
+    np.random.seed(0)
+    net = TwoLayerNet(4, 5, 3)
+    del net.input_size                                     # as a reader's own Net subclass might be
+    with pytest.raises(ValueError, match="pass input_shape"):
+        net.summary()
+    assert net.summary(input_shape=(4,), batch_size=2).rows[-1].output_shape == (2, 3)

@@ -270,8 +270,7 @@ class Net:
         return "\n".join([head] + lines + [f"  last_layer: {self.last_layer!r}"])
 
     # -- the summary ----------------------------------------------------------------
-    @property
-    def input_shape(self) -> Shape | None:
+    def _sample_shape(self) -> Shape | None:
         """The shape of one input sample: ``input_dim`` (C, H, W) of the convolutional networks,
         ``(input_size,)`` of the fully connected ones; None for a network that says neither."""
         dim = getattr(self, "input_dim", None)
@@ -307,9 +306,9 @@ class Net:
         Parameters
         ----------
         input_shape : sequence of int, optional
-            The shape of one sample, without the batch axis; the network's own (``input_shape``:
-            (1, 28, 28) for the convolutional networks' default, (784,) for an MLP on MNIST) by
-            default.
+            The shape of one sample, without the batch axis. By default the network's own: its
+            ``input_dim`` (C, H, W) for the convolutional networks, ``(input_size,)`` for the fully
+            connected ones (784 for MNIST); a network of one's own that has neither needs it.
         batch_size : int
             N, the batch the output shapes and FLOPs are for (>= 1).
 
@@ -321,7 +320,7 @@ class Net:
         owner = f"{type(self).__name__}.summary"
         batch_size = positive_int("batch_size", batch_size, 1, owner=owner)
         if input_shape is None:
-            input_shape = self.input_shape
+            input_shape = self._sample_shape()
             if input_shape is None:
                 raise ValueError(f"{owner}: this network does not say its input's shape (no input_dim "
                                  "or input_size); pass input_shape, the shape of one sample")
