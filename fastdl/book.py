@@ -18,6 +18,8 @@ In a notebook (the book's ``notebooks/*.ipynb`` or your own), run
 the kernel, and ``%fastdl_book --sample`` / ``--backend NAME`` change the
 settings. ``fastdl.book.install()`` does the same from plain Python.
 """
+from __future__ import annotations
+
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -25,12 +27,15 @@ import os
 import runpy
 import sys
 from collections import OrderedDict
+from types import ModuleType
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ._text import one_line
 
 USAGE = "usage: python -m fastdl.book [--backend NAME] [--sample] SCRIPT [ARGS...]"
+"""The command line's usage line (printed with ``--help`` and with usage errors)."""
 
 
 def _names(module_name):
@@ -72,15 +77,18 @@ def _shim_contents():
 class BookImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Answers imports of the book's ``common`` and ``dataset`` packages with fastdl's shims."""
 
-    def __init__(self):
-        self._contents = None
+    def __init__(self) -> None:
+        self._contents: Optional[Dict[str, Any]] = None
 
-    def _table(self):
+    def _table(self) -> Dict[str, Any]:
         if self._contents is None:
             self._contents = _shim_contents()
         return self._contents
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
+                  target: Optional[ModuleType] = None) -> Optional[importlib.machinery.ModuleSpec]:
+        """A spec for ``common``, ``dataset`` and their shimmed submodules; None for anything else
+        (the next finder on ``sys.meta_path`` is asked, as usual)."""
         if fullname.split(".")[0] not in ("common", "dataset"):
             return None
         table = self._table()
@@ -89,19 +97,22 @@ class BookImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         is_pkg = table[fullname] is None
         return importlib.machinery.ModuleSpec(fullname, self, is_package=is_pkg)
 
-    def create_module(self, spec):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        """None: the import system creates the module as usual."""
         return None
 
-    def exec_module(self, module):
+    def exec_module(self, module: ModuleType) -> None:
+        """Fill ``module`` with the names of fastdl's implementation of it (a package gets an empty
+        ``__path__``)."""
         contents = self._table()[module.__name__]
         if contents is None:
             module.__path__ = []
             return
         module.__dict__.update(contents)
-        module.__fastdl_shim__ = True
+        setattr(module, "__fastdl_shim__", True)     # marks the module as fastdl's shim
 
 
-def install(backend=None, sample=None):
+def install(backend: Optional[str] = None, sample: Optional[bool] = None) -> BookImporter:
     """Make ``common.*`` and ``dataset.*`` imports resolve to fastdl in this process.
 
     Puts the importer first on ``sys.meta_path`` (idempotent) and forgets any of the
@@ -129,7 +140,7 @@ def _forget_book_modules():
         del sys.modules[name]          # forget any of the book's own modules imported earlier
 
 
-def uninstall():
+def uninstall() -> None:
     """Undo ``install``: the book's own ``common``/``dataset`` folders are imported again."""
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, BookImporter)]
     _forget_book_modules()
@@ -170,7 +181,7 @@ def _magic(line):
     print(_status())
 
 
-def load_ipython_extension(ipython):
+def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext fastdl.book`` in a notebook (IPython or Jupyter): from then on the book's
     ``from common.layers import *``, ``from dataset.mnist import load_mnist`` and the other
     ``common.*`` imports give fastdl's implementations, as ``python -m fastdl.book`` does for
@@ -181,11 +192,13 @@ def load_ipython_extension(ipython):
     print(_status())
 
 
-def unload_ipython_extension(ipython):
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext fastdl.book``: :func:`uninstall` (the ``%fastdl_book`` magic stays defined)."""
     uninstall()
 
 
-def run(script, args=(), backend=None, sample=False):
+def run(script: str, args: Sequence[str] = (), backend: Optional[str] = None,
+        sample: bool = False) -> None:
     """Run ``script`` as __main__ with fastdl standing in for the book's modules."""
     if not os.path.isfile(script):
         raise FileNotFoundError(f"no such script: {script}")
@@ -196,14 +209,14 @@ def run(script, args=(), backend=None, sample=False):
     runpy.run_path(script, run_name="__main__")
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m fastdl.book``: exit status 2 with one line on stderr for a usage error (unknown
     option, missing or unavailable backend, no or missing script), 130 on Ctrl-C; otherwise what
     the script does (its own errors give Python's usual traceback, as ``python SCRIPT`` would)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     backend, sample = None, False
 
-    def usage_error(message):
+    def usage_error(message: str) -> int:
         print(f"fastdl.book: {message} ({USAGE})", file=sys.stderr)
         return 2
     while argv and argv[0].startswith("-"):
