@@ -48,11 +48,14 @@ worker running trial INDEX exit abruptly in the middle of it unless the file MAR
 (creating it first: so only the first attempt dies; ``INDEX`` alone: every attempt dies);
 ``FASTDL_SEARCH_TEST_RAISE=INDEX[,INDEX]`` makes those trials raise. Read by the client when a search starts and sent with the tasks.
 """
+from __future__ import annotations
+
 import math
 import operator
 import os
 import sys
 import time
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from .._text import one_line
 from ..trainer import OPTIMIZER_NAMES
@@ -67,6 +70,9 @@ __all__ = ["random_search", "load_journal", "SearchResult", "SearchError", "Sear
            "SearchAborted", "ConfigMismatch", "JournalError", "JournalExists", "JournalBusy",
            "BOOK_SPACE", "PARAMS", "parse_param", "parse_range", "book_line", "make_config", "make_tasks"]
 
+#: a trial's record, one line of the journal (see the module docstring)
+Record = Dict[str, Any]
+
 DATA_CHOICES = tuple(TRAIN_IMAGES)
 OPTIMIZER_CHOICES = OPTIMIZER_NAMES
 BOOK_HIDDEN = (100, 100, 100, 100, 100, 100)
@@ -80,7 +86,7 @@ class SearchUsageError(SearchError, ValueError):
     """An argument of the search is not usable (nothing was run)."""
 
 
-def _whole(name, value, minimum, maximum=None):
+def _whole(name: str, value: Any, minimum: int, maximum: Optional[int] = None) -> int:
     if isinstance(value, bool):
         raise SearchUsageError(f"{name} must be a whole number, got {value!r}")
     try:
@@ -93,9 +99,11 @@ def _whole(name, value, minimum, maximum=None):
     return value
 
 
-def make_config(space=None, trials=100, seed=0, epochs=50, train_size=500, validation_rate=0.2,
-                batch_size=100, optimizer="sgd", hidden=BOOK_HIDDEN, data="sample", dtype="float64",
-                backend=None, eval_samples=None):
+def make_config(space: Optional[Mapping[str, Any]] = None, trials: int = 100, seed: int = 0,
+                epochs: int = 50, train_size: int = 500, validation_rate: float = 0.2,
+                batch_size: int = 100, optimizer: str = "sgd", hidden: Sequence[int] = BOOK_HIDDEN,
+                data: str = "sample", dtype: Any = "float64", backend: Optional[str] = None,
+                eval_samples: Optional[int] = None) -> Dict[str, Any]:
     """The search's configuration, checked (SearchUsageError naming the argument otherwise): what
     the journal's header records and ``resume`` compares."""
     try:
@@ -125,10 +133,10 @@ def make_config(space=None, trials=100, seed=0, epochs=50, train_size=500, valid
     if optimizer not in OPTIMIZER_CHOICES:
         raise SearchUsageError(f"optimizer must be one of {', '.join(OPTIMIZER_CHOICES)}, got {optimizer!r}")
     try:
-        hidden = [_whole("hidden sizes", h, 1) for h in hidden]
+        sizes = [_whole("hidden sizes", h, 1) for h in hidden]
     except TypeError:
         raise SearchUsageError(f"hidden must be a list of layer sizes, got {hidden!r}") from None
-    if not hidden:
+    if not sizes:
         raise SearchUsageError("hidden needs at least one layer size")
     dtype = str(getattr(dtype, "__name__", dtype))
     if dtype not in ("float32", "float64"):
@@ -140,12 +148,12 @@ def make_config(space=None, trials=100, seed=0, epochs=50, train_size=500, valid
         eval_samples = _whole("eval_samples", eval_samples, 1)
     return {"seed": seed, "trials": trials, "space": space, "epochs": epochs, "batch_size": batch_size,
             "train_size": train_size, "validation_rate": validation_rate, "optimizer": optimizer,
-            "hidden": hidden, "data": data, "dtype": dtype, "backend": backend, "eval_samples": eval_samples}
+            "hidden": sizes, "data": data, "dtype": dtype, "backend": backend, "eval_samples": eval_samples}
 
 
-def _test_hooks():
+def _test_hooks() -> Dict[int, Dict[str, Any]]:
     """The test-only hooks of the environment (see the module docstring): index -> hooks."""
-    hooks = {}
+    hooks: Dict[int, Dict[str, Any]] = {}
     kill = os.environ.get("FASTDL_SEARCH_TEST_KILL", "")
     if kill:
         index, _, marker = kill.partition(":")
@@ -155,17 +163,17 @@ def _test_hooks():
     return hooks
 
 
-def make_tasks(config, skip=()):
+def make_tasks(config: Mapping[str, Any], skip: Iterable[int] = ()) -> List[Dict[str, Any]]:
     """The tasks of the trials not in ``skip`` (indices), in index order."""
     trial_config = {k: config[k] for k in ("hidden", "epochs", "batch_size", "optimizer", "dtype",
                                            "backend", "eval_samples")}
     trial_config["data"] = {"data": config["data"], "train_size": config["train_size"],
                             "validation_rate": config["validation_rate"], "split_seed": split_seed(config["seed"])}
     hooks = _test_hooks()
-    skip = set(skip)
+    skipped = set(skip)
     tasks = []
     for i in range(config["trials"]):
-        if i in skip:
+        if i in skipped:
             continue
         task = {"index": i, "seed": trial_seed(config["seed"], i),
                 "params": trial_params(config["space"], config["seed"], i), "attempt": 1, "config": trial_config}
@@ -175,7 +183,7 @@ def make_tasks(config, skip=()):
     return tasks
 
 
-def book_line(record, prefix="val acc"):
+def book_line(record: Mapping[str, Any], prefix: str = "val acc") -> str:
     """The book's line for a trial: ``val acc:0.83 | lr:0.0061..., weight decay:1.2e-06``."""
     line = f"{prefix}:{record.get('val_acc')} | {describe(record['params'])}"
     if record.get("status") == "diverged":
@@ -185,7 +193,7 @@ def book_line(record, prefix="val acc"):
     return line
 
 
-def _clean(value):
+def _clean(value: Any) -> Any:
     """Non-finite floats as None: the journal is strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -205,27 +213,38 @@ class SearchResult:
     ran: the trials finished by this run (the others were in the journal already).
     """
 
-    def __init__(self, config, trials, journal=None, elapsed=0.0, events=(), engine=None, ran=0):
+    def __init__(self, config: Dict[str, Any], trials: Iterable[Record], journal: Optional[str] = None,
+                 elapsed: float = 0.0, events: Iterable[str] = (), engine: Optional[str] = None,
+                 ran: int = 0) -> None:
         self.config = config
+        """The search's configuration (:func:`make_config`; the journal's header)."""
         self.ran = ran
-        self.trials = sorted(trials, key=lambda r: r["index"])
+        """The number of trials finished by this run (the others were in the journal already)."""
+        self.trials: List[Record] = sorted(trials, key=lambda r: r["index"])
+        """The records of the finished trials, by index (see the module docstring)."""
         self.journal = journal
+        """The journal's path, or None."""
         self.elapsed = elapsed
+        """Seconds this run took."""
         self.events = list(events)
+        """The reports of this run (workers that died, a torn journal line dropped)."""
         self.engine = engine
+        """Where this run's trials ran (``"4 local workers x 1 thread"``, or the Dask cluster's address
+        and workers), or None."""
 
     @property
-    def complete(self):
+    def complete(self) -> bool:
+        """Every trial of the search has a record."""
         return len({r["index"] for r in self.trials}) >= self.config["trials"]
 
-    def counts(self):
+    def counts(self) -> Dict[str, int]:
         """``{"ok": n, "diverged": n, "error": n}``."""
         out = {"ok": 0, "diverged": 0, "error": 0}
         for r in self.trials:
             out[r["status"]] = out.get(r["status"], 0) + 1
         return out
 
-    def best(self, n=20):
+    def best(self, n: int = 20) -> List[Record]:
         """The ``n`` best trials: by the book's validation accuracy, highest first (ties by index);
         diverged trials after those that ended ok (their accuracy is from before the loss became
         NaN, where the book's would be that of a NaN network); trials that raised are left out."""
@@ -233,7 +252,7 @@ class SearchResult:
         ranked.sort(key=lambda r: (r["status"] != "ok", -r["val_acc"], r["index"]))
         return ranked[:n]
 
-    def table(self, n=20):
+    def table(self, n: int = 20) -> str:
         """The book's result lines: ``Best-1(val acc:0.83) | lr:0.0061..., weight decay:1.2e-06``."""
         lines = []
         for k, r in enumerate(self.best(n), 1):
@@ -241,7 +260,7 @@ class SearchResult:
             lines.append(line + (" (diverged)" if r["status"] == "diverged" else ""))
         return "\n".join(lines)
 
-    def summary(self):
+    def summary(self) -> str:
         """One line: trials by status, time and rate of this run, engine, journal."""
         c = self.counts()
         parts = [f"{c['ok']} ok"] + [f"{c[k]} {k}" for k in ("diverged", "error") if c.get(k)]
@@ -255,31 +274,32 @@ class SearchResult:
             line += f"; journal {self.journal}"
         return line
 
-    def plot_curves(self, path, n=20):
+    def plot_curves(self, path: Union[str, os.PathLike], n: int = 20) -> None:
         """The book's figure: validation (solid) and training (dashed) accuracy per epoch of the ``n``
         best trials, one small plot each, five a row; written atomically (PNG unless ``path``
         names another format matplotlib writes). Needs matplotlib."""
         from ._plots import curves
         curves(self.best(n), path)
 
-    def plot_scatter(self, path, n=20):
+    def plot_scatter(self, path: Union[str, os.PathLike], n: int = 20) -> None:
         """Validation accuracy over (lr, weight decay) on the ranges' own axes (log for log ranges);
         the ``n`` best circled, diverged trials as crosses. Needs matplotlib."""
         from ._plots import scatter
         scatter(self.trials, self.config["space"], self.best(n), path)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<SearchResult {self.summary()}>"
 
 
-def load_journal(path):
+def load_journal(path: Union[str, os.PathLike]) -> SearchResult:
     """A :class:`SearchResult` from a journal, without running anything (a torn last line is
     ignored)."""
     config, records = _journal.read(path)
     return SearchResult(config, records, journal=os.fspath(path))
 
 
-def _engine(cluster, workers, threads, notify):
+def _engine(cluster: Any, workers: Optional[int], threads: Optional[int],
+            notify: Callable[[str], None]) -> Any:
     if cluster is not None:
         if workers is not None:
             raise SearchUsageError("workers is for local runs; a cluster's workers are started with "
@@ -297,8 +317,8 @@ def _engine(cluster, workers, threads, notify):
 class _Progress:
     """A progress bar (tqdm, on stderr): trials done, best so far, trials per minute this run."""
 
-    def __init__(self, total, done, best, enabled):
-        self.bar = None
+    def __init__(self, total: int, done: int, best: Optional[float], enabled: bool) -> None:
+        self.bar: Any = None
         self.start = time.perf_counter()
         self.finished = 0
         self.best = best
@@ -309,13 +329,13 @@ class _Progress:
                                                                         "[{elapsed}<{remaining}{postfix}]")
             self._postfix()
 
-    def _postfix(self):
+    def _postfix(self) -> None:
         minutes = (time.perf_counter() - self.start) / 60
         rate = f"{self.finished / minutes:.1f} trials/min" if self.finished and minutes > 0 else "- trials/min"
         best = f"best {self.best:.4g}" if self.best is not None else "best -"
         self.bar.set_postfix_str(f"{best}, {rate}", refresh=False)
 
-    def done(self, record):
+    def done(self, record: Record) -> None:
         self.finished += 1
         if record["status"] != "error" and record.get("val_acc") is not None:
             self.best = record["val_acc"] if self.best is None else max(self.best, record["val_acc"])
@@ -323,28 +343,33 @@ class _Progress:
             self._postfix()
             self.bar.update(1)
 
-    def tick(self):
+    def tick(self) -> None:
         if self.bar is not None:
             self._postfix()
             self.bar.refresh()
 
-    def say(self, line, err=False):
+    def say(self, line: str, err: bool = False) -> None:
         stream = sys.stderr if err else sys.stdout
         if self.bar is not None:
             self.bar.write(line, file=stream)
         else:
             print(line, file=stream, flush=True)
 
-    def close(self):
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
 
 
-def random_search(space=None, trials=100, seed=0, workers=None, cluster=None, journal=None, resume=False,
-                  epochs=50, train_size=500, optimizer="sgd", data="sample", progress=True, verbose=False,
-                  hidden=BOOK_HIDDEN, batch_size=100, validation_rate=0.2, dtype="float64", backend=None,
-                  eval_samples=None, threads=None, on_trial=None):
+def random_search(space: Optional[Mapping[str, Any]] = None, trials: int = 100, seed: int = 0,
+                  workers: Optional[int] = None, cluster: Any = None,
+                  journal: Union[str, os.PathLike, None] = None, resume: bool = False,
+                  epochs: int = 50, train_size: int = 500, optimizer: str = "sgd", data: str = "sample",
+                  progress: bool = True, verbose: bool = False, hidden: Sequence[int] = BOOK_HIDDEN,
+                  batch_size: int = 100, validation_rate: float = 0.2, dtype: Any = "float64",
+                  backend: Optional[str] = None, eval_samples: Optional[int] = None,
+                  threads: Optional[int] = None,
+                  on_trial: Optional[Callable[[Record], object]] = None) -> SearchResult:
     """Run the book's random search; returns a :class:`SearchResult`.
 
     space: ``{name: range}`` for ``lr``, ``weight_decay`` (``wd``) and ``dropout``; a range is
@@ -383,10 +408,10 @@ def random_search(space=None, trials=100, seed=0, workers=None, cluster=None, jo
         threads = _whole("threads", threads, 1)
     if resume and journal is None:
         raise SearchUsageError("resume needs the journal to resume")
-    events = []
-    progress_box = []
+    events: List[str] = []
+    progress_box: List[_Progress] = []
 
-    def notify(message):
+    def notify(message: str) -> None:
         events.append(message)
         if progress_box:
             progress_box[0].say(f"fastdl search: {message}", err=True)
@@ -394,8 +419,8 @@ def random_search(space=None, trials=100, seed=0, workers=None, cluster=None, jo
             print(f"fastdl search: {message}", file=sys.stderr, flush=True)
 
     engine = _engine(cluster, workers, threads, notify)
-    book = None
-    records = []
+    book: Optional[_journal.Journal] = None
+    records: List[Record] = []
     created = False
     if journal is not None:
         created = not os.path.exists(journal)
@@ -420,7 +445,7 @@ def random_search(space=None, trials=100, seed=0, workers=None, cluster=None, jo
         bar = _Progress(config["trials"], len(records), best, progress and bool(tasks))
         progress_box.append(bar)
 
-        def emit(record):
+        def emit(record: Record) -> None:
             record = _clean(dict(record, finished=time.strftime("%Y-%m-%dT%H:%M:%S")))
             if book is not None:
                 book.append(record)
@@ -444,9 +469,11 @@ def random_search(space=None, trials=100, seed=0, workers=None, cluster=None, jo
     except BaseException as exc:
         if result is None and not isinstance(exc, (SearchUsageError,)):
             try:
-                exc.search_result = SearchResult(config, records, journal=book.path if book else None,
-                                                 elapsed=time.perf_counter() - start, events=events,
-                                                 engine=engine.describe(), ran=len(records) - already)
+                # the documented ``search_result`` attribute of the exception (KeyboardInterrupt)
+                exc.search_result = SearchResult(  # type: ignore[attr-defined]
+                    config, records, journal=book.path if book else None,
+                    elapsed=time.perf_counter() - start, events=events,
+                    engine=engine.describe(), ran=len(records) - already)
             except Exception:                  # noqa: BLE001 - best effort
                 pass
         raise
@@ -462,7 +489,7 @@ def random_search(space=None, trials=100, seed=0, workers=None, cluster=None, jo
             engine.close()
 
 
-def _fetch_data(data):
+def _fetch_data(data: str) -> None:
     """Make sure a downloaded data set is in the cache before the workers start (DataUnavailable
     or a bad setting becomes SearchAborted, a usage error)."""
     from fastdl.datasets import DataUnavailable, SettingError, load_fashion_mnist, load_mnist

@@ -13,6 +13,7 @@ that killed its worker on every attempt is recorded as an error and the search g
 """
 import collections
 import uuid
+from typing import Any
 
 from .._text import one_line
 from ._local import MAX_ATTEMPTS, SearchAborted, lost_record
@@ -40,7 +41,7 @@ class DaskEngine:
         self.threads = threads
         self.notify = notify
         self.connect_timeout = connect_timeout
-        self.client = None
+        self.client: Any = None
         self._own_client = False
         self.address = None
         self.host_processes = {}

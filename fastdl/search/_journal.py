@@ -108,7 +108,7 @@ class Journal:
             self._load(resume)
         except BaseException:
             os.close(self._fd)
-            self._fd = None
+            self._fd = None  # type: ignore[assignment]  # closed
             raise
 
     def _lock(self):
@@ -165,7 +165,7 @@ class Journal:
     def close(self):
         if self._fd is not None:
             os.close(self._fd)               # releases the lock
-            self._fd = None
+            self._fd = None  # type: ignore[assignment]  # closed
 
     def __enter__(self):
         return self

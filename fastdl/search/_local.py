@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from typing import IO
 
 #: the environment variables that give a worker its thread share
 THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -30,9 +31,11 @@ class SearchAborted(RuntimeError):
     """The search cannot go on: the data cannot be had (``usage`` True: the data set asked for is
     not available), or workers cannot start."""
 
-    def __init__(self, message, usage=False):
+    def __init__(self, message: str, usage: bool = False) -> None:
         super().__init__(message)
         self.usage = usage
+        """True when the cause is the user's request (the data set asked for is not available):
+        ``fastdl search`` then exits with status 2, a usage error, rather than 1."""
 
 
 def _died(returncode):
@@ -52,7 +55,10 @@ class _Worker:
         self.proc = subprocess.Popen([sys.executable, "-m", "fastdl.search._worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.stderr, env=env,
                                      start_new_session=True, close_fds=True)
-        os.set_blocking(self.proc.stdout.fileno(), False)
+        assert self.proc.stdin is not None and self.proc.stdout is not None   # both are pipes
+        self.stdin: IO[bytes] = self.proc.stdin
+        self.stdout: IO[bytes] = self.proc.stdout
+        os.set_blocking(self.stdout.fileno(), False)
         self.buffer = b""
         self.task = None
         self.ready = False
@@ -64,8 +70,8 @@ class _Worker:
     def send(self, task):
         """Give the worker ``task``; False if it is gone already (its death is read next)."""
         try:
-            self.proc.stdin.write((json.dumps(task) + "\n").encode())
-            self.proc.stdin.flush()
+            self.stdin.write((json.dumps(task) + "\n").encode())
+            self.stdin.flush()
         except (BrokenPipeError, ValueError):
             return False
         self.task = task
@@ -76,7 +82,7 @@ class _Worker:
         messages, closed = [], False
         while True:
             try:
-                chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
+                chunk = os.read(self.stdout.fileno(), 1 << 16)
             except BlockingIOError:
                 break
             except OSError:
@@ -106,7 +112,7 @@ class _Worker:
             if kill:
                 self.proc.kill()
             else:
-                self.proc.stdin.close()
+                self.stdin.close()
         except (OSError, ValueError):
             pass
 
@@ -116,7 +122,7 @@ class _Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        for f in (self.proc.stdout, self.proc.stdin, self.stderr):
+        for f in (self.stdout, self.stdin, self.stderr):
             try:
                 f.close()
             except (OSError, ValueError):
@@ -160,7 +166,7 @@ class LocalEngine:
 
         def start():
             w = _Worker(env)
-            selector.register(w.proc.stdout, selectors.EVENT_READ, w)
+            selector.register(w.stdout, selectors.EVENT_READ, w)
             pool.append(w)
             return w
 
@@ -200,7 +206,7 @@ class LocalEngine:
             selector.close()
 
     def _lost(self, w, queue, emit, selector, pool):
-        selector.unregister(w.proc.stdout)
+        selector.unregister(w.stdout)
         pool.remove(w)
         w.reap(timeout=10)
         how = _died(w.proc.returncode)

@@ -45,7 +45,7 @@ def scatter(trials, space, best, path):
     ranges; over one parameter (accuracy on the y axis) when only one varies."""
     varied = [p for p in PARAMS if p in space and space[p][0] != space[p][1]]
     order = {"lr": 0, "weight_decay": 1, "dropout": 2}
-    varied.sort(key=order.get)
+    varied.sort(key=order.__getitem__)
     shown = [r for r in trials if r["status"] != "error" and r.get("val_acc") is not None]
     fig = _figure(figsize=(6.4, 4.8))
     ax = fig.add_subplot(1, 1, 1)
@@ -71,13 +71,13 @@ def scatter(trials, space, best, path):
             ax.set_xscale("log" if space[xname][2] == "log" else "linear")
             ax.set_yscale("log" if space[yname][2] == "log" else "linear")
     else:
-        xname = varied[0] if varied else None
-        xs = values(xname, shown) if xname else [r["index"] for r in shown]
+        only = varied[0] if varied else None
+        xs = values(only, shown) if only else [r["index"] for r in shown]
         ax.scatter(xs, [r["val_acc"] for r in shown], c=["red" if r["index"] in best_ids else "C0" for r in shown])
-        ax.set_xlabel(LABELS[xname] if xname else "trial")
+        ax.set_xlabel(LABELS[only] if only else "trial")
         ax.set_ylabel("validation accuracy")
         ax.set_ylim(0.0, 1.0)
-        if shown and xname and space[xname][2] == "log":
+        if shown and only and space[only][2] == "log":
             ax.set_xscale("log")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=8)

@@ -11,12 +11,19 @@ seeded in the worker) from ``(i, 1)``, and the shuffle that splits training from
 images, shared by every trial as in the book, from the search seed's own sequence. Nothing
 depends on the number of trials, of workers or on the order trials finish in.
 """
+from __future__ import annotations
+
 import math
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-#: the parameters a search can vary, in the order they are drawn (the book draws weight decay first)
-PARAMS = ("weight_decay", "lr", "dropout")
+#: a range in canonical form: ``(low, high, scale)``, scale "log" or "linear"
+Range = Tuple[float, float, str]
+
+PARAMS: Tuple[str, ...] = ("weight_decay", "lr", "dropout")
+"""The hyper-parameters a search can vary, in the order they are drawn (the book draws weight decay
+first)."""
 #: how the book's result lines name them
 LABELS = {"lr": "lr", "weight_decay": "weight decay", "dropout": "dropout"}
 _ALIASES = {"lr": "lr", "learning_rate": "lr", "learning-rate": "lr",
@@ -25,11 +32,12 @@ _ALIASES = {"lr": "lr", "learning_rate": "lr", "learning-rate": "lr",
             "dropout": "dropout", "dropout_ratio": "dropout", "dropout_ration": "dropout"}
 SCALES = ("log", "linear")
 
-#: ch06/hyperparameter_optimization.py: lr = 10^U(-6,-2), weight decay = 10^U(-8,-4)
-BOOK_SPACE = {"lr": (1e-6, 1e-2, "log"), "weight_decay": (1e-8, 1e-4, "log")}
+BOOK_SPACE: Dict[str, Range] = {"lr": (1e-6, 1e-2, "log"), "weight_decay": (1e-8, 1e-4, "log")}
+"""The book's ranges (ch06/hyperparameter_optimization.py): lr = 10^U(-6, -2), weight decay =
+10^U(-8, -4), as ``{name: (low, high, scale)}``; a search's space starts from these."""
 
 
-def param_name(name):
+def param_name(name: Any) -> str:
     """The canonical name of a parameter (``wd`` -> ``weight_decay``); ValueError if unknown."""
     key = str(name).strip().lower()
     if key not in _ALIASES:
@@ -37,7 +45,7 @@ def param_name(name):
     return _ALIASES[key]
 
 
-def _number(text, what):
+def _number(text: Any, what: str) -> float:
     try:
         value = float(str(text).strip())
     except ValueError:
@@ -47,7 +55,7 @@ def _number(text, what):
     return value
 
 
-def check_range(name, low, high, scale):
+def check_range(name: str, low: Any, high: Any, scale: Any) -> Range:
     """Validate one range; returns it as ``(float low, float high, scale)``."""
     low, high = _number(low, name), _number(high, name)
     scale = str(scale).strip().lower()
@@ -68,7 +76,7 @@ def check_range(name, low, high, scale):
     return (low, high, scale)
 
 
-def parse_range(name, text):
+def parse_range(name: str, text: Any) -> Range:
     """``"1e-6:1e-2:log"``, ``"0.1:0.5"`` (linear) or ``"0.01"`` (fixed) -> ``(low, high, scale)``."""
     parts = str(text).strip().split(":")
     if len(parts) == 1 and parts[0]:
@@ -78,7 +86,7 @@ def parse_range(name, text):
     raise ValueError(f"{name}: expected LOW:HIGH[:log|linear] or a single value, got {text!r}")
 
 
-def parse_param(text):
+def parse_param(text: Any) -> Tuple[str, Range]:
     """``"lr=1e-6:1e-2:log"`` -> ``("lr", (1e-06, 0.01, "log"))`` (the ``--param`` option)."""
     name, sep, value = str(text).partition("=")
     if not sep or not name.strip():
@@ -87,14 +95,14 @@ def parse_param(text):
     return name, parse_range(name, value)
 
 
-def normalize_space(space):
+def normalize_space(space: Optional[Mapping[str, Any]]) -> Dict[str, List[Any]]:
     """A search space in canonical form: ``{name: [low, high, scale]}`` in :data:`PARAMS` order.
 
     ``space`` maps names (or aliases) to ``"LOW:HIGH[:log|linear]"`` strings, a single number
     (fixed), ``(low, high)`` (linear), ``(low, high, scale)``; None is :data:`BOOK_SPACE`.
     Names not given keep the book's: ``{"lr": "1e-3:1e-1:log"}`` still draws the weight decay
     from 1e-8:1e-4:log (give ``weight_decay=0`` to turn it off)."""
-    merged = dict(BOOK_SPACE)
+    merged: Dict[str, Range] = dict(BOOK_SPACE)
     for key, value in (space or {}).items():
         name = param_name(key)
         if isinstance(value, str):
@@ -110,7 +118,7 @@ def normalize_space(space):
     return {name: list(merged[name]) for name in PARAMS if name in merged}
 
 
-def _draw(rng, low, high, scale):
+def _draw(rng: np.random.Generator, low: float, high: float, scale: str) -> float:
     if low == high:
         return float(low)
     if scale == "log":
@@ -118,24 +126,24 @@ def _draw(rng, low, high, scale):
     return float(rng.uniform(low, high))
 
 
-def trial_params(space, seed, index):
+def trial_params(space: Mapping[str, Any], seed: int, index: int) -> Dict[str, float]:
     """Trial ``index``'s hyper-parameters: a dict in :data:`PARAMS` order."""
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, 0)))
     return {name: _draw(rng, *space[name]) for name in PARAMS if name in space}
 
 
-def trial_seed(seed, index):
+def trial_seed(seed: int, index: int) -> int:
     """The seed NumPy's global RNG gets for trial ``index`` (weights, mini-batches, dropout)."""
     return int(np.random.SeedSequence(seed, spawn_key=(index, 1)).generate_state(1)[0])
 
 
-def split_seed(seed):
+def split_seed(seed: int) -> int:
     """Seed of the one shuffle that splits training from validation images (the book's
     ``shuffle_dataset`` before its trials)."""
     return int(np.random.SeedSequence(seed).generate_state(1)[0])
 
 
-def describe(params):
+def describe(params: Mapping[str, Any]) -> str:
     """``lr:0.0012..., weight decay:3.4e-07``: the book's way of naming a trial."""
     order = ["lr", "weight_decay", "dropout"]
     return ", ".join(f"{LABELS[k]}:{params[k]}" for k in order if k in params)
