@@ -82,7 +82,7 @@ def is_leftover(name, mtime, now=None):
 def clean_stale_temps(folder):
     """Remove the temporary files left in ``folder`` by writers that died; returns their names.
     Never raises: a file that cannot be examined or removed is left where it is."""
-    removed = []
+    removed: list = []
     try:
         entries = list(os.scandir(folder))
     except OSError:

@@ -38,7 +38,7 @@ def median_time(fn, repeat=20, warmup=2, min_time=0.0):
     (more calls if the total is under min_time). Returns (median, all times)."""
     for _ in range(warmup):
         fn()
-    times = []
+    times: list = []
     start = time.perf_counter()
     while len(times) < repeat or time.perf_counter() - start < min_time:
         t0 = time.perf_counter()

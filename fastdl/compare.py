@@ -140,7 +140,8 @@ def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends
                 np.random.seed(123)
                 h = run_forward(layer, h, True)
         rng = np.random.default_rng(1)
-        rows, specs, douts = [], [], []
+        rows: list = []
+        specs, douts = [], []
         for i, (layer, xin) in enumerate(zip(model._layer_list(), inputs)):
             label, spec = _describe(layer, xin)
             with backend.using_backend("numpy"):

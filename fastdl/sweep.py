@@ -50,7 +50,7 @@ def measure(calls, rounds=7, target=0.004):
         fn()
         once = _per_call(fn, 1)
         numbers[name] = max(1, min(2000, int(target / max(once, 1e-7))))
-    times = {name: [] for name in calls}
+    times: dict = {name: [] for name in calls}
     for _ in range(rounds):
         for name, fn in calls.items():
             times[name].append(_per_call(fn, numbers[name]))

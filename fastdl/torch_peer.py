@@ -87,7 +87,7 @@ def layer_ms(spec, dtype, repeat):
     import torch
     from torch import nn
     dt = getattr(torch, dtype)
-    out = []
+    out: list = []
     for s in spec:
         expr = s.get("torch")
         if expr is None:
