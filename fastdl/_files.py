@@ -23,6 +23,8 @@ train --plot`` and ``fastdl search`` through :func:`save_figure`) goes through :
   folder /home/me/out does not exist``.
 * :func:`move_aside` renames a file out of the way instead of deleting it.
 """
+from __future__ import annotations
+
 import contextlib
 import errno
 import os
@@ -31,6 +33,13 @@ import secrets
 import socket
 import stat
 import time
+from typing import IO, TYPE_CHECKING, Iterator, List, Optional, Union
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+#: a path as fastdl's writers accept it
+PathLike = Union[str, "os.PathLike[str]"]
 
 #: a temporary file not modified for this long (seconds) is a leftover whatever its PID says
 STALE_AGE = 24 * 3600
@@ -42,17 +51,17 @@ _OURS = re.compile(r"^\.(?P<target>.*)\.(?P<host>[A-Za-z0-9-]{1,32})\.(?P<pid>[0
 _LEGACY = (re.compile(r"^\.params-[a-z0-9_]{8}\.npz\.tmp$"),
            re.compile(r"^\.(?:train|t10k)(?:-5k)?-(?:images|labels)-idx[13]-ubyte\.gz\.[a-z0-9_]{8}\.part$"))
 
-def _host():
+def _host() -> str:
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
 
 
-def temp_name(target, kind="tmp"):
+def temp_name(target: str, kind: str = "tmp") -> str:
     """Hidden temporary name for ``target`` (a base name) written by this process."""
     base = os.fsdecode(os.fsencode(target)[:80]) if target else "file"
     return f".{base}.{_host()}.{os.getpid()}.{secrets.token_hex(6)}.{kind}"
 
 
-def pid_alive(pid):
+def pid_alive(pid: int) -> bool:
     """Whether a process with this PID exists on this machine (True when it cannot be told)."""
     if os.name != "posix":
         return True                      # os.kill(pid, 0) would terminate the process on Windows
@@ -67,7 +76,7 @@ def pid_alive(pid):
     return True
 
 
-def is_leftover(name, mtime, now=None):
+def is_leftover(name: str, mtime: float, now: Optional[float] = None) -> bool:
     """Whether the entry ``name`` (modified at ``mtime``) is a temporary file of a dead writer."""
     now = time.time() if now is None else now
     old = now - mtime > STALE_AGE
@@ -79,10 +88,10 @@ def is_leftover(name, mtime, now=None):
     return old and any(p.match(name) for p in _LEGACY)
 
 
-def clean_stale_temps(folder):
+def clean_stale_temps(folder: str) -> List[str]:
     """Remove the temporary files left in ``folder`` by writers that died; returns their names.
     Never raises: a file that cannot be examined or removed is left where it is."""
-    removed: list = []
+    removed: List[str] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -102,7 +111,7 @@ def clean_stale_temps(folder):
     return removed
 
 
-def _fsync_folder(folder):
+def _fsync_folder(folder: str) -> None:
     if os.name != "posix":
         return
     try:
@@ -117,7 +126,7 @@ def _fsync_folder(folder):
         os.close(fd)
 
 
-def _naming(exc, path):
+def _naming(exc: OSError, path: str) -> OSError:
     """The same kind of OSError, with a message naming the target instead of a temporary file."""
     if type(exc).__module__ != "builtins" or exc.errno is None:
         return exc
@@ -127,7 +136,7 @@ def _naming(exc, path):
 
 
 @contextlib.contextmanager
-def atomic_write(path, kind="tmp", name_errors=True):
+def atomic_write(path: PathLike, kind: str = "tmp", name_errors: bool = True) -> Iterator[IO[bytes]]:
     """Context manager: ``with atomic_write(path) as f: f.write(...)`` writes ``path`` atomically.
 
     Yields a binary file open on a hidden temporary file in the target's folder; when the block
@@ -186,7 +195,7 @@ def atomic_write(path, kind="tmp", name_errors=True):
     _fsync_folder(folder)
 
 
-def save_figure(fig, path, dpi=100):
+def save_figure(fig: Figure, path: PathLike, dpi: int = 100) -> None:
     """Write the matplotlib figure ``fig`` to ``path`` with :func:`atomic_write`, in the format its
     extension names (``.png``, ``.pdf``, ``.svg``...); PNG when it has none or one matplotlib does
     not write."""
@@ -197,7 +206,7 @@ def save_figure(fig, path, dpi=100):
         fig.savefig(f, dpi=dpi, format=fmt)
 
 
-def move_aside(path, label="mismatch"):
+def move_aside(path: str, label: str = "mismatch") -> Optional[str]:
     """Rename ``path`` to ``<path>.<label>-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``... if taken) in the
     same folder, never overwriting anything; returns the new name, or None if ``path`` vanished
     meanwhile (another process moved it)."""

@@ -1,7 +1,7 @@
 """How fastdl puts an error into a message: one line, whatever the library that raised it wrote."""
 
 
-def one_line(what, with_type=False):
+def one_line(what: object, with_type: bool = False) -> str:
     """``what`` (an exception, or any text) on one line: every run of white space, newlines
     included, becomes one space.
 

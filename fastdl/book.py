@@ -28,7 +28,7 @@ import runpy
 import sys
 from collections import OrderedDict
 from types import ModuleType
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -38,12 +38,12 @@ USAGE = "usage: python -m fastdl.book [--backend NAME] [--sample] SCRIPT [ARGS..
 """The command line's usage line (printed with ``--help`` and with usage errors)."""
 
 
-def _names(module_name):
+def _names(module_name: str) -> Dict[str, Any]:
     mod = importlib.import_module(module_name)
     return {n: getattr(mod, n) for n in getattr(mod, "__all__", [])}
 
 
-def _shim_contents():
+def _shim_contents() -> Dict[str, Any]:
     """module name -> namespace of the shim standing in for the book's module."""
     functions = _names("fastdl.functions")
     util = _names("fastdl.util")
@@ -135,7 +135,7 @@ def install(backend: Optional[str] = None, sample: Optional[bool] = None) -> Boo
     return finder
 
 
-def _forget_book_modules():
+def _forget_book_modules() -> None:
     for name in [m for m in sys.modules if m.split(".")[0] in ("common", "dataset")]:
         del sys.modules[name]          # forget any of the book's own modules imported earlier
 
@@ -146,7 +146,7 @@ def uninstall() -> None:
     _forget_book_modules()
 
 
-def _status():
+def _status() -> str:
     from fastdl import backend as _backend
     data = "the shipped sample" if os.environ.get("FASTDL_MNIST", "").strip().lower() == "sample" \
         else "the full set (downloaded on first use)"
@@ -154,7 +154,7 @@ def _status():
             f"{_backend.current_backend()!r}; load_mnist uses {data})")
 
 
-def _magic(line):
+def _magic(line: str) -> None:
     """``%fastdl_book [--sample|--full] [--backend NAME] [--off]``: change the settings in a notebook."""
     words = line.split()
     sample, backend, off = None, None, False
