@@ -93,6 +93,8 @@ def finite(name: str, x: np.ndarray, owner: str = "") -> None:
 
 
 def positive_int(name: str, v: Any, minimum: int = 1, owner: str = "") -> int:
+    """Return v as an int if it is an integer (not a bool) >= ``minimum``; TypeError or
+    ValueError naming it otherwise."""
     where = f"{owner}: " if owner else ""
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{where}{name} must be an integer, got {type(v).__name__} {v!r}")

@@ -17,6 +17,8 @@ Rules every command follows:
   A diverged run (non-finite loss) stops at once and its parameters are kept for inspection
   next to ``--save`` as ``<name>.diverged.npz``, never in place of ``--save``.
 """
+from __future__ import annotations
+
 import argparse
 import math
 import os
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Any, List, Optional, Sequence, Tuple
 
 from ._text import one_line
 from .backend import BACKENDS, DEFAULT_BACKEND
@@ -52,7 +55,7 @@ class Terminated(BaseException):
 
 
 # -- argument types: argparse turns an ArgumentTypeError into "argument --x: <message>", exit 2 --
-def _whole_number(text, minimum, maximum=None):
+def _whole_number(text: Any, minimum: int, maximum: Optional[int] = None) -> int:
     try:
         value = int(str(text).strip(), 10)
     except ValueError:
@@ -63,22 +66,22 @@ def _whole_number(text, minimum, maximum=None):
     return value
 
 
-def positive_int(text):
+def positive_int(text: str) -> int:
     """A whole number >= 1 (epochs, batch sizes, repetitions)."""
     return _whole_number(text, 1)
 
 
-def non_negative_int(text):
+def non_negative_int(text: str) -> int:
     """A whole number >= 0 (--eval-samples, where 0 means all)."""
     return _whole_number(text, 0)
 
 
-def seed_int(text):
+def seed_int(text: str) -> int:
     """A seed NumPy's legacy RNG accepts: 0 <= seed < 2**32."""
     return _whole_number(text, 0, 2**32 - 1)
 
 
-def positive_float(text):
+def positive_float(text: str) -> float:
     """A finite number > 0 (learning rates): not 0, negative, NaN or infinity."""
     try:
         value = float(str(text).strip())
@@ -89,7 +92,7 @@ def positive_float(text):
     return value
 
 
-def net_list(text):
+def net_list(text: str) -> List[str]:
     """--nets of fastdl compare: comma-separated names from COMPARE_NETS, at least one, no repeats."""
     names = []
     for name in (n.strip() for n in str(text).split(",")):
@@ -104,7 +107,7 @@ def net_list(text):
     return names
 
 
-def search_param(text):
+def search_param(text: str) -> Tuple[str, Tuple[float, float, str]]:
     """--param of fastdl search: NAME=LOW:HIGH[:log|linear] or NAME=VALUE -> (name, (low, high, scale))."""
     from fastdl.search import parse_param
     try:
@@ -113,7 +116,7 @@ def search_param(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def layer_sizes(text):
+def layer_sizes(text: str) -> List[int]:
     """--hidden of fastdl search: comma-separated layer sizes, each a whole number >= 1."""
     parts = [p.strip() for p in str(text).split(",")]
     if not any(parts):
@@ -124,7 +127,7 @@ def layer_sizes(text):
 _CLUSTER = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$")
 
 
-def cluster_address(text):
+def cluster_address(text: str) -> str:
     """--cluster of fastdl search: a Dask scheduler's address (tcp://HOST:PORT, or HOST:PORT), or
     ``local`` to run on this machine even when FASTDL_CLUSTER is set."""
     text = str(text).strip()
@@ -672,7 +675,8 @@ def _add_quiet(p, quiet_help):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fastdl`` command line: its subcommands and their options."""
     parser = _Parser(
         prog="fastdl",
         description="fastdl: the networks of 'Deep Learning from Scratch' on fast, switchable kernels.",
@@ -796,7 +800,7 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status (argparse's own exits included)."""
     parser = build_parser()
     previous = None

@@ -95,6 +95,7 @@ def _forced(fn, mode):
 
 
 def main(argv=None):
+    """The command line (``python -m fastdl.sweep --help``)."""
     p = argparse.ArgumentParser(prog="sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
     p.add_argument("--ops", default="", help="comma-separated substrings of op names (default: all)")

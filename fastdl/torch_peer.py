@@ -49,11 +49,13 @@ def _median_ms(fn, repeat, warmup=3):
 
 
 def simple_net(nn):
+    """The book's SimpleConvNet as a ``torch.nn.Sequential`` (``nn`` is ``torch.nn``)."""
     return nn.Sequential(nn.Conv2d(1, 30, 5), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(),
                          nn.Linear(30 * 12 * 12, 100), nn.ReLU(), nn.Linear(100, 10))
 
 
 def deep_net(nn):
+    """The book's DeepConvNet as a ``torch.nn.Sequential`` (``nn`` is ``torch.nn``)."""
     def block(ci, co, p1, p2, c_mid):
         return [nn.Conv2d(ci, c_mid, 3, padding=p1), nn.ReLU(), nn.Conv2d(c_mid, co, 3, padding=p2),
                 nn.ReLU(), nn.MaxPool2d(2, 2)]
@@ -63,6 +65,8 @@ def deep_net(nn):
 
 
 def step_ms(net, dtype, batch, repeat):
+    """Median milliseconds of one training step (forward, backward, Adam) of ``net`` ("simple" or
+    "deep") on random data of ``batch`` images in ``dtype``, over ``repeat`` steps."""
     import torch
     from torch import nn
     dt = getattr(torch, dtype)
@@ -106,6 +110,7 @@ def layer_ms(spec, dtype, repeat):
 
 
 def main():
+    """The command line: prints the measurement as JSON (see the module docstring)."""
     p = argparse.ArgumentParser()
     p.add_argument("--net", default="simple")
     p.add_argument("--layers", help="JSON file with a list of layer specs")

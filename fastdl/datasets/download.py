@@ -55,6 +55,7 @@ class DataFileMovedAside(UserWarning):
 
 
 def md5sum(path: str, chunk: int = 1 << 20) -> str:
+    """The MD5 of the file at ``path`` as hex digits, read ``chunk`` bytes at a time."""
     h = hashlib.md5()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
@@ -63,6 +64,7 @@ def md5sum(path: str, chunk: int = 1 << 20) -> str:
 
 
 def is_valid(path: str, md5: str) -> bool:
+    """Whether ``path`` is a file with checksum ``md5``."""
     return os.path.isfile(path) and md5sum(path) == md5
 
 

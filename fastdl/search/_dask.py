@@ -47,6 +47,8 @@ class DaskEngine:
         self.host_processes = {}
 
     def connect(self):
+        """Connect to the cluster (a Client of our own for an address) and count its worker
+        processes per machine; returns self."""
         distributed = import_distributed()
         if isinstance(self.cluster, distributed.Client):
             self.client = self.cluster
@@ -71,11 +73,13 @@ class DaskEngine:
         return self
 
     def describe(self):
+        """The scheduler's address, the worker processes and the machines they are on."""
         n = sum(self.host_processes.values())
         return f"Dask cluster {self.address}: {n} worker{'s' if n != 1 else ''} on " \
                f"{len(self.host_processes)} machine{'s' if len(self.host_processes) != 1 else ''}"
 
     def close(self):
+        """Close the client if this engine opened it."""
         if self.client is not None and self._own_client:
             try:
                 self.client.close()
@@ -84,6 +88,7 @@ class DaskEngine:
         self.client = None
 
     def run(self, tasks, emit, tick=None):
+        """Run ``tasks`` on the cluster, calling ``emit`` with each record as it comes."""
         distributed = import_distributed()
         from ._trial import dask_trial
         if self.client is None:

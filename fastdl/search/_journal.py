@@ -163,6 +163,7 @@ class Journal:
         self._write(record)
 
     def close(self):
+        """Close the file, which releases the lock; closing again does nothing."""
         if self._fd is not None:
             os.close(self._fd)               # releases the lock
             self._fd = None  # type: ignore[assignment]  # closed

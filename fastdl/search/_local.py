@@ -151,6 +151,7 @@ class LocalEngine:
         return env
 
     def describe(self):
+        """The worker processes and threads each: ``"4 local workers x 1 thread"``."""
         workers, threads = self.started or (self.workers, self.threads or max(1, self.cores // self.workers))
         return f"{workers} local worker{'s' if workers != 1 else ''} x {threads} thread{'s' if threads != 1 else ''}"
 

@@ -25,6 +25,7 @@ def _watch_parent(parent):
 
 
 def main():
+    """Answer tasks read from stdin with JSON lines on the original stdout, until stdin closes."""
     out = os.dup(1)                          # the channel to the client
     os.dup2(2, 1)                            # stray prints go to stderr, not into the channel
     signal.signal(signal.SIGINT, signal.SIG_IGN)
