@@ -47,7 +47,7 @@ SIZES = {
     "book": {"elementwise": ELEMENTWISE_SHAPES, "softmax": SOFTMAX_SHAPES, "affine": AFFINE_SHAPES,
              "batchnorm": BN_SHAPES, "conv": CONV_SHAPES, "pool": POOL_SHAPES, "optim": OPTIM_SIZES},
     "tiny": {"elementwise": [(3, 7)], "softmax": [(3, 5)], "affine": [(3, 7, 5)], "batchnorm": [(4, 5)],
-             "conv": [((2, 2, 6, 6), (3, 2, 3, 3), 1, 1), ((2, 1, 7, 7), (2, 1, 3, 3), 2, 1)],
+             "conv": [((1, 2, 5, 5), (2, 2, 3, 3), 1, 1), ((2, 1, 5, 5), (2, 1, 3, 3), 2, 1)],
              "pool": [((2, 2, 6, 6), 2, 2, 0), ((1, 2, 5, 5), 3, 2, 1)], "optim": [13]},
 }
 

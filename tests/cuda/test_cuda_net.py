@@ -95,11 +95,11 @@ def test_save_and_load_on_the_device(tmp_path):
 
 def test_trainer_with_a_device_net():
     rng = np.random.default_rng(2)
-    x = rng.random((12, 1, 6, 6))
-    t = rng.integers(0, 3, 12)
+    x = rng.random((4, 1, 6, 6))          # tiny: the simulator runs every GPU thread in Python
+    t = rng.integers(0, 3, 4)
     dev = tiny().to("cuda")
     with fastdl.using_backend("cuda"):
-        tr = Trainer(dev, x, t, x, t, epochs=1, mini_batch_size=6, optimizer="Adam",
+        tr = Trainer(dev, x, t, x, t, epochs=1, mini_batch_size=2, optimizer="Adam",
                      optimizer_param={"lr": 0.01}, verbose=False, progress=False, seed=0)
         acc = tr.train()
     assert tr.current_iter == 2 and 0 <= acc <= 1 and len(tr.train_loss_list) == 2
