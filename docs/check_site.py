@@ -12,8 +12,10 @@ built one), serves it on 127.0.0.1 with ``python -m http.server``, and for each 
   blocks, rendered tables, API entries on the reference pages, the plots on the performance page.
 
 It also checks the search: ``search/search_index.json`` is served and has "Convolution" in it,
-and Material's search box, given ``?q=Convolution``, lists results. Each plot is fetched over
-HTTP (an SVG, not empty) and rendered alone in Chromium (the screenshot is not blank).
+and Material's search box, given ``?q=Convolution``, lists results in a live page (driven over
+the DevTools protocol, since the search worker needs real time). Each plot is fetched over HTTP
+(an SVG, not empty), rendered alone in Chromium (the screenshot is not blank), and loaded with a
+size on the live performance page.
 
 Exit status: 0 every check passed (or Chromium is missing: then it says so and checks nothing),
 1 a check failed, 2 the site could not be built or served. Not part of the test suite (CI has
@@ -112,6 +114,101 @@ def ink(png):
     return float((rgb.min(axis=-1) < 0.9).mean())
 
 
+class DevTools:
+    """A page of a headless Chromium driven over the DevTools protocol (a minimal WebSocket client
+    from the standard library), to ask the live page what a reader would see after its scripts
+    ran in real time (``--dump-dom`` stops the clock of the page's search worker)."""
+
+    def __init__(self, binary, profile):
+        import base64
+        import urllib.request
+        self.proc = subprocess.Popen([binary, "--headless", "--no-sandbox", "--disable-gpu",
+                                      f"--user-data-dir={profile}", "--remote-debugging-port=0",
+                                      "about:blank"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        active = Path(profile) / "DevToolsActivePort"
+        for _ in range(200):
+            if active.is_file() and active.read_text().strip():
+                break
+            time.sleep(0.05)
+        port = active.read_text().split()[0]
+        targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
+        url = next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"]
+        hostport, path = url[len("ws://"):].split("/", 1)
+        host, wsport = hostport.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(wsport)), timeout=30)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            reply += self.sock.recv(4096)
+        if b" 101 " not in reply.split(b"\r\n", 1)[0]:
+            raise OSError("the DevTools WebSocket handshake failed")
+        self.next_id = 0
+
+    def _send(self, text):
+        data = text.encode()
+        mask = os.urandom(4)
+        n = len(data)
+        if n < 126:
+            head = bytes([0x81, 0x80 | n])
+        elif n < 65536:
+            head = bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
+        else:
+            head = bytes([0x81, 0x80 | 127]) + n.to_bytes(8, "big")
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def _exact(self, n):
+        out = b""
+        while len(out) < n:
+            chunk = self.sock.recv(n - len(out))
+            if not chunk:
+                raise EOFError("DevTools closed the connection")
+            out += chunk
+        return out
+
+    def _recv(self):
+        msg = b""
+        while True:
+            b1, b2 = self._exact(2)
+            n = b2 & 0x7F
+            if n == 126:
+                n = int.from_bytes(self._exact(2), "big")
+            elif n == 127:
+                n = int.from_bytes(self._exact(8), "big")
+            msg += self._exact(n)
+            if b1 & 0x80:
+                return msg.decode("utf-8", "replace")
+
+    def call(self, method, **params):
+        self.next_id += 1
+        self._send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(self._recv())
+            if reply.get("id") == self.next_id:
+                return reply.get("result", {})
+
+    def wait_for(self, url, expression, seconds=10.0):
+        """Open ``url`` and evaluate ``expression`` every 0.2 s until it is truthy (or the time is
+        up); its last value."""
+        self.call("Page.navigate", url=url)
+        value, end = None, time.monotonic() + seconds
+        while time.monotonic() < end:
+            time.sleep(0.2)
+            res = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+            value = res.get("result", {}).get("value")
+            if value:
+                break
+        return value
+
+    def close(self):
+        self.sock.close()
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -156,11 +253,14 @@ def check_page(c, base_args, port, page, want, out):
             f"{name}: navigation with {nav_links} links")
     c.check("md-search__input" in dom, f"{name}: a search box")
     if want.get("code"):
-        blocks = re.findall(r'<div class="language-(\w+) highlight">', dom)
-        tokens = len(re.findall(r'<span class="(?:kn|k|nb|n|s1|s2|mi|mf|o|p)">', dom))
+        # Pygments: <div class="highlight"> (or "language-X highlight"), tokens in classed spans
+        blocks = re.findall(r'<div class="(?:language-\w+ )?highlight">', dom)
+        tokens = len(re.findall(r'<span class="(?:kn|k|nb|nn|s1|s2|mi|mf|c1)">', dom))
         c.check(bool(blocks) and tokens >= 10,
                 f"{name}: {len(blocks)} highlighted code blocks ({tokens} coloured tokens)")
-        c.check("md-clipboard" in dom, f"{name}: code blocks have a copy button")
+        # the copy button is added by the theme's script: proof that it ran
+        buttons = len(re.findall(r'data-md-type="copy"|class="md-clipboard', dom))
+        c.check(buttons >= len(blocks) > 0, f"{name}: {buttons} copy buttons (the theme's script ran)")
     if want.get("tables"):
         tables = re.findall(r"<table>(.*?)</table>", dom, re.S)
         full = [t for t in tables if "<th" in t and "<td" in t]
@@ -187,7 +287,7 @@ def check_page(c, base_args, port, page, want, out):
         c.check(len(captions) >= len(imgs), f"{name}: the plots name their result files")
 
 
-def check_search(c, base_args, port, out):
+def check_search(c, devtools, port):
     print("search")
     status, ctype, body = fetch(port, "/search/search_index.json")
     ok = status == 200
@@ -196,12 +296,28 @@ def check_search(c, base_args, port, out):
     c.check(ok and len(docs) > 50, f"search index served with {len(docs)} entries")
     c.check(len(hits) >= 3, f"the index finds 'Convolution' in {len(hits)} sections, "
             f"e.g. {', '.join(hits[:3])}")
-    # Material's search: ?q= fills the box and the results list is drawn by its search worker
+    # Material's search: ?q= fills the box, and its search worker lists the results
     url = f"http://127.0.0.1:{port}/?q=Convolution"
-    dom = dump_dom(base_args, url)
-    results = len(re.findall(r'class="md-search-result__item', dom))
-    c.check(results > 0, f"the search box, given ?q=Convolution, lists {results} results")
-    screenshot(base_args, url, out / "search-Convolution.png", "1280,1200")
+    found = devtools.wait_for(url, "(() => { const items = document.querySelectorAll("
+                              "'.md-search-result__item'); const meta = document.querySelector("
+                              "'.md-search-result__meta'); return items.length ? [items.length, "
+                              "meta ? meta.textContent.trim() : ''] : null; })()")
+    c.check(bool(found), "the search box, given ?q=Convolution, lists results"
+            + (f" ({found[1]}; {found[0]} shown)" if found else " (none after 10 s)"))
+
+
+def check_plots_in_browser(c, devtools, port):
+    """The performance page's images, as the browser loaded them: complete, with a size."""
+    print("plots in the browser")
+    sizes = devtools.wait_for(
+        f"http://127.0.0.1:{port}/performance/",
+        "(() => { const imgs = Array.from(document.images).filter(i => i.src.endsWith('.svg'));"
+        " return imgs.length && imgs.every(i => i.complete) ?"
+        " imgs.map(i => [i.src.split('/').pop(), i.naturalWidth, i.naturalHeight, i.width]) : null; })()")
+    c.check(bool(sizes), f"the performance page's plots finished loading ({len(sizes or [])})")
+    for name, nat_w, nat_h, shown_w in sizes or []:
+        c.check(nat_w > 100 and nat_h > 100 and shown_w > 300,
+                f"plot {name}: {nat_w}x{nat_h}, shown {shown_w} px wide")
 
 
 def main(argv=None):
@@ -243,7 +359,12 @@ def main(argv=None):
         c = Checks()
         for page, want in PAGES.items():
             check_page(c, base_args, port, page, want, out)
-        check_search(c, base_args, port, out)
+        devtools = DevTools(binary, tmp / "profile-devtools")
+        try:
+            check_search(c, devtools, port)
+            check_plots_in_browser(c, devtools, port)
+        finally:
+            devtools.close()
         print(f"\n{c.passed} checks passed, {len(c.failed)} failed; screenshots in {out}")
         for what in c.failed:
             print(f"  FAILED: {what}")

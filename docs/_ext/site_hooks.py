@@ -49,12 +49,28 @@ def newest(kind, suffix=""):
 
 
 def machine(text):
-    """The header lines of a result file that describe the machine: the first line naming the
-    cores or threads (versions, CPU) and the first BLAS line."""
-    first = next((l.strip() for l in text.splitlines() if not l.startswith("#")
-                  and re.search(r"\bcores?\b|Numba threads", l)), None)
-    blas = next((l.strip() for l in text.splitlines() if l.startswith("BLAS:")), None)
-    return [l for l in (first, blas) if l]
+    """A short description of the machine a result file's header names: the CPU (where given),
+    the cores or Numba threads, and the BLAS with its kernels (and what the environment forced)."""
+    parts = []
+    head = next((l for l in text.splitlines() if not l.startswith("#")
+                 and re.search(r"\bcores?\b|Numba threads", l)), "")
+    cpu = re.search(r",\s*([^,]+?),\s*(\d+) cores", head)
+    if cpu and not cpu.group(1).startswith(("Python", "numpy", "numba")):
+        parts.append(cpu.group(1).replace("(R)", ""))
+    cores = re.search(r"(\d+) cores", head)
+    threads = re.search(r"(\d+) [Nn]umba threads", head)
+    if cores:
+        parts.append(f"{cores.group(1)} cores")
+    elif threads:
+        parts.append(f"{threads.group(1)} Numba threads")
+    blas = next((l for l in text.splitlines() if l.startswith("BLAS:")), "")
+    kinds = re.findall(r"(openblas|mkl|blis)\s+([\d.]+)\s+\((\w+)", blas, re.I)
+    if kinds:
+        parts.append("BLAS " + " + ".join(f"{n} {v} ({k})" for n, v, k in dict.fromkeys(kinds)))
+    forced = re.search(r"forced by the environment: \{([^}]*)\}", blas)
+    if forced:
+        parts.append(forced.group(1).replace("'", "").replace(": ", "="))
+    return parts
 
 
 SWEEP_ROW = re.compile(r"^(?P<op>[a-z_0-9]+)\s+(?P<size>\S.*?)\s+(?P<numpy>\d+\.\d+)\s+"
@@ -134,7 +150,7 @@ def _pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    plt.rcParams.update({"svg.fonttype": "none", "font.size": 10, "axes.spines.top": False,
+    plt.rcParams.update({"svg.fonttype": "none", "font.size": 12, "axes.spines.top": False,
                          "axes.spines.right": False, "svg.hashsalt": "fastdl"})
     return plt
 
@@ -149,6 +165,11 @@ def _plain_log(ax, axis="y", subs=(1.0,)):
     target.set_minor_formatter(NullFormatter())
 
 
+def _ratio(v):
+    """A bar's ratio label: two decimals near 1, whole numbers from 10 on."""
+    return f"{v:.2f}" if v < 10 else f"{v:.0f}"
+
+
 def _svg(fig):
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
@@ -161,8 +182,8 @@ def _caption(paths, texts):
     """Which result file(s) the figure was drawn from, each with the machine its header names."""
     parts = []
     for path, text in zip(paths, texts):
-        head = "; ".join(machine(text))
-        parts.append(f"`benchmarks/{path.name}` ({head})" if head else f"`benchmarks/{path.name}`")
+        head = ", ".join(machine(text))
+        parts.append(f"`benchmarks/{path.name}`" + (f" ({head})" if head else ""))
     return "Drawn when the site was built, from " + " and ".join(parts) + "."
 
 
@@ -176,7 +197,7 @@ def plot_sweep():
                        for rows in data.values() for op, *_ in rows})
     colors = dict(zip(families, plt.get_cmap("tab10").colors))
     dtypes = [d for d in ("float64", "float32") if d in data]
-    fig, axes = plt.subplots(1, len(dtypes), figsize=(11, 4.4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(dtypes), figsize=(10, 4.8), sharey=True, squeeze=False)
     for ax, dtype in zip(axes[0], dtypes):
         rows = data[dtype]
         for fam in families:
@@ -187,15 +208,15 @@ def plot_sweep():
         ax.axhline(1.0, color="0.3", lw=1, ls="--")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("time of the numpy reference per call (µs)")
+        ax.set_xlabel("numpy reference, µs per call")
         med = statistics.median(r[4] for r in rows)
-        ax.set_title(f"{dtype}: {len(rows)} size points, median ratio {med:.2f}")
+        ax.set_title(f"{dtype}: {len(rows)} points, median {med:.2f}")
         ax.grid(True, which="major", alpha=0.3)
         _plain_log(ax, "x")
         _plain_log(ax, "y")
-    axes[0][0].set_ylabel("numba time / numpy time (below 1: numba faster)")
-    axes[0][-1].legend(title="op family", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1),
-                       frameon=False)
+    axes[0][0].set_ylabel("numba time / numpy time")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), title="op family", loc="upper center",
+               bbox_to_anchor=(0.5, 0.0), ncol=5, frameon=False)
     return _svg(fig), _caption([path], [text])
 
 
@@ -206,7 +227,7 @@ def plot_steps_before_after():
     runs = parse_steps(text)
     nets = sorted({k[0] for _, r in runs for k in r}, key=lambda n: ("Deep" in n, n))
     configs = ["numba float64", "numba float32"]
-    fig, axes = plt.subplots(1, len(nets), figsize=(11, 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(nets), figsize=(10, 4.2), squeeze=False)
     width = 0.8 / len(runs)
     cmap = {"before": plt.get_cmap("Greys"), "after": plt.get_cmap("Blues")}
     for ax, net in zip(axes[0], nets):
@@ -216,11 +237,12 @@ def plot_steps_before_after():
             vals = [r.get((net, c), float("nan")) for c in configs]
             xs = [j + (i - (len(runs) - 1) / 2) * width for j in range(len(configs))]
             bars = ax.bar(xs, vals, width, label=title, color=cmap[kind](shade))
-            ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
+            ax.bar_label(bars, fmt="%.1f", fontsize=9, padding=1)
         ax.set_xticks(range(len(configs)), configs)
         ax.set_title(f"{net}, batch 100")
-        ax.set_ylabel("median ms per training step")
-    axes[0][-1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+        ax.set_ylabel("ms per training step (median)")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center",
+               bbox_to_anchor=(0.5, 1.0), ncol=len(runs), frameon=False)
     return _svg(fig), _caption([path], [text])
 
 
@@ -238,7 +260,7 @@ def plot_steps_machines():
     nets = sorted({k[0] for r in parsed for k in r}, key=lambda n: ("Deep" in n, n))
     order = ["numpy float64", "numba float64", "numba float32", "torch float32", "torch float64"]
     configs = [c for c in order if any((n, c) in r for r in parsed for n in nets)]
-    fig, axes = plt.subplots(1, len(nets), figsize=(11, 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(nets), figsize=(10, 4.5), squeeze=False)
     width = 0.8 / len(sets)
     colors = ["tab:blue", "tab:orange"]
     for ax, net in zip(axes[0], nets):
@@ -246,13 +268,13 @@ def plot_steps_machines():
             vals = [r.get((net, c), float("nan")) for c in configs]
             xs = [j + (i - (len(sets) - 1) / 2) * width for j in range(len(configs))]
             bars = ax.bar(xs, vals, width, label=label, color=colors[i])
-            ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=1)
+            ax.bar_label(bars, fmt="%.3g", fontsize=8, padding=1)
         ax.set_yscale("log")
         _plain_log(ax, subs=(1.0, 2.0, 5.0))
         ax.set_xticks(range(len(configs)), [c.replace(" ", "\n") for c in configs])
         ax.set_title(f"{net}, batch 100")
-        ax.set_ylabel("median ms per training step (log scale)")
-    fig.legend(*axes[0][0].get_legend_handles_labels(), fontsize=9, frameon=False,
+        ax.set_ylabel("ms per training step (median, log)")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), frameon=False,
                loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(sets))
     return _svg(fig), _caption([p for _, p in sets], texts)
 
@@ -263,35 +285,37 @@ def plot_real_use():
     before_path = newest("real_use", "-before")
     texts = [before_path.read_text(encoding="utf-8"), now_path.read_text(encoding="utf-8")]
     before, now = (parse_real_use(t) for t in texts)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.4), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw={"width_ratios": [3, 2]})
     labels = [k for k in now["mixed"] if k in before["mixed"]]
     xs = range(len(labels))
     for off, (name, res, color) in zip((-0.2, 0.2), (("before", before, "0.6"),
                                                       ("now", now, "tab:blue"))):
         bars = ax1.bar([x + off for x in xs], [res["mixed"][k] for k in labels], 0.4,
                        label=name, color=color)
-        ax1.bar_label(bars, fmt="%.2f", fontsize=6.5, padding=1)
+        ax1.bar_label(bars, fmt=_ratio, fontsize=8, padding=1)
     ax1.axhline(1.0, color="0.3", lw=1, ls="--")
     ax1.set_yscale("log")
     _plain_log(ax1)
-    ax1.set_xticks(list(xs), [k.replace(" layer", "\nlayer").replace(", ", "\n") for k in labels],
-                   fontsize=7.5)
-    ax1.set_ylabel("fastdl / NumPy alone (log; 1 = no cost)")
-    ax1.set_title("x @ W in NumPy, then the fastdl function")
-    ax1.legend(fontsize=8, frameon=False)
+    ax1.set_xticks(list(xs), [k.replace(" layer", "\nlayer").replace(" rows", "").replace(", ", "\n")
+                              for k in labels], fontsize=9)
+    ax1.set_xlabel("function, rows of x")
+    ax1.set_ylabel("fastdl / NumPy alone (log)")
+    ax1.set_title("x @ W in NumPy, then fastdl")
+    ax1.legend(frameon=False)
     loads = [k for k in now["load"] if k in before["load"]]
     xs = range(len(loads))
     for off, (name, res, color) in zip((-0.2, 0.2), (("before", before, "0.6"),
                                                       ("now", now, "tab:blue"))):
         bars = ax2.bar([x + off for x in xs], [res["load"][k][1] for k in loads], 0.4,
                        label=name, color=color)
-        ax2.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+        ax2.bar_label(bars, fmt=_ratio, fontsize=8, padding=1)
     ax2.axhline(1.0, color="0.3", lw=1, ls="--")
     ax2.set_yscale("log")
     _plain_log(ax2)
-    ax2.set_xticks(list(xs), [f"load:\n{k}" for k in loads], fontsize=8)
+    ax2.set_xticks(list(xs), loads, fontsize=10)
+    ax2.set_xlabel("the other process")
     ax2.set_ylabel("MLP step: fastdl / NumPy (log)")
-    ax2.set_title("chapter-4 MLP step beside another process")
+    ax2.set_title("chapter-4 MLP step under load")
     return _svg(fig), _caption([before_path, now_path], texts)
 
 
@@ -331,10 +355,10 @@ def backend_ops(folder):
 def spec_table():
     from fastdl.kernels import spec
     numba, cuda = backend_ops("cpu"), backend_ops("cuda")
-    rows = ["| op | signature | family | returns | backward of | numba | cuda |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| op and signature | family | returns | backward of | numba | cuda |",
+            "|---|---|---|---|---|---|"]
     for op in spec.TABLE:
-        rows.append("| `{}` | `{}` | {} | {} | {} | {} | {} |".format(
+        rows.append("| `{}{}` | {} | {} | {} | {} | {} |".format(
             op.name, op.signature, op.family, f"`{op.returns}`" if op.returns else "(in place)",
             f"`{op.backward_of}`" if op.backward_of else "",
             "kernel" if op.name in numba else "composite",
