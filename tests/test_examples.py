@@ -50,7 +50,8 @@ def test_notebooks_are_committed_without_outputs(name):
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, \
-                f"{name}: clear the outputs before committing (jupyter nbconvert --clear-output --inplace)"
+                (f"{name}: clear the outputs before committing (Jupyter: Clear Outputs of All Cells, "
+                 "or jupyter nbconvert --clear-output --inplace)")
 
 
 def test_tour_trains_and_draws_its_figures(monkeypatch):
