@@ -306,6 +306,23 @@ def check_search(c, devtools, port):
             + (f" ({found[1]}; {found[0]} shown)" if found else " (none after 10 s)"))
 
 
+def report_wide_blocks(devtools, port):
+    """Code blocks wider than the text column (the reader must scroll them sideways), page by
+    page: reported, not failed (a table of numbers may rightly be wide)."""
+    print("code blocks wider than the text column (1280-px window; reported, not failed)")
+    devtools.call("Emulation.setDeviceMetricsOverride", width=1280, height=2000,
+                  deviceScaleFactor=1, mobile=False)
+    for page in PAGES:
+        wide = devtools.wait_for(
+            f"http://127.0.0.1:{port}/{page}",
+            "(() => document.readyState === 'complete' ? Array.from(document.querySelectorAll("
+            "'.md-content pre > code')).filter(e => e.scrollWidth > e.clientWidth + 1).map(e => "
+            "e.textContent.split('\\n').reduce((a, l) => l.length > a.length ? l : a, '')"
+            ".slice(0, 60)) : null)()", seconds=5)
+        for line in wide or []:
+            print(f"  note  {page or 'index'}: {line}")
+
+
 def check_plots_in_browser(c, devtools, port):
     """The performance page's images, as the browser loaded them: complete, with a size."""
     print("plots in the browser")
@@ -363,6 +380,7 @@ def main(argv=None):
         try:
             check_search(c, devtools, port)
             check_plots_in_browser(c, devtools, port)
+            report_wide_blocks(devtools, port)
         finally:
             devtools.close()
         print(f"\n{c.passed} checks passed, {len(c.failed)} failed; screenshots in {out}")
