@@ -21,8 +21,6 @@ import numpy as np
 
 from . import backend
 from .kernels import examples
-from .kernels.examples import (AFFINE_SHAPES, BN_SHAPES, CONV_SHAPES, ELEMENTWISE_SHAPES,  # noqa: F401
-                               OPTIM_SIZES, POOL_SHAPES, SOFTMAX_SHAPES)
 
 
 def cases():

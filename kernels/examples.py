@@ -70,9 +70,15 @@ def array(shape, dtype, seed=0, kind="normal", strided=False):
     values."""
     r = np.random.default_rng(seed)
     a = (r.standard_normal(shape) if kind == "normal" else r.random(shape)).astype(dtype)
-    if not strided or not a.ndim:
+    return _strided(a) if strided else a
+
+
+def _strided(a):
+    """A non-contiguous view holding a's values: every other element of the last axis of a
+    twice-as-wide array (a itself for a 0-d array)."""
+    if not a.ndim:
         return a
-    wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=dtype)
+    wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
     wide[..., ::2] = a
     return wide[..., ::2]
 
@@ -127,11 +133,7 @@ def _block(name, sz):
 def _fresh(a, strided):
     """A host copy of an op's result, strided if asked (col2im's input comes from im2col)."""
     a = np.asarray(a if isinstance(a, np.ndarray) else a.copy_to_host())
-    if not strided:
-        return a
-    wide = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
-    wide[..., ::2] = a
-    return wide[..., ::2]
+    return _strided(a) if strided else a
 
 
 FORWARD_FAMILIES = {"elementwise": _elementwise, "pool": _pool, "conv": _conv, "block": _block}

@@ -413,6 +413,6 @@ def test_sweep_has_a_case_for_every_op_and_runs():
     assert {op for op, _, _ in sweep.cases()} == set(examples.timed_ops())
     out = io.StringIO()
     rows = sweep.run("float32", ["sgd_update"], rounds=1, out=out)
-    assert [r["size"] for r in rows] == [str(n) for n in sweep.OPTIM_SIZES]
+    assert [r["size"] for r in rows] == [str(n) for n in examples.OPTIM_SIZES]
     assert all(r["numpy_us"] > 0 and r["numba_us"] > 0 for r in rows)
     assert out.getvalue().count("sgd_update") == len(rows)
