@@ -33,7 +33,7 @@ from numba import njit, prange
 from ..shapes import window_output_hw
 from ._arrays import kernel_input
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, blas_for, gemm_for
-from .columns import add_colT, col2im, fill_colT, im2col  # noqa: F401  (im2col, col2im: ops of conv)
+from .columns import add_colT, fill_colT
 # MIN_PARALLEL: the threshold of every convolution kernel, this module's too
 from .conv_s1 import MIN_PARALLEL, NO_MASK, backward_s1, conv_chunks, conv_inputs, forward_s1  # noqa: F401
 
