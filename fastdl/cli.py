@@ -594,14 +594,14 @@ def _cmd_search(args):
                 raise UsageError(f"{fa} and {fb} name the same file ({a})")
     import importlib.util
     if (args.plot or args.scatter) and importlib.util.find_spec("matplotlib") is None:
-        raise UsageError("--plot and --scatter need matplotlib: python -m pip install 'fastdl-book[plot]'")
+        raise UsageError("--plot and --scatter need matplotlib: python -m pip install matplotlib")
     if cluster is not None:
         try:
             missing = importlib.util.find_spec("distributed") is None
         except (ImportError, ValueError):
             missing = True
         if missing:
-            raise UsageError(f"{where} needs Dask: python -m pip install 'fastdl-book[distributed]'")
+            raise UsageError(f"{where} needs Dask: python -m pip install -e '.[distributed]' (in fastdl's clone)")
     space = {}
     for name, rng in args.param or []:
         if name in space:
@@ -622,6 +622,14 @@ def _cmd_search(args):
         raise UsageError(one_line(exc)) from None
     except search.JournalError as exc:
         raise Failure(one_line(exc)) from None
+    except search.SchedulerLost as exc:
+        partial = getattr(exc, "search_result", None)
+        done = f"{len(partial.trials)} of {args.trials} trials are" if partial is not None else "the finished trials are"
+        backend = partial.config["backend"] if partial is not None else args.backend
+        print(f"fastdl search: lost the Dask scheduler at {exc.address}; {done} in {args.out}; once it is back "
+              f"(or with --cluster local to run here), resume with: {_search_command(args, cluster, backend)}",
+              file=sys.stderr)
+        return EXIT_FAILURE
     except search.SearchAborted as exc:
         raise (UsageError if exc.usage else Failure)(one_line(exc)) from None
     except (KeyboardInterrupt, Terminated) as exc:
@@ -655,6 +663,28 @@ def _cmd_search(args):
         print(f"fastdl search: {'; '.join(problems)}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
+
+
+def _search_command(args, cluster, backend):
+    """The `fastdl search` command that resumes the search of ``args`` (every setting the journal
+    compares, its backend and cluster explicit), shell-quoted."""
+    import shlex
+    words = ["fastdl", "search"]
+    for name, (low, high, scale) in args.param or []:
+        words += ["--param", f"{name}={low!r}" if low == high else f"{name}={low!r}:{high!r}:{scale}"]
+    for flag, value, default in (("--trials", args.trials, None), ("--seed", args.seed, 0),
+                                 ("--epochs", args.epochs, 50), ("--train-size", args.train_size, 500),
+                                 ("--batch-size", args.batch_size, 100), ("--optimizer", args.optimizer, "sgd"),
+                                 ("--hidden", ",".join(map(str, args.hidden)), "100,100,100,100,100,100"),
+                                 ("--data", args.data, "sample"), ("--dtype", args.dtype, "float64"),
+                                 ("--backend", backend, None), ("--eval-samples", args.eval_samples, 0),
+                                 ("--threads", args.threads, None), ("--cluster", cluster, None),
+                                 ("--out", args.out, None), ("--top", args.top, 20),
+                                 ("--plot", args.plot, None), ("--scatter", args.scatter, None)):
+        if value is not None and value != default:
+            words += [flag, str(value)]
+    words += [flag for flag, on in (("--quiet", args.quiet), ("--no-progress", args.no_progress)) if on]
+    return " ".join(shlex.quote(w) for w in words + ["--resume"])
 
 
 def _add_backend(p):
@@ -755,11 +785,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--cluster / FASTDL_CLUSTER); each trial's seed comes from --seed and its "
                                    "index, so the table is the same with any number of workers. Each finished "
                                    "trial is appended to --out; --resume runs only the trials it lacks. Exit "
-                                   "status 1 if no trial ended ok.")
+                                   "status 1 if no trial ended ok or the Dask scheduler was lost (the line "
+                                   "printed then gives the command that resumes).")
     p.add_argument("--param", action="append", type=search_param, metavar="NAME=LOW:HIGH[:log|linear]",
-                   help="a range to draw from: lr, weight_decay (wd) or dropout, e.g. lr=1e-6:1e-2:log; "
+                   help="a range to draw from: lr, weight_decay (wd) or dropout, e.g. lr=1e-6:1e-2; "
+                        "without :log or :linear, a range spanning two decades or more (HIGH/LOW >= 100, "
+                        "both > 0) is drawn log-scale, any other linearly (the header says which); "
                         "NAME=VALUE fixes it; repeatable. Default: the book's lr and weight_decay ranges")
-    p.add_argument("--trials", type=positive_int, default=100, help="default 100")
+    p.add_argument("--trials", type=positive_int, default=100,
+                   help="default 100; with --resume, more than the journal's extends the search (trial i "
+                        "depends only on --seed and i), fewer is refused")
     p.add_argument("--seed", type=seed_int, default=0, help="the search seed, 0 to 2**32-1; default 0")
     p.add_argument("--epochs", type=positive_int, default=50, help="per trial; default 50")
     p.add_argument("--train-size", type=lambda t: _whole_number(t, 5), default=500,
@@ -781,12 +816,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="threads per trial (default: cores divided by the workers on the machine)")
     p.add_argument("--cluster", type=cluster_address, default=None, metavar="tcp://HOST:PORT",
                    help="run the trials on this Dask scheduler's workers (default: FASTDL_CLUSTER if set; "
-                        "'local' runs here). Needs: python -m pip install 'fastdl-book[distributed]'")
+                        "'local' runs here). Needs Dask: python -m pip install -e '.[distributed]' in fastdl's "
+                        "clone")
     p.add_argument("--out", default="fastdl-search.jsonl", metavar="JOURNAL.jsonl",
                    help="journal: one JSON line per finished trial (default fastdl-search.jsonl); refused if it "
                         "already holds trials, unless --resume")
     p.add_argument("--resume", action="store_true",
-                   help="continue the search in --out (same settings required); finished trials are not run again")
+                   help="continue the search in --out (same settings and backend required; more --trials "
+                        "extends it); finished trials are not run again")
     p.add_argument("--top", type=positive_int, default=20, help="best trials printed and plotted; default 20")
     p.add_argument("--plot", metavar="FILE.png", help="the book's figure: accuracy curves of the best trials")
     p.add_argument("--scatter", metavar="FILE.png",

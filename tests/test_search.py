@@ -297,7 +297,8 @@ def test_resume_checks_the_journal(reference, tmp_path, capsys):
             ([], "already holds a search; resume it (--resume) or choose another file"),
             (["--resume", "--seed", "1"], "holds a different search (seed 0 there, 1 here)"),
             (["--resume", "--param", "lr=1e-3:1e-1:log"], "space "),
-            (["--resume", "--trials", "6"], "trials 5 there, 6 here")):
+            (["--resume", "--trials", "4"], "holds a search of 5 trials, more than the 4 asked for"),
+            (["--resume", "--backend", "numpy"], "was run on backend numba, this search would run on backend numpy")):
         code = cli.main(["search", *TINY_CLI, "--quiet", "--out", str(out), *args])   # the last --trials counts
         err = capsys.readouterr().err
         assert code == 2, err
@@ -349,10 +350,10 @@ def test_usage_errors_exit_2_before_any_work(args, message, tmp_path, capsys, mo
 
 def test_without_dask_a_cluster_is_a_usage_error(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)               # as if not installed
-    with pytest.raises(search.SearchUsageError, match=r"pip install 'fastdl-book\[distributed\]'"):
+    with pytest.raises(search.SearchUsageError, match=r"pip install -e '\.\[distributed\]' \(in fastdl's clone\)"):
         search.random_search(cluster="tcp://127.0.0.1:8786", journal=tmp_path / "j.jsonl", **TINY)
     assert cli.main(["search", *TINY_CLI, "--cluster", "tcp://127.0.0.1:8786", "--out", str(tmp_path / "j.jsonl")]) == 2
-    assert "needs Dask: python -m pip install 'fastdl-book[distributed]'" in capsys.readouterr().err
+    assert "needs Dask: python -m pip install -e '.[distributed]' (in fastdl's clone)" in capsys.readouterr().err
     assert not (tmp_path / "j.jsonl").exists()
 
 

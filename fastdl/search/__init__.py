@@ -21,8 +21,8 @@ and a trial run again (after its worker died, or on ``resume``) gives what it wo
 (default: the usable cores), each with ``threads`` threads (default: cores // workers; 2 workers
 on 2 cores run 1 Numba and 1 BLAS thread each), set in the worker's environment before NumPy and
 Numba load. With ``cluster`` (a scheduler address ``tcp://HOST:PORT``, a ``distributed.Client`` or
-a ``LocalCluster``) on a Dask cluster (``pip install 'fastdl-book[distributed]'``; ``fastdl`` must
-be installed on the workers too): tasks carry the data spec, each worker loads the images
+a ``LocalCluster``) on a Dask cluster (``python -m pip install -e '.[distributed]'`` in fastdl's
+clone; ``fastdl`` must be installed on the workers too): tasks carry the data spec, each worker loads the images
 itself, and a trial's thread share is the machine's cores divided by the worker processes there.
 
 **Nothing lost.** With ``journal``, each finished trial is one JSON line, appended and fsync'd
@@ -30,7 +30,10 @@ itself, and a trial's thread share is the machine's cores divided by the worker 
 flight; ``resume=True`` checks that the journal holds the same search and runs only the trials
 it lacks. A trial that raises is recorded with ``status`` "error" and its message, one whose loss
 becomes NaN or infinite stops and is recorded as "diverged"; the search goes on. A worker that
-dies is reported and its trial run once more (recorded as an error if it dies again).
+dies is reported and its trial run once more (recorded as an error if it dies again). A Dask
+scheduler that goes away mid-search raises :class:`SchedulerLost` (a SearchAborted); the
+journal holds every trial finished before, and ``resume`` runs the rest (on a new cluster or
+locally: where a trial runs does not change its result).
 
 A trial's record (a dict, one journal line): ``index``, ``seed`` (its training seed), ``params``
 (``{"lr": ..., "weight_decay": ...}``), ``status`` ("ok", "diverged" or "error"), ``val_acc``
@@ -61,14 +64,15 @@ from .._text import one_line
 from ..trainer import OPTIMIZER_NAMES
 from . import _journal
 from ._journal import ConfigMismatch, JournalBusy, JournalError, JournalExists
-from ._local import LocalEngine, SearchAborted
-from ._space import (BOOK_SPACE, PARAMS, describe, normalize_space, parse_param, parse_range,
+from ._local import LocalEngine, SchedulerLost, SearchAborted
+from ._space import (BOOK_SPACE, PARAMS, describe, normalize_space, parse_param, parse_range, sampling,
                      split_seed, trial_params, trial_seed)
 from ._trial import TRAIN_IMAGES, usable_cores
 
 __all__ = ["random_search", "load_journal", "SearchResult", "SearchError", "SearchUsageError",
-           "SearchAborted", "ConfigMismatch", "JournalError", "JournalExists", "JournalBusy",
-           "BOOK_SPACE", "PARAMS", "parse_param", "parse_range", "book_line", "make_config", "make_tasks"]
+           "SearchAborted", "SchedulerLost", "ConfigMismatch", "JournalError", "JournalExists", "JournalBusy",
+           "BOOK_SPACE", "PARAMS", "parse_param", "parse_range", "book_line", "header_line", "make_config",
+           "make_tasks", "resolve_backend"]
 
 #: a trial's record, one line of the journal (see the module docstring)
 Record = Dict[str, Any]
@@ -141,14 +145,35 @@ def make_config(space: Optional[Mapping[str, Any]] = None, trials: int = 100, se
     dtype = str(getattr(dtype, "__name__", dtype))
     if dtype not in ("float32", "float64"):
         raise SearchUsageError(f"dtype must be float32 or float64, got {dtype!r}")
-    from fastdl.backend import BACKENDS
-    if backend is not None and backend not in BACKENDS:
-        raise SearchUsageError(f"backend must be one of {', '.join(BACKENDS)} (or None), got {backend!r}")
+    backend = resolve_backend(backend)
     if eval_samples is not None:
         eval_samples = _whole("eval_samples", eval_samples, 1)
     return {"seed": seed, "trials": trials, "space": space, "epochs": epochs, "batch_size": batch_size,
             "train_size": train_size, "validation_rate": validation_rate, "optimizer": optimizer,
             "hidden": sizes, "data": data, "dtype": dtype, "backend": backend, "eval_samples": eval_samples}
+
+
+def resolve_backend(backend: Optional[str] = None) -> str:
+    """The backend a search's trials run on, by name, without loading it here: ``backend`` if
+    given, else that of a ``using_backend`` block or ``set_backend`` in this thread, else
+    ``FASTDL_BACKEND``, else the default (numba). Recorded in the journal and sent with every
+    task, so that every trial, on any worker, runs on it (SearchUsageError for an unknown name)."""
+    from fastdl import backend as _backend
+    choices = ", ".join(_backend.BACKENDS)
+    if backend is None:
+        stack = getattr(_backend._local, "stack", None)
+        if stack:
+            return str(stack[-1])
+        if _backend._global_name is not None:
+            return _backend._global_name
+        env = os.environ.get("FASTDL_BACKEND", "").strip()
+        if env and env not in _backend.BACKENDS:
+            raise SearchUsageError(f"FASTDL_BACKEND must be one of {choices}, got {env!r}")
+        return env or _backend.DEFAULT_BACKEND
+    if backend not in _backend.BACKENDS:
+        raise SearchUsageError(f"backend must be one of {choices} (or None: FASTDL_BACKEND, else "
+                               f"{_backend.DEFAULT_BACKEND}), got {backend!r}")
+    return backend
 
 
 def _test_hooks() -> Dict[int, Dict[str, Any]]:
@@ -181,6 +206,14 @@ def make_tasks(config: Mapping[str, Any], skip: Iterable[int] = ()) -> List[Dict
             task["_test"] = hooks[i]
         tasks.append(task)
     return tasks
+
+
+def header_line(config: Mapping[str, Any]) -> str:
+    """What a search draws and runs on: ``search: 100 trials, seed 0; lr 1e-06..0.01 log-scale,
+    weight decay 1e-08..0.0001 log-scale; backend numba``."""
+    n = config["trials"]
+    return (f"search: {n} trial{'s' if n != 1 else ''}, seed {config['seed']}; {sampling(config['space'])}; "
+            f"backend {config['backend']}")
 
 
 def book_line(record: Mapping[str, Any], prefix: str = "val acc") -> str:
@@ -373,7 +406,9 @@ def random_search(space: Optional[Mapping[str, Any]] = None, trials: int = 100, 
     """Run the book's random search; returns a :class:`SearchResult`.
 
     space: ``{name: range}`` for ``lr``, ``weight_decay`` (``wd``) and ``dropout``; a range is
-        ``"LOW:HIGH:log"``, ``"LOW:HIGH"`` (linear), a single number (fixed) or ``(low, high[, scale])``.
+        ``"LOW:HIGH:log"``, ``"LOW:HIGH:linear"``, a single number (fixed) or ``(low, high[, scale])``;
+        without a scale (``"LOW:HIGH"``, ``(low, high)``) a range spanning two decades or more
+        (high / low >= 100, both > 0) is log-scale, any other linear.
         Names not given keep the book's ranges (lr 1e-6:1e-2:log, weight_decay 1e-8:1e-4:log); a
         ``dropout`` range trains ``MultiLayerNetExtend(use_dropout=True)``.
     trials: number of trials (100). seed: the search seed (0): see the module docstring.
@@ -383,16 +418,20 @@ def random_search(space: Optional[Mapping[str, Any]] = None, trials: int = 100, 
     cluster: run on Dask: ``"tcp://HOST:PORT"``, a ``distributed.Client`` or a ``LocalCluster``.
     journal: path of the journal (None: none). A journal that already holds trials is refused
         (JournalExists) unless ``resume``; ``resume=True`` runs only the trials it lacks, after
-        checking that it holds this same search (ConfigMismatch otherwise).
+        checking that it holds this same search (ConfigMismatch otherwise; JournalError for a
+        trial recorded twice or outside the search). ``trials`` above the journal's extends the
+        search (trial i depends only on the seed and i); below it is a ConfigMismatch.
     epochs (50), train_size (500 images, ``validation_rate`` 0.2 of them held out), batch_size
         (100), optimizer (``"sgd"``; any of the book's: momentum, nesterov, adagrad, rmsprop, adam),
-        hidden (six layers of 100), dtype ("float64", as the book), backend (None: the worker's
-        default), eval_samples (None: every image for the per-epoch accuracies, as the book's script):
+        hidden (six layers of 100), dtype ("float64", as the book), backend (None: that of this
+        thread, else FASTDL_BACKEND, else numba; resolved here, recorded in the journal and used
+        by every worker), eval_samples (None: every image for the per-epoch accuracies, as the book's script):
         the trials' training, as ``Trainer(network, ...)`` in the book.
     data: "sample" (the 5,000 training images shipped with fastdl), "mnist" (the full set, downloaded
         on first use) or "fashion".
     progress: a progress bar on stderr (trials done, best so far, trials per minute).
-    verbose: print the book's line for each trial as it finishes.
+    verbose: print a header (trials, seed, how each parameter is drawn, backend) and the book's
+        line for each trial as it finishes.
     on_trial: called with each new record as it is written.
 
     Raises SearchUsageError (a bad argument), JournalExists, JournalBusy, ConfigMismatch, JournalError,
@@ -428,6 +467,8 @@ def random_search(space: Optional[Mapping[str, Any]] = None, trials: int = 100, 
         records = list(book.records)
         if book.dropped_torn_line:
             notify(f"{book.path}: dropped a torn last line (a trial being written when the search stopped)")
+        if book.extended_from is not None:
+            notify(f"{book.path}: extended from {book.extended_from} to {config['trials']} trials")
     start = time.perf_counter()
     result = None
     already = len(records)
@@ -444,6 +485,8 @@ def random_search(space: Optional[Mapping[str, Any]] = None, trials: int = 100, 
                    default=None)
         bar = _Progress(config["trials"], len(records), best, progress and bool(tasks))
         progress_box.append(bar)
+        if verbose:
+            bar.say(header_line(config))
 
         def emit(record: Record) -> None:
             record = _clean(dict(record, finished=time.strftime("%Y-%m-%dT%H:%M:%S")))

@@ -10,15 +10,22 @@ handled by the scheduler first: it gives the trial to another worker, up to its
 the death is reported. When the scheduler gives up (``KilledWorker``) on the
 first attempt (``allowed-failures`` 0), the client submits the trial once more itself; a trial
 that killed its worker on every attempt is recorded as an error and the search goes on.
+
+When the scheduler itself goes away (killed, crashed, unreachable), the client's futures are
+cancelled by ``distributed`` ("scheduler-connection-lost"); the search then stops with
+:class:`SchedulerLost` (the trials finished before are in the journal; resuming runs the rest),
+and the client is closed without letting ``distributed`` log its reconnection traceback.
 """
 import collections
+import logging
 import uuid
 from typing import Any
 
 from .._text import one_line
-from ._local import MAX_ATTEMPTS, SearchAborted, lost_record
+from ._local import MAX_ATTEMPTS, SchedulerLost, SearchAborted, lost_record
 
-INSTALL_HINT = "the Dask engine needs dask.distributed: python -m pip install 'fastdl-book[distributed]'"
+INSTALL_HINT = ("the Dask engine needs dask.distributed: python -m pip install -e '.[distributed]' "
+                "(in fastdl's clone)")
 
 
 def import_distributed():
@@ -79,13 +86,31 @@ class DaskEngine:
                f"{len(self.host_processes)} machine{'s' if len(self.host_processes) != 1 else ''}"
 
     def close(self):
-        """Close the client if this engine opened it."""
+        """Close the client if this engine opened it (quietly and quickly when the scheduler is
+        gone: ``distributed`` would log the traceback of its cancelled reconnection)."""
         if self.client is not None and self._own_client:
+            lost = self.scheduler_gone()
+            quiet = [logging.getLogger(name) for name in ("distributed", "distributed.client",
+                                                          "distributed.utils")] if lost else []
+            levels = [log.level for log in quiet]
+            for log in quiet:
+                log.setLevel(logging.CRITICAL + 1)
             try:
-                self.client.close()
+                self.client.close(timeout=5 if lost else None)
             except Exception:                   # noqa: BLE001 - closing a broken connection
                 pass
+            finally:
+                for log, level in zip(quiet, levels):
+                    log.setLevel(level)
         self.client = None
+
+    def scheduler_gone(self):
+        """True when the client has lost its scheduler (it is reconnecting, or gave up)."""
+        client = self.client
+        if client is None:
+            return False
+        comm = getattr(client, "scheduler_comm", None)
+        return client.status not in ("running", "newly-created") or comm is None or comm.closed()
 
     def run(self, tasks, emit, tick=None):
         """Run ``tasks`` on the cluster, calling ``emit`` with each record as it comes."""
@@ -122,9 +147,13 @@ class DaskEngine:
                                          f"its worker died on each of {attempts} attempts ({exc})",
                                          "dask"))
                     continue
-                except distributed.CancelledError:
+                except distributed.CancelledError as exc:
+                    if getattr(exc, "reason", "") == "scheduler-connection-lost" or self.scheduler_gone():
+                        raise SchedulerLost(str(self.address)) from None
                     continue
                 except Exception as exc:        # noqa: BLE001 - a DataProblem, or the task could not run
+                    if self.scheduler_gone():
+                        raise SchedulerLost(str(self.address)) from None
                     from ._trial import DataProblem
                     raise SearchAborted(one_line(exc), usage=isinstance(exc, DataProblem)) from None
                 deaths = self._deaths(future.key)
@@ -138,7 +167,7 @@ class DaskEngine:
                 if tick is not None:
                     tick()
         finally:
-            if futures:
+            if futures and not self.scheduler_gone():
                 try:
                     client.cancel(list(futures))
                 except Exception:               # noqa: BLE001 - the connection may be gone

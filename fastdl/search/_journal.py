@@ -7,6 +7,22 @@ with the search being resumed. Every other line is the record of one finished tr
 ``fsync``'d, so a client killed at any moment leaves at most a torn last line; resuming drops
 that line (the trial it belonged to runs again) and appends after the last whole one. The file
 is locked (``flock``) while a search writes it: a second client on the same journal is refused.
+
+A search resumed with more trials than the header's (trial ``i`` depends only on the seed and
+``i``, so the first trials are those of the longer search) appends an extension line,
+``{"fastdl_search": 1, "trials": N, "extended": "..."}``: from there on the search has N trials.
+Fewer trials than the journal's search is refused (:class:`ConfigMismatch`): it would leave
+finished trials out of the table.
+
+The records are checked whenever a journal is read: a trial index outside the search
+(below 0 or not below its trial count) or a trial recorded twice makes it a
+:class:`JournalError` naming the line. fastdl writes each trial once, so either means the file
+was edited or joined with another; even a byte-identical duplicate is refused rather than
+dropped, so that what the table is made of is never decided silently.
+
+The header's ``backend`` is the backend the trials ran on, resolved when the search started
+(``backend`` given, else ``FASTDL_BACKEND``, else the default); a header whose backend is
+``null`` counts as the default backend.
 """
 import errno
 import json
@@ -33,7 +49,8 @@ class JournalBusy(OSError):
 
 
 def _lines(data, path):
-    """(header or None, records, whether a torn last line was found) from a journal's bytes."""
+    """(header or None, [(line number, record)], whether a torn last line was found) from a
+    journal's bytes; extension lines update the header's trial count."""
     torn = bool(data) and not data.endswith(b"\n")
     whole = data[:data.rfind(b"\n") + 1] if torn else data
     header, records = None, []
@@ -52,31 +69,55 @@ def _lines(data, path):
                                    "search header)")
             header = item
             continue
+        if isinstance(item, dict) and item.get("fastdl_search") == FORMAT and "index" not in item:
+            trials = item.get("trials")
+            if not (isinstance(trials, int) and not isinstance(trials, bool)
+                    and trials >= header["config"].get("trials", 0)):
+                raise JournalError(f"{path}: line {number} is not a valid extension of the search")
+            header = dict(header, config=dict(header["config"], trials=trials))
+            continue
         if not (isinstance(item, dict) and isinstance(item.get("index"), int) and "status" in item):
             raise JournalError(f"{path}: line {number} is not a trial record")
-        records.append(item)
+        records.append((number, item))
     return header, records, torn
 
 
-def _unique(records):
-    """The first record of each trial index (a duplicate can only come from a damaged file)."""
-    seen, out = set(), []
-    for r in records:
-        if r["index"] not in seen:
-            seen.add(r["index"])
-            out.append(r)
-    return out
+def _checked(path, config, numbered):
+    """The records of ``(line number, record)`` pairs, after checking that each trial index is in
+    the search and recorded once (JournalError naming the line otherwise)."""
+    trials = config.get("trials")
+    first: dict = {}
+    for number, r in numbered:
+        i = r["index"]
+        if isinstance(trials, int) and not 0 <= i < trials:
+            raise JournalError(f"{path}: line {number} records trial {i}, outside the search's {trials} "
+                               f"trials (0 to {trials - 1}); the file was edited or joined with another "
+                               "search: remove that line or choose another file")
+        if i in first:
+            raise JournalError(f"{path}: line {number} records trial {i} again (first on line {first[i]}); "
+                               "the file was edited or joined with another: keep one of the two lines "
+                               "or choose another file")
+        first[i] = number
+    return [r for _, r in numbered]
 
 
 def read(path):
     """``(config, records)`` of a journal, without locking or changing it (a torn last line is
-    ignored)."""
+    ignored; JournalError for a damaged file or a record outside the search or repeated)."""
     with open(path, "rb") as f:
         data = f.read()
     header, records, _ = _lines(data, path)
     if header is None:
         raise JournalError(f"{path} holds no search (it is empty)")
-    return header["config"], _unique(records)
+    return header["config"], _checked(path, header["config"], records)
+
+
+def _same_backend(config):
+    """``config`` with a ``null`` backend read as the default one (see the module docstring)."""
+    if config.get("backend") is None:
+        from fastdl.backend import DEFAULT_BACKEND
+        return dict(config, backend=DEFAULT_BACKEND)
+    return config
 
 
 def _show(value):
@@ -102,6 +143,8 @@ class Journal:
         self.config = json.loads(json.dumps(config))
         self.records = []
         self.dropped_torn_line = False
+        self.extended_from = None
+        """The trial count before this search extended the journal's, or None."""
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o666)
         try:
             self._lock()
@@ -134,22 +177,38 @@ class Journal:
         if header is not None and records and not resume:
             raise JournalExists(f"{self.path} already holds a search; resume it (--resume) or choose "
                                 "another file")
+        extend = False
         if header is not None and resume:
-            old = json.loads(json.dumps(header["config"]))
-            if old != self.config:
-                raise ConfigMismatch(f"{self.path} holds a different search ({_differences(old, self.config)}); "
+            old = _same_backend(json.loads(json.dumps(header["config"])))
+            if old.get("backend") != self.config.get("backend"):
+                raise ConfigMismatch(f"{self.path} was run on backend {old.get('backend')}, this search would "
+                                     f"run on backend {self.config.get('backend')}; resume it on "
+                                     f"{old.get('backend')} (--backend {old.get('backend')}) or choose another file")
+            if dict(old, trials=self.config.get("trials")) != self.config:
+                same_count = dict(self.config, trials=old.get("trials"))
+                raise ConfigMismatch(f"{self.path} holds a different search ({_differences(old, same_count)}); "
                                      "resume it with the same settings or choose another file")
+            have, want = old.get("trials"), self.config.get("trials")
+            if want < have:
+                raise ConfigMismatch(f"{self.path} holds a search of {have} trials, more than the {want} asked "
+                                     f"for; resume it with trials {have} (or more, to extend it)")
+            extend = want > have
+            self.records = _checked(self.path, old, records)
         if header is None or not records and not resume:
             # a new journal (or one with no trial yet, or only a torn header): start it afresh
             os.ftruncate(self._fd, 0)
             self._write({"fastdl_search": FORMAT, "config": self.config,
                          "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            self.records = []
             return
         if torn:
             os.ftruncate(self._fd, data.rfind(b"\n") + 1)
             os.fsync(self._fd)
             self.dropped_torn_line = True
-        self.records = _unique(records)
+        if extend:
+            self._write({"fastdl_search": FORMAT, "trials": self.config["trials"],
+                         "extended": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            self.extended_from = have
 
     def _write(self, item):
         data = (json.dumps(item, allow_nan=False) + "\n").encode()

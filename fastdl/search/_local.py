@@ -38,6 +38,17 @@ class SearchAborted(RuntimeError):
         ``fastdl search`` then exits with status 2, a usage error, rather than 1."""
 
 
+class SchedulerLost(SearchAborted):
+    """The Dask scheduler went away in the middle of a search (killed, crashed, its machine or the
+    network gone). The trials finished before it went are in the journal; ``address`` is the
+    scheduler's."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"lost the Dask scheduler at {address} in the middle of the search")
+        self.address = address
+        """The scheduler's address (``tcp://HOST:PORT``)."""
+
+
 def _died(returncode):
     if returncode is None:
         return "stopped answering"

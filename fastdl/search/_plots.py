@@ -13,7 +13,7 @@ def _figure(**kw):
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise ImportError("plots need matplotlib: python -m pip install 'fastdl-book[plot]'") from None
+        raise ImportError("plots need matplotlib: python -m pip install matplotlib") from None
     return Figure(**kw)
 
 

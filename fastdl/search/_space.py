@@ -2,7 +2,10 @@
 
 A range is ``(low, high, scale)``: ``scale`` "log" draws ``10 ** U(log10 low, log10 high)`` (the
 book's ``10 ** np.random.uniform(-6, -2)``), "linear" draws ``U(low, high)``; ``low == high`` is a
-fixed value (nothing drawn).
+fixed value (nothing drawn). A range given without its scale (``"1e-6:1e-2"``, ``(1e-6, 1e-2)``)
+is log-scale when it spans two decades or more (``high / low >= 100``, both > 0: a linear draw
+would put 99% of the trials in the top two decades) and linear otherwise (:func:`auto_scale`);
+``:linear`` or ``:log`` says it explicitly.
 
 Seeds (:func:`trial_seed`, :func:`trial_params`, :func:`split_seed`) come from
 ``numpy.random.SeedSequence(search seed, spawn_key=...)``: trial ``i``'s parameters from
@@ -55,9 +58,22 @@ def _number(text: Any, what: str) -> float:
     return value
 
 
-def check_range(name: str, low: Any, high: Any, scale: Any) -> Range:
-    """Validate one range; returns it as ``(float low, float high, scale)``."""
+#: a range spanning this ratio (high / low) or more is drawn log-scale unless its scale is given
+LOG_RATIO = 100.0
+
+
+def auto_scale(low: float, high: float) -> str:
+    """The scale of a range given without one: "log" when it spans two decades or more
+    (``high / low >= 100`` with both ends > 0), else "linear"."""
+    return "log" if 0 < low and high >= LOG_RATIO * low else "linear"
+
+
+def check_range(name: str, low: Any, high: Any, scale: Any = None) -> Range:
+    """Validate one range; returns it as ``(float low, float high, scale)``. ``scale`` None: the
+    range's own (:func:`auto_scale`)."""
     low, high = _number(low, name), _number(high, name)
+    if scale is None or (isinstance(scale, str) and not scale.strip()):
+        scale = auto_scale(low, high) if low <= high else "linear"
     scale = str(scale).strip().lower()
     if scale in ("lin", "uniform"):
         scale = "linear"
@@ -77,12 +93,13 @@ def check_range(name: str, low: Any, high: Any, scale: Any) -> Range:
 
 
 def parse_range(name: str, text: Any) -> Range:
-    """``"1e-6:1e-2:log"``, ``"0.1:0.5"`` (linear) or ``"0.01"`` (fixed) -> ``(low, high, scale)``."""
+    """``"1e-6:1e-2:log"``, ``"0.1:0.5"`` (no scale: log when the range spans two decades or more,
+    else linear) or ``"0.01"`` (fixed) -> ``(low, high, scale)``."""
     parts = str(text).strip().split(":")
     if len(parts) == 1 and parts[0]:
         return check_range(name, parts[0], parts[0], "linear")
     if len(parts) in (2, 3) and parts[0].strip() and parts[1].strip():
-        return check_range(name, parts[0], parts[1], parts[2] if len(parts) == 3 else "linear")
+        return check_range(name, parts[0], parts[1], parts[2] if len(parts) == 3 else None)
     raise ValueError(f"{name}: expected LOW:HIGH[:log|linear] or a single value, got {text!r}")
 
 
@@ -99,7 +116,8 @@ def normalize_space(space: Optional[Mapping[str, Any]]) -> Dict[str, List[Any]]:
     """A search space in canonical form: ``{name: [low, high, scale]}`` in :data:`PARAMS` order.
 
     ``space`` maps names (or aliases) to ``"LOW:HIGH[:log|linear]"`` strings, a single number
-    (fixed), ``(low, high)`` (linear), ``(low, high, scale)``; None is :data:`BOOK_SPACE`.
+    (fixed), ``(low, high)`` or ``(low, high, scale)``; None is :data:`BOOK_SPACE`. Without a
+    scale, a range spanning two decades or more is log-scale, any other linear (:func:`auto_scale`).
     Names not given keep the book's: ``{"lr": "1e-3:1e-1:log"}`` still draws the weight decay
     from 1e-8:1e-4:log (give ``weight_decay=0`` to turn it off)."""
     merged: Dict[str, Range] = dict(BOOK_SPACE)
@@ -110,7 +128,7 @@ def normalize_space(space: Optional[Mapping[str, Any]]) -> Dict[str, List[Any]]:
         elif isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
             rng = check_range(name, value, value, "linear")
         elif isinstance(value, (tuple, list)) and len(value) in (2, 3):
-            rng = check_range(name, value[0], value[1], value[2] if len(value) == 3 else "linear")
+            rng = check_range(name, value[0], value[1], value[2] if len(value) == 3 else None)
         else:
             raise ValueError(f"{name}: expected 'LOW:HIGH[:log|linear]', a number or (low, high[, scale]); "
                              f"got {value!r}")
@@ -141,6 +159,21 @@ def split_seed(seed: int) -> int:
     """Seed of the one shuffle that splits training from validation images (the book's
     ``shuffle_dataset`` before its trials)."""
     return int(np.random.SeedSequence(seed).generate_state(1)[0])
+
+
+def sampling(space: Mapping[str, Any]) -> str:
+    """How each parameter of a (normalized) space is drawn, in the book's names:
+    ``lr 1e-06..0.01 log-scale, weight decay 1e-08..0.0001 log-scale, dropout 0.1 fixed``."""
+    parts = []
+    for name in ("lr", "weight_decay", "dropout"):
+        if name not in space:
+            continue
+        low, high, scale = space[name]
+        if low == high:
+            parts.append(f"{LABELS[name]} {low:g} fixed")
+        else:
+            parts.append(f"{LABELS[name]} {low:g}..{high:g} {'log-scale' if scale == 'log' else 'linear'}")
+    return ", ".join(parts)
 
 
 def describe(params: Mapping[str, Any]) -> str:
