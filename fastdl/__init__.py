@@ -9,11 +9,18 @@ on switchable kernels (``"numpy"`` reference, ``"numba"`` compiled CPU, ``"cuda"
 ``import fastdl`` imports NumPy only; a backend's kernels are imported the
 first time that backend is used.
 """
-from .backend import (BackendError, available_backends, current_backend, set_backend,
+import sys as _sys
+
+from ._layout import register_source_kernels as _register_source_kernels
+
+_register_source_kernels(_sys.modules[__name__])  # fastdl.kernels when run from the checkout
+from .backend import (BackendError, available_backends, current_backend, set_backend,  # noqa: E402
                       using_backend)
 from . import functions, gradient, layers, optimizers, util, perceptron, nets  # noqa: E402
+from .nets import load_model  # noqa: E402
 
 __version__ = "0.1.0"  # the one place the version is written; pyproject.toml reads it
 
 __all__ = ["BackendError", "available_backends", "current_backend", "set_backend", "using_backend",
-           "functions", "gradient", "layers", "optimizers", "util", "perceptron", "nets", "__version__"]
+           "functions", "gradient", "layers", "optimizers", "util", "perceptron", "nets", "load_model",
+           "__version__"]

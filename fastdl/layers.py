@@ -917,8 +917,8 @@ class Dropout:
 class BatchNormalization:
     """Batch normalisation (chapter 6), per feature; 4-D input is flattened to (N, C*H*W) as in the book.
 
-    ``running_mean`` / ``running_var`` start at zeros (created on the first
-    forward, where gamma lives) unless given; given arrays are copied, never modified.
+    ``running_mean`` / ``running_var`` start at zeros (created with the layer, in gamma's compute
+    dtype, where gamma lives) unless given; given arrays are copied, never modified.
     ``eps`` is 1e-6 (the book's ``10e-7``).
 
     Parameters
@@ -936,8 +936,9 @@ class BatchNormalization:
         The parameters, as given.
     dgamma, dbeta : Array or None
         Their gradients (D,) from the last ``backward``.
-    running_mean, running_var : Array or None
-        (D,) running statistics used in evaluation (None until the first forward unless given).
+    running_mean, running_var : Array
+        (D,) running statistics used in evaluation (zeros until the first training forward
+        unless given).
     input_shape : tuple of int or None
         The last forward's input shape.
     state_attrs : tuple of str
@@ -1007,7 +1008,11 @@ class BatchNormalization:
 
     def _stat(self, name: str, v: Any) -> Array:
         if v is None:
-            return None
+            # zeros where gamma is stored: a gamma the host does not own (a device array) gets
+            # them from the current backend, which computes where it lives
+            if not backend.ops("numpy").owns(self.gamma):
+                return backend.ops().zeros_like(self.gamma)
+            return np.zeros(tuple(self.gamma.shape), dtype=compute_dtype(self.gamma.dtype))
         v = np.array(v, dtype=compute_dtype(self.gamma.dtype))  # a copy: updated in place later
         if v.shape != tuple(self.gamma.shape):
             raise ValueError(f"BatchNormalization: {name} must have shape {tuple(self.gamma.shape)}, "

@@ -27,6 +27,8 @@ from ..layers import Array, Shape, _as, _kept, run_forward
 
 _FORMAT_KEY = "__fastdl_params__"
 _META_KEY = "__fastdl_meta__"
+#: prefix of the keys under which ``save_params(..., extra=...)`` stores its arrays
+EXTRA_PREFIX = "__extra__/"
 _FORMAT_VERSION = 1
 
 
@@ -66,14 +68,15 @@ def _not_params(path: str, head: bytes) -> ValueError:
     return ValueError(f"{path} is not a readable parameter file: {what}")
 
 
-def _read_npz(path: str, only: Sequence[str] | None = None) -> dict[str, Any]:
-    """name -> array of an .npz file (of the names in ``only`` if given), as a ValueError naming
-    the file if it cannot be read."""
+def _read_npz(path: str, only: Sequence[str] | None = None, prefix: str | None = None) -> dict[str, Any]:
+    """name -> array of an .npz file (of the names in ``only``, or starting with ``prefix``, if
+    given), as a ValueError naming the file if it cannot be read."""
     try:
         with np.load(path, allow_pickle=False) as z:
             if not hasattr(z, "files"):
                 raise ValueError("not an .npz archive")
-            return {k: z[k] for k in z.files if only is None or k in only}
+            return {k: z[k] for k in z.files if (only is None or k in only)
+                    and (prefix is None or k.startswith(prefix))}
     except Exception as exc:
         raise ValueError(f"{path} is not a readable parameter file: a damaged or truncated .npz "
                          f"archive ({_one_line(exc)})") from None
@@ -84,7 +87,7 @@ def read_meta(file_name: str | os.PathLike[str]) -> dict[str, Any]:
     file, which is not unpickled). Raises FileNotFoundError or a one-line ValueError naming the
     file if it is not a parameter file."""
     import json
-    path = os.fspath(file_name)
+    path = _path(file_name, "read_meta")
     kind, head = _file_kind(path, "read_meta")
     if kind == "pickle":
         return {}
@@ -100,6 +103,28 @@ def read_meta(file_name: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: its metadata is a {type(meta).__name__}, not a dict")
     return meta
+
+
+def read_extra(file_name: str | bytes | os.PathLike[Any]) -> dict[str, np.ndarray]:
+    """The arrays stored by ``save_params(..., extra=...)``, by the names they were given ({} if
+    none, or for a pickle file, which is not unpickled). Raises FileNotFoundError or a one-line
+    ValueError naming the file if it is not a parameter file."""
+    path = _path(file_name, "read_extra")
+    kind, head = _file_kind(path, "read_extra")
+    if kind == "pickle":
+        return {}
+    if kind != "npz":
+        raise _not_params(path, head)
+    return {k[len(EXTRA_PREFIX):]: v for k, v in _read_npz(path, prefix=EXTRA_PREFIX).items()}
+
+
+def _path(file_name: Any, who: str) -> str:
+    """A file name as str: str, bytes (decoded as ``open`` does, ``os.fsdecode``) or os.PathLike."""
+    try:
+        return os.fsdecode(os.fspath(file_name))
+    except TypeError:
+        raise TypeError(f"{who}: the file name must be a str, bytes or os.PathLike, "
+                        f"got {type(file_name).__name__}") from None
 
 
 #: the backend whose memory each device of ``Net.to`` names
@@ -249,6 +274,7 @@ class Net:
     last_layer: Any
     dtype: np.dtype[Any]
     _grad_of: dict[str, tuple[Any, str]]
+    _config: dict[str, Any]         # the constructor's arguments, for load_model
 
     weight_decay_lambda: float = 0
     #: Run each Convolution -> Relu [-> Pooling] of the layers as one fused backend op in
@@ -590,8 +616,23 @@ class Net:
                     arrays[f"{name}.{attr}"] = val
         return arrays
 
-    def save_params(self, file_name: str | os.PathLike[str] = "params.npz",
-                    meta: dict[str, Any] | None = None) -> None:
+    def _model_meta(self) -> dict[str, Any] | None:
+        """``{"class": ..., "kwargs": ...}``: how ``load_model`` rebuilds this network, for fastdl's
+        own networks (exactly their classes: a subclass may take other arguments); None otherwise."""
+        config = getattr(self, "_config", None)
+        if config is None or _model_classes().get(type(self).__name__) is not type(self):
+            return None
+        import json
+        model = {"class": type(self).__name__, "kwargs": _jsonable(config)}
+        try:
+            json.dumps(model)
+        except (TypeError, ValueError):
+            return None          # an argument JSON cannot hold: the file is loaded with load_params
+        return model
+
+    def save_params(self, file_name: str | bytes | os.PathLike[Any] = "params.npz",
+                    meta: dict[str, Any] | None = None,
+                    extra: Mapping[str, ArrayLike] | None = None) -> None:
         """Write the parameters (and batch-norm statistics) as an ``.npz`` archive (no pickle),
         whatever the file's name: ``params.pkl`` as in the book's scripts works too, and
         ``load_params`` reads it back, going by the content, not the name.
@@ -600,18 +641,57 @@ class Net:
         file in the same folder and is renamed into place, so a reader, or a save killed midway,
         never leaves a half-written file; an existing file keeps its permissions, a new one gets
         ``0o666 & ~umask``. Errors name ``file_name`` (e.g. a folder that does not exist).
-        ``meta``: an optional JSON-serialisable dict stored alongside (see ``read_meta``)."""
+
+        Parameters
+        ----------
+        file_name : str, bytes or os.PathLike
+            Where to write.
+        meta : dict, optional
+            JSON-serialisable metadata stored alongside (see ``read_meta``; not modified). For
+            fastdl's own networks ``meta["model"]`` (the class and its constructor arguments,
+            what ``fastdl.load_model`` rebuilds the network from) and ``meta["dtype"]`` are added
+            unless given.
+        extra : dict of str to array, optional
+            Arrays of the caller's own (an optimizer's state, counters...) stored in the same file
+            under ``"__extra__/" + name``; ``read_extra`` returns them, ``load_params`` ignores them.
+            Numbers or booleans only (no object arrays: nothing is ever pickled).
+        """
         import json
-        path = os.fspath(file_name)
+        path = _path(file_name, f"{type(self).__name__}.save_params")
         to_host = backend.ops().to_host
         arrays = {k: to_host(v) for k, v in self._state_arrays().items()}
         arrays[_FORMAT_KEY] = np.array([_FORMAT_VERSION])
-        if meta is not None:
-            arrays[_META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+        if meta is not None and not isinstance(meta, Mapping):
+            raise TypeError(f"{type(self).__name__}.save_params: meta must be a dict, got {type(meta).__name__}")
+        full = dict(meta or {})
+        model = self._model_meta()
+        if model is not None:
+            full.setdefault("model", model)
+        full.setdefault("dtype", np.dtype(self.dtype).name)
+        try:
+            text = json.dumps(full)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{type(self).__name__}.save_params: meta must be JSON-serialisable "
+                            f"({_one_line(exc)})") from None
+        arrays[_META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        if extra is not None:
+            if not isinstance(extra, Mapping):
+                raise TypeError(f"{type(self).__name__}.save_params: extra must be a dict of name -> "
+                                f"array, got {type(extra).__name__}")
+            for name, val in extra.items():
+                if not isinstance(name, str) or not name:
+                    raise TypeError(f"{type(self).__name__}.save_params: extra's keys must be non-empty "
+                                    f"strings, got {name!r}")
+                arr = np.asarray(backend.ops("numpy").to_host(val))      # device arrays come to the host
+                if arr.dtype.kind not in "biufc":
+                    raise TypeError(f"{type(self).__name__}.save_params: extra[{name!r}] must be an array "
+                                    f"of numbers or booleans, got dtype {arr.dtype}")
+                arrays[EXTRA_PREFIX + name] = arr
         with atomic_write(path) as f:
             np.savez(f, **arrays)
 
-    def load_params(self, file_name: str | os.PathLike[str] = "params.npz", allow_pickle: bool = False) -> None:
+    def load_params(self, file_name: str | bytes | os.PathLike[Any] = "params.npz",
+                    allow_pickle: bool = False) -> None:
         """Load parameters saved by ``save_params`` into this net's existing arrays (in place, so
         the layers and any optimizer keep seeing them).
 
@@ -621,12 +701,14 @@ class Net:
         is changed; a file that is missing raises FileNotFoundError, one that is empty, damaged,
         of another kind, or of another network a one-line ValueError naming it.
         """
-        path = os.fspath(file_name)
+        path = _path(file_name, f"{type(self).__name__}.load_params")
         kind, head = _file_kind(path, f"{type(self).__name__}.load_params")
         if kind == "npz":
             loaded = _read_npz(path)
             version = loaded.pop(_FORMAT_KEY, None)
             loaded.pop(_META_KEY, None)
+            for key in [k for k in loaded if k.startswith(EXTRA_PREFIX)]:
+                del loaded[key]
             if version is not None and (version.size != 1 or version.dtype.kind not in "iu"
                                         or int(version.ravel()[0]) > _FORMAT_VERSION):
                 raise ValueError(f"{path} was written by a newer fastdl (format {version.ravel()[:1]}, "
@@ -667,11 +749,17 @@ class Net:
                 raise ValueError(f"{path}: {key} has shape {val.shape}, this net expects {own[key].shape}")
             if val.dtype.kind not in "fiu" or not np.isfinite(val).all():
                 raise ValueError(f"{path}: {key} is not an array of finite numbers")
+            dst_dtype = np.dtype(own[key].dtype)
+            with np.errstate(over="ignore", invalid="ignore"):
+                val = np.ascontiguousarray(val, dtype=dst_dtype)
+            if not np.isfinite(val).all():
+                raise ValueError(f"{path}: {key} does not fit in {dst_dtype.name} (values beyond "
+                                 f"+-{np.finfo(dst_dtype).max:.3g}); load it into a float64 network")
             checked[key] = val
         for key, val in checked.items():
             dst = own[key]
             # in place, wherever dst lives (NumPy's and numba's device arrays both take this)
-            dst[tuple(slice(None) for _ in dst.shape)] = np.ascontiguousarray(val, dtype=dst.dtype)
+            dst[tuple(slice(None) for _ in dst.shape)] = val
 
 
 def init_scale(weight_init_std: float | str, fan_in: int) -> float:
@@ -687,3 +775,103 @@ def init_scale(weight_init_std: float | str, fan_in: int) -> float:
     except (TypeError, ValueError):
         raise ValueError(f"weight_init_std must be a number, 'relu'/'he' or 'sigmoid'/'xavier', "
                          f"got {weight_init_std!r}") from None
+
+
+# -- rebuilding a network from its file --------------------------------------------------
+def _model_classes() -> dict[str, type]:
+    """fastdl's own networks by class name: the ones ``load_model`` rebuilds."""
+    from .conv import DeepConvNet, SimpleConvNet
+    from .mlp import MultiLayerNet, MultiLayerNetExtend, TwoLayerNet
+    return {c.__name__: c for c in (TwoLayerNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet, DeepConvNet)}
+
+
+def _jsonable(v: Any) -> Any:
+    """Constructor arguments as JSON values: NumPy scalars as numbers, tuples as lists, dtypes
+    as their names."""
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.dtype) or (isinstance(v, type) and issubclass(v, np.generic)):
+        return np.dtype(v).name
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+#: what the CLI's ``--net`` names build (files written by ``fastdl train`` record only the name)
+_CLI_NETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "simple": ("SimpleConvNet", {}),
+    "deep": ("DeepConvNet", {}),
+    "two": ("TwoLayerNet", {"input_size": 784, "hidden_size": 50, "output_size": 10}),
+    "mlp": ("TwoLayerNet", {"input_size": 784, "hidden_size": 50, "output_size": 10}),
+}
+
+
+def load_model(file_name: str | bytes | os.PathLike[Any], dtype: DTypeLike | None = None) -> Net:
+    """Rebuild a network from a file written by ``save_params`` and load its parameters.
+
+    The file's metadata says which network it holds: ``meta["model"]`` (``{"class": ...,
+    "kwargs": ...}``, written by ``save_params`` of every fastdl network), or the ``"net"`` name
+    (``simple``, ``deep``, ``two``) recorded by ``fastdl train``. The network is built with those
+    arguments (the global NumPy random state is left as it was) and ``load_params`` fills it.
+
+    Parameters
+    ----------
+    file_name : str, bytes or os.PathLike
+        A parameter file (``.npz`` content, whatever its name).
+    dtype : dtype, optional
+        float32 or float64; by default the file's (``meta["dtype"]``). A float64 file loads into
+        float32 only if every value fits (else a ValueError names the key).
+
+    Returns
+    -------
+    Net
+        The network, on the host (``net.to("cuda")`` moves it).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Not a parameter file, or one without the metadata that names its network (a file written
+        by the book's code, or by ``save_params`` of a network of one's own: build that network
+        and call its ``load_params``).
+    """
+    path = _path(file_name, "load_model")
+    meta = read_meta(path)
+    classes = _model_classes()
+    model = meta.get("model")
+    if isinstance(model, Mapping) and isinstance(model.get("class"), str):
+        name, kwargs = model["class"], model.get("kwargs", {})
+        if name not in classes:
+            raise ValueError(f"{path} holds a {name}, which load_model cannot build (it builds "
+                             f"{', '.join(classes)}); build it yourself and call load_params")
+        if not isinstance(kwargs, Mapping):
+            raise ValueError(f"{path}: its metadata's model kwargs are a {type(kwargs).__name__}, not a dict")
+    elif meta.get("net") in _CLI_NETS:
+        name, kwargs = _CLI_NETS[str(meta["net"])]
+    else:
+        raise ValueError(f"{path} does not say which network it holds (no model metadata): written by "
+                         "the book's code or by save_params of a custom Net: build the network yourself "
+                         "and call load_params")
+    kwargs = dict(kwargs)
+    if dtype is not None:
+        kwargs["dtype"] = make_dtype(dtype)
+    elif "dtype" not in kwargs and meta.get("dtype") is not None:
+        kwargs["dtype"] = meta["dtype"]
+    if "dtype" in kwargs:
+        try:
+            kwargs["dtype"] = make_dtype(kwargs["dtype"])
+        except TypeError as exc:
+            raise ValueError(f"{path}: its metadata names a dtype load_model cannot use ({exc})") from None
+    cls = classes[name]
+    state = np.random.get_state()
+    try:
+        net = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot build {name} from its metadata ({_one_line(exc)})") from None
+    finally:
+        np.random.set_state(state)
+    net.load_params(path)
+    return net

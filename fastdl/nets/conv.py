@@ -56,6 +56,8 @@ class SimpleConvNet(Net):
                  dtype: DTypeLike = np.float64) -> None:
         conv_param = dict(_SIMPLE_CONV if conv_param is None else conv_param)
         self.dtype = make_dtype(dtype)
+        self._config = {"input_dim": list(input_dim), "conv_param": dict(conv_param), "hidden_size": hidden_size,
+                        "output_size": output_size, "weight_init_std": weight_init_std, "dtype": self.dtype}
         C, H, W = self.input_dim = _input_dim(input_dim)
         FN, FS = conv_param["filter_num"], conv_param["filter_size"]
         pad, stride = conv_param["pad"], conv_param["stride"]
@@ -156,6 +158,9 @@ class DeepConvNet(Net):
         convs = [dict(c) if c is not None else {"filter_num": fn, "filter_size": 3, "pad": pd, "stride": 1}
                  for c, (fn, pd) in zip(given, defaults)]
         self.dtype = make_dtype(dtype)
+        self._config = {"input_dim": list(input_dim), "hidden_size": hidden_size, "output_size": output_size,
+                        "dtype": self.dtype}
+        self._config.update({f"conv_param_{i}": dict(c) for i, c in enumerate(convs, start=1)})
         C, H, W = self.input_dim = _input_dim(input_dim)
         self.params = {}
         self.layers: list[Any] = []

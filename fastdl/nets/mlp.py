@@ -38,6 +38,8 @@ class TwoLayerNet(Net):
     def __init__(self, input_size: int, hidden_size: int, output_size: int, weight_init_std: float = 0.01,
                  dtype: DTypeLike = np.float64) -> None:
         self.dtype = make_dtype(dtype)
+        self._config = {"input_size": input_size, "hidden_size": hidden_size, "output_size": output_size,
+                        "weight_init_std": weight_init_std, "dtype": self.dtype}
         self.input_size = input_size
         r = np.random.randn
         self.params = {
@@ -134,11 +136,17 @@ class MultiLayerNet(Net):
                  weight_decay_lambda: float = 0, dtype: DTypeLike = np.float64) -> None:
         self._build(input_size, hidden_size_list, output_size, activation, weight_init_std,
                     weight_decay_lambda, dtype, use_dropout=False, dropout_ration=0.5, use_batchnorm=False)
+        del self._config["use_dropout"], self._config["dropout_ration"], self._config["use_batchnorm"]
 
     def _build(self, input_size: int, hidden_size_list: Sequence[int], output_size: int, activation: str,
                weight_init_std: float | str, weight_decay_lambda: float, dtype: DTypeLike, use_dropout: bool,
                dropout_ration: float, use_batchnorm: bool) -> None:
         self.dtype = make_dtype(dtype)
+        self._config = {"input_size": input_size, "hidden_size_list": list(hidden_size_list),
+                        "output_size": output_size, "activation": activation,
+                        "weight_init_std": weight_init_std, "weight_decay_lambda": weight_decay_lambda,
+                        "use_dropout": use_dropout, "dropout_ration": dropout_ration,
+                        "use_batchnorm": use_batchnorm, "dtype": self.dtype}
         self.input_size = input_size
         self.output_size = output_size
         self.hidden_size_list = list(hidden_size_list)
