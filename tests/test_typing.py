@@ -67,3 +67,49 @@ def test_import_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "FASTDL_BACKEND": "numpy"})
     assert out.stdout.strip() == "[]"
+
+
+EDITABLE_INSTALL = 'python -m pip install -e ".[test,plot,docs]" --config-settings editable_mode=strict'
+
+USER_CODE = '''\
+import numpy as np
+
+import fastdl
+import fastdl.kernels
+import fastdl.kernels.reference
+from fastdl.nets import SimpleConvNet, TwoLayerNet
+
+net = TwoLayerNet(784, 50, 10)
+y: np.ndarray = net.predict(np.zeros((2, 784), dtype=np.float32))
+conv = SimpleConvNet()
+name: str = fastdl.current_backend()
+count: int = fastdl.current_backend()  # wrong on purpose: mypy must see the annotation
+'''
+
+
+def test_type_hints_reach_user_code_outside_the_checkout(tmp_path):
+    """mypy, run on a user's file in a folder outside the checkout, finds fastdl, fastdl.nets and
+    fastdl.kernels as installed (the README's install) and checks the file against their
+    annotations: the one wrong assignment is the one error. Takes mypy's cold start (a few
+    seconds): the check is of the install itself, so it cannot run on a cached analysis."""
+    assert ROOT not in tmp_path.resolve().parents
+    (tmp_path / "user_code.py").write_text(USER_CODE, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MYPYPATH")}
+    r = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "--no-error-summary",
+                        "--cache-dir", str(tmp_path / "cache"), "user_code.py"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in (r.stdout + r.stderr).splitlines() if ": error:" in line]
+    missing = [line for line in lines if "import-not-found" in line or "import-untyped" in line
+               or "Cannot find implementation" in line]
+    assert not missing, (
+        "mypy outside the checkout does not find fastdl: this install is not one that static tools "
+        f"follow. Reinstall from the checkout with: {EDITABLE_INSTALL}\n" + "\n".join(missing))
+    assert len(lines) == 1 and "user_code.py:12:" in lines[0] and "[assignment]" in lines[0], \
+        "\n".join(lines) or r.stdout + r.stderr
+
+
+def test_readme_installs_the_way_static_tools_follow():
+    """The README's and CI's install commands are the one the test above needs."""
+    assert EDITABLE_INSTALL in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert EDITABLE_INSTALL.replace("python -m pip install -e", "python -m pip install -q -e") \
+        in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
