@@ -20,6 +20,7 @@ Rules every command follows:
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import platform
@@ -107,6 +108,70 @@ def net_list(text: str) -> List[str]:
     return names
 
 
+def optimizer_name(text: str) -> str:
+    """--optimizer: a name of fastdl.optimizers in any case (Adam, adam, ADAM), as lower case."""
+    name = str(text).strip().lower()
+    if name == "rmsprpo":                       # the book's spelling
+        return "rmsprop"
+    if name not in OPTIMIZER_NAMES:
+        guess = _closest(name, OPTIMIZER_NAMES)
+        hint = f"did you mean {guess!r}? " if guess else ""
+        raise argparse.ArgumentTypeError(f"unknown optimizer {text!r}; {hint}(choose from {', '.join(OPTIMIZER_NAMES)})")
+    return name
+
+
+def data_source(text: str) -> str:
+    """--data of fastdl train / evaluate: sample, mnist, fashion (any case), or an .npz file of one's own."""
+    from ._userdata import is_data_file
+    name = str(text).strip()
+    if name.lower() in DATA_CHOICES:
+        return name.lower()
+    if is_data_file(name):
+        if not os.path.isfile(name):
+            raise argparse.ArgumentTypeError(f"no such file: {name} (an .npz with x_train, t_train, x_test, "
+                                             f"t_test)" if not os.path.isdir(name) else f"{name} is a folder")
+        return name
+    guess = _closest(name, DATA_CHOICES)
+    hint = f"did you mean {guess!r}? " if guess else ""
+    raise argparse.ArgumentTypeError(f"unknown data set {name!r}; {hint}(choose from {', '.join(DATA_CHOICES)}, "
+                                     f"or give FILE.npz)")
+
+
+def val_fraction(text: str) -> float:
+    """--val-split: the fraction of the training images held out for validation, 0 < F < 1."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1 (such as 0.1), got {text}")
+    return value
+
+
+def lr_schedule(text: str) -> Tuple[str, float, float]:
+    """--lr-schedule: ``step:EPOCHS:GAMMA`` (multiply the learning rate by GAMMA every EPOCHS epochs)
+    or ``cosine`` (cosine decay to 0 over the run) -> ("step", epochs, gamma) or ("cosine", 0, 0)."""
+    parts = [p.strip() for p in str(text).strip().split(":")]
+    kind = parts[0].lower()
+    if kind == "cosine" and len(parts) == 1:
+        return ("cosine", 0.0, 0.0)
+    if kind == "step" and len(parts) == 3:
+        every = _whole_number(parts[1], 1)
+        try:
+            gamma = float(parts[2])
+        except ValueError:
+            gamma = math.nan
+        if not (0 < gamma <= 1):
+            raise argparse.ArgumentTypeError(f"step:EPOCHS:GAMMA needs a GAMMA in (0, 1] such as 0.5, got {parts[2]!r}")
+        return ("step", float(every), gamma)
+    if kind == "step":
+        raise argparse.ArgumentTypeError(f"expected step:EPOCHS:GAMMA such as step:5:0.5, got {text!r}")
+    guess = _closest(kind, ("step", "cosine"))
+    hint = f"did you mean {guess!r}? " if guess else ""
+    raise argparse.ArgumentTypeError(f"unknown schedule {text!r}; {hint}(use step:EPOCHS:GAMMA such as "
+                                     f"step:5:0.5, or cosine)")
+
+
 def search_param(text: str) -> Tuple[str, Tuple[float, float, str]]:
     """--param of fastdl search: NAME=LOW:HIGH[:log|linear] or NAME=VALUE -> (name, (low, high, scale))."""
     from fastdl.search import parse_param
@@ -139,11 +204,61 @@ def cluster_address(text: str) -> str:
     return text
 
 
+def _closest(word: str, candidates: Sequence[str]) -> Optional[str]:
+    """The candidate ``word`` was most likely meant to be (difflib, case ignored), or None."""
+    lowered = {c.lower(): c for c in candidates}
+    found = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[found[0]] if found else None
+
+
+_CHOICE = re.compile(r"^argument (?P<arg>.+?): invalid choice: (?P<value>.+?) \(choose from (?P<choices>.+)\)$",
+                     re.DOTALL)
+
+
+def _with_suggestion(message: str) -> str:
+    """argparse's message for a bad choice, with "did you mean ...?" when one choice is close."""
+    m = _CHOICE.match(message.strip())
+    if not m:
+        return message
+    value = m["value"].strip("'\"")
+    choices = [c.strip().strip("'\"") for c in m["choices"].split(",")]
+    listed = ", ".join(choices)
+    if m["arg"] == "COMMAND":
+        head = f"unknown command {value!r}"
+    else:
+        head = f"argument {m['arg']}: unknown value {value!r}"
+    guess = _closest(value, choices)
+    return f"{head}; did you mean {guess!r}? (choose from {listed})" if guess else f"{head}; choose from {listed}"
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error: ``fastdl train: argument --epochs: ... (see fastdl train --help)``."""
+    """argparse with a one-line error: ``fastdl train: argument --epochs: ... (see fastdl train --help)``,
+    and "did you mean" for a misspelt option, command or choice."""
 
     def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: {one_line(message)} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: {one_line(_with_suggestion(message))} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = self
+            command = getattr(ns, "command", None)
+            for action in self._actions:
+                if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+                    parser = action.choices[command]
+            parser.error(_unknown(parser, extras))
+        return ns
+
+
+def _unknown(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """The message for arguments a parser does not know: the first option with its likely meaning."""
+    options = [o for o in parser._option_string_actions if o.startswith("--")]
+    for word in extras:
+        if word.startswith("-") and len(word) > 1 and not re.match(r"^-\d", word):
+            name = word.split("=", 1)[0]
+            guess = _closest(name, options)
+            return f"unknown option {name}; did you mean {guess}?" if guess else f"unknown option {name}"
+    return f"unexpected argument{'s' if len(extras) > 1 else ''} {' '.join(extras)!r}"
 
 
 def _check_output(path, flag):
@@ -247,7 +362,15 @@ def _cmd_info(args):
 
 
 def _load_data(name, flatten):
+    """``(x, t), (xt, tt)`` of a built-in data set or of a user's .npz file (a UsageError, one line,
+    if that file cannot be used)."""
     from fastdl.datasets import load_fashion_mnist, load_mnist
+    if name not in DATA_CHOICES:
+        from ._userdata import DataFileError, load_npz
+        try:
+            return load_npz(name, flatten)
+        except DataFileError as exc:
+            raise UsageError(one_line(exc)) from None
     if name == "fashion":
         return load_fashion_mnist(flatten=flatten)
     return load_mnist(flatten=flatten, sample=(name == "sample"))
@@ -314,6 +437,59 @@ def _all_finite(net):
         return True                      # cannot tell: do not call it diverged
 
 
+#: fastdl train's --net names of the networks load_model can rebuild
+_NET_NAMES = {"SimpleConvNet": "simple", "DeepConvNet": "deep", "TwoLayerNet": "two"}
+
+
+def _resume_net(args):
+    """The network of --resume FILE, rebuilt from its metadata (``load_model``), and the metadata."""
+    import numpy as np
+
+    from fastdl.nets import load_model, read_meta
+    try:
+        meta = read_meta(args.resume)
+        net = load_model(args.resume, dtype=args.dtype)
+    except (ValueError, OSError, KeyError, TypeError) as exc:
+        text = one_line(exc)
+        raise UsageError(text if args.resume in text else f"--resume {args.resume}: {text}") from None
+    name = _NET_NAMES.get(type(net).__name__, type(net).__name__)
+    if args.net is not None and args.net != name:
+        raise UsageError(f"--resume {args.resume} holds {type(net).__name__} (--net {name}), not --net {args.net}; "
+                         "leave out --net to continue it")
+    args.net = name
+    args.dtype = str(np.dtype(net.dtype))
+    return net, meta
+
+
+def _resume_trainer(trainer, args):
+    """Restore the optimizer state, counters and histories of --resume FILE into ``trainer``."""
+    try:
+        trainer.load_checkpoint(args.resume)
+    except (ValueError, OSError, KeyError, TypeError) as exc:
+        text = one_line(exc)
+        raise UsageError(text if args.resume in text else f"--resume {args.resume}: {text}") from None
+    if trainer.current_iter >= trainer.max_iter:
+        raise UsageError(f"--resume {args.resume} has already run {trainer.current_epoch} epochs "
+                         f"({trainer.current_iter} iterations); pass a larger --epochs to train on")
+
+
+def _callbacks(args):
+    """The callbacks of fastdl.callbacks that --checkpoint-dir, --early-stop and --lr-schedule ask for."""
+    wanted: List[Any] = []
+    if args.checkpoint_dir is not None or args.early_stop is not None or args.lr_schedule is not None:
+        from fastdl import callbacks
+        monitor = "val_acc" if args.val_split else "test_acc"
+        if args.lr_schedule is not None:
+            kind, every, gamma = args.lr_schedule
+            wanted.append(callbacks.StepLR(int(every), gamma) if kind == "step"
+                          else callbacks.CosineLR(args.epochs))
+        if args.early_stop is not None:
+            wanted.append(callbacks.EarlyStopping(monitor="val_acc", patience=args.early_stop))
+        if args.checkpoint_dir is not None:
+            wanted.append(callbacks.ModelCheckpoint(args.checkpoint_dir, monitor=monitor))
+    return wanted
+
+
 def _cmd_train(args):
     # -- every argument and output path is checked before any work -------------------------
     _check_output(args.save, "--save")
@@ -323,7 +499,21 @@ def _cmd_train(args):
     if args.plot:
         import importlib.util
         if importlib.util.find_spec("matplotlib") is None:
-            raise UsageError("--plot needs matplotlib: python -m pip install 'fastdl-book[plot]'")
+            raise UsageError("--plot needs matplotlib: python -m pip install matplotlib")
+    if args.early_stop is not None and not args.val_split:
+        raise UsageError("--early-stop needs --val-split F (stopping on the test accuracy would tune on the test "
+                         "set); e.g. --val-split 0.1")
+    if args.checkpoint_dir is not None:
+        folder = args.checkpoint_dir
+        if not os.path.isdir(folder):
+            raise UsageError(f"--checkpoint-dir {folder}: no such folder; create it first")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UsageError(f"--checkpoint-dir {folder}: no permission to write in it")
+    resume_meta: dict = {}
+    if args.resume is not None:
+        if not os.path.isfile(args.resume):
+            raise UsageError(f"--resume {args.resume}: no such file" if not os.path.exists(args.resume)
+                             else f"--resume {args.resume}: not a regular file")
     import warnings
 
     import numpy as np
@@ -333,22 +523,42 @@ def _cmd_train(args):
     if args.backend:
         fastdl.set_backend(args.backend)
     backend_name = fastdl.current_backend()          # a bad FASTDL_BACKEND is reported here
-    dtype = np.dtype(args.dtype)
-    (x, t), (xt, tt) = _load_data(args.data, flatten=(args.net == "two"))
-    if args.batch_size > len(x):
-        raise UsageError(f"--batch-size {args.batch_size} is larger than the {len(x)} training images "
+    np.random.seed(args.seed)
+    if args.resume is not None:
+        net, resume_meta = _resume_net(args)
+    else:
+        args.net = args.net or "simple"
+        args.dtype = args.dtype or "float32"
+        net = _build_net(args.net, np.dtype(args.dtype))
+    flatten = len(net._sample_shape() or (1, 1, 1)) == 1
+    (x, t), (xt, tt) = _load_data(args.data, flatten=flatten)
+    n_train = len(x) - int(len(x) * args.val_split)
+    if args.val_split and (n_train < 1 or n_train == len(x)):
+        raise UsageError(f"--val-split {args.val_split:g} of {len(x)} training images leaves "
+                         f"{'none' if n_train < 1 else 'no image'} for {'training' if n_train < 1 else 'validation'}")
+    if args.batch_size > n_train:
+        raise UsageError(f"--batch-size {args.batch_size} is larger than the {n_train} training images "
                          f"of --data {args.data}")
 
-    np.random.seed(args.seed)
-    net = _build_net(args.net, dtype)
-    print(f"training {type(net).__name__} ({args.dtype}, backend {backend_name}) on {args.data}: "
-          f"{len(x)} training and {len(xt)} test images, {args.epochs} epochs, batch {args.batch_size}, "
-          f"{args.optimizer} lr {args.lr}", flush=True)
+    callbacks = _callbacks(args)
+    extra = {}
+    if args.val_split:
+        extra["validation_split"] = args.val_split
+    if callbacks:
+        extra["callbacks"] = callbacks
     trainer = Trainer(net, x, t, xt, tt, epochs=args.epochs, mini_batch_size=args.batch_size,
                       optimizer=args.optimizer, optimizer_param={"lr": args.lr},
                       evaluate_sample_num_per_epoch=args.eval_samples or None,
                       verbose=not args.quiet, progress=not args.no_progress and sys.stderr.isatty(),
-                      stop_on_divergence=True)     # the book's loop would go on with NaN to the end
+                      stop_on_divergence=True,     # the book's loop would go on with NaN to the end
+                      **extra)
+    if args.resume is not None:
+        _resume_trainer(trainer, args)
+    what = (f"resuming {type(net).__name__} from {args.resume} at epoch {trainer.current_epoch}"
+            if args.resume is not None else f"training {type(net).__name__}")
+    split = f"{n_train} training, {len(x) - n_train} validation" if args.val_split else f"{len(x)} training"
+    print(f"{what} ({args.dtype}, backend {backend_name}) on {args.data}: {split} and {len(xt)} test images, "
+          f"{args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {args.lr:g}", flush=True)
 
     # -- training: from here on, what was learned is saved whatever happens ----------------
     acc, error, aborted = None, None, None
@@ -438,6 +648,16 @@ def _cmd_train(args):
             else:
                 failed = True
                 problems.append(f"could not save the parameters anywhere ({one_line(save_error)})")
+        elif args.checkpoint_dir is not None:
+            kept = [os.path.join(args.checkpoint_dir, f) for f in ("last.npz", "best.npz")
+                    if os.path.exists(os.path.join(args.checkpoint_dir, f))]
+            if kept:
+                _out(f"the model is in {' and '.join(kept)} (--save FILE.npz also writes the final parameters)")
+            else:
+                _out(f"no checkpoint was written to {args.checkpoint_dir}; the parameters were not saved "
+                     "(--save FILE.npz saves them)")
+        else:
+            _out("the trained parameters were not saved (--save FILE.npz saves them)")
         if args.plot and trainer.train_loss_list:
             try:
                 _plot(trainer, args.plot, f"{type(net).__name__} on {args.data}")
@@ -456,6 +676,29 @@ def _cmd_train(args):
 #: what reading a parameter file that is not one can raise (Net.load_params and read_meta turn
 #: most of these into a ValueError naming the file; the rest are caught here as a safety net)
 _READ_ERRORS = (ValueError, OSError, KeyError, EOFError, TypeError, AttributeError, IndexError)
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    """A progress bar: with --progress, else when stderr is a terminal, never with --no-progress or --json."""
+    if getattr(args, "no_progress", False) or getattr(args, "json", False):
+        return False
+    return bool(getattr(args, "progress", False)) or sys.stderr.isatty()
+
+
+def _accuracy(net, x, t, batch_size, progress):
+    """``net.accuracy(x, t)`` in slices of a few batches, with a progress bar on stderr if ``progress``."""
+    if not progress:
+        return net.accuracy(x, t, batch_size=batch_size)
+    from tqdm.auto import tqdm
+    n = len(x)
+    chunk = batch_size * max(1, 2000 // batch_size)
+    correct = 0.0
+    with tqdm(total=n, unit="img", desc="evaluating", leave=False, file=sys.stderr, dynamic_ncols=True) as bar:
+        for i in range(0, n, chunk):
+            part = min(chunk, n - i)
+            correct += net.accuracy(x[i:i + part], t[i:i + part], batch_size=batch_size) * part
+            bar.update(part)
+    return round(correct) / n
 
 
 def _cmd_evaluate(args):
@@ -494,8 +737,9 @@ def _cmd_evaluate(args):
     if dtype_name not in DTYPE_CHOICES:
         raise UsageError(f"{path} records dtype {dtype_name!r}; pass --dtype float32 or float64")
     data = args.data or meta.get("data") or "sample"
-    if data not in DATA_CHOICES:
-        raise UsageError(f"{path} records the data set {data!r}; pass --data ({', '.join(DATA_CHOICES)})")
+    if data not in DATA_CHOICES and (args.data is None and not os.path.isfile(str(data))):
+        raise UsageError(f"{path} records the data set {data!r}, which is not here; pass --data "
+                         f"({', '.join(DATA_CHOICES)} or FILE.npz)")
     net = _build_net(net_name, np.dtype(dtype_name))
     try:
         net.load_params(path)
@@ -509,7 +753,7 @@ def _cmd_evaluate(args):
         raise Failure(f"cannot load {path} into {type(net).__name__}: {text}{hint}") from None
     _, (xt, tt) = _load_data(data, flatten=(net_name == "two"))
     start = time.perf_counter()
-    acc = net.accuracy(xt, tt, batch_size=args.batch_size)
+    acc = _accuracy(net, xt, tt, args.batch_size, _show_progress(args))
     took = time.perf_counter() - start
     print(f"{type(net).__name__} from {path}: test accuracy {acc:.4f} on {len(xt)} {data} test images "
           f"({took:.2f} s, backend {fastdl.current_backend()})")
@@ -533,15 +777,16 @@ def _cmd_compare(args):
                              f"{', '.join(fastdl.backend.available_backends())}")
         for b in backends:
             fastdl.backend.ops(b)                 # raises BackendError naming the available ones
-    quiet = args.json or not sys.stderr.isatty()
     bar = None
-    if not quiet:
+    if _show_progress(args):
         from tqdm.auto import tqdm
-        bar = tqdm(bar_format="{desc}", leave=False)
+        total = compare.planned_steps(nets, backends, torch=not args.no_torch)
+        bar = tqdm(total=total, unit="step", leave=False, file=sys.stderr, dynamic_ncols=True)
 
     def progress(msg):
         if bar is not None:
-            bar.set_description_str(f"timing {msg}")
+            bar.set_description_str(f"timing {msg}", refresh=False)
+            bar.update(1)
         elif not args.json:
             print(f"timing {msg}", file=sys.stderr, flush=True)
     try:
@@ -697,7 +942,18 @@ def _add_dtype(p, default, help=None):
 
 
 def _add_optimizer(p, default):
-    p.add_argument("--optimizer", default=default, choices=OPTIMIZER_NAMES, help=f"default {default}")
+    p.add_argument("--optimizer", default=default, type=optimizer_name, metavar="NAME",
+                   help=f"{', '.join(OPTIMIZER_NAMES)} (any case); default {default}")
+
+
+def _add_verbose(p):
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="after an error's one line, the details (such as what each download mirror answered)")
+
+
+def _add_progress(p):
+    p.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a terminal")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (default: one when stderr is a terminal)")
 
 
 def _add_quiet(p, quiet_help):
@@ -724,20 +980,21 @@ def build_parser() -> argparse.ArgumentParser:
                                    "go to FILE.diverged.npz, not to --save. If --save cannot be written after "
                                    "training, the parameters go to ./fastdl-rescue-<time>-<pid>.npz (or the "
                                    "temporary folder) and the message says where.")
-    p.add_argument("--net", choices=NET_CHOICES, default="simple",
+    p.add_argument("--net", choices=NET_CHOICES, default=None,
                    help="simple: SimpleConvNet (ch. 7), deep: DeepConvNet (ch. 8), two: TwoLayerNet (ch. 5). "
-                        "Default: simple")
-    p.add_argument("--data", choices=DATA_CHOICES, default="sample",
+                        "Default: simple (with --resume: the file's)")
+    p.add_argument("--data", type=data_source, default="sample", metavar="sample|mnist|fashion|FILE.npz",
                    help="sample: the 5,000 training images shipped with fastdl and the official 10,000 test "
-                        "images (offline); mnist: the full set (downloaded once); fashion: Fashion-MNIST. "
-                        "Default: sample")
+                        "images (offline); mnist: the full set (downloaded once); fashion: Fashion-MNIST; "
+                        "FILE.npz: your own arrays x_train, t_train, x_test, t_test (images (N,1,28,28), "
+                        "(N,28,28) or (N,784), uint8 0-255 or floats; labels 0-9 or one-hot). Default: sample")
     p.add_argument("--epochs", type=positive_int, default=10, help="default 10")
     p.add_argument("--batch-size", type=positive_int, default=100,
                    help="at most the number of training images; default 100")
     _add_optimizer(p, "adam")
     p.add_argument("--lr", type=positive_float, default=0.001, help="learning rate (> 0), default 0.001")
     _add_backend(p)
-    _add_dtype(p, "float32")
+    _add_dtype(p, None, "default float32 (with --resume: the file's)")
     p.add_argument("--eval-samples", type=non_negative_int, default=1000,
                    help="images used for the per-epoch accuracies (0: all). Default 1000")
     p.add_argument("--seed", type=seed_int, default=0,
@@ -746,7 +1003,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save the trained parameters here (its folder must exist and be writable)")
     p.add_argument("--plot", metavar="FILE.png",
                    help="save loss and accuracy curves here (needs matplotlib; the folder must exist)")
+    p.add_argument("--val-split", type=val_fraction, default=0.0, metavar="F",
+                   help="hold out the last fraction F of the training images (0 < F < 1) and report the "
+                        "accuracy on them each epoch (val acc); default: none")
+    p.add_argument("--checkpoint-dir", metavar="DIR",
+                   help="write DIR/last.npz after every epoch and DIR/best.npz whenever the validation "
+                        "accuracy (test accuracy without --val-split) is the best so far; DIR must exist")
+    p.add_argument("--resume", metavar="FILE.npz",
+                   help="continue a run from a checkpoint (DIR/last.npz) or a --save file: its network, "
+                        "weights, optimizer state and epoch count; --epochs is the total")
+    p.add_argument("--early-stop", type=positive_int, default=None, metavar="PATIENCE",
+                   help="stop when the validation accuracy has not improved for PATIENCE epochs (needs --val-split)")
+    p.add_argument("--lr-schedule", type=lr_schedule, default=None, metavar="step:EPOCHS:GAMMA|cosine",
+                   help="step:5:0.5 halves the learning rate every 5 epochs; cosine decays it to 0 over the run")
     _add_quiet(p, "no per-epoch lines")
+    _add_verbose(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("compare", help="time every layer and a training step on each backend, with correctness",
@@ -764,17 +1035,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", help="comma-separated backends (default: all available here)")
     p.add_argument("--no-torch", action="store_true", help="do not time PyTorch even if installed")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
+    _add_progress(p)
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("evaluate", help="test accuracy of saved parameters",
                        description="Load parameters saved by `fastdl train --save` and measure test accuracy.")
     p.add_argument("params", help="a .npz file written by fastdl train --save")
     p.add_argument("--net", choices=NET_CHOICES, help="network (default: the one recorded in the file)")
-    p.add_argument("--data", choices=DATA_CHOICES, help="test set (default: the one recorded in the file)")
+    p.add_argument("--data", type=data_source, metavar="sample|mnist|fashion|FILE.npz",
+                   help="test set: a built-in one or FILE.npz's x_test, t_test (default: the one recorded in the file)")
     _add_dtype(p, None, "default: as trained")
     _add_backend(p)
     p.add_argument("--batch-size", type=positive_int, default=500, help="default 500")
+    _add_progress(p)
+    _add_verbose(p)
     p.set_defaults(func=_cmd_evaluate)
+
+    from ._predict import add_parser as _add_predict
+    _add_predict(sub, _Parser, positive_int, _add_backend)
 
     p = sub.add_parser("search", help="the book's hyper-parameter search (ch. 6) on all cores or a Dask cluster",
                        description="Random search over the learning rate and weight decay as in the book's "
@@ -833,6 +1111,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _data_unavailable(exc: BaseException) -> Tuple[str, str]:
+    """A DataUnavailable error as (one line: what failed and what to do, the details for --verbose).
+    Its message is a first line, one line per failed download and a "To fix: ..." line."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    if len(lines) < 2:
+        return one_line(exc), ""
+    head = lines[0].rstrip(".")
+    m = re.search(r"yourself into (\S+?),? as published", str(exc))
+    folder = f" in {m.group(1)}" if m else ""
+    if head.startswith("MNIST"):
+        fix = f"use --data sample (5,000 images shipped with fastdl), or put the MNIST files{folder}"
+    else:
+        fix = f"put the files{folder}, or set FASTDL_FASHION_MIRRORS to a mirror you can reach"
+    return f"{head}; {fix} (--verbose shows what each mirror answered)", "\n".join(lines[1:])
+
+
 def _raise_terminated(signum, frame):
     raise Terminated()
 
@@ -852,14 +1146,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
         if not getattr(args, "func", None):
             parser.print_help()
-            print("fastdl: no command given; choose one of info, train, evaluate, compare, search", file=sys.stderr)
+            print("fastdl: no command given; choose one of info, train, evaluate, predict, compare, search",
+                  file=sys.stderr)
             return EXIT_USAGE
         command = f"fastdl {args.command}"
         from fastdl.backend import BackendError
         from fastdl.datasets import DataUnavailable, SettingError
         try:
             return args.func(args)
-        except (UsageError, BackendError, DataUnavailable, SettingError) as exc:
+        except DataUnavailable as exc:
+            line, details = _data_unavailable(exc)
+            print(f"{command}: {line}", file=sys.stderr)
+            if getattr(args, "verbose", False):
+                print(details, file=sys.stderr)
+            return EXIT_USAGE
+        except (UsageError, BackendError, SettingError) as exc:
             print(f"{command}: {one_line(exc)}", file=sys.stderr)
             return EXIT_USAGE
         except Failure as exc:

@@ -106,6 +106,32 @@ def _block_rows(model, inputs, douts, backends, dtype, repeat, say):
     return [r[0] for r in rows]
 
 
+def _backends(backends):
+    backends = list(backends or backend.available_backends())
+    if "numpy" not in backends:
+        backends.insert(0, "numpy")
+    return backends
+
+
+def planned_steps(nets=("simple", "deep"), backends=None, torch=True):
+    """How many times :func:`run` with these arguments calls its ``progress`` (once per measurement:
+    each layer and fused block on each backend, each training step on each backend, and two per
+    network for PyTorch when it is timed): the total of a progress bar."""
+    backends = _backends(backends)
+    use_torch = torch and torch_peer.available()
+    total = 0
+    for net_name in nets:
+        np_state = np.random.get_state()
+        try:
+            model = NETS[net_name](dtype=np.float32)
+        finally:
+            np.random.set_state(np_state)
+        layers = model._layer_list()
+        blocks = sum(isinstance(step, fusion.ConvBlock) for step in fusion.plan(layers))
+        total += (len(layers) + blocks + 1) * len(backends) + (2 if use_torch else 0)
+    return total
+
+
 def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends=None, torch=True,
         progress=None):
     """Time and check every layer and a training step. Returns a list of result dicts:
@@ -120,9 +146,7 @@ def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends
     if str(np.dtype(dtype)) not in TOL:
         raise ValueError(f"compare.run: dtype must be float32 or float64, got {dtype!r}")
     dtype = str(np.dtype(dtype))
-    backends = list(backends or backend.available_backends())
-    if "numpy" not in backends:
-        backends.insert(0, "numpy")
+    backends = _backends(backends)
     use_torch = torch and torch_peer.available()
     results = []
     say = progress or (lambda msg: None)

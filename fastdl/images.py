@@ -337,7 +337,7 @@ def probabilities(model: Any, x: np.ndarray, batch_size: int = 100) -> np.ndarra
     out: List[np.ndarray] = []
     to_host = backend.ops().to_host
     for i in range(0, len(x), batch_size):
-        out.append(softmax(to_host(model.predict(x[i:i + batch_size], train_flg=False))))
+        out.append(softmax(to_host(model.predict(x[i:i + batch_size]))))
     if not out:
         return np.zeros((0, 0))
     return np.concatenate(out)
