@@ -1,9 +1,9 @@
 """Backend ``"cuda"``: numba.cuda kernels with the op list of ``fastdl.kernels.spec``.
 
 Imported only when the ``"cuda"`` backend is asked for (``import fastdl`` never touches CUDA).
-Needs an NVIDIA GPU with its driver and Numba's CUDA target (``pip install 'fastdl-book[cuda]'``
-installs numba-cuda); for testing without a GPU, set ``NUMBA_ENABLE_CUDASIM=1`` before Numba is
-imported to run the kernels on Numba's CUDA simulator (slow: tiny shapes only).
+Needs an NVIDIA GPU with its driver and Numba's CUDA target (``python -m pip install numba-cuda``,
+or ``python -m pip install -e ".[cuda]"`` in the clone); for testing without a GPU, set
+``NUMBA_ENABLE_CUDASIM=1`` before Numba is imported to run the kernels on Numba's CUDA simulator (slow: tiny shapes only).
 
 Ops accept host (NumPy) or device arrays and return device arrays; the loss of
 ``softmax_loss_forward`` comes back as a host scalar. The fused conv ops are the composite
@@ -17,7 +17,7 @@ def check_available():
     if not cuda.is_available():
         raise ImportError(
             "no usable CUDA GPU: numba.cuda.is_available() is False (an NVIDIA GPU, its driver and "
-            "Numba's CUDA target are needed: pip install 'fastdl-book[cuda]'). To test without a GPU, "
+            "Numba's CUDA target are needed: python -m pip install numba-cuda). To test without a GPU, "
             "set NUMBA_ENABLE_CUDASIM=1 before Numba is imported to use Numba's CUDA simulator")
 
 
