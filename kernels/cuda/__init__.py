@@ -3,7 +3,8 @@
 Imported only when the ``"cuda"`` backend is asked for (``import fastdl`` never touches CUDA).
 Needs an NVIDIA GPU with its driver and Numba's CUDA target (``python -m pip install numba-cuda``,
 or ``python -m pip install -e ".[cuda]"`` in the clone); for testing without a GPU, set
-``NUMBA_ENABLE_CUDASIM=1`` before Numba is imported to run the kernels on Numba's CUDA simulator (slow: tiny shapes only).
+``NUMBA_ENABLE_CUDASIM=1`` before Numba is imported to run the kernels on Numba's CUDA simulator
+(slow: tiny shapes only).
 
 Ops accept host (NumPy) or device arrays and return device arrays; the loss of
 ``softmax_loss_forward`` comes back as a host scalar. The fused conv ops are the composite
