@@ -44,7 +44,8 @@ included), ``data_load`` (seconds spent loading the data for it; 0 when the work
 ``worker`` (``host:pid`` or the Dask worker's address), ``attempts`` (the times it was given to a
 worker: more than 1 after a worker died; on Dask, the scheduler also counts a trial that waited in
 the queue of a worker that died), ``threads`` (Numba's threads during the trial, None when Numba
-was not used), ``blas_threads`` (those of NumPy's BLAS) and ``finished`` (the client's clock).
+was not used), ``blas_threads`` (those of NumPy's BLAS), ``backend`` (the backend the trial ran
+on: the journal header's; None when its worker died before) and ``finished`` (the client's clock).
 
 Test-only hooks (never set them otherwise): ``FASTDL_SEARCH_TEST_KILL=INDEX:MARKER`` makes the
 worker running trial INDEX exit abruptly in the middle of it unless the file MARKER exists

@@ -244,4 +244,4 @@ def lost_record(task, message, worker):
     return {"index": task["index"], "seed": task["seed"], "params": dict(task["params"]), "status": "error",
             "val_acc": None, "val_acc_end": None, "loss_end": None, "val_acc_curve": [], "train_acc_curve": [],
             "error": f"WorkerDied: {message}", "duration": None, "data_load": None, "worker": worker,
-            "attempts": task.get("attempt", 1), "threads": None, "blas_threads": None}
+            "attempts": task.get("attempt", 1), "threads": None, "blas_threads": None, "backend": None}

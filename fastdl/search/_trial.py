@@ -96,7 +96,7 @@ def run_trial(task):
               "status": None, "val_acc": None, "val_acc_end": None, "loss_end": None, "val_acc_curve": [],
               "train_acc_curve": [], "error": None, "duration": None, "data_load": None,
               "worker": WORKER_NAME, "attempts": task.get("attempt", 1), "threads": None,
-              "blas_threads": None}
+              "blas_threads": None, "backend": None}
     (x_train, t_train, x_val, t_val), record["data_load"] = load_split(cfg["data"])
     import fastdl
     from fastdl.trainer import Trainer
@@ -105,6 +105,7 @@ def run_trial(task):
         fastdl.backend.ops(backend)
     except fastdl.BackendError as exc:
         raise DataProblem(one_line(exc)) from None
+    record["backend"] = backend
     hooks = task.get("_test") or {}
     trainer = None
     try:
