@@ -288,13 +288,20 @@ def _rescue_paths():
     return [os.path.join(os.getcwd(), name), os.path.join(tempfile.gettempdir(), name)]
 
 
-def _save_params(net, path, meta):
+def _save_params(net, path, meta, trainer=None):
     """Save to ``path``; if that fails, to a rescue path. Returns (where it was saved or None,
-    the error of the first attempt or None)."""
+    the error of the first attempt or None). With ``trainer``, the file is its checkpoint
+    (``Trainer.save_checkpoint``: optimizer state and counters too, for --resume) carrying ``meta``."""
     first_error = None
     for target in [path] + _rescue_paths():
         try:
-            net.save_params(target, meta=meta)
+            if trainer is not None:
+                saved_meta = getattr(net, "_cli_meta", None)
+                if saved_meta is not None:
+                    saved_meta.update(meta)
+                trainer.save_checkpoint(target)
+            else:
+                net.save_params(target, meta=meta)
             return target, first_error
         except (OSError, ValueError) as exc:      # ValueError: e.g. a file name NumPy refuses
             if first_error is None:
@@ -385,6 +392,17 @@ def _build_net(name, dtype):
     return TwoLayerNet(input_size=784, hidden_size=50, output_size=10, dtype=dtype)
 
 
+def _curve(trainer: Any, key: str) -> List[Tuple[float, float]]:
+    """(epochs completed, value) of ``key`` (train_acc, val_acc, test_acc) from ``trainer.history``:
+    one point per evaluation from epoch 0 (before training) to the end of the run, whose point is
+    the final measurement."""
+    history = getattr(trainer, "history", None)
+    if history is None:                                # a trainer without history: the book's lists
+        values = getattr(trainer, key.replace("_acc", "_acc_list"), None) or []
+        return [(float(i), float(v)) for i, v in enumerate(values)]
+    return [(float(h["epoch"]), float(h[key])) for h in history if h.get(key) is not None]
+
+
 def _plot(trainer, path, title):
     """Loss and accuracy curves of ``trainer``, written to ``path`` like every fastdl file
     (``fastdl._files.save_figure``). matplotlib was checked for before training."""
@@ -402,10 +420,14 @@ def _plot(trainer, path, title):
     a1.set_xlabel("iteration")
     a1.set_ylabel("training loss")
     a1.legend()
-    ep = np.arange(1, len(trainer.train_acc_list) + 1)
-    a2.plot(ep, trainer.train_acc_list, "o-", label="train")
-    a2.plot(ep, trainer.test_acc_list, "s-", label="test")
-    a2.set_xlabel("epoch")
+    for key, style, label in (("train_acc", "o-", "train"), ("val_acc", "^-", "validation"),
+                              ("test_acc", "s-", "test")):
+        points = _curve(trainer, key)
+        if points:
+            a2.plot([e for e, _ in points], [v for _, v in points], style, label=label)
+    a2.set_xlabel("epochs completed (the last test point: the whole test set)")
+    from matplotlib.ticker import MaxNLocator
+    a2.xaxis.set_major_locator(MaxNLocator(integer=True))
     a2.set_ylabel("accuracy")
     a2.set_ylim(0, 1)
     a2.legend(loc="lower right")
@@ -461,6 +483,58 @@ def _resume_net(args):
     return net, meta
 
 
+#: fastdl train's settings that --resume takes from the file when they are not given again
+TRAIN_DEFAULTS = {"data": "sample", "optimizer": "adam", "lr": 0.001, "batch_size": 100, "val_split": 0.0,
+                  "lr_schedule": None}
+
+
+def _schedule_text(schedule: Any) -> Optional[str]:
+    if schedule is None:
+        return None
+    kind, every, gamma = schedule
+    return "cosine" if kind == "cosine" else f"step:{int(every)}:{gamma:g}"
+
+
+def _train_settings(args: argparse.Namespace, saved: Any) -> None:
+    """Fill the train options not given on the command line: from the settings ``saved`` in the
+    file of --resume (``meta["train"]``), else fastdl's defaults. Then check how they combine."""
+    saved = saved if isinstance(saved, dict) else {}
+    for name, default in TRAIN_DEFAULTS.items():
+        if getattr(args, name) is not None:
+            continue
+        value = saved.get(name, default)
+        try:
+            if name == "data" and value is not None:
+                value = data_source(value)
+            elif name == "optimizer" and value is not None:
+                value = optimizer_name(value)
+            elif name == "lr_schedule" and value is not None:
+                value = lr_schedule(value)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"--resume {args.resume}: its recorded --{name.replace('_', '-')} cannot be used "
+                             f"({exc}); give --{name.replace('_', '-')}") from None
+        setattr(args, name, value)
+    if args.early_stop is not None and not args.val_split:
+        raise UsageError("--early-stop needs --val-split F (stopping on the test accuracy would tune on the test "
+                         "set); e.g. --val-split 0.1")
+
+
+def _record_settings(net: Any, args: argparse.Namespace) -> None:
+    """Every file this run writes (--save, --checkpoint-dir's best.npz and last.npz) records the
+    network's --net name, the data and the settings (``meta["train"]``), so that --resume and
+    fastdl evaluate find them."""
+    fixed = {"net": args.net, "dtype": args.dtype, "data": args.data,
+             "train": {"data": args.data, "optimizer": args.optimizer, "lr": args.lr,
+                       "batch_size": args.batch_size, "val_split": args.val_split,
+                       "lr_schedule": _schedule_text(args.lr_schedule)}}
+    plain = net.save_params
+
+    def save_params(file_name: Any = "params.npz", meta: Any = None, extra: Any = None) -> None:
+        return plain(file_name, meta={**fixed, **(meta or {})}, extra=extra)
+    net.save_params = save_params
+    net._cli_meta = fixed                      # _save_params adds the outcome of the run for --save
+
+
 def _resume_trainer(trainer, args):
     """Restore the optimizer state, counters and histories of --resume FILE into ``trainer``."""
     try:
@@ -500,20 +574,18 @@ def _cmd_train(args):
         import importlib.util
         if importlib.util.find_spec("matplotlib") is None:
             raise UsageError("--plot needs matplotlib: python -m pip install matplotlib")
-    if args.early_stop is not None and not args.val_split:
-        raise UsageError("--early-stop needs --val-split F (stopping on the test accuracy would tune on the test "
-                         "set); e.g. --val-split 0.1")
     if args.checkpoint_dir is not None:
         folder = args.checkpoint_dir
         if not os.path.isdir(folder):
             raise UsageError(f"--checkpoint-dir {folder}: no such folder; create it first")
         if not os.access(folder, os.W_OK | os.X_OK):
             raise UsageError(f"--checkpoint-dir {folder}: no permission to write in it")
-    resume_meta: dict = {}
     if args.resume is not None:
         if not os.path.isfile(args.resume):
             raise UsageError(f"--resume {args.resume}: no such file" if not os.path.exists(args.resume)
                              else f"--resume {args.resume}: not a regular file")
+    else:
+        _train_settings(args, {})
     import warnings
 
     import numpy as np
@@ -524,15 +596,18 @@ def _cmd_train(args):
         fastdl.set_backend(args.backend)
     backend_name = fastdl.current_backend()          # a bad FASTDL_BACKEND is reported here
     np.random.seed(args.seed)
+    checkpoint = False                              # --resume FILE holds a Trainer checkpoint
     if args.resume is not None:
         net, resume_meta = _resume_net(args)
+        _train_settings(args, resume_meta.get("train") or {})
+        checkpoint = isinstance(resume_meta.get("trainer"), dict)
     else:
         args.net = args.net or "simple"
         args.dtype = args.dtype or "float32"
         net = _build_net(args.net, np.dtype(args.dtype))
     flatten = len(net._sample_shape() or (1, 1, 1)) == 1
     (x, t), (xt, tt) = _load_data(args.data, flatten=flatten)
-    n_train = len(x) - int(len(x) * args.val_split)
+    n_train = len(x) - int(round(len(x) * args.val_split))
     if args.val_split and (n_train < 1 or n_train == len(x)):
         raise UsageError(f"--val-split {args.val_split:g} of {len(x)} training images leaves "
                          f"{'none' if n_train < 1 else 'no image'} for {'training' if n_train < 1 else 'validation'}")
@@ -552,8 +627,12 @@ def _cmd_train(args):
                       verbose=not args.quiet, progress=not args.no_progress and sys.stderr.isatty(),
                       stop_on_divergence=True,     # the book's loop would go on with NaN to the end
                       **extra)
-    if args.resume is not None:
+    if checkpoint:
         _resume_trainer(trainer, args)
+    elif args.resume is not None:
+        print(f"note: {args.resume} holds weights only (no optimizer state or epoch count, as Net.save_params "
+              "writes them); training starts from those weights with a fresh optimizer", flush=True)
+    _record_settings(net, args)
     what = (f"resuming {type(net).__name__} from {args.resume} at epoch {trainer.current_epoch}"
             if args.resume is not None else f"training {type(net).__name__}")
     split = f"{n_train} training, {len(x) - n_train} validation" if args.val_split else f"{len(x)} training"
@@ -630,7 +709,7 @@ def _cmd_train(args):
                 meta["diverged"] = True
             if error is not None:
                 meta["error"] = one_line(error, with_type=True)
-            saved, save_error = _save_params(net, target, meta)
+            saved, save_error = _save_params(net, target, meta, trainer)
             if saved == target:
                 if diverged is not None:
                     _out(f"saved the diverged parameters for inspection to {saved} (not to {args.save})")
@@ -941,9 +1020,9 @@ def _add_dtype(p, default, help=None):
     p.add_argument("--dtype", choices=DTYPE_CHOICES, default=default, help=help or f"default {default}")
 
 
-def _add_optimizer(p, default):
+def _add_optimizer(p, default, shown=None):
     p.add_argument("--optimizer", default=default, type=optimizer_name, metavar="NAME",
-                   help=f"{', '.join(OPTIMIZER_NAMES)} (any case); default {default}")
+                   help=f"{', '.join(OPTIMIZER_NAMES)} (any case); default {shown or default}")
 
 
 def _add_verbose(p):
@@ -983,16 +1062,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--net", choices=NET_CHOICES, default=None,
                    help="simple: SimpleConvNet (ch. 7), deep: DeepConvNet (ch. 8), two: TwoLayerNet (ch. 5). "
                         "Default: simple (with --resume: the file's)")
-    p.add_argument("--data", type=data_source, default="sample", metavar="sample|mnist|fashion|FILE.npz",
+    p.add_argument("--data", type=data_source, default=None, metavar="sample|mnist|fashion|FILE.npz",
                    help="sample: the 5,000 training images shipped with fastdl and the official 10,000 test "
                         "images (offline); mnist: the full set (downloaded once); fashion: Fashion-MNIST; "
                         "FILE.npz: your own arrays x_train, t_train, x_test, t_test (images (N,1,28,28), "
                         "(N,28,28) or (N,784), uint8 0-255 or floats; labels 0-9 or one-hot). Default: sample")
-    p.add_argument("--epochs", type=positive_int, default=10, help="default 10")
-    p.add_argument("--batch-size", type=positive_int, default=100,
+    p.add_argument("--epochs", type=positive_int, default=10, help="default 10 (with --resume: the total)")
+    p.add_argument("--batch-size", type=positive_int, default=None,
                    help="at most the number of training images; default 100")
-    _add_optimizer(p, "adam")
-    p.add_argument("--lr", type=positive_float, default=0.001, help="learning rate (> 0), default 0.001")
+    _add_optimizer(p, None, "adam")
+    p.add_argument("--lr", type=positive_float, default=None, help="learning rate (> 0), default 0.001")
     _add_backend(p)
     _add_dtype(p, None, "default float32 (with --resume: the file's)")
     p.add_argument("--eval-samples", type=non_negative_int, default=1000,
@@ -1003,15 +1082,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save the trained parameters here (its folder must exist and be writable)")
     p.add_argument("--plot", metavar="FILE.png",
                    help="save loss and accuracy curves here (needs matplotlib; the folder must exist)")
-    p.add_argument("--val-split", type=val_fraction, default=0.0, metavar="F",
+    p.add_argument("--val-split", type=val_fraction, default=None, metavar="F",
                    help="hold out the last fraction F of the training images (0 < F < 1) and report the "
                         "accuracy on them each epoch (val acc); default: none")
     p.add_argument("--checkpoint-dir", metavar="DIR",
                    help="write DIR/last.npz after every epoch and DIR/best.npz whenever the validation "
                         "accuracy (test accuracy without --val-split) is the best so far; DIR must exist")
     p.add_argument("--resume", metavar="FILE.npz",
-                   help="continue a run from a checkpoint (DIR/last.npz) or a --save file: its network, "
-                        "weights, optimizer state and epoch count; --epochs is the total")
+                   help="continue a run from a --save file or a checkpoint (DIR/last.npz): its network, "
+                        "weights, optimizer state and epoch count, and the --data, --optimizer, --lr, "
+                        "--batch-size, --val-split and --lr-schedule it ran with unless given again; "
+                        "--epochs is the total")
     p.add_argument("--early-stop", type=positive_int, default=None, metavar="PATIENCE",
                    help="stop when the validation accuracy has not improved for PATIENCE epochs (needs --val-split)")
     p.add_argument("--lr-schedule", type=lr_schedule, default=None, metavar="step:EPOCHS:GAMMA|cosine",
