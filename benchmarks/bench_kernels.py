@@ -1,16 +1,11 @@
 """Kernel benchmarks: backend x dtype x shape for every hot op of the book's networks."""
 import numpy as np
 
-from .common import (AFFINE_SHAPES, BACKENDS, BLOCK_SHAPES, CONV_SHAPES, DTYPES, POOL_SHAPES, array,
-                     ops_or_skip)
+from .common import (AFFINE_SHAPES, BACKENDS, BLOCK_SHAPES, CONV_SHAPES, DTYPES, POOL_SHAPES, Warmed,
+                     array, ops_or_skip, warm)
 
 
-def _warm(fn):
-    fn()          # the first call compiles (numba) or allocates; never timed
-    return fn
-
-
-class Im2col:
+class Im2col(Warmed):
     params = (BACKENDS, DTYPES, list(CONV_SHAPES))
     param_names = ["backend", "dtype", "shape"]
     timeout = 300
@@ -20,7 +15,9 @@ class Im2col:
         xs, ws, self.s, self.p = CONV_SHAPES[shape]
         self.x = array(xs, dtype)
         self.fh, self.fw = ws[2], ws[3]
-        self.col = _warm(lambda: self.ops.im2col(self.x, self.fh, self.fw, self.s, self.p))()
+        self.col = self.ops.im2col(self.x, self.fh, self.fw, self.s, self.p)
+        warm((backend, dtype, shape), lambda: self.time_im2col(backend, dtype, shape),
+             lambda: self.time_col2im(backend, dtype, shape))
 
     def time_im2col(self, backend, dtype, shape):
         self.ops.im2col(self.x, self.fh, self.fw, self.s, self.p)
@@ -29,7 +26,7 @@ class Im2col:
         self.ops.col2im(self.col, self.x.shape, self.fh, self.fw, self.s, self.p)
 
 
-class Convolution:
+class Convolution(Warmed):
     params = (BACKENDS, DTYPES, list(CONV_SHAPES))
     param_names = ["backend", "dtype", "shape"]
     timeout = 600
@@ -42,7 +39,8 @@ class Convolution:
         self.b = array((ws[0],), dtype, seed=2)
         self.out, self.ctx = self.ops.conv_forward(self.x, self.W, self.b, self.s, self.p)
         self.dout = array(self.out.shape, dtype, seed=3)
-        self.ops.conv_backward(self.dout, self.ctx)
+        warm((backend, dtype, shape), lambda: self.time_forward(backend, dtype, shape),
+             lambda: self.time_backward(backend, dtype, shape))
 
     def time_forward(self, backend, dtype, shape):
         self.ops.conv_forward(self.x, self.W, self.b, self.s, self.p)
@@ -55,7 +53,7 @@ class Convolution:
         self.ops.conv_backward(self.dout, ctx)
 
 
-class ConvReluPool:
+class ConvReluPool(Warmed):
     """The fused block a network runs (conv_relu[_pool]_forward/backward) next to the same three
     ops called one after another (``unfused``), forward + backward with dx."""
     params = (BACKENDS, DTYPES, list(BLOCK_SHAPES))
@@ -71,8 +69,8 @@ class ConvReluPool:
         self.b = array((ws[0],), dtype, seed=2)
         out, _ = self._forward()
         self.dout = array(out.shape, dtype, seed=3)
-        self.time_fused(backend, dtype, shape)
-        self.time_unfused(backend, dtype, shape)
+        warm((backend, dtype, shape), lambda: self.time_fused(backend, dtype, shape),
+             lambda: self.time_unfused(backend, dtype, shape))
 
     def _forward(self):
         if self.pool:
@@ -97,7 +95,7 @@ class ConvReluPool:
         self.time_fused(backend, dtype, shape)
 
 
-class Pooling:
+class Pooling(Warmed):
     params = (BACKENDS, DTYPES, list(POOL_SHAPES))
     param_names = ["backend", "dtype", "shape"]
 
@@ -107,7 +105,8 @@ class Pooling:
         self.x = array(xs, dtype)
         self.out, self.ctx = self.ops.pool_forward(self.x, self.k, self.k, self.s, self.p)
         self.dout = array(self.out.shape, dtype, seed=3)
-        self.ops.pool_backward(self.dout, self.ctx)
+        warm((backend, dtype, shape), lambda: self.time_forward(backend, dtype, shape),
+             lambda: self.time_backward(backend, dtype, shape))
 
     def time_forward(self, backend, dtype, shape):
         self.ops.pool_forward(self.x, self.k, self.k, self.s, self.p)
@@ -116,7 +115,7 @@ class Pooling:
         self.ops.pool_backward(self.dout, self.ctx)
 
 
-class Affine:
+class Affine(Warmed):
     params = (BACKENDS, DTYPES, list(AFFINE_SHAPES))
     param_names = ["backend", "dtype", "shape"]
 
@@ -127,8 +126,8 @@ class Affine:
         self.W = array((d, m), dtype, seed=1)
         self.b = array((m,), dtype, seed=2)
         self.dout = array((n, m), dtype, seed=3)
-        self.ops.affine_forward(self.x, self.W, self.b)
-        self.ops.affine_backward(self.dout, self.x, self.W)
+        warm((backend, dtype, shape), lambda: self.time_forward(backend, dtype, shape),
+             lambda: self.time_backward(backend, dtype, shape))
 
     def time_forward(self, backend, dtype, shape):
         self.ops.affine_forward(self.x, self.W, self.b)
@@ -137,7 +136,7 @@ class Affine:
         self.ops.affine_backward(self.dout, self.x, self.W)
 
 
-class SoftmaxWithLoss:
+class SoftmaxWithLoss(Warmed):
     params = (BACKENDS, DTYPES)
     param_names = ["backend", "dtype"]
 
@@ -145,15 +144,14 @@ class SoftmaxWithLoss:
         self.ops = ops_or_skip(backend)
         self.x = array((100, 10), dtype)
         self.t = np.random.default_rng(0).integers(0, 10, 100)
-        self.loss, self.y = self.ops.softmax_loss_forward(self.x, self.t)
-        self.ops.softmax_loss_backward(self.y, self.t, 1.0)
+        warm((backend, dtype), lambda: self.time_forward_backward(backend, dtype))
 
     def time_forward_backward(self, backend, dtype):
         loss, y = self.ops.softmax_loss_forward(self.x, self.t)
         self.ops.softmax_loss_backward(y, self.t, 1.0)
 
 
-class BatchNorm:
+class BatchNorm(Warmed):
     params = (BACKENDS, DTYPES)
     param_names = ["backend", "dtype"]
 
@@ -163,7 +161,7 @@ class BatchNorm:
         self.gamma = np.ones(1000, dtype=dtype)
         self.beta = np.zeros(1000, dtype=dtype)
         self.dout = array((100, 1000), dtype, seed=3)
-        self.time_forward_backward(backend, dtype)
+        warm((backend, dtype), lambda: self.time_forward_backward(backend, dtype))
 
     def time_forward_backward(self, backend, dtype):
         rm = np.zeros(1000, dtype=dtype)
@@ -172,20 +170,24 @@ class BatchNorm:
         self.ops.batchnorm_backward(self.dout, ctx)
 
 
-class OptimizerStep:
+class OptimizerStep(Warmed):
     """One Adam update of SimpleConvNet's parameters (about 450,000 values)."""
     params = (BACKENDS, DTYPES)
     param_names = ["backend", "dtype"]
+    _state = {}
 
     def setup(self, backend, dtype):
         self.ops = ops_or_skip(backend)
-        shapes = [(30, 1, 5, 5), (30,), (4320, 100), (100,), (100, 10), (10,)]
-        rng = np.random.default_rng(0)
-        self.p = [rng.standard_normal(s).astype(dtype) for s in shapes]
-        self.g = [rng.standard_normal(s).astype(dtype) for s in shapes]
-        self.m = [np.zeros(s, dtype=dtype) for s in shapes]
-        self.v = [np.zeros(s, dtype=dtype) for s in shapes]
-        self.time_adam(backend, dtype)
+        key = (backend, dtype)
+        if key not in self._state:   # asv re-runs setup before each sample: the state is kept
+            shapes = [(30, 1, 5, 5), (30,), (4320, 100), (100,), (100, 10), (10,)]
+            rng = np.random.default_rng(0)
+            self._state[key] = ([rng.standard_normal(s).astype(dtype) for s in shapes],
+                                [rng.standard_normal(s).astype(dtype) for s in shapes],
+                                [np.zeros(s, dtype=dtype) for s in shapes],
+                                [np.zeros(s, dtype=dtype) for s in shapes])
+        self.p, self.g, self.m, self.v = self._state[key]
+        warm((backend, dtype), lambda: self.time_adam(backend, dtype))
 
     def time_adam(self, backend, dtype):
         for p, g, m, v in zip(self.p, self.g, self.m, self.v):

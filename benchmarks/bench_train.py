@@ -3,23 +3,32 @@ import subprocess
 import sys
 
 
-from .common import BACKENDS, DTYPES, ops_or_skip
+from .common import BACKENDS, DTYPES, Warmed, ops_or_skip, warm
 
 import fastdl  # noqa: E402
 from fastdl.bench import build, train_step  # noqa: E402
 
 
-class TrainStep:
+_BUILT = {}
+
+
+class TrainStep(Warmed):
+    """One training step, warmed up as ``benchmarks/scripts/step_time.py`` warms up (two steps
+    first); a full run takes up to 20 samples of one step each (``number = 1``), as that script."""
     params = (BACKENDS, DTYPES, ["simple", "deep"])
     param_names = ["backend", "dtype", "net"]
     timeout = 900
+    number = 1
+    repeat = (3, 20, 20.0)
 
     def setup(self, backend, dtype, net):
         ops_or_skip(backend)
         self.backend = backend
-        self.model, self.x, self.t, self.opt = build(net, dtype, 100)
-        with fastdl.using_backend(backend):
-            train_step(self.model, self.opt, self.x, self.t)       # compile and warm up
+        key = (backend, dtype, net)
+        if key not in _BUILT:       # asv re-runs setup before each sample: the warm model is kept
+            _BUILT[key] = build(net, dtype, 100)
+        self.model, self.x, self.t, self.opt = _BUILT[key]
+        warm((backend, dtype, net), lambda: self.time_step(backend, dtype, net))  # compile, warm up
 
     def time_step(self, backend, dtype, net):
         with fastdl.using_backend(self.backend):
@@ -30,7 +39,7 @@ class TrainStep:
             train_step(self.model, self.opt, self.x, self.t)
 
 
-class TorchTrainStep:
+class TorchTrainStep(Warmed):
     """PyTorch 2 CPU threads on the same networks (skipped when torch is not installed).
     asv runs each benchmark in its own process, so Numba's OpenMP runtime is not loaded here."""
     params = (DTYPES, ["simple", "deep"])
@@ -52,7 +61,7 @@ class TorchTrainStep:
         self.x = torch.rand(100, 1, 28, 28, dtype=dt)
         self.t = torch.randint(0, 10, (100,))
         self.loss = nn.CrossEntropyLoss()
-        self.time_step(dtype, net)
+        warm((dtype, net), lambda: self.time_step(dtype, net))
 
     def time_step(self, dtype, net):
         self.opt.zero_grad(set_to_none=True)
@@ -60,7 +69,7 @@ class TorchTrainStep:
         self.opt.step()
 
 
-class TorchConv:
+class TorchConv(Warmed):
     """PyTorch's Conv2d forward + backward on the large convolution shape (skipped without torch)."""
     params = DTYPES
     param_names = ["dtype"]
@@ -76,6 +85,7 @@ class TorchConv:
         self.conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(dt)
         self.x = torch.rand(64, 64, 56, 56, dtype=dt, requires_grad=True)
         self.g = torch.rand(64, 64, 56, 56, dtype=dt)
+        warm((dtype,), lambda: self.time_large_forward_backward(dtype))
 
     def time_large_forward_backward(self, dtype):
         self.x.grad = None

@@ -4,6 +4,7 @@ asv runs setup before every sample, so inputs are built once per process and cac
 """
 import functools
 import os
+import time
 
 import numpy as np
 
@@ -14,19 +15,39 @@ os.environ.setdefault("NUMBA_NUM_THREADS", str(THREADS))
 import fastdl  # noqa: E402
 from fastdl import backend  # noqa: E402
 
-try:   # NumPy's BLAS (the reference's products) gets THREADS threads; SciPy's stays as the
-    # numba backend sets it (one thread, since Numba calls it from its parallel loops)
-    from threadpoolctl import ThreadpoolController
+_PINNED = []
 
-    from fastdl.kernels.cpu._threads import _scipy_blas_paths
-    _scipy = _scipy_blas_paths()
-    for _lib in ThreadpoolController().lib_controllers:
-        if _lib.user_api == "blas" and not any(os.path.realpath(_lib.filepath).startswith(r) for r in _scipy):
-            _lib.set_num_threads(THREADS)
-except ImportError:
-    pass
 
-BACKENDS = ["numpy", "numba", "cuda"]
+def _pin_blas():
+    """NumPy's BLAS (the reference's products) gets THREADS threads; SciPy's stays as the numba
+    backend sets it (one thread, since Numba calls it from its parallel loops). Run in the
+    benchmark's own process, after its backend loads: asv forks each case from a parent that has
+    imported these modules, and a parent that had started Numba's (or OpenMP's) threads would
+    leave its children with a thread pool they cannot use."""
+    if _PINNED:
+        return
+    _PINNED.append(True)
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        from fastdl.kernels.cpu._threads import _scipy_blas_paths
+    except ImportError:
+        return
+    scipy_paths = _scipy_blas_paths()
+    for lib in ThreadpoolController().lib_controllers:
+        if lib.user_api == "blas" and not any(os.path.realpath(lib.filepath).startswith(r)
+                                              for r in scipy_paths):
+            lib.set_num_threads(THREADS)
+
+
+def _cuda_here():
+    """The cuda backend is benchmarked on a machine with an NVIDIA driver, or when
+    FASTDL_BENCH_CUDA=1 (e.g. on Numba's CUDA simulator); elsewhere its cases are not listed at
+    all (each listed case costs asv a process, even one it skips)."""
+    return os.environ.get("FASTDL_BENCH_CUDA") == "1" or os.path.exists("/proc/driver/nvidia/version")
+
+
+BACKENDS = ["numpy", "numba"] + (["cuda"] if _cuda_here() else [])
 DTYPES = ["float32", "float64"]
 
 #: name -> (x shape, W shape, stride, pad): the book's networks' layer shapes and one large convolution
@@ -55,12 +76,42 @@ POOL_SHAPES = {
 AFFINE_SHAPES = {"simple_affine1": (100, 4320, 100), "deep_affine7": (100, 1024, 50)}
 
 
+class Warmed:
+    """Base of the benchmark classes: their ``setup`` warms every timed call up (:func:`warm`), so
+    a single sample afterwards is representative -- which is all ``asv run --quick`` takes (it
+    forces ``number=1, repeat=1, warmup_time=0``). asv's own warm-up is therefore off, and a
+    full run takes 1 to 10 samples (at most 10 s of samples per case)."""
+    warmup_time = 0.0
+    min_run_count = 1
+    repeat = (1, 10, 10.0)
+
+
+_WARMED = set()
+
+
+def warm(key, *calls, times=2, seconds=0.2, limit=20):
+    """Call each of ``calls`` ``times`` times, and again until ``seconds`` have passed (at most
+    ``limit`` rounds): the first calls compile (numba), allocate and start the thread pool, and the
+    next ones settle caches and the allocator, as ``benchmarks/scripts/step_time.py`` does with its
+    warm-up steps. Done once per process and ``key`` (asv re-runs ``setup`` before every sample)."""
+    if key in _WARMED:
+        return
+    start = time.perf_counter()
+    for i in range(limit):
+        for call in calls:
+            call()
+        if i + 1 >= times and time.perf_counter() - start >= seconds:
+            break
+    _WARMED.add(key)
+
+
 def ops_or_skip(name):
     """The backend's kernel module, pinned threads; NotImplementedError (asv: skipped) if unavailable."""
     try:
         ops = backend.ops(name)
     except fastdl.BackendError as exc:
         raise NotImplementedError(str(exc)) from None
+    _pin_blas()
     if name == "numba":
         import numba
         numba.set_num_threads(min(THREADS, numba.config.NUMBA_NUM_THREADS))
