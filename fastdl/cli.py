@@ -948,9 +948,13 @@ def _cmd_search(args):
         raise Failure(one_line(exc)) from None
     except search.SchedulerLost as exc:
         partial = getattr(exc, "search_result", None)
-        done = f"{len(partial.trials)} of {args.trials} trials are" if partial is not None else "the finished trials are"
+        if partial is not None and not partial.trials:
+            done = "no trial had finished"
+        else:
+            done = (f"{len(partial.trials)} of {args.trials} trials are" if partial is not None
+                    else "the finished trials are") + f" in {args.out}"
         backend = partial.config["backend"] if partial is not None else args.backend
-        print(f"fastdl search: lost the Dask scheduler at {exc.address}; {done} in {args.out}; once it is back "
+        print(f"fastdl search: lost the Dask scheduler at {exc.address}; {done}; once it is back "
               f"(or with --cluster local to run here), resume with: {_search_command(args, cluster, backend)}",
               file=sys.stderr)
         return EXIT_FAILURE

@@ -91,6 +91,9 @@ def test_the_journal_records_the_backend_that_ran_and_resume_compares_it(tmp_pat
     monkeypatch.setenv("FASTDL_BACKEND", "numpy")
     assert search.make_config()["backend"] == "numpy"
     assert search.make_config(backend="numba")["backend"] == "numba"
+    import fastdl
+    with fastdl.using_backend("numba"):                             # this thread's backend first
+        assert search.make_config()["backend"] == "numba"
     monkeypatch.setenv("FASTDL_BACKEND", "nonsense")
     with pytest.raises(search.SearchUsageError, match="FASTDL_BACKEND must be one of"):
         search.make_config()
