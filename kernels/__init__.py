@@ -19,6 +19,10 @@ import functools
 import inspect
 import sys
 
+from . import _tbb
+
+_tbb.preload()   # before anything can start Numba's threads (see _tbb)
+
 
 def complete(module_name):
     """Give backend package ``module_name`` every op of the spec it does not define itself,

@@ -17,20 +17,22 @@ first, then inputs, then integer sizes.
 Threads: below a size measured per kernel (``MIN_PARALLEL`` in each module), a
 kernel runs on the calling thread and enters no parallel region (``_chunks``);
 above it, parallel kernels split their work into ``numba.get_num_threads()``
-chunks with disjoint writes. Numba's OpenMP threads sleep when idle instead of
-spinning (``_threads.quiet_openmp``), so they do not take the core from the
-user's own NumPy threads or from other processes; reductions (dW, db, batch-norm statistics) use
-one buffer per chunk and a final sum in fixed order, so results do not depend
-on scheduling. Matrix products go through NumPy's OpenBLAS (``_blas``), set to
+chunks with disjoint writes. Numba's threads run on its ``tbb`` threading layer where TBB
+loads, else on OpenMP with the passive wait policy (``_threads.start_threads``): either way
+idle threads sleep instead of spinning, so they do not take the core from the user's own
+NumPy threads or from other processes. A process can fork after using them; under GNU
+OpenMP, which is not fork-safe, a forked child runs every kernel on one thread.
+Reductions (dW, db, batch-norm statistics) use one buffer per chunk and a final sum in
+fixed order, so results do not depend on scheduling. Matrix products go through NumPy's OpenBLAS (``_blas``), set to
 one thread while a kernel runs and restored after; the fallback products use
 SciPy's BLAS through Numba's ``np.dot``, which choosing that fallback sets to one
 thread (``_threads``; SciPy is not imported otherwise). Loading it also raises glibc's
 mmap/trim thresholds so the large arrays of a training step are reused
 instead of page-faulted in again every step (``FASTDL_KEEP_MALLOC=1`` skips it).
 """
-from ._threads import keep_freed_memory, quiet_openmp
+from ._threads import keep_freed_memory, start_threads
 
-quiet_openmp()
+start_threads()
 keep_freed_memory()
 
 # each module's __all__ lists the ops it has kernels for, so a new kernel is added in its module only

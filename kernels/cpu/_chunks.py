@@ -23,6 +23,10 @@ number never).
 ``forced("serial")`` / ``forced("parallel")`` make every kernel take one path, so the
 tests can check both against the reference whatever the size.
 
+``one_thread_only()`` makes every kernel take the serial path for the rest of the process:
+``_threads`` calls it in a child forked from a process whose Numba threads are not fork-safe
+(GNU OpenMP), where entering a parallel region would kill the child.
+
 ``numba_threads_in_use`` tells the matrix products (``affine``) whether convolution or
 pooling kernels have just used Numba's threads, so that they run in that pool too rather
 than waking NumPy's OpenBLAS threads next to it.
@@ -35,6 +39,7 @@ from contextlib import contextmanager
 import numba
 
 _state = threading.local()
+_process_mode = None     # "serial" in a forked child that must not enter a parallel region
 _scale = float(os.environ.get("FASTDL_SERIAL_BELOW", "1") or 1)
 
 
@@ -45,7 +50,7 @@ def nchunks(n_items, work=None, min_work=0, mark=False):
     parallel loops that come back every step), a split marks Numba's threads as in use
     (``numba_threads_in_use``)."""
     global _last_parallel
-    mode = getattr(_state, "mode", None)
+    mode = _process_mode or getattr(_state, "mode", None)
     if (mode is None and work is not None and work < min_work * _scale) or mode == "serial":
         n = 1                  # decided before asking Numba for its thread count (~1 us)
     else:
@@ -65,7 +70,13 @@ IN_USE_WINDOW = 0.25
 
 def forced_mode():
     """"serial", "parallel" or None (see ``forced``), in this thread."""
-    return getattr(_state, "mode", None)
+    return _process_mode or getattr(_state, "mode", None)
+
+
+def one_thread_only():
+    """From now on, in this process, every kernel runs on the calling thread (see above)."""
+    global _process_mode
+    _process_mode = "serial"
 
 
 def numba_threads_in_use():
@@ -75,7 +86,7 @@ def numba_threads_in_use():
     as large) into Numba's threads, where they are slower than in OpenBLAS's. The matrix products then run inside Numba's
     threads too, rather than waking NumPy's OpenBLAS threads, whose spinning after each call
     would take the core the next parallel kernel needs (see ``affine``)."""
-    mode = getattr(_state, "mode", None)
+    mode = forced_mode()
     if mode is not None:
         return mode == "parallel"
     return time.monotonic() - _last_parallel < IN_USE_WINDOW
