@@ -4,29 +4,102 @@
 book's rule and defaults. Array parameters are updated in place on the
 current backend (so layers holding the same arrays see the change); plain
 Python floats (the book's 2-D optimizer comparison) are supported too and are
-replaced in the dict by their updated value. State (``v``, ``h``, ``m``) is
-created on the first call with the parameter's shape and dtype, where the
-parameter lives (the backend's ``zeros_like``: on the GPU for a network moved
-there with ``net.to("cuda")``).
+replaced in the dict by their updated value.
+
+State (``v``, ``h``, ``m``) belongs to a parameter of one shape and dtype, living in one place.
+It is created (zeros) at the first update of each key with the parameter's shape and dtype,
+where the parameter lives (the backend's ``zeros_like``: on the GPU for a network moved there
+with ``net.to("cuda")``), and carries over from update to update while ``params[key]`` keeps
+that shape, dtype and place (the book's behaviour). When ``params[key]`` no longer matches its
+state (another shape, another dtype, or host memory instead of the GPU's or back), the state of
+that key starts fresh, as for a new parameter: so one optimizer can be reused for a second
+network with the same keys, and gives what a new optimizer would. ``reset()`` forgets all the
+state (Adam's step count too).
+
+Hyper-parameters are checked when set, in the constructor and on later assignment
+(``opt.lr = 0.005`` between epochs, as learning-rate schedules do): ``lr`` must be a finite
+number >= 0 (0 freezes the parameters); ``momentum`` (Momentum, Nesterov), ``beta1`` and
+``beta2`` (Adam) and ``decay_rate`` (RMSprop) must lie in [0, 1). Anything else (a negative or
+infinite rate climbs or explodes the loss; a momentum or decay of 1 or more never forgets)
+raises a ValueError naming the argument; a value that is not a real number, a TypeError.
 """
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
-from typing import Any, MutableMapping
+from typing import Any, Callable, MutableMapping
 
 import numpy as np
 
 from . import backend
+from .kernels.arrays import is_device_array
 
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
+
+
+def _real(owner: str, name: str, value: Any) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.integer, np.floating)):
+        raise TypeError(f"{owner}: {name} must be a real number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{owner}: {name} must be finite, got {v}")
+    return v
+
+
+def _rate(owner: str, name: str, value: Any) -> Any:
+    """A learning rate: finite and >= 0 (0 is a frozen step)."""
+    if _real(owner, name, value) < 0:
+        raise ValueError(f"{owner}: {name} must be >= 0, got {value!r} (a negative rate climbs the loss)")
+    return value
+
+
+def _fraction(owner: str, name: str, value: Any) -> Any:
+    """A decay factor (momentum, beta1, beta2, decay_rate): in [0, 1)."""
+    if not 0 <= _real(owner, name, value) < 1:
+        raise ValueError(f"{owner}: {name} must be in [0, 1), got {value!r}")
+    return value
+
+
+class _Hyper:
+    """A hyper-parameter attribute checked on every assignment (the constructor's too); the
+    value is kept in the instance's ``__dict__`` under ``_<name>`` (so pickling and copying
+    see plain values)."""
+
+    def __init__(self, check: Callable[[str, str, Any], Any]) -> None:
+        self.check = check
+        self.name = self.slot = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name, self.slot = name, "_" + name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        return obj.__dict__[self.slot]
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = self.check(type(obj).__name__, self.name, value)
+
+
+def _fits(state: Any, like: Any) -> bool:
+    """state can go on serving a parameter like ``like``: same shape, dtype and place."""
+    return (getattr(state, "shape", None) == like.shape and getattr(state, "dtype", None) == like.dtype
+            and is_device_array(state) == is_device_array(like))
 
 
 class _Optimizer:
     #: names of the per-parameter state dicts, e.g. ("v",) for Momentum
     _state: tuple[str, ...] = ()
+    lr = _Hyper(_rate)
 
     def __init__(self) -> None:
+        for name in self._state:
+            setattr(self, name, None)
+
+    def reset(self) -> None:
+        """Forget all state (velocities, sums of squares, moments, Adam's step count): the next
+        ``update`` starts as a new optimizer's first. The hyper-parameters are kept."""
         for name in self._state:
             setattr(self, name, None)
 
@@ -34,11 +107,14 @@ class _Optimizer:
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         return f"{type(self).__name__}({', '.join(f'{p}={getattr(self, p)!r}' for p in names)})"
 
-    def _step(self, ops: Any, param: Any, grad: Any, *state: Any) -> None:
+    def _step(self, ops: Any, key: str, param: Any, grad: Any, *state: Any) -> None:
         raise NotImplementedError(f"{type(self).__name__} must define _step")
 
     def _begin(self) -> None:
         """Called once per update before the parameters (Adam advances its step count here)."""
+
+    def _fresh(self, key: str) -> None:
+        """Called when the state of ``key`` is created (Adam counts that key's steps from here)."""
 
     def update(self, params: MutableMapping[str, Any], grads: MutableMapping[str, Any]) -> None:
         """Update every entry of ``params`` in place with this optimizer's rule.
@@ -48,7 +124,8 @@ class _Optimizer:
         params : dict of str to array or float
             The parameters (a network's ``params``): float arrays, updated in place on the
             current backend (device arrays under "cuda"); Python floats and 0-d arrays are
-            replaced in the dict by their updated value.
+            replaced in the dict by their updated value. A key whose parameter no longer has
+            the shape, dtype or place of its state gets fresh state (see the module's notes).
         grads : dict of str to array_like or float
             A gradient for every key of ``params``, of its shape (converted to its dtype).
 
@@ -84,12 +161,15 @@ class _Optimizer:
                                 f"float, got {type(val).__name__}")
 
     def _states(self, ops: Any, key: str, like: Any) -> list[Any]:
-        out = []
-        for name in self._state:
-            d = getattr(self, name)
-            if key not in d:
-                d[key] = ops.zeros_like(like)
-            out.append(d[key])
+        """The state arrays of ``key`` for a parameter like ``like``: kept while they fit it,
+        otherwise (first update, or another shape, dtype or place) all new zeros."""
+        dicts = [getattr(self, name) for name in self._state]
+        out = [d.get(key) for d in dicts]
+        if not all(_fits(s, like) for s in out):
+            out = [ops.zeros_like(like) for _ in dicts]
+            for d, s in zip(dicts, out):
+                d[key] = s
+            self._fresh(key)
         return out
 
     def _update_array(self, ops: Any, key: str, param: np.ndarray, grad: Any) -> None:
@@ -109,19 +189,19 @@ class _Optimizer:
             # half storage, single arithmetic: the rule runs on a float32 copy (its state kept in
             # float32) and the result is stored back in the caller's float16 array
             work = param.astype(np.float32)
-            self._step(ops, work, grad.astype(np.float32), *self._states(ops, key, work))
+            self._step(ops, key, work, grad.astype(np.float32), *self._states(ops, key, work))
             param[...] = work
             return
         if grad.dtype != param.dtype:
             grad = grad.astype(param.dtype)
-        self._step(ops, param, grad, *self._states(ops, key, param))
+        self._step(ops, key, param, grad, *self._states(ops, key, param))
 
     def _update_device(self, ops: Any, key: str, param: Any, grad: Any) -> None:
         """A parameter in the memory of a device backend: the update runs there, with its state."""
         if tuple(grad.shape) != tuple(param.shape):
             raise ValueError(f"{type(self).__name__}.update: grads[{key!r}] has shape {tuple(grad.shape)} "
                              f"but params[{key!r}] has shape {tuple(param.shape)}")
-        self._step(ops, param, ops.to_device(grad), *self._states(ops, key, param))
+        self._step(ops, key, param, ops.to_device(grad), *self._states(ops, key, param))
 
     def _update_scalar(self, key: str, val: Any, grad: Any) -> float:
         # a 0-d float64 array runs the same rule on the reference kernels
@@ -130,7 +210,7 @@ class _Optimizer:
                             f"numbers, got {type(val).__name__} and {type(grad).__name__}")
         p = np.array(float(val))
         ref = backend.ops("numpy")
-        self._step(ref, p, np.array(float(grad)), *self._states(ref, key, p))
+        self._step(ref, key, p, np.array(float(grad)), *self._states(ref, key, p))
         return float(p)
 
 
@@ -140,14 +220,20 @@ class SGD(_Optimizer):
     Parameters
     ----------
     lr : float
-        The learning rate (attribute ``lr``, which may be changed between updates).
+        The learning rate, finite and >= 0 (attribute ``lr``, which may be changed between
+        updates and is checked again then).
+
+    Raises
+    ------
+    ValueError
+        lr negative, NaN or infinite.
     """
 
     def __init__(self, lr: float = 0.01) -> None:
         super().__init__()
         self.lr = lr
 
-    def _step(self, ops: Any, param: Any, grad: Any) -> None:
+    def _step(self, ops: Any, key: str, param: Any, grad: Any) -> None:
         ops.sgd_update(param, grad, self.lr)
 
 
@@ -157,20 +243,23 @@ class Momentum(_Optimizer):
     Parameters
     ----------
     lr, momentum : float
-        The learning rate and the momentum (attributes of the same names).
+        The learning rate (finite, >= 0) and the momentum (in [0, 1)), attributes of the same
+        names, checked again when assigned.
 
     Attributes
     ----------
     v : dict of str to Array or None
-        The velocity of each parameter, created at the first ``update`` (None before).
+        The velocity of each parameter, created at its first ``update`` (None before), new
+        zeros when the parameter's shape, dtype or place changes.
     """
     _state = ("v",)
+    momentum = _Hyper(_fraction)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         super().__init__()
         self.lr, self.momentum = lr, momentum
 
-    def _step(self, ops: Any, param: Any, grad: Any, v: Any) -> None:
+    def _step(self, ops: Any, key: str, param: Any, grad: Any, v: Any) -> None:
         ops.momentum_update(param, grad, v, self.lr, self.momentum)
 
 
@@ -180,20 +269,23 @@ class Nesterov(_Optimizer):
     Parameters
     ----------
     lr, momentum : float
-        The learning rate and the momentum (attributes of the same names).
+        The learning rate (finite, >= 0) and the momentum (in [0, 1)), attributes of the same
+        names, checked again when assigned.
 
     Attributes
     ----------
     v : dict of str to Array or None
-        The velocity of each parameter, created at the first ``update`` (None before).
+        The velocity of each parameter, created at its first ``update`` (None before), new
+        zeros when the parameter's shape, dtype or place changes.
     """
     _state = ("v",)
+    momentum = _Hyper(_fraction)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         super().__init__()
         self.lr, self.momentum = lr, momentum
 
-    def _step(self, ops: Any, param: Any, grad: Any, v: Any) -> None:
+    def _step(self, ops: Any, key: str, param: Any, grad: Any, v: Any) -> None:
         ops.nesterov_update(param, grad, v, self.lr, self.momentum)
 
 
@@ -203,12 +295,13 @@ class AdaGrad(_Optimizer):
     Parameters
     ----------
     lr : float
-        The learning rate (attribute ``lr``).
+        The learning rate, finite and >= 0 (attribute ``lr``, checked again when assigned).
 
     Attributes
     ----------
     h : dict of str to Array or None
-        The sum of each parameter's squared gradients, created at the first ``update``.
+        The sum of each parameter's squared gradients, created at its first ``update``, new
+        zeros when the parameter's shape, dtype or place changes.
     """
     _state = ("h",)
 
@@ -216,7 +309,7 @@ class AdaGrad(_Optimizer):
         super().__init__()
         self.lr = lr
 
-    def _step(self, ops: Any, param: Any, grad: Any, h: Any) -> None:
+    def _step(self, ops: Any, key: str, param: Any, grad: Any, h: Any) -> None:
         ops.adagrad_update(param, grad, h, self.lr)
 
 
@@ -226,21 +319,23 @@ class RMSprop(_Optimizer):
     Parameters
     ----------
     lr, decay_rate : float
-        The learning rate and the decay of the running mean of squares (attributes of the same
-        names).
+        The learning rate (finite, >= 0) and the decay of the running mean of squares (in
+        [0, 1)), attributes of the same names, checked again when assigned.
 
     Attributes
     ----------
     h : dict of str to Array or None
-        The running mean of each parameter's squared gradients, created at the first ``update``.
+        The running mean of each parameter's squared gradients, created at its first
+        ``update``, new zeros when the parameter's shape, dtype or place changes.
     """
     _state = ("h",)
+    decay_rate = _Hyper(_fraction)
 
     def __init__(self, lr: float = 0.01, decay_rate: float = 0.99) -> None:
         super().__init__()
         self.lr, self.decay_rate = lr, decay_rate
 
-    def _step(self, ops: Any, param: Any, grad: Any, h: Any) -> None:
+    def _step(self, ops: Any, key: str, param: Any, grad: Any, h: Any) -> None:
         ops.rmsprop_update(param, grad, h, self.lr, self.decay_rate)
 
 
@@ -251,29 +346,49 @@ class Adam(_Optimizer):
     Parameters
     ----------
     lr : float
-        The learning rate.
+        The learning rate, finite and >= 0.
     beta1, beta2 : float
-        The decay rates of the first and second moment estimates.
+        The decay rates of the first and second moment estimates, in [0, 1).
+        All three are attributes, checked again when assigned.
 
     Attributes
     ----------
     iter : int
-        t, the number of updates so far (0 before the first); ``update`` advances it once per
+        The number of updates so far (0 before the first); ``update`` advances it once per
         call, for all the parameters.
     m, v : dict of str to Array or None
-        The first and second moment estimates of each parameter, created at the first ``update``.
+        The first and second moment estimates of each parameter, created at its first
+        ``update``, new zeros when the parameter's shape, dtype or place changes.
+
+    Notes
+    -----
+    t in lr_t is counted for each parameter from the update that created its state: ``iter``
+    for the parameters present from the first update (the book's t), and 1 again for a
+    parameter whose state starts fresh, as in a new optimizer.
     """
     _state = ("m", "v")
+    beta1 = _Hyper(_fraction)
+    beta2 = _Hyper(_fraction)
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999) -> None:
         super().__init__()
         self.lr, self.beta1, self.beta2 = lr, beta1, beta2
         self.iter = 0
-        self._lr_t: float | None = None
+        #: key -> the value of ``iter`` before the update that created its state (absent: 0)
+        self._t0: dict[str, int] = {}
+
+    def reset(self) -> None:
+        super().reset()
+        self.iter = 0
+        self._t0 = {}
 
     def _begin(self) -> None:
         self.iter += 1
-        self._lr_t = self.lr * np.sqrt(1.0 - self.beta2 ** self.iter) / (1.0 - self.beta1 ** self.iter)
 
-    def _step(self, ops: Any, param: Any, grad: Any, m: Any, v: Any) -> None:
-        ops.adam_update(param, grad, m, v, self._lr_t, self.beta1, self.beta2)
+    def _fresh(self, key: str) -> None:
+        self.__dict__.setdefault("_t0", {})[key] = self.iter - 1
+
+    def _step(self, ops: Any, key: str, param: Any, grad: Any, m: Any, v: Any) -> None:
+        t = self.iter - self.__dict__.get("_t0", {}).get(key, 0)
+        lr_t = self.lr * np.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)
+        ops.adam_update(param, grad, m, v, lr_t, self.beta1, self.beta2)

@@ -19,6 +19,10 @@ every op the package leaves out, so these definitions are also what the ops *mea
 import numpy as np
 
 from .arrays import is_device_array, to_host as _to_host
+from .shapes import check_conv, expect_shape
+
+#: how the shape checks name what a backward op's dout must match
+_FORWARD_OUT = "the forward call's output (from ctx)"
 
 #: the package whose kernels define every op that has no composite definition here
 REFERENCE = "fastdl.kernels.reference"
@@ -26,6 +30,7 @@ REFERENCE = "fastdl.kernels.reference"
 
 # -- fused blocks ------------------------------------------------------------------------
 def conv_relu_forward(ops, x, W, b, stride, pad):
+    check_conv("conv_relu_forward", x, W, b)
     c, cctx = ops.conv_forward(x, W, b, stride, pad)
     out, mask = ops.relu_forward(c)
     return out, (cctx, mask)
@@ -33,17 +38,20 @@ def conv_relu_forward(ops, x, W, b, stride, pad):
 
 def conv_relu_backward(ops, dout, ctx, need_dx=True):
     cctx, mask = ctx
+    expect_shape("conv_relu_backward", "dout", dout, tuple(mask.shape), _FORWARD_OUT)
     return ops.conv_backward(ops.relu_backward(dout, mask), cctx, need_dx)
 
 
 def conv_relu_pool_forward(ops, x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad):
+    check_conv("conv_relu_pool_forward", x, W, b)
     r, (cctx, mask) = conv_relu_forward(ops, x, W, b, stride, pad)
     out, pctx = ops.pool_forward(r, pool_h, pool_w, pool_stride, pool_pad)
-    return out, (cctx, mask, pctx)
+    return out, (cctx, mask, pctx, tuple(out.shape))
 
 
 def conv_relu_pool_backward(ops, dout, ctx, need_dx=True):
-    cctx, mask, pctx = ctx
+    cctx, mask, pctx, out_shape = ctx
+    expect_shape("conv_relu_pool_backward", "dout", dout, out_shape, _FORWARD_OUT)
     return conv_relu_backward(ops, ops.pool_backward(dout, pctx), (cctx, mask), need_dx)
 
 

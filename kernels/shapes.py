@@ -1,4 +1,5 @@
-"""Output-size helpers shared by every backend. Plain Python integers only."""
+"""Output-size helpers and the argument checks every backend shares (shapes only, plain integers)."""
+import numpy as np
 
 
 def conv_output_size(input_size, filter_size, stride=1, pad=0):
@@ -29,3 +30,116 @@ def window_output_hw(H, W, filter_h, filter_w, stride, pad):
     """(OH, OW) for a filter_h x filter_w window sliding over an H x W input."""
     return (conv_output_size(H, filter_h, stride, pad),
             conv_output_size(W, filter_w, stride, pad))
+
+
+# -- argument checks every backend's ops run before their kernels --------------------------------
+# A compiled kernel takes its loop bounds from some of its arrays and indexes the others with
+# them, without bounds checks; an argument of another shape (an optimizer's state kept from a
+# parameter of another size, a mask or ctx from another call, weights that do not match x) would
+# make it read or write outside its arrays. Every op of every backend therefore compares the
+# shapes of all the arrays it indexes, before any kernel runs, with these helpers (so all
+# backends raise the same message). They compare shape tuples only: no pass over the data.
+
+def shape_of(op, name, a):
+    """a's shape as a tuple; TypeError when a is not an array."""
+    s = getattr(a, "shape", None)
+    if s is None:
+        raise TypeError(f"{op}: {name} must be an array, got {type(a).__name__}")
+    return s if type(s) is tuple else tuple(int(v) for v in s)
+
+
+def expect_shape(op, name, a, shape, what):
+    """ValueError unless array ``a`` (argument ``name`` of ``op``) has ``shape``, the shape of
+    ``what`` (named in the message)."""
+    got = shape_of(op, name, a)
+    if got != shape:
+        raise ValueError(f"{op}: {name} has shape {got} but {what} has shape {tuple(shape)}; "
+                         "they must match")
+
+
+def expect_ndim(op, name, a, ndim, layout):
+    """The shape of ``a`` after checking it has ``ndim`` axes (``layout`` names them)."""
+    got = shape_of(op, name, a)
+    if len(got) != ndim:
+        raise ValueError(f"{op}: {name} must be {ndim}-D {layout}, got shape {got}")
+    return got
+
+
+def same_shapes(op, ref_name, ref, *others):
+    """Every (name, array) pair of ``others`` has the shape of ``ref`` (argument ``ref_name``)."""
+    want = shape_of(op, ref_name, ref)
+    for name, a in others:
+        expect_shape(op, name, a, want, ref_name)
+
+
+def check_conv(op, x, W, b):
+    """x (N, C, H, W), W (FN, C, FH, FW), b (FN,): returns (x shape, W shape)."""
+    xs = expect_ndim(op, "x", x, 4, "(N, C, H, W)")
+    ws = expect_ndim(op, "W", W, 4, "(FN, C, FH, FW)")
+    if xs[1] != ws[1]:
+        raise ValueError(f"{op}: x of shape {xs} has {xs[1]} channels but W of shape {ws} has {ws[1]}")
+    expect_shape(op, "b", b, (ws[0],), "W's filter count (FN,)")
+    return xs, ws
+
+
+def conv_out_shape(x_shape, w_shape, stride, pad):
+    """(N, FN, OH, OW) of a convolution whose sizes were checked when its forward ran."""
+    N, _, H, Wd = x_shape
+    FN, _, FH, FW = w_shape
+    return (N, FN, (H + 2 * pad - FH) // stride + 1, (Wd + 2 * pad - FW) // stride + 1)
+
+
+def pool_out_shape(x_shape, pool_h, pool_w, stride, pad):
+    """(N, C, OH, OW) of a pooling whose sizes were checked when its forward ran."""
+    N, C, H, Wd = x_shape
+    return (N, C, (H + 2 * pad - pool_h) // stride + 1, (Wd + 2 * pad - pool_w) // stride + 1)
+
+
+def check_col(op, col, input_shape, filter_h, filter_w, stride, pad):
+    """col2im's col against input_shape: (N*OH*OW, C*FH*FW). Returns (N, C, H, W, OH, OW)."""
+    N, C, H, Wd = (int(s) for s in input_shape)
+    OH, OW = window_output_hw(H, Wd, filter_h, filter_w, stride, pad)
+    expect_shape(op, "col", col, (N * OH * OW, C * filter_h * filter_w),
+                 f"input_shape {(N, C, H, Wd)}'s columns (N*OH*OW, C*FH*FW)")
+    return N, C, H, Wd, OH, OW
+
+
+def check_affine(op, x, W, b=None, dout=None):
+    """x (N, D), W (D, M), b (M,), dout (N, M)."""
+    xs = expect_ndim(op, "x", x, 2, "(N, D)")
+    ws = expect_ndim(op, "W", W, 2, "(D, M)")
+    if xs[1] != ws[0]:
+        raise ValueError(f"{op}: x of shape {xs} has {xs[1]} features but W of shape {ws} expects {ws[0]}")
+    if b is not None:
+        expect_shape(op, "b", b, (ws[1],), "W's outputs (M,)")
+    if dout is not None:
+        expect_shape(op, "dout", dout, (xs[0], ws[1]), "the output (N, M) of x @ W")
+
+
+def check_batchnorm(op, x, gamma, beta, running_mean, running_var):
+    xs = expect_ndim(op, "x", x, 2, "(N, D)")
+    want = (xs[1],)
+    for name, a in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        expect_shape(op, name, a, want, "x's features (D,)")
+
+
+def check_labels_shape(op, scores_name, scores, t):
+    """scores (N, K) and labels t (N,): returns (N, K)."""
+    ss = expect_ndim(op, scores_name, scores, 2, "(N, K)")
+    expect_shape(op, "t", t, (ss[0],), f"{scores_name}'s batch (N,)")
+    return ss
+
+
+def bad_label(op, t, k):
+    """The ValueError for labels t (a host integer array) holding a value outside [0, k)."""
+    t = np.asarray(t)
+    v = t[(t < 0) | (t >= k)]
+    first = v.flat[0] if v.size else "?"
+    return ValueError(f"{op}: t holds label {first} outside the classes 0..{k - 1}")
+
+
+def check_label_range(op, t, k):
+    """ValueError unless every label of the host integer array t lies in [0, k) (one pass)."""
+    if t.size and (t.min() < 0 or t.max() >= k):
+        raise bad_label(op, t, k)

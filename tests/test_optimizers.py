@@ -93,3 +93,162 @@ def test_update_errors_name_the_parameter():
         SGD().update({"W": np.zeros(3)}, {})
     with pytest.raises(TypeError, match="float array"):
         SGD().update({"W": np.zeros(3, dtype=int)}, {"W": np.zeros(3)})
+
+
+# -- state that no longer fits its parameter; reset; hyper-parameters -----------------------------
+
+import copy  # noqa: E402
+import pickle  # noqa: E402
+
+import fastdl  # noqa: E402
+
+STATEFUL = [c for c in CASES if c[0] is not SGD]
+
+
+def _param(n, dtype, strided, seed):
+    """n values of dtype, as a strided view (every other element of a wider array) if asked."""
+    v = np.random.default_rng(seed).standard_normal(n).astype(dtype)
+    if not strided:
+        return v
+    wide = np.zeros(2 * n, dtype=dtype)
+    wide[::2] = v
+    return wide[::2]
+
+
+@pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "strided"])
+@pytest.mark.parametrize("cls,kw", CASES, ids=[c[0].__name__ for c in CASES])
+def test_reused_on_parameters_of_another_size(cls, kw, backend_name, dtype, strided):
+    """One optimizer for W of 3, then 5, then 100,000 values (the numba kernels' compiled path),
+    b keeping its shape throughout: W's state starts fresh at each size and gives exactly what a
+    new optimizer gives; b's carries over, as if W had never changed. (The numba backend wrote
+    past the end of the 3-value state, and the reference raised a broadcasting error.)"""
+    reused, b_alone = cls(**kw), cls(**kw)
+    b, b_ref = _param(2, dtype, False, 9), _param(2, dtype, False, 9)
+    for stage, n in enumerate([3, 5, 100000]):
+        W = _param(n, dtype, strided, stage)
+        W_new = W.copy()
+        new = cls(**kw)
+        for step in range(2):
+            g = _param(n, dtype, False, 10 * stage + step + 1)
+            gb = _param(2, dtype, False, 100 + 10 * stage + step)
+            reused.update({"W": W, "b": b}, {"W": g, "b": gb})
+            new.update({"W": W_new}, {"W": g})
+            b_alone.update({"b": b_ref}, {"b": gb})
+        np.testing.assert_array_equal(W, W_new)
+        np.testing.assert_array_equal(b, b_ref)
+        for name in cls._state:
+            assert getattr(reused, name)["W"].shape == (n,)
+
+
+@pytest.mark.parametrize("cls,kw", STATEFUL, ids=[c[0].__name__ for c in STATEFUL])
+def test_state_carries_over_while_the_shape_stays(cls, kw, backend_name):
+    """Same shape and dtype: the second update uses the first one's state (so it differs from
+    a new optimizer's first step); another dtype of the same shape starts fresh."""
+    opt = cls(**kw)
+    g = np.full(4, 0.5)
+    opt.update({"W": np.ones(4)}, {"W": g})
+    state = [getattr(opt, name)["W"] for name in cls._state]
+    W, W_new = np.ones(4), np.ones(4)
+    opt.update({"W": W}, {"W": g})
+    cls(**kw).update({"W": W_new}, {"W": g})
+    assert [getattr(opt, name)["W"] for name in cls._state] == state      # the same arrays
+    assert not np.array_equal(W, W_new)
+    W32, W32_new = np.ones(4, np.float32), np.ones(4, np.float32)
+    opt.update({"W": W32}, {"W": g.astype(np.float32)})
+    cls(**kw).update({"W": W32_new}, {"W": g.astype(np.float32)})
+    np.testing.assert_array_equal(W32, W32_new)
+    assert all(getattr(opt, name)["W"].dtype == np.float32 for name in cls._state)
+
+
+@pytest.mark.parametrize("cls,kw", CASES, ids=[c[0].__name__ for c in CASES])
+def test_reset_forgets_all_state(cls, kw, backend_name):
+    opt = cls(**kw)
+    g = np.linspace(-1, 1, 6)
+    for _ in range(3):
+        opt.update({"W": np.ones(6)}, {"W": g})
+    opt.reset()
+    assert all(getattr(opt, name) is None for name in cls._state)
+    if cls is Adam:
+        assert opt.iter == 0
+    W, W_new = np.ones(6), np.ones(6)
+    opt.update({"W": W}, {"W": g})
+    cls(**kw).update({"W": W_new}, {"W": g})
+    np.testing.assert_array_equal(W, W_new)
+    assert {k: getattr(opt, k) for k in kw} == kw                     # hyper-parameters kept
+
+
+BAD_HYPER = [
+    (SGD, dict(lr=-1), ValueError, "SGD: lr must be >= 0, got -1"),
+    (SGD, dict(lr=float("nan")), ValueError, "SGD: lr must be finite, got nan"),
+    (SGD, dict(lr=float("inf")), ValueError, "SGD: lr must be finite, got inf"),
+    (SGD, dict(lr="0.1"), TypeError, "SGD: lr must be a real number, got str"),
+    (SGD, dict(lr=True), TypeError, "SGD: lr must be a real number, got bool"),
+    (AdaGrad, dict(lr=-1e-3), ValueError, "AdaGrad: lr must be >= 0"),
+    (Momentum, dict(momentum=1.5), ValueError, r"Momentum: momentum must be in \[0, 1\), got 1.5"),
+    (Momentum, dict(momentum=1), ValueError, r"Momentum: momentum must be in \[0, 1\), got 1"),
+    (Nesterov, dict(momentum=-0.1), ValueError, r"Nesterov: momentum must be in \[0, 1\)"),
+    (Adam, dict(beta1=1), ValueError, r"Adam: beta1 must be in \[0, 1\), got 1"),
+    (Adam, dict(beta2=-1), ValueError, r"Adam: beta2 must be in \[0, 1\), got -1"),
+    (Adam, dict(lr=float("-inf")), ValueError, "Adam: lr must be finite"),
+    (RMSprop, dict(decay_rate=2), ValueError, r"RMSprop: decay_rate must be in \[0, 1\), got 2"),
+]
+
+
+@pytest.mark.parametrize("cls,kw,exc,message", BAD_HYPER,
+                         ids=[f"{c.__name__}-{next(iter(k))}={next(iter(k.values()))!r}" for c, k, _, _ in BAD_HYPER])
+def test_hyper_parameters_that_are_certainly_mistakes(cls, kw, exc, message):
+    with pytest.raises(exc, match=message) as info:
+        cls(**kw)
+    assert "\n" not in str(info.value)
+    opt = cls()                                         # and on assignment later
+    name, value = next(iter(kw.items()))
+    before = getattr(opt, name)
+    with pytest.raises(exc, match=message):
+        setattr(opt, name, value)
+    assert getattr(opt, name) == before
+
+
+@pytest.mark.parametrize("cls,kw", [
+    (SGD, dict(lr=0.95)), (SGD, dict(lr=0.01)), (Momentum, dict(lr=0.1)), (Momentum, dict(lr=0.01, momentum=0.0)),
+    (Nesterov, dict(lr=0.01)), (AdaGrad, dict(lr=1.5)), (RMSprop, dict(lr=0.01, decay_rate=0.0)),
+    (Adam, dict(lr=0.3)), (Adam, dict(lr=0.001, beta1=0.0, beta2=0.0)), (SGD, dict(lr=np.float32(0.1))),
+    (SGD, dict(lr=0)), (Adam, dict(lr=0)),
+])
+def test_the_books_values_and_the_edges_of_the_ranges_work(cls, kw):
+    opt = cls(**kw)
+    W = np.ones(3)
+    opt.update({"W": W}, {"W": np.full(3, 0.5)})
+    assert np.isfinite(W).all()
+    if kw.get("lr") == 0:
+        np.testing.assert_array_equal(W, np.ones(3))    # lr = 0: a frozen step
+    else:
+        assert (W < 1).all()
+
+
+def test_lr_stays_a_plain_settable_attribute():
+    """Learning-rate schedules set opt.lr between epochs; the next update uses it."""
+    opt, ref = SGD(lr=0.1), SGD(lr=0.1)
+    W, W_ref = np.ones(2), np.ones(2)
+    opt.update({"W": W}, {"W": np.ones(2)})
+    opt.lr = 0.025
+    assert opt.lr == 0.025 and repr(opt) == "SGD(lr=0.025)"
+    opt.update({"W": W}, {"W": np.ones(2)})
+    np.testing.assert_allclose(W, 1 - 0.1 - 0.025, rtol=0, atol=1e-15)
+    ref.update({"W": W_ref}, {"W": np.ones(2)})
+    assert not np.array_equal(W, W_ref)
+
+
+@pytest.mark.parametrize("cls,kw", CASES, ids=[c[0].__name__ for c in CASES])
+def test_optimizers_pickle_and_deep_copy_with_their_state(cls, kw):
+    opt = cls(**kw)
+    W = np.ones(5)
+    opt.update({"W": W}, {"W": np.full(5, 0.3)})
+    for clone in (pickle.loads(pickle.dumps(opt)), copy.deepcopy(opt)):
+        assert repr(clone) == repr(opt)
+        W1, W2 = W.copy(), W.copy()
+        opt_copy = copy.deepcopy(opt)
+        opt_copy.update({"W": W1}, {"W": np.full(5, 0.2)})
+        clone.update({"W": W2}, {"W": np.full(5, 0.2)})
+        np.testing.assert_array_equal(W1, W2)
+        with pytest.raises(ValueError, match="lr must be >= 0"):
+            clone.lr = -1

@@ -10,6 +10,7 @@ C-contiguous inputs without copying and restore the shape.
 import numpy as np
 from numba import njit, prange
 
+from ..shapes import same_shapes
 from ._arrays import kernel_input
 from ._chunks import nchunks
 from ._vexp import exp_nonpos
@@ -160,6 +161,7 @@ def relu_forward(x):
 
 def relu_backward(dout, mask):
     """dx = dout where not mask, else 0 (a new array)."""
+    same_shapes("relu_backward", "dout", dout, ("mask", mask))
     if dout.size < NUMPY_BELOW:                          # the reference's expression, inline
         return np.where(mask, dout.dtype.type(0), dout)
     return _map(_relu_backward, dout, mask)
@@ -172,6 +174,7 @@ def sigmoid_forward(x):
 
 def sigmoid_backward(dout, out):
     """dx = dout * (1 - out) * out."""
+    same_shapes("sigmoid_backward", "dout", dout, ("out", out))
     if dout.size < NUMPY_BELOW:
         return dout * (out.dtype.type(1) - out) * out
     return _map(_sigmoid_backward, dout, out, SIGMOID_BACKWARD_COST)
@@ -179,6 +182,7 @@ def sigmoid_backward(dout, out):
 
 def dropout_apply(x, mask):
     """x * mask for a boolean mask (the same product serves forward and backward)."""
+    same_shapes("dropout_apply", "x", x, ("mask", mask))
     if x.size < NUMPY_BELOW:
         return x * mask
     return _map(_mask_multiply, x, mask)

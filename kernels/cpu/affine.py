@@ -27,6 +27,7 @@ took 20-22 ms instead of 35-38 ms (measured here, two runs).
 import numpy as np
 from numba import njit, prange
 
+from ..shapes import check_affine
 from ._arrays import kernel_input
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for, single_threaded_blas
 from ._chunks import forced_mode, nchunks, numba_threads_in_use
@@ -149,6 +150,7 @@ def _backward_split(dout, x, W, chunks):
 
 def affine_forward(x, W, b):
     """x (N, D) @ W (D, M) + b -> (N, M) in W's dtype."""
+    check_affine("affine_forward", x, W, b)
     N = x.shape[0]
     chunks = _numba_split(N, x.shape[1], W.shape[1])
     if chunks > 1:
@@ -170,6 +172,7 @@ def affine_forward(x, W, b):
 def affine_backward(dout, x, W, need_dx=True):
     """dout (N, M) -> (dx (N, D), dW (D, M), db (M,)); dx is None when not need_dx (a net's
     first layer: for ch06's MultiLayerNet, the largest of its backward products)."""
+    check_affine("affine_backward", x, W, dout=dout)
     chunks = _numba_split(x.shape[0], x.shape[1], W.shape[1])
     if chunks > 1:
         dx, dW, db = _backward_split(dout, x, W, chunks)

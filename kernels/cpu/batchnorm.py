@@ -14,6 +14,7 @@ Backward uses the closed form of the book's computational graph:
 import numpy as np
 from numba import njit, prange
 
+from ..shapes import check_batchnorm, expect_shape
 from ._arrays import kernel_input
 from ._chunks import nchunks
 
@@ -146,6 +147,7 @@ def _bn_backward_block(dx, dgamma, dbeta, dout, xn, std, gamma, lo, hi):
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, train_flg):
     """x (N, D) -> (out, ctx); running statistics updated in place when training."""
+    check_batchnorm("batchnorm_forward", x, gamma, beta, running_mean, running_var)
     x = kernel_input(x)
     gamma, beta = kernel_input(gamma), kernel_input(beta)
     dt = x.dtype.type
@@ -163,6 +165,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, 
 def batchnorm_backward(dout, ctx):
     """dout (N, D) -> (dx, dgamma, dbeta)."""
     xn, std, gamma = ctx
+    expect_shape("batchnorm_backward", "dout", dout, xn.shape, "the forward call's x (from ctx)")
     dout = kernel_input(dout)
     dx = np.empty_like(dout)
     dgamma = np.empty(dout.shape[1], dtype=dout.dtype)

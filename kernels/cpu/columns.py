@@ -10,7 +10,7 @@ multiplies ``colT`` directly (no transpose).
 import numpy as np
 from numba import njit, prange
 
-from ..shapes import window_output_hw
+from ..shapes import check_col, expect_ndim, window_output_hw
 from ._arrays import kernel_input
 from ._chunks import nchunks
 
@@ -138,8 +138,8 @@ def _col2im(img, col, FH, FW, stride, pad, OH, OW, chunks):
 
 def im2col(x, filter_h, filter_w, stride=1, pad=0):
     """x (N, C, H, W) -> col (N*OH*OW, C*FH*FW), zero padding. Parallel over images."""
+    N, C, H, W = expect_ndim("im2col", "x", x, 4, "(N, C, H, W)")
     x = kernel_input(x)
-    N, C, H, W = x.shape
     OH, OW = window_output_hw(H, W, filter_h, filter_w, stride, pad)
     col = np.empty((N * OH * OW, C * filter_h * filter_w), dtype=x.dtype)
     _im2col(col, x, filter_h, filter_w, stride, pad, OH, OW, nchunks(N, col.size, MIN_PARALLEL_COPY))
@@ -148,9 +148,8 @@ def im2col(x, filter_h, filter_w, stride=1, pad=0):
 
 def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
     """col (N*OH*OW, C*FH*FW) -> x (N, C, H, W); each image is summed by one thread (no races)."""
+    N, C, H, W, OH, OW = check_col("col2im", col, input_shape, filter_h, filter_w, stride, pad)
     col = kernel_input(col)
-    N, C, H, W = (int(s) for s in input_shape)
-    OH, OW = window_output_hw(H, W, filter_h, filter_w, stride, pad)
     img = np.empty((N, C, H, W), dtype=col.dtype)
     _col2im(img, col, filter_h, filter_w, stride, pad, OH, OW, nchunks(N, col.size, MIN_PARALLEL_COPY))
     return img

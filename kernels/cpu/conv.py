@@ -30,7 +30,7 @@ book shape; a direct loop nest reached 3-14 GFLOP/s); the choice was not re-meas
 import numpy as np
 from numba import njit, prange
 
-from ..shapes import window_output_hw
+from ..shapes import check_conv, conv_out_shape, expect_shape, window_output_hw
 from ._arrays import kernel_input
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, blas_for, gemm_for
 from .columns import add_colT, fill_colT
@@ -137,6 +137,7 @@ def _degenerate_backward(dout, x, w_shape, need_dx):
 
 def conv_forward(x, W, b, stride, pad):
     """x (N, C, H, W) * W (FN, C, FH, FW) + b -> (out (N, FN, OH, OW) C-contiguous, ctx)."""
+    check_conv("conv_forward", x, W, b)
     if degenerate(W.shape):
         return _degenerate_forward(x, W, b, stride, pad)
     if stride == 1:
@@ -154,6 +155,7 @@ def conv_backward(dout, ctx, need_dx=True):
     """dout (N, FN, OH, OW) -> (dx, dW, db). With need_dx=False (the first layer of a net),
     dx is not computed and None is returned in its place."""
     x, W2, w_shape, stride, pad = ctx
+    expect_shape("conv_backward", "dout", dout, conv_out_shape(x.shape, w_shape, stride, pad), "the forward call's output (from ctx)")
     if W2 is None:
         return _degenerate_backward(dout, x, w_shape, need_dx)
     if stride == 1:

@@ -42,7 +42,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import composite
-from ..shapes import window_output_hw
+from ..shapes import check_conv, expect_shape, window_output_hw
 from ._arrays import kernel_input
 from ._blas import MEMCPY, axpy_for, blas_for, gemm_for
 from ._extrows import backprop_image_s1, backward_buffers_s1, forward_buffers_s1, image_s1
@@ -215,6 +215,7 @@ def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad,
 
 def conv_relu_forward(x, W, b, stride, pad):
     """relu(conv(x, W, b)) -> (out (N, FN, OH, OW), ctx)."""
+    check_conv("conv_relu_forward", x, W, b)
     if stride != 1 or degenerate(W.shape):
         return composite.conv_relu_forward(_UNFUSED, x, W, b, stride, pad)
     out, mask, x, W2 = forward_s1(x, W, b, pad, True)
@@ -225,11 +226,13 @@ def conv_relu_backward(dout, ctx, need_dx=True):
     """dout (N, FN, OH, OW) -> (dx or None, dW, db) through Relu then Convolution."""
     if not isinstance(ctx, _S1):
         return composite.conv_relu_backward(_UNFUSED, dout, ctx, need_dx)
+    expect_shape("conv_relu_backward", "dout", dout, ctx.extra.shape, "the forward call's output (from ctx)")
     return backward_s1(dout, ctx.extra, ctx.x, ctx.W2, ctx.w_shape, ctx.pad, need_dx, True)
 
 
 def conv_relu_pool_forward(x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad):
     """pool(relu(conv(x, W, b))) -> (out (N, FN, QH, QW), ctx)."""
+    check_conv("conv_relu_pool_forward", x, W, b)
     # pool_pad >= the window (refused by Pooling) could leave a window without any cell
     if stride == 1 and not degenerate(W.shape) and pool_pad < min(pool_h, pool_w):
         x, W2, OH, OW, chunks = conv_inputs(x, W, 1, pad)
@@ -253,6 +256,7 @@ def conv_relu_pool_backward(dout, ctx, need_dx=True):
     if not isinstance(ctx, _S1):
         return composite.conv_relu_pool_backward(_UNFUSED, dout, ctx, need_dx)
     x, W2, w_shape, pad, arg = ctx
+    expect_shape("conv_relu_pool_backward", "dout", dout, arg.shape, "the forward call's output (from ctx)")
     FN, C, FH, FW = w_shape
     OH = window_output_hw(x.shape[2], x.shape[3], FH, FW, 1, pad)[0]
     dout = kernel_input(dout)

@@ -6,6 +6,7 @@ rows are done on the calling thread; above, one span of rows per Numba thread.
 import numpy as np
 from numba import njit, prange
 
+from ..shapes import bad_label, check_labels_shape
 from ..spec import LOG_EPS
 from ._arrays import kernel_input
 from ._chunks import nchunks
@@ -77,21 +78,37 @@ def _softmax_span(y, x):
 
 @njit(cache=True, error_model="numpy")
 def _softmax_loss_span(y, losses, x, t, eps):
+    """Returns the number of labels outside [0, K) (their rows are not read; the op raises)."""
     _softmax_span(y, x)
+    K = x.shape[1]
+    bad = 0
     for i in range(x.shape[0]):
-        losses[i] = -np.log(y[i, t[i]] + eps)
+        ti = t[i]
+        if ti < 0 or ti >= K:
+            bad += 1
+            losses[i] = 0
+        else:
+            losses[i] = -np.log(y[i, ti] + eps)
+    return bad
 
 
 @njit(cache=True, error_model="numpy")
 def _softmax_loss_backward_span(dx, y, t, scale):
+    """Returns the number of labels outside [0, K) (not written; the op raises)."""
     K = y.shape[1]
     one = y.dtype.type(1)
+    bad = 0
     for i in range(y.shape[0]):
         for k in range(K):
             dx[i, k] = y[i, k] * scale
-        # (y - 1) * scale as the reference computes it: y * scale - scale is NaN for an infinite
-        # dout (inf - inf) where the reference has -inf
-        dx[i, t[i]] = (y[i, t[i]] - one) * scale
+        ti = t[i]
+        if ti < 0 or ti >= K:
+            bad += 1
+        else:
+            # (y - 1) * scale as the reference computes it: y * scale - scale is NaN for an
+            # infinite dout (inf - inf) where the reference has -inf
+            dx[i, ti] = (y[i, ti] - one) * scale
+    return bad
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -109,22 +126,24 @@ def _softmax_rows(y, x, chunks):
 def _softmax_loss_forward(y, losses, x, t, eps, chunks):
     N = x.shape[0]
     if chunks == 1:
-        _softmax_loss_span(y, losses, x, t, eps)
-    else:
-        for c in prange(chunks):
-            lo, hi = c * N // chunks, (c + 1) * N // chunks
-            _softmax_loss_span(y[lo:hi], losses[lo:hi], x[lo:hi], t[lo:hi], eps)
+        return _softmax_loss_span(y, losses, x, t, eps)
+    bad = 0
+    for c in prange(chunks):
+        lo, hi = c * N // chunks, (c + 1) * N // chunks
+        bad += _softmax_loss_span(y[lo:hi], losses[lo:hi], x[lo:hi], t[lo:hi], eps)
+    return bad
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def _softmax_loss_backward(dx, y, t, scale, chunks):
     N = y.shape[0]
     if chunks == 1:
-        _softmax_loss_backward_span(dx, y, t, scale)
-    else:
-        for c in prange(chunks):
-            lo, hi = c * N // chunks, (c + 1) * N // chunks
-            _softmax_loss_backward_span(dx[lo:hi], y[lo:hi], t[lo:hi], scale)
+        return _softmax_loss_backward_span(dx, y, t, scale)
+    bad = 0
+    for c in prange(chunks):
+        lo, hi = c * N // chunks, (c + 1) * N // chunks
+        bad += _softmax_loss_backward_span(dx[lo:hi], y[lo:hi], t[lo:hi], scale)
+    return bad
 
 
 def _chunks(x, min_work=MIN_PARALLEL):
@@ -140,19 +159,24 @@ def softmax(x):
 
 
 def softmax_loss_forward(x, t):
-    """x (N, K), t (N,) int labels -> (mean of -log(y[n, t[n]] + 1e-7), y)."""
-    x = kernel_input(x)
+    """x (N, K), t (N,) int labels -> (mean of -log(y[n, t[n]] + 1e-7), y). The kernel checks
+    each label as it reads it (no pass of its own); a label outside [0, K) raises ValueError."""
     t = kernel_input(np.asarray(t, dtype=np.intp))
+    N, K = check_labels_shape("softmax_loss_forward", "x", x, t)
+    x = kernel_input(x)
     y = np.empty_like(x)
-    losses = np.empty(x.shape[0], dtype=x.dtype)
-    _softmax_loss_forward(y, losses, x, t, x.dtype.type(LOG_EPS), _chunks(x))
+    losses = np.empty(N, dtype=x.dtype)
+    if _softmax_loss_forward(y, losses, x, t, x.dtype.type(LOG_EPS), _chunks(x)):
+        raise bad_label("softmax_loss_forward", t, K)
     return x.dtype.type(losses.sum() / x.dtype.type(x.shape[0])), y
 
 
 def softmax_loss_backward(y, t, dout):
     """dx = dout * (y - onehot(t)) / N."""
     t = kernel_input(np.asarray(t, dtype=np.intp))
+    N, K = check_labels_shape("softmax_loss_backward", "y", y, t)
     y = kernel_input(y)
     dx = np.empty_like(y)
-    _softmax_loss_backward(dx, y, t, y.dtype.type(dout / y.shape[0]), _chunks(y, MIN_PARALLEL_BACKWARD))
+    if _softmax_loss_backward(dx, y, t, y.dtype.type(dout / N), _chunks(y, MIN_PARALLEL_BACKWARD)):
+        raise bad_label("softmax_loss_backward", t, K)
     return dx

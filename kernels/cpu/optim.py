@@ -3,12 +3,14 @@
 Small parameters are updated on the calling thread, large ones by spans in parallel.
 
 Every kernel reads each element of the parameter, gradient and state once and
-writes parameter and state once. Scalars are cast to the parameter's dtype so
+writes parameter and state once. Each op first checks that the gradient and the state have the
+parameter's shape (``shapes.same_shapes``): the kernels loop over the parameter's elements. Scalars are cast to the parameter's dtype so
 float32 parameters are updated in float32 arithmetic (one compiled signature per dtype).
 """
 import numpy as np
 from numba import njit, prange
 
+from ..shapes import same_shapes
 from ..spec import OPT_EPS
 from ._arrays import kernel_input
 from ._chunks import nchunks
@@ -164,6 +166,7 @@ def _run(kernel, arrays, scalars):
 
 
 def sgd_update(param, grad, lr):
+    same_shapes("sgd_update", "param", param, ("grad", grad))
     if param.size < NUMPY_BELOW:                         # the reference's expression, inline
         param -= param.dtype.type(lr) * grad
         return
@@ -171,6 +174,7 @@ def sgd_update(param, grad, lr):
 
 
 def momentum_update(param, grad, v, lr, momentum):
+    same_shapes("momentum_update", "param", param, ("grad", grad), ("v", v))
     if param.size < NUMPY_BELOW:
         dt = param.dtype.type
         v *= dt(momentum)
@@ -181,16 +185,20 @@ def momentum_update(param, grad, v, lr, momentum):
 
 
 def nesterov_update(param, grad, v, lr, momentum):
+    same_shapes("nesterov_update", "param", param, ("grad", grad), ("v", v))
     _run(_nesterov, (param, grad, v), (lr, momentum))
 
 
 def adagrad_update(param, grad, h, lr):
+    same_shapes("adagrad_update", "param", param, ("grad", grad), ("h", h))
     _run(_adagrad, (param, grad, h), (lr, OPT_EPS))
 
 
 def rmsprop_update(param, grad, h, lr, decay_rate):
+    same_shapes("rmsprop_update", "param", param, ("grad", grad), ("h", h))
     _run(_rmsprop, (param, grad, h), (lr, decay_rate, OPT_EPS))
 
 
 def adam_update(param, grad, m, v, lr_t, beta1, beta2):
+    same_shapes("adam_update", "param", param, ("grad", grad), ("m", m), ("v", v))
     _run(_adam, (param, grad, m, v), (lr_t, beta1, beta2, OPT_EPS))

@@ -35,7 +35,7 @@ tap inside the image. Same planes, chunks and threshold as max pooling.
 import numpy as np
 from numba import njit, prange
 
-from ..shapes import window_output_hw
+from ..shapes import expect_ndim, expect_shape, pool_out_shape, window_output_hw
 from ._arrays import kernel_input
 from ._chunks import nchunks
 
@@ -188,31 +188,33 @@ def _chunks(planes, size):
 
 def pool_forward(x, pool_h, pool_w, stride, pad):
     """x (N, C, H, W) -> (out (N, C, OH, OW), ctx); first maximum wins; see the module's rule
-    for a -inf maximum whose first tap is padding."""
+    for a -inf maximum whose first tap is padding. ctx: (arg, x's shape, whether a gradient is
+    dropped, border, out's shape)."""
+    N, C, H, W = expect_ndim("pool_forward", "x", x, 4, "(N, C, H, W)")
     x = kernel_input(x)
-    N, C, H, W = x.shape
     OH, OW = window_output_hw(H, W, pool_h, pool_w, stride, pad)
     if x.size == 0:                      # nothing but padding in any window, or no window
-        return np.full((N, C, OH, OW), -np.inf, dtype=x.dtype), (None, x.shape, False, 0)
+        return np.full((N, C, OH, OW), -np.inf, dtype=x.dtype), (None, x.shape, False, 0, (N, C, OH, OW))
     border = pad - min(pool_h, pool_w) + 1
     if border > 0:
         # a window could hold only padding: make the outer border real -inf cells, whose
         # gradient backward crops away (the same as padding's), so that every window has a cell
         xb = np.full((N, C, H + 2 * border, W + 2 * border), -np.inf, dtype=x.dtype)
         xb[:, :, border:border + H, border:border + W] = x
-        out, (arg, _, dropped, _) = pool_forward(xb, pool_h, pool_w, stride, pad - border)
-        return out, (arg, x.shape, dropped, border)
+        out, (arg, _, dropped, _, _) = pool_forward(xb, pool_h, pool_w, stride, pad - border)
+        return out, (arg, x.shape, dropped, border, out.shape)
     out = np.empty((N, C, OH, OW), dtype=x.dtype)
     arg = np.empty((N, C, OH, OW), dtype=np.int32)
     chunks = _chunks(N * C, x.size)
     dropped = np.zeros(chunks, dtype=np.bool_)
     _pool_forward(out, arg, dropped, x, pool_h, pool_w, stride, pad, chunks)
-    return out, (arg, x.shape, bool(dropped.any()), 0)
+    return out, (arg, x.shape, bool(dropped.any()), 0, out.shape)
 
 
 def pool_backward(dout, ctx):
     """dout (N, C, OH, OW) -> dx (N, C, H, W): each gradient goes to its window's maximum."""
-    arg, x_shape, dropped, border = ctx
+    arg, x_shape, dropped, border, out_shape = ctx
+    expect_shape("pool_backward", "dout", dout, out_shape, "the forward call's output (from ctx)")
     if arg is None:
         return np.zeros(x_shape, dtype=dout.dtype)
     N, C, H, W = x_shape
@@ -286,8 +288,8 @@ def _avg_pool(dst, src, typed, PH, PW, stride, pad, chunks, backward):
 
 def avg_pool_forward(x, pool_h, pool_w, stride, pad):
     """x (N, C, H, W) -> (out (N, C, OH, OW), ctx): each window's mean, zero padding counted."""
+    N, C, H, W = expect_ndim("avg_pool_forward", "x", x, 4, "(N, C, H, W)")
     x = kernel_input(x)
-    N, C, H, W = x.shape
     OH, OW = window_output_hw(H, W, pool_h, pool_w, stride, pad)
     out = np.zeros((N, C, OH, OW), dtype=x.dtype)
     if x.size:
@@ -299,6 +301,7 @@ def avg_pool_forward(x, pool_h, pool_w, stride, pad):
 def avg_pool_backward(dout, ctx):
     """dout (N, C, OH, OW) -> dx (N, C, H, W): each window's gradient shared by its taps."""
     x_shape, pool_h, pool_w, stride, pad = ctx
+    expect_shape("avg_pool_backward", "dout", dout, pool_out_shape(x_shape, pool_h, pool_w, stride, pad), "the forward call's output (from ctx)")
     N, C = x_shape[:2]
     dout = kernel_input(dout)
     dx = np.zeros(x_shape, dtype=dout.dtype)

@@ -5,6 +5,7 @@ import math
 import numpy as np
 from numba import cuda
 
+from ..shapes import same_shapes
 from . import launch
 from .arrays import empty, flat, to_device
 
@@ -69,6 +70,7 @@ def relu_forward(x):
 
 
 def relu_backward(dout, mask):
+    same_shapes("relu_backward", "dout", dout, ("mask", mask))
     dout = to_device(dout)
     dx = _like(dout)
     if dout.size:
@@ -85,6 +87,7 @@ def sigmoid_forward(x):
 
 
 def sigmoid_backward(dout, out):
+    same_shapes("sigmoid_backward", "dout", dout, ("out", out))
     dout = to_device(dout)
     dx = _like(dout)
     if dout.size:
@@ -95,6 +98,7 @@ def sigmoid_backward(dout, out):
 
 def dropout_apply(x, mask):
     """x * mask; the mask is drawn with NumPy on the host (same masks as every backend) and copied in."""
+    same_shapes("dropout_apply", "x", x, ("mask", mask))
     x = to_device(x)
     out = _like(x)
     if x.size:

@@ -1,6 +1,7 @@
 """Fully connected layer (cuda backend): tiled GEMMs plus a bias kernel and column sums."""
 import numpy as np
 
+from ..shapes import check_affine
 from .arrays import empty, to_device
 from .common import add_rowvec, colsum
 from .gemm import gemm
@@ -15,6 +16,7 @@ def _host_as(x, W):
 
 
 def affine_forward(x, W, b):
+    check_affine("affine_forward", x, W, b)
     x, W, b = to_device(_host_as(x, W)), to_device(W), to_device(b)
     out = empty((x.shape[0], W.shape[1]), x.dtype)
     gemm(out, x, W)
@@ -23,6 +25,7 @@ def affine_forward(x, W, b):
 
 
 def affine_backward(dout, x, W, need_dx=True):
+    check_affine("affine_backward", x, W, dout=dout)
     dout, x, W = to_device(dout), to_device(_host_as(x, W)), to_device(W)
     dx = None
     if need_dx:

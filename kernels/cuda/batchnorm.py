@@ -5,6 +5,7 @@ import math
 import numpy as np
 from numba import cuda
 
+from ..shapes import check_batchnorm, expect_shape
 from . import launch
 from .arrays import empty, to_device
 
@@ -65,6 +66,7 @@ def _bn_backward_kernel(dx, dgamma, dbeta, dout, xn, std, gamma, zero):
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, train_flg):
     """running_mean / running_var must be device arrays (updated in place) when training."""
+    check_batchnorm("batchnorm_forward", x, gamma, beta, running_mean, running_var)
     x, gamma, beta = to_device(x), to_device(gamma), to_device(beta)
     dt = np.dtype(x.dtype).type
     out = empty(x.shape, x.dtype)
@@ -81,6 +83,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, 
 
 def batchnorm_backward(dout, ctx):
     xn, std, gamma = ctx
+    expect_shape("batchnorm_backward", "dout", dout, tuple(xn.shape), "the forward call's x (from ctx)")
     dout = to_device(dout)
     dx = empty(dout.shape, dout.dtype)
     dgamma = empty((dout.shape[1],), dout.dtype)

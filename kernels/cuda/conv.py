@@ -13,7 +13,7 @@ C zero) launch no product (a grid with no block is refused).
 import numpy as np
 from numba import cuda
 
-from ..shapes import window_output_hw
+from ..shapes import check_col, check_conv, conv_out_shape, expect_ndim, expect_shape, window_output_hw
 from . import launch
 from .arrays import empty, to_device, zeros
 from .common import colsum, nchw_to_rows, rows_to_nchw, unravel4
@@ -106,16 +106,19 @@ def _col2im_dev(col, input_shape, filter_h, filter_w, stride, pad):
 
 def im2col(x, filter_h, filter_w, stride=1, pad=0):
     """x (N, C, H, W) -> col (N*OH*OW, C*FH*FW) on the device."""
+    expect_ndim("im2col", "x", x, 4, "(N, C, H, W)")
     return _im2col_dev(to_device(x), filter_h, filter_w, stride, pad)
 
 
 def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
     """col (N*OH*OW, C*FH*FW) -> x (N, C, H, W) on the device."""
+    check_col("col2im", col, input_shape, filter_h, filter_w, stride, pad)
     return _col2im_dev(to_device(col), input_shape, filter_h, filter_w, stride, pad)
 
 
 def conv_forward(x, W, b, stride, pad):
     """x * W + b -> (out (N, FN, OH, OW), ctx), all on the device."""
+    check_conv("conv_forward", x, W, b)
     x, W, b = to_device(x), to_device(W), to_device(b)
     FN, C, FH, FW = W.shape
     N, _, H, Wd = x.shape
@@ -130,6 +133,7 @@ def conv_forward(x, W, b, stride, pad):
 def conv_backward(dout, ctx, need_dx=True):
     """dout (N, FN, OH, OW) -> (dx, dW, db) on the device; dx is None when need_dx is False."""
     col, W2, x_shape, w_shape, stride, pad = ctx
+    expect_shape("conv_backward", "dout", dout, conv_out_shape(x_shape, w_shape, stride, pad), "the forward call's output (from ctx)")
     FN, C, FH, FW = w_shape
     d = nchw_to_rows(to_device(dout))                         # (N*P, FN)
     db = colsum(d)

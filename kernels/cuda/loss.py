@@ -5,9 +5,10 @@ import math
 import numpy as np
 from numba import cuda
 
+from ..shapes import check_label_range, check_labels_shape
 from ..spec import LOG_EPS
 from . import launch
-from .arrays import empty, to_device
+from .arrays import empty, to_device, to_host
 
 #: this module's ops (the backend package imports exactly these)
 __all__ = ["softmax", "softmax_loss_forward", "softmax_loss_backward"]
@@ -64,20 +65,28 @@ def softmax(x):
     return _softmax_dev(x2).reshape(*shape)
 
 
+def _labels(op, scores_name, scores, t):
+    """t as a device array of int64 labels, checked on the host against scores (N, K)."""
+    t = np.asarray(to_host(t))
+    _, k = check_labels_shape(op, scores_name, scores, t)
+    check_label_range(op, t, k)
+    return to_device(np.ascontiguousarray(t, dtype=np.int64))
+
+
 def softmax_loss_forward(x, t):
+    td = _labels("softmax_loss_forward", "x", x, t)
     x = to_device(x)
     dt = np.dtype(x.dtype).type
     y = _softmax_dev(x)
-    td = to_device(np.ascontiguousarray(t, dtype=np.int64))
     losses = empty((x.shape[0],), x.dtype)
     _row_loss_kernel[launch.grid1d(x.shape[0])](losses, y, td, dt(LOG_EPS))
     return dt(losses.copy_to_host().sum() / dt(x.shape[0])), y
 
 
 def softmax_loss_backward(y, t, dout):
+    td = _labels("softmax_loss_backward", "y", y, t)
     y = to_device(y)
     dt = np.dtype(y.dtype).type
-    td = to_device(np.ascontiguousarray(t, dtype=np.int64))
     dx = empty(y.shape, y.dtype)
     _softmax_loss_backward_kernel[launch.grid1d(y.size)](dx, y, td, dt(dout / y.shape[0]))
     return dx

@@ -4,6 +4,7 @@ import math
 import numpy as np
 from numba import cuda
 
+from ..shapes import same_shapes
 from ..spec import OPT_EPS
 from . import launch
 from .arrays import flat, is_device
@@ -70,7 +71,8 @@ def _adam(p, g, m, v, lr_t, one_minus_b1, one_minus_b2, eps):
         p[i] -= lr_t * mi / (math.sqrt(vi) + eps)
 
 
-def _run(kernel, arrays, scalars):
+def _run(op, kernel, arrays, scalars):
+    same_shapes(op, "param", arrays[0], *zip(_NAMES[op][1:], arrays[1:]))
     for a in arrays:
         if not is_device(a):
             raise TypeError("the cuda backend updates device arrays in place: move the network with "
@@ -81,25 +83,31 @@ def _run(kernel, arrays, scalars):
         kernel[launch.grid1d(n)](*[flat(a) for a in arrays], *[dt(s) for s in scalars])
 
 
+#: the array arguments of each op, by name, as the errors name them
+_NAMES = {"sgd_update": ("param", "grad"), "momentum_update": ("param", "grad", "v"),
+          "nesterov_update": ("param", "grad", "v"), "adagrad_update": ("param", "grad", "h"),
+          "rmsprop_update": ("param", "grad", "h"), "adam_update": ("param", "grad", "m", "v")}
+
+
 def sgd_update(param, grad, lr):
-    _run(_sgd, (param, grad), (lr,))
+    _run("sgd_update", _sgd, (param, grad), (lr,))
 
 
 def momentum_update(param, grad, v, lr, momentum):
-    _run(_momentum, (param, grad, v), (lr, momentum))
+    _run("momentum_update", _momentum, (param, grad, v), (lr, momentum))
 
 
 def nesterov_update(param, grad, v, lr, momentum):
-    _run(_nesterov, (param, grad, v), (lr, momentum, momentum * momentum, (1 + momentum) * lr))
+    _run("nesterov_update", _nesterov, (param, grad, v), (lr, momentum, momentum * momentum, (1 + momentum) * lr))
 
 
 def adagrad_update(param, grad, h, lr):
-    _run(_adagrad, (param, grad, h), (lr, OPT_EPS))
+    _run("adagrad_update", _adagrad, (param, grad, h), (lr, OPT_EPS))
 
 
 def rmsprop_update(param, grad, h, lr, decay_rate):
-    _run(_rmsprop, (param, grad, h), (lr, decay_rate, 1 - decay_rate, OPT_EPS))
+    _run("rmsprop_update", _rmsprop, (param, grad, h), (lr, decay_rate, 1 - decay_rate, OPT_EPS))
 
 
 def adam_update(param, grad, m, v, lr_t, beta1, beta2):
-    _run(_adam, (param, grad, m, v), (lr_t, 1 - beta1, 1 - beta2, OPT_EPS))
+    _run("adam_update", _adam, (param, grad, m, v), (lr_t, 1 - beta1, 1 - beta2, OPT_EPS))

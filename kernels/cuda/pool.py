@@ -13,7 +13,7 @@ from a zero passed in by the host (not ``dout[0] * 0``, which is NaN when that e
 import numpy as np
 from numba import cuda
 
-from ..shapes import window_output_hw
+from ..shapes import expect_ndim, expect_shape, pool_out_shape, window_output_hw
 from . import launch
 from .arrays import empty, to_device
 from .common import unravel4
@@ -70,8 +70,8 @@ def _pool_backward_kernel(dx, dout, arg, PH, PW, stride, pad, zero):
 
 
 def pool_forward(x, pool_h, pool_w, stride, pad):
+    N, C, H, W = expect_ndim("pool_forward", "x", x, 4, "(N, C, H, W)")
     x = to_device(x)
-    N, C, H, W = x.shape
     OH, OW = window_output_hw(H, W, pool_h, pool_w, stride, pad)
     out = empty((N, C, OH, OW), x.dtype)
     arg = empty((N, C, OH, OW), "int32")
@@ -81,6 +81,7 @@ def pool_forward(x, pool_h, pool_w, stride, pad):
 
 def pool_backward(dout, ctx):
     arg, x_shape, pool_h, pool_w, stride, pad = ctx
+    expect_shape("pool_backward", "dout", dout, pool_out_shape(x_shape, pool_h, pool_w, stride, pad), "the forward call's output (from ctx)")
     dout = to_device(dout)
     dx = empty(x_shape, dout.dtype)
     _pool_backward_kernel[launch.grid1d(dx.size)](dx, dout, arg, pool_h, pool_w, stride, pad, np.dtype(dout.dtype).type(0))

@@ -1,6 +1,8 @@
 """Element-wise activations and the dropout mask product (reference backend)."""
 import numpy as np
 
+from ..shapes import same_shapes
+
 __all__ = ["relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "dropout_apply"]
 
 
@@ -13,6 +15,7 @@ def relu_forward(x):
 
 def relu_backward(dout, mask):
     """dx = dout where not mask, else 0. dout is not modified (the book's version zeroes it in place)."""
+    same_shapes("relu_backward", "dout", dout, ("mask", mask))
     return np.where(mask, dout.dtype.type(0), dout)
 
 
@@ -25,9 +28,11 @@ def sigmoid_forward(x):
 
 def sigmoid_backward(dout, out):
     """dx = dout * (1 - out) * out."""
+    same_shapes("sigmoid_backward", "dout", dout, ("out", out))
     return dout * (out.dtype.type(1) - out) * out
 
 
 def dropout_apply(x, mask):
     """x * mask for a boolean mask; the dtype of x is kept."""
+    same_shapes("dropout_apply", "x", x, ("mask", mask))
     return x * mask

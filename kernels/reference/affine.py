@@ -1,14 +1,18 @@
 """Fully connected layer (reference backend)."""
 
+from ..shapes import check_affine
+
 __all__ = ["affine_forward", "affine_backward"]
 
 
 def affine_forward(x, W, b):
     """x (N, D) @ W (D, M) + b (M,) -> (N, M), in W's dtype (x is converted if it differs)."""
+    check_affine("affine_forward", x, W, b)
     return x.astype(W.dtype, copy=False) @ W + b
 
 
 def affine_backward(dout, x, W, need_dx=True):
     """dout (N, M) -> (dx (N, D), dW (D, M), db (M,)); dx is None when not need_dx."""
+    check_affine("affine_backward", x, W, dout=dout)
     x = x.astype(W.dtype, copy=False)
     return (dout @ W.T if need_dx else None), x.T @ dout, dout.sum(axis=0)

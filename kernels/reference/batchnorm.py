@@ -6,11 +6,14 @@ out = gamma * xn + beta.
 """
 import numpy as np
 
+from ..shapes import check_batchnorm, expect_shape
+
 __all__ = ["batchnorm_forward", "batchnorm_backward"]
 
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, train_flg):
     """x (N, D) -> (out (N, D), ctx); running statistics updated in place when training."""
+    check_batchnorm("batchnorm_forward", x, gamma, beta, running_mean, running_var)
     dt = x.dtype.type
     if train_flg:
         mu = x.mean(axis=0)
@@ -32,6 +35,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, 
 def batchnorm_backward(dout, ctx):
     """dout (N, D) -> (dx, dgamma, dbeta), backpropagating through the forward graph."""
     xc, xn, std, gamma = ctx
+    expect_shape("batchnorm_backward", "dout", dout, xn.shape, "the forward call's x (from ctx)")
     dt = dout.dtype.type
     n = dout.shape[0]
     dbeta = dout.sum(axis=0)

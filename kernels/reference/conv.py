@@ -6,7 +6,7 @@ order and one column per input tap in (c, ky, kx) order, so a convolution is
 """
 import numpy as np
 
-from ..shapes import window_output_hw
+from ..shapes import check_col, check_conv, conv_out_shape, expect_ndim, expect_shape, window_output_hw
 
 __all__ = ["im2col", "col2im", "conv_forward", "conv_backward"]
 
@@ -32,6 +32,7 @@ def _windows(x, filter_h, filter_w, stride, pad, fill):
 
 def im2col(x, filter_h, filter_w, stride=1, pad=0):
     """x (N, C, H, W) -> col (N*OH*OW, C*FH*FW), zero padding."""
+    expect_ndim("im2col", "x", x, 4, "(N, C, H, W)")
     N, C = x.shape[:2]
     win = _windows(x, filter_h, filter_w, stride, pad, 0)
     OH, OW = win.shape[1:3]
@@ -41,8 +42,7 @@ def im2col(x, filter_h, filter_w, stride=1, pad=0):
 
 def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
     """col (N*OH*OW, C*FH*FW) -> x (N, C, H, W); overlapping taps are summed, padding dropped."""
-    N, C, H, W = (int(s) for s in input_shape)
-    OH, OW = window_output_hw(H, W, filter_h, filter_w, stride, pad)
+    N, C, H, W, OH, OW = check_col("col2im", col, input_shape, filter_h, filter_w, stride, pad)
     win = col.reshape(N, OH, OW, C, filter_h, filter_w)
     img = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=col.dtype)
     for ky in range(filter_h):
@@ -57,6 +57,7 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
 
 def conv_forward(x, W, b, stride, pad):
     """x (N, C, H, W) * W (FN, C, FH, FW) + b (FN,) -> (out (N, FN, OH, OW), ctx)."""
+    check_conv("conv_forward", x, W, b)
     FN, C, FH, FW = W.shape
     N, _, H, Wd = x.shape
     OH, OW = window_output_hw(H, Wd, FH, FW, stride, pad)
@@ -71,6 +72,7 @@ def conv_backward(dout, ctx, need_dx=True):
     """dout (N, FN, OH, OW) -> (dx (N, C, H, W), dW (FN, C, FH, FW), db (FN,)); dx is None
     when need_dx is False."""
     col, col_W, x_shape, w_shape, stride, pad = ctx
+    expect_shape("conv_backward", "dout", dout, conv_out_shape(x_shape, w_shape, stride, pad), "the forward call's output (from ctx)")
     FN, C, FH, FW = w_shape
     N, _, OH, OW = dout.shape
     d = dout.transpose(0, 2, 3, 1).reshape(N * OH * OW, FN)   # (N*OH*OW, FN)

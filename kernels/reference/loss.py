@@ -1,6 +1,7 @@
 """Softmax and softmax + cross-entropy (reference backend)."""
 import numpy as np
 
+from ..shapes import check_label_range, check_labels_shape
 from ..spec import LOG_EPS
 
 __all__ = ["softmax", "softmax_loss_forward", "softmax_loss_backward"]
@@ -15,6 +16,9 @@ def softmax(x):
 
 def softmax_loss_forward(x, t):
     """x (N, K), t (N,) int labels -> (mean of -log(y[n, t[n]] + 1e-7), y)."""
+    t = np.asarray(t)
+    n, k = check_labels_shape("softmax_loss_forward", "x", x, t)
+    check_label_range("softmax_loss_forward", t, k)
     y = softmax(x)
     n = y.shape[0]
     picked = y[np.arange(n), t]
@@ -24,7 +28,9 @@ def softmax_loss_forward(x, t):
 
 def softmax_loss_backward(y, t, dout):
     """dx = dout * (y - onehot(t)) / N."""
-    n = y.shape[0]
+    t = np.asarray(t)
+    n, k = check_labels_shape("softmax_loss_backward", "y", y, t)
+    check_label_range("softmax_loss_backward", t, k)
     dx = y.copy()
     dx[np.arange(n), t] -= 1
     dx *= y.dtype.type(dout / n)

@@ -1,21 +1,25 @@
 """Optimizer update rules, in place on the parameter and its state (reference backend).
 
 Scalars (lr, momentum, ...) are cast to the parameter's dtype, so a float32
-parameter is updated in float32 arithmetic.
+parameter is updated in float32 arithmetic. Gradient and state must have the parameter's
+shape (checked first: NumPy would broadcast some of them silently).
 """
 import numpy as np
 
+from ..shapes import same_shapes
 from ..spec import OPT_EPS
 
 __all__ = ["sgd_update", "momentum_update", "nesterov_update", "adagrad_update", "rmsprop_update", "adam_update"]
 
 
 def sgd_update(param, grad, lr):
+    same_shapes("sgd_update", "param", param, ("grad", grad))
     dt = param.dtype.type
     param -= dt(lr) * grad
 
 
 def momentum_update(param, grad, v, lr, momentum):
+    same_shapes("momentum_update", "param", param, ("grad", grad), ("v", v))
     dt = param.dtype.type
     v *= dt(momentum)
     v -= dt(lr) * grad
@@ -23,6 +27,7 @@ def momentum_update(param, grad, v, lr, momentum):
 
 
 def nesterov_update(param, grad, v, lr, momentum):
+    same_shapes("nesterov_update", "param", param, ("grad", grad), ("v", v))
     # the book's current order (its commit 89eadd0, 2021): the parameter moves with the
     # previous v, then v is updated
     dt = param.dtype.type
@@ -33,12 +38,14 @@ def nesterov_update(param, grad, v, lr, momentum):
 
 
 def adagrad_update(param, grad, h, lr):
+    same_shapes("adagrad_update", "param", param, ("grad", grad), ("h", h))
     dt = param.dtype.type
     h += grad * grad
     param -= dt(lr) * grad / (np.sqrt(h) + dt(OPT_EPS))
 
 
 def rmsprop_update(param, grad, h, lr, decay_rate):
+    same_shapes("rmsprop_update", "param", param, ("grad", grad), ("h", h))
     dt = param.dtype.type
     h *= dt(decay_rate)
     h += dt(1 - decay_rate) * grad * grad
@@ -46,6 +53,7 @@ def rmsprop_update(param, grad, h, lr, decay_rate):
 
 
 def adam_update(param, grad, m, v, lr_t, beta1, beta2):
+    same_shapes("adam_update", "param", param, ("grad", grad), ("m", m), ("v", v))
     dt = param.dtype.type
     m += dt(1 - beta1) * (grad - m)
     v += dt(1 - beta2) * (grad * grad - v)

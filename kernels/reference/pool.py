@@ -17,6 +17,7 @@ is divided by pool_h * pool_w (PyTorch's AvgPool2d default, count_include_pad=Tr
 """
 import numpy as np
 
+from ..shapes import expect_ndim, expect_shape, pool_out_shape
 from .conv import _windows, col2im
 
 __all__ = ["pool_forward", "pool_backward", "avg_pool_forward", "avg_pool_backward"]
@@ -24,6 +25,7 @@ __all__ = ["pool_forward", "pool_backward", "avg_pool_forward", "avg_pool_backwa
 
 def pool_forward(x, pool_h, pool_w, stride, pad):
     """x (N, C, H, W) -> (out (N, C, OH, OW), ctx); ties go to the first maximum in (ky, kx) order."""
+    expect_ndim("pool_forward", "x", x, 4, "(N, C, H, W)")
     N, C = x.shape[:2]
     win = _windows(x, pool_h, pool_w, stride, pad, -np.inf)   # (N, OH, OW, C, PH, PW)
     OH, OW = win.shape[1:3]
@@ -36,6 +38,7 @@ def pool_forward(x, pool_h, pool_w, stride, pad):
 def pool_backward(dout, ctx):
     """dout (N, C, OH, OW) -> dx (N, C, H, W): each gradient goes to its window's maximum."""
     arg, x_shape, pool_h, pool_w, stride, pad = ctx
+    expect_shape("pool_backward", "dout", dout, pool_out_shape(x_shape, pool_h, pool_w, stride, pad), "the forward call's output (from ctx)")
     N, C = x_shape[:2]
     d = dout.transpose(0, 2, 3, 1).reshape(-1)                # (N*OH*OW*C,) rows (n, oh, ow, c)
     dtaps = np.zeros((d.size, pool_h * pool_w), dtype=dout.dtype)
@@ -47,6 +50,7 @@ def pool_backward(dout, ctx):
 
 def avg_pool_forward(x, pool_h, pool_w, stride, pad):
     """x (N, C, H, W) -> (out (N, C, OH, OW), ctx): the mean of each window, zero padding included."""
+    expect_ndim("avg_pool_forward", "x", x, 4, "(N, C, H, W)")
     N, C = x.shape[:2]
     win = _windows(x, pool_h, pool_w, stride, pad, 0)        # (N, OH, OW, C, PH, PW)
     OH, OW = win.shape[1:3]
@@ -58,6 +62,7 @@ def avg_pool_forward(x, pool_h, pool_w, stride, pad):
 def avg_pool_backward(dout, ctx):
     """dout (N, C, OH, OW) -> dx (N, C, H, W): each window's gradient shared equally by its taps."""
     x_shape, pool_h, pool_w, stride, pad = ctx
+    expect_shape("avg_pool_backward", "dout", dout, pool_out_shape(x_shape, pool_h, pool_w, stride, pad), "the forward call's output (from ctx)")
     N, C = x_shape[:2]
     OH, OW = dout.shape[2:]
     d = dout.transpose(0, 2, 3, 1).reshape(-1, 1) / dout.dtype.type(pool_h * pool_w)
