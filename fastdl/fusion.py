@@ -23,12 +23,12 @@ from numpy.typing import ArrayLike
 
 from . import backend
 from ._checks import float_array
-from .layers import Array, Convolution, Cost, Pooling, Relu, Shape
+from .layers import Array, Convolution, Cost, Pooling, Relu, Shape, _RunsOnBackend
 
 __all__ = ["ConvBlock", "plan"]
 
 
-class ConvBlock:
+class ConvBlock(_RunsOnBackend):
     """Convolution -> Relu [-> Pooling] of a network run as one fused backend op.
 
     Parameters
@@ -52,7 +52,7 @@ class ConvBlock:
         self._ctx: Any = None
         self._out_shape: Shape | None = None
         self._dtype: Any = None
-        self._ops: Any = None
+        self._ops = None
 
     @property
     def layers(self) -> tuple[Any, ...]:

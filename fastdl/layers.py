@@ -291,6 +291,22 @@ def run_forward(layer: Any, x: ArrayLike, train_flg: bool) -> Array:
     return layer.forward(x)
 
 
+class _RunsOnBackend:
+    """What a layer keeps of the backend that ran its ``forward``: the backend's NAME, so the layer
+    pickles and deep-copies at any time (a module object cannot be pickled). ``self._ops`` reads
+    as the backend's kernel module (None before a forward), and is set with one."""
+    _ops_name: str | None = None
+
+    @property
+    def _ops(self) -> Any:
+        name = self._ops_name
+        return None if name is None else backend.ops(name)
+
+    @_ops.setter
+    def _ops(self, ops: Any) -> None:
+        self._ops_name = None if ops is None else ops.NAME
+
+
 class MulLayer:
     """out = x * y (chapter 5's multiplication node).
 
@@ -396,7 +412,7 @@ class AddLayer:
         return dout * 1, dout * 1
 
 
-class Elementwise:
+class Elementwise(_RunsOnBackend):
     """A layer that applies one element-wise op of the backend (the base of Relu and Sigmoid).
 
     A subclass names the ops (``forward_op``, ``backward_op``), the attribute under which
@@ -426,7 +442,7 @@ class Elementwise:
     def reset(self) -> None:
         """Drop the saved forward state (backward then refuses until the next forward)."""
         setattr(self, self.saved, None)
-        self._ops: Any = None
+        self._ops = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -568,7 +584,7 @@ def _weights(owner: str, ops: Any, W: Any, b: Any, w_ndim: int) -> tuple[Array, 
 _CONVERT_IN_OP_ROWS = 2048
 
 
-class Affine:
+class Affine(_RunsOnBackend):
     """out = x @ W + b; inputs of rank > 2 are flattened to (N, -1) as in the book.
 
     Parameters
@@ -604,7 +620,7 @@ class Affine:
         """Drop the saved forward state (backward then refuses until the next forward); dW and db stay."""
         self.x: Array = None
         self.original_x_shape: Any = None      # a Shape after forward
-        self._ops: Any = None
+        self._ops = None
         self._W: Array = None          # the W of the last forward, as the kernels took it
 
     def __repr__(self) -> str:
@@ -707,7 +723,7 @@ class Affine:
         _, self.dW, self.db = self._ops.affine_backward(dout, self.x, W, need_dx=False)
 
 
-class SoftmaxWithLoss:
+class SoftmaxWithLoss(_RunsOnBackend):
     """Softmax followed by cross-entropy; ``forward(x, t)`` returns the mean loss.
 
     t: labels (N,), (N, 1) or one-hot (N, K). ``backward(dout=1)`` returns
@@ -736,7 +752,7 @@ class SoftmaxWithLoss:
         self.y: Array = None
         self.t: Any = None
         self._labels: Any = None
-        self._ops: Any = None
+        self._ops = None
 
     def __repr__(self) -> str:
         return "SoftmaxWithLoss()"
@@ -815,7 +831,7 @@ class SoftmaxWithLoss:
         return self._ops.softmax_loss_backward(self.y, self._labels, float(dout))
 
 
-class Dropout:
+class Dropout(_RunsOnBackend):
     """Drops each unit with probability ``dropout_ratio`` while training.
 
     Non-inverted, as in the book: training multiplies by the 0/1 mask and
@@ -846,7 +862,7 @@ class Dropout:
     def reset(self) -> None:
         """Drop the saved mask (backward then refuses until the next training forward)."""
         self.mask: Any = None
-        self._ops: Any = None
+        self._ops = None
 
     def __repr__(self) -> str:
         return f"Dropout(dropout_ratio={self.dropout_ratio})"
@@ -914,7 +930,7 @@ class Dropout:
         return self._ops.dropout_apply(dout, self.mask)
 
 
-class BatchNormalization:
+class BatchNormalization(_RunsOnBackend):
     """Batch normalisation (chapter 6), per feature; 4-D input is flattened to (N, C*H*W) as in the book.
 
     ``running_mean`` / ``running_var`` start at zeros (created with the layer, in gamma's compute
@@ -972,7 +988,7 @@ class BatchNormalization:
         self.input_shape: Any = None           # a Shape after forward
         self.batch_size: int | None = None
         self._ctx: Any = None
-        self._ops: Any = None
+        self._ops = None
 
     def __repr__(self) -> str:
         return (f"BatchNormalization(gamma={_shape(self.gamma)}, momentum={self.momentum}, "
@@ -1086,7 +1102,7 @@ def _check_stride_pad(owner: str, stride: int, pad: int) -> tuple[int, int]:
     return (positive_int("stride", stride, 1, owner=owner), positive_int("pad", pad, 0, owner=owner))
 
 
-class Convolution:
+class Convolution(_RunsOnBackend):
     """2-D convolution (cross-correlation, as in the book) of x (N, C, H, W) with W (FN, C, FH, FW).
 
     Output (N, FN, OH, OW) with OH = (H + 2*pad - FH) // stride + 1.
@@ -1126,7 +1142,7 @@ class Convolution:
         self.x: Array = None
         self._ctx: Any = None
         self._out_shape: Shape | None = None
-        self._ops: Any = None
+        self._ops = None
 
     def __repr__(self) -> str:
         return (f"Convolution(W={_shape(self.W)}, stride={self.stride}, pad={self.pad}, "
@@ -1253,7 +1269,7 @@ class Convolution:
         return dx
 
 
-class Pooling:
+class Pooling(_RunsOnBackend):
     """Max pooling over pool_h x pool_w windows; default stride 2.
 
     ``pad > 0`` is supported (the book's version fails): padding counts as
@@ -1295,7 +1311,7 @@ class Pooling:
         self.x: Array = None
         self._ctx: Any = None
         self._out_shape: Shape | None = None
-        self._ops: Any = None
+        self._ops = None
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(pool_h={self.pool_h}, pool_w={self.pool_w}, stride={self.stride}, "

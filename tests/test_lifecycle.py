@@ -229,3 +229,302 @@ def test_load_model_refuses_an_unknown_class_in_one_line(tmp_path):
         json.dumps({"model": {"class": "ResNet", "kwargs": {}}}).encode(), dtype=np.uint8)})
     with pytest.raises(ValueError, match="holds a ResNet, which load_model cannot build"):
         load_model(tmp_path / "p.npz")
+
+
+# -- pickle and deep copy of every public object, at every stage of its use -------------------
+import copy  # noqa: E402
+import inspect  # noqa: E402
+
+from fastdl import fusion, layers as L, nets as N, optimizers as O  # noqa: E402
+from fastdl.backend import BackendError  # noqa: E402
+
+
+def _r(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def _net(make_net, xshape, train_flg=None):
+    """(make, steps) for a network: a training forward (the loss), the backward pass through its
+    layers (gradients), an SGD step, then predictions."""
+    def make():
+        np.random.seed(0)
+        net = make_net()
+        x = _r(*xshape, seed=1)
+        return net, {"x": x, "t": np.arange(xshape[0]) % 3, "opt": SGD(lr=0.1)}
+
+    def forward(net, c):
+        return net._loss_for_gradient(c["x"], c["t"])
+
+    def backward(net, c):
+        dout = net.last_layer.backward(1)
+        for step in reversed(net._last_plan):
+            dout = step.backward(dout)
+        c["grads"] = {k: getattr(layer, attr) for k, (layer, attr) in net._grad_of.items()}
+        return c["grads"]
+
+    def update(net, c):
+        c["opt"].update(net.params, c["grads"])
+        return dict(net.params)
+
+    def predict(net, c):
+        return net.predict(c["x"]) if train_flg is None else net.predict(c["x"], train_flg=False)
+    return make, [forward, backward, update, predict]
+
+
+def _optimizer(cls):
+    def make():
+        params = {"W": _r(3, 4), "b": _r(4, seed=1)}
+        return cls(), {"params": params, "grads": {"W": _r(3, 4, seed=2), "b": _r(4, seed=3)}}
+
+    def update(o, c):
+        o.update(c["params"], c["grads"])
+        return {k: v.copy() for k, v in c["params"].items()}
+    return make, [update, update, update]
+
+
+def _with_last(make_layer, x, fwd_extra=(), dout_value=1.0):
+    """(make, steps) for a layer: forward(x, *fwd_extra), then backward of a dout of its output's shape."""
+    def make():
+        return make_layer(), {"x": x}
+
+    def forward(o, c):
+        c["last"] = o.forward(c["x"], *fwd_extra)
+        return c["last"]
+
+    def backward(o, c):
+        return o.backward(np.full(np.shape(np.asarray(c["last"])), dout_value))
+    return make, [forward, backward]
+
+
+def _mul_add(cls):
+    def make():
+        return cls(), {}
+
+    def forward(o, c):
+        return o.forward(_r(2, 3), _r(2, 3, seed=1))
+
+    def backward(o, c):
+        return o.backward(_r(2, 3, seed=2))
+    return make, [forward, backward]
+
+
+def _softmax():
+    def make():
+        return L.SoftmaxWithLoss(), {"x": _r(4, 3), "t": np.array([0, 2, 1, 1])}
+
+    def forward(o, c):
+        return o.forward(c["x"], c["t"])
+
+    def backward(o, c):
+        return o.backward(1)
+    return make, [forward, backward]
+
+
+def _batchnorm():
+    make, steps = _with_last(lambda: L.BatchNormalization(np.ones(3), np.zeros(3), momentum=0.8), _r(5, 3), (True,))
+
+    def evaluate(o, c):
+        return o.forward(c["x"], False)
+    return make, steps + [evaluate]
+
+
+def _plain(make_obj, *probes):
+    """(make, steps) for an object without forward: each probe reads something from it."""
+    def make():
+        return make_obj(), {}
+    return make, [lambda o, c, p=p: p(o) for p in probes]
+
+
+TWO = lambda: TwoLayerNet(5, 4, 3, weight_init_std=0.5)  # noqa: E731
+CONV = lambda: L.Convolution(_r(2, 1, 3, 3), np.zeros(2), stride=1, pad=1)  # noqa: E731
+
+#: how to make and use each public class; test_every_public_class_has_a_recipe keeps it complete
+RECIPES = {
+    "BackendError": _plain(lambda: BackendError("unknown backend 'x'"), str, lambda e: e.args),
+    "MulLayer": _mul_add(L.MulLayer),
+    "AddLayer": _mul_add(L.AddLayer),
+    "Relu": _with_last(L.Relu, _r(2, 3)),
+    "Sigmoid": _with_last(L.Sigmoid, _r(2, 3)),
+    "Elementwise": _plain(L.Elementwise, lambda o: o.cost((2, 3))),
+    "Affine": _with_last(lambda: L.Affine(_r(3, 4), _r(4, seed=1)), _r(2, 3, seed=2)),
+    "SoftmaxWithLoss": _softmax(),
+    "Dropout": _with_last(lambda: L.Dropout(0.4), _r(4, 5), (True,)),
+    "BatchNormalization": _batchnorm(),
+    "Convolution": _with_last(CONV, _r(2, 1, 5, 5, seed=3)),
+    "Pooling": _with_last(lambda: L.Pooling(2, 2, stride=2), _r(2, 2, 4, 4)),
+    "AvgPooling": _with_last(lambda: L.AvgPooling(2, 2, stride=2), _r(2, 2, 4, 4)),
+    "Cost": _plain(lambda: L.Affine(_r(3, 4), np.zeros(4)).cost((2, 3)), tuple),
+    "ConvBlock": _with_last(lambda: fusion.ConvBlock(CONV(), L.Relu(), L.Pooling(2, 2, stride=2)),
+                            _r(2, 1, 4, 4, seed=4)),
+    "Net": _plain(N.Net, lambda n: (n.fuse, n.device, n.weight_decay_lambda)),
+    "Summary": _plain(lambda: TWO().summary(batch_size=2), str, lambda s: s.flops),
+    "SummaryRow": _plain(lambda: TWO().summary().rows[0], lambda r: (r.name, r.output_shape, r.flops)),
+    "TwoLayerNet": _net(TWO, (4, 5)),
+    "MultiLayerNet": _net(lambda: MultiLayerNet(5, [4, 3], 3, activation="sigmoid", weight_decay_lambda=0.1),
+                          (4, 5)),
+    "MultiLayerNetExtend": _net(lambda: MultiLayerNetExtend(5, [4, 4], 3, use_batchnorm=True, use_dropout=True,
+                                                            weight_decay_lambda=0.05), (6, 5), train_flg=False),
+    "SimpleConvNet": _net(lambda: SimpleConvNet((1, 6, 6), TINY_CONV, hidden_size=4, output_size=3,
+                                                weight_init_std=0.3), (3, 1, 6, 6)),
+    "DeepConvNet": _net(lambda: DeepConvNet((1, 8, 8), hidden_size=4, output_size=3, **DEEP_CONV),
+                        (3, 1, 8, 8), train_flg=False),
+}
+RECIPES.update({name: _optimizer(getattr(O, name)) for name in O.__all__})
+
+MODULES = [fastdl, L, N, O, fusion]
+
+
+def public_classes():
+    out = {}
+    for mod in MODULES:
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if inspect.isclass(obj):
+                out[name] = obj
+    return out
+
+
+def test_every_public_class_has_a_recipe():
+    classes = public_classes()
+    assert len(classes) >= 25
+    missing = sorted(set(classes) - set(RECIPES))
+    assert not missing, f"add a recipe to RECIPES for the public classes {missing}"
+
+
+def test_every_public_function_pickles_by_reference():
+    for mod in MODULES:
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if inspect.isfunction(obj):
+                assert pickle.loads(pickle.dumps(obj)) is obj, name
+
+
+def _same(a, b, where):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _same(a[k], b[k], f"{where}[{k}]")
+    elif isinstance(a, (tuple, list)) and not hasattr(a, "_fields"):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, f"{where}[{i}]")
+    elif isinstance(a, (np.ndarray, np.generic, float, int)) and not isinstance(a, bool):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=where)
+    else:
+        assert a == b, where
+
+
+def _run(steps, obj, ctx, start):
+    out = []
+    for i, step in enumerate(steps[start:], start=start):
+        np.random.seed(100 + i)          # Dropout draws from the global generator
+        out.append(step(obj, ctx))
+    return out
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_public_object_pickles_and_deep_copies_at_every_stage(name, backend):
+    make, steps = RECIPES[name]
+    with fastdl.using_backend(backend):
+        for stage in range(len(steps) + 1):           # before use, after each step
+            obj, ctx = make()
+            for i, step in enumerate(steps[:stage]):
+                np.random.seed(100 + i)
+                step(obj, ctx)
+            copies = [pickle.loads(pickle.dumps((obj, ctx))), copy.deepcopy((obj, ctx))]
+            for c_obj, _ in copies:
+                assert type(c_obj) is type(obj) and c_obj is not obj
+            want = _run(steps, obj, ctx, stage)
+            for how, (c_obj, c_ctx) in zip(("pickle", "deepcopy"), copies):
+                _same(want, _run(steps, c_obj, c_ctx, stage), f"{name} copied by {how} after {stage} steps")
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_a_copy_trained_further_leaves_the_original_alone(how):
+    np.random.seed(0)
+    net = MultiLayerNetExtend(5, [4, 4], 3, use_batchnorm=True, use_dropout=True)
+    x, t = train(net)                                  # mid-training: forward and backward have run
+    before = {k: np.array(v) for k, v in net._state_arrays().items()}
+    scores = eval_scores(net, x)
+    other = pickle.loads(pickle.dumps(net)) if how == "pickle" else copy.deepcopy(net)
+    assert other.layers["Affine1"].W is other.params["W1"]          # sharing survives the copy
+    assert other.layers["BatchNorm1"].gamma is other.params["gamma1"]
+    train(other, steps=4, seed=2)
+    assert not np.array_equal(eval_scores(other, x), scores)       # the copy did learn
+    for k, v in net._state_arrays().items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+    np.testing.assert_array_equal(eval_scores(net, x), scores)
+
+
+def test_backward_works_on_a_copy_taken_between_forward_and_backward():
+    np.random.seed(0)
+    net = SimpleConvNet((1, 6, 6), TINY_CONV, hidden_size=4, output_size=3, weight_init_std=0.3)
+    x, t = batch(net)
+    net.loss(x, t)                                    # a forward pass: the layers hold its state
+    other = pickle.loads(pickle.dumps(net))
+    d1 = net.last_layer.backward(1)
+    d2 = other.last_layer.backward(1)
+    np.testing.assert_array_equal(d1, d2)
+    for a, b in zip(reversed(net._last_plan), reversed(other._last_plan)):
+        d1, d2 = a.backward(d1), b.backward(d2)
+        np.testing.assert_array_equal(d1, d2)
+    np.testing.assert_array_equal(other.layers["Conv1"].dW, net.layers["Conv1"].dW)
+
+
+def _predict_in_worker(net_and_x):
+    net, x = net_and_x
+    return np.asarray(net.predict(x)), os.getpid()
+
+
+def test_a_trained_net_goes_to_a_spawned_worker_and_predicts_the_same():
+    np.random.seed(0)
+    net = SimpleConvNet((1, 6, 6), TINY_CONV, hidden_size=4, output_size=3, weight_init_std=0.3)
+    x, _ = train(net)                                 # after forward and backward: _ops was set
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        scores, pid = pool.apply_async(_predict_in_worker, ((net, x),)).get(timeout=120)
+    assert pid != os.getpid()
+    np.testing.assert_array_equal(scores, np.asarray(net.predict(x)))
+
+
+_DEVICE_SCRIPT = r"""
+import copy, pickle, sys
+import numpy as np
+import fastdl
+from fastdl.nets import MultiLayerNetExtend
+from fastdl.optimizers import SGD
+fastdl.set_backend("cuda")
+np.random.seed(0)
+net = MultiLayerNetExtend(5, [4], 3, use_batchnorm=True).to("cuda")
+x, t = np.random.default_rng(1).standard_normal((6, 5)), np.arange(6) % 3
+SGD(lr=0.1).update(net.params, net.gradient(x, t))
+net.loss(x, t)                                      # the layers hold device forward state
+back = pickle.loads(pickle.dumps(net))
+assert back.device == "cpu", back.device
+assert all(type(v) is np.ndarray for v in back._state_arrays().values())
+assert back.layers["Affine1"].W is back.params["W1"]
+try:
+    back.last_layer.backward(1)
+    raise SystemExit("backward ran on forward state computed on the device")
+except RuntimeError as exc:
+    assert "called before forward" in str(exc), exc
+twin = copy.deepcopy(net)                           # stays where it was, independent
+assert twin.device == "cuda" and twin.params["W1"] is not net.params["W1"]
+assert twin.layers["Affine1"].W is twin.params["W1"]
+want = np.asarray(net.predict(x, train_flg=False).copy_to_host())
+np.testing.assert_array_equal(np.asarray(twin.predict(x, train_flg=False).copy_to_host()), want)
+with fastdl.using_backend("numpy"):
+    np.testing.assert_allclose(back.predict(x, train_flg=False), want, rtol=1e-12, atol=1e-12)
+print("ok")
+"""
+
+
+def test_a_network_on_the_device_pickles_to_the_host_and_deep_copies_on_the_device(tmp_path):
+    # Numba's CUDA simulator in a child process of its own (it must be chosen before Numba loads)
+    import subprocess
+    import sys
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", FASTDL_CUDA_THREADS="8", FASTDL_CUDA_TILE="4")
+    r = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT], env=env, capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

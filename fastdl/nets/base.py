@@ -127,6 +127,15 @@ def _path(file_name: Any, who: str) -> str:
                         f"got {type(file_name).__name__}") from None
 
 
+#: the key of the state a network on a device pickles as (its arrays copied to the host)
+_HOST_STATE = "__fastdl_host_state__"
+
+
+def _host_array(a: np.ndarray) -> np.ndarray:
+    """How a device array of a pickled network comes back: the host copy it was stored as."""
+    return a
+
+
 #: the backend whose memory each device of ``Net.to`` names
 _BACKEND_OF_DEVICE = {"cpu": "numpy", "cuda": "cuda"}
 
@@ -578,6 +587,12 @@ class Net:
         losses and predictions come out. Run it under the cuda backend
         (``fastdl.set_backend("cuda")``); create optimizers after moving (their state follows the
         parameters). ``net.to("cpu")`` brings NumPy arrays back. Returns the net.
+
+        Pickling a network on ``"cuda"`` stores host copies of its arrays: it unpickles on the
+        host (``device == "cpu"``, NumPy arrays, in any process, with or without a GPU), without
+        the forward state of its last pass; call ``to("cuda")`` to move it back.
+        ``copy.deepcopy`` keeps it on the device (an independent copy). A network on the host
+        pickles and copies as it is, forward state included.
         """
         device = str(device).lower()
         device = "cpu" if device == "host" else device
@@ -603,6 +618,60 @@ class Net:
                     setattr(layer, attr, convert(val))
         self.device = device
         return self
+
+    # -- pickling and copying ---------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickle stores. A network on the host is stored as it is, forward state included
+        (``backward`` works on the copy as on the original). A network on a device is stored
+        with every device array copied to the host (sharing kept: ``params`` and the layers
+        still hold the same arrays): it unpickles on the host, ``device == "cpu"``, without the
+        forward state of its last pass (its layers' ``backward`` says it was called before
+        forward until the next forward); ``net.to("cuda")`` moves it back."""
+        if self.device == "cpu":
+            return self.__dict__
+        import io
+        import pickle
+
+        host = backend.ops("numpy")
+
+        class _ToHost(pickle.Pickler):
+            def reducer_override(self, obj: Any) -> Any:
+                if hasattr(obj, "shape") and not host.owns(obj):
+                    return _host_array, (host.to_host(obj),)
+                return NotImplemented
+
+        state = dict(self.__dict__)
+        state["device"] = "cpu"
+        buf = io.BytesIO()
+        _ToHost(buf, pickle.HIGHEST_PROTOCOL).dump(state)
+        return {_HOST_STATE: buf.getvalue()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if _HOST_STATE in state:
+            import pickle
+            self.__dict__.update(pickle.loads(state[_HOST_STATE]))
+            self._last_plan = None
+            for layer in self._layer_list() + [self.last_layer]:
+                reset = getattr(layer, "reset", None)
+                if callable(reset):
+                    reset()          # their forward state was computed on the device
+            return
+        self.__dict__.update(state)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Net:
+        """An independent copy where the network is: on the host, everything copied (forward state
+        included); on a device, through the host and moved back with ``to`` (forward state
+        dropped, as for pickle)."""
+        import copy
+        if self.device == "cpu":
+            new = object.__new__(type(self))
+            memo[id(self)] = new
+            new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+            return new
+        import pickle
+        new = pickle.loads(pickle.dumps(self, pickle.HIGHEST_PROTOCOL))
+        memo[id(self)] = new
+        return new.to(self.device)
 
     # -- saving and loading --------------------------------------------------------
     def _state_arrays(self) -> dict[str, Array]:
