@@ -252,12 +252,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _unknown(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
     """The message for arguments a parser does not know: the first option with its likely meaning."""
-    options = [o for o in parser._option_string_actions if o.startswith("--")]
+    options = [o[2:] for o in parser._option_string_actions if o.startswith("--")]
     for word in extras:
         if word.startswith("-") and len(word) > 1 and not re.match(r"^-\d", word):
             name = word.split("=", 1)[0]
-            guess = _closest(name, options)
-            return f"unknown option {name}; did you mean {guess}?" if guess else f"unknown option {name}"
+            guess = _closest(name.lstrip("-"), options)       # the names without their dashes
+            return f"unknown option {name}; did you mean --{guess}?" if guess else f"unknown option {name}"
     return f"unexpected argument{'s' if len(extras) > 1 else ''} {' '.join(extras)!r}"
 
 

@@ -16,7 +16,7 @@ an array:
    the brightest ink 1; then the noise level (the 95th percentile of the outer ring, at most
    ``NOISE_CAP``) is subtracted too, so that a photograph's grain is not taken for ink (a real
    MNIST digit, whose ring is black, is left as it is);
-5. cropped to the ink's bounding box (the pixels above 0), scaled so its larger side is 20 pixels (Lanczos), and placed in a 28x28 frame
+5. cropped to the ink's bounding box (the pixels above ``INK_THRESHOLD``), scaled so its larger side is 20 pixels (Lanczos), and placed in a 28x28 frame
    shifted by whole pixels so that its centre of mass is as close to (14, 14) as the frame allows.
 
 A real MNIST digit written out as an image and prepared again comes back as it was (the tests
@@ -34,12 +34,16 @@ from typing import Any, List, Sequence, Tuple, Union
 
 import numpy as np
 
-__all__ = ["prepare_digit", "prepare_digits", "predict", "ImageError", "NOISE_CAP", "BOX", "SIZE"]
+__all__ = ["prepare_digit", "prepare_digits", "predict", "ImageError", "INK_THRESHOLD", "NOISE_CAP", "BOX", "SIZE"]
 
 SIZE = 28
 """Side of the frame the digit is placed in (MNIST: 28)."""
 BOX = 20
 """Side the larger side of the ink's bounding box is scaled to (MNIST: 20)."""
+INK_THRESHOLD = 0.01
+"""Pixels above this (after the contrast stretch) count as ink for the bounding box: 1/255 and
+2/255 of a compressed image's faint artefacts do not widen it, an MNIST digit's faintest edge
+pixels (3/255 and up) still do."""
 NOISE_CAP = 0.3
 """The largest noise level (95th percentile of the outer ring after the contrast stretch) that is
 subtracted: a digit that fills the ring is not taken for noise."""
@@ -244,8 +248,8 @@ def prepare_digit(image: PathOrArray) -> np.ndarray:
     """
     grey, name = _read(image)
     x = _ink(grey, name)
-    rows = np.flatnonzero(x.max(axis=1) > 0)
-    cols = np.flatnonzero(x.max(axis=0) > 0)
+    rows = np.flatnonzero(x.max(axis=1) > INK_THRESHOLD)
+    cols = np.flatnonzero(x.max(axis=0) > INK_THRESHOLD)
     patch = x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     h, w = patch.shape
     scale = BOX / max(h, w)
