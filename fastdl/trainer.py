@@ -1,8 +1,9 @@
-"""The book's ``Trainer`` (``common/trainer.py``), with a progress bar, seeding and safe interruption.
+"""The book's ``Trainer`` (``common/trainer.py``), with a progress bar, seeding, safe interruption,
+validation data, callbacks and checkpoints that resume.
 
 Behaviour kept from the book: mini-batches of ``mini_batch_size`` drawn with
 replacement by ``np.random.choice``; ``max_iter = int(epochs * max(train_size /
-mini_batch_size, 1))``; at the start of every epoch (iterations 0,
+mini_batch_size, 1))``; after the first step of every epoch (steps 0,
 iter_per_epoch, ...) train and test accuracy on the first
 ``evaluate_sample_num_per_epoch`` samples (all when None); ``train_loss_list``,
 ``train_acc_list``, ``test_acc_list``; a final accuracy on the whole test set.
@@ -14,6 +15,39 @@ after the update to get it, which costs a third of a step. Progress is a bar
 book's epoch lines and final line; ``verbose="iter"`` also prints the book's
 "train loss:" line every iteration. Ctrl-C stops after the current step (no
 half-applied update) and ``train`` returns normally with ``interrupted`` set.
+When ``iter_per_epoch`` is not a whole number the book's test ``current_iter %
+iter_per_epoch == 0`` holds at step 0 only; here the evaluation runs at the first step of
+every epoch (step ``ceil(k * iter_per_epoch)`` for epoch k + 1), which are the book's steps
+whenever ``iter_per_epoch`` is whole.
+
+Two records of the accuracies:
+
+* the book's lists ``train_acc_list``, ``test_acc_list`` (and ``val_acc_list``) hold one value
+  per epoch, measured where the book measures: after the first step of the epoch, so the
+  first value is (nearly) the untrained network's. The ``=== epoch:N ...`` lines print them.
+* ``history`` holds a dict per evaluation labelled with the number of epochs completed before
+  it (``"epoch"``: 0, 1, ...), plus a final entry after training (``"final": True``, the
+  ``"test_acc"`` of the whole test set, ``"epoch"`` the epochs done, fractional if training
+  stopped within an epoch). Plotted against ``"epoch"`` it gives the learning curve from 0 to
+  the last epoch, ending at the final accuracy.
+
+Validation: ``x_val``/``t_val``, or ``validation_split=f``, which keeps the last ``round(f *
+N)`` samples of ``x_train`` (in their order, before training, nothing shuffled) for
+validation and trains on the others. ``val_acc`` is then measured with train and test
+accuracy at every evaluation.
+
+Callbacks (:mod:`fastdl.callbacks`) are called at the start of ``train``, after every step,
+after every evaluation once an epoch is complete (with its ``history`` entry) and at the end;
+one sets ``trainer.stop_training = True`` to end training after the current step.
+
+Checkpoints: ``save_checkpoint(path)`` writes one ``.npz`` (atomically, with
+``network.save_params``) holding the weights, the optimizer's state (its per-parameter arrays and
+Adam's step count), the counters ``current_iter`` and ``current_epoch``, the lists, ``history``
+and NumPy's global random state (which draws the batches and dropout masks). A new Trainer on
+the same data, ``mini_batch_size`` and kind of optimizer, given ``load_checkpoint(path)``,
+continues where the saved run stopped: ``train()`` runs the steps from ``current_iter`` to
+``max_iter`` (``epochs`` counts from the start of the run, the loaded epochs included) and ends
+with the same weights as the run that was never stopped.
 
 Divergence: ``diverged_at`` is the index (in ``train_loss_list``) of the first loss that is NaN
 or infinite, ``divergence`` the same as (iterations done, that loss). The book's loop goes on to
@@ -22,22 +56,28 @@ the end with NaN; with ``stop_on_divergence=True`` ``train`` stops after that st
 """
 from __future__ import annotations
 
+import difflib
 import math
+import numbers
+import os
 import signal
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Type, Union
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
 import numpy as np
 
-from ._checks import finite
+from . import backend
+from ._checks import finite, is_device_array, positive_int, to_host
+from .callbacks import Callback
 from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 
 if TYPE_CHECKING:
     from tqdm.auto import tqdm as _Bar
 
-__all__ = ["Trainer", "OPTIMIZERS", "OPTIMIZER_NAMES"]
+__all__ = ["Trainer", "OPTIMIZERS", "OPTIMIZER_NAMES", "CHECKPOINT_FORMAT"]
 
 OPTIMIZERS: Dict[str, Type[Any]] = {
     "sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,
@@ -48,12 +88,35 @@ OPTIMIZERS: Dict[str, Type[Any]] = {
 OPTIMIZER_NAMES: Tuple[str, ...] = tuple(name for name in OPTIMIZERS if name != "rmsprpo")
 """The optimizer names to offer: the keys of ``OPTIMIZERS`` without the book's misspelling."""
 
+CHECKPOINT_FORMAT = 1
+"""Version of the ``meta["trainer"]`` record that ``save_checkpoint`` writes."""
+
+_HOOKS = ("on_train_begin", "on_step_end", "on_epoch_end", "on_train_end")
+_EPS = 1e-9          # epoch counts from float divisions: 24 / 4.8 is 4.999999999999999
+
 
 def _finite(loss: Any) -> bool:
     try:
         return math.isfinite(float(loss))
     except (TypeError, ValueError):
         return True                   # not a number (a network that records none): cannot tell
+
+
+def _in_kernel() -> bool:
+    """True inside a running IPython kernel (Jupyter, VS Code notebooks), where stderr is no tty
+    but a progress bar is shown."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:                 # noqa: BLE001 - an IPython without get_ipython: no kernel
+        return False
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _float_or_none(v: Any) -> Optional[float]:
+    return None if v is None else float(v)
 
 
 class Trainer:
@@ -63,49 +126,81 @@ class Trainer:
     ----------
     network : network
         A network of :mod:`fastdl.nets` (or one with the book's interface: ``params``,
-        ``gradient(x, t)``, ``accuracy(x, t)`` and ``last_layer.loss``).
+        ``gradient(x, t)``, ``accuracy(x, t)`` and ``last_layer.loss``; checkpoints need
+        fastdl's ``save_params``).
     x_train, t_train : ndarray, shape (N, ...) and (N,) or (N, K)
         Training images and labels.
     x_test, t_test : ndarray, shape (M, ...) and (M,) or (M, K)
-        Test images and labels.
+        Test images and labels (not empty).
     epochs : float
-        Number of epochs (``max_iter = int(epochs * max(N / mini_batch_size, 1))``).
+        Number of epochs, >= 0 (``max_iter = int(epochs * max(N / mini_batch_size, 1))``),
+        counted from the start of the run: after ``load_checkpoint`` the loaded epochs count.
     mini_batch_size : int
-        Samples per step, drawn with replacement.
-    optimizer : str
-        A name of ``OPTIMIZERS`` (any case): ``"SGD"``, ``"Momentum"``, ``"Nesterov"``,
-        ``"AdaGrad"``, ``"RMSprop"`` or ``"Adam"``.
+        Samples per step (>= 1), drawn with replacement.
+    optimizer : str or optimizer
+        A name of ``OPTIMIZERS`` in any case (``"SGD"``, ``"Momentum"``, ``"Nesterov"``,
+        ``"AdaGrad"``, ``"RMSprop"``, ``"Adam"``), or an optimizer instance such as ``Adam(lr=1e-3)``
+        (any object with ``update(params, grads)``; checkpoints need one of
+        :mod:`fastdl.optimizers`).
     optimizer_param : dict, optional
-        Keyword arguments of the optimizer (default ``{"lr": 0.01}``).
+        Keyword arguments of the named optimizer (default ``{"lr": 0.01}``); not allowed with an
+        instance, which carries its own.
     evaluate_sample_num_per_epoch : int, optional
-        Samples of each set the per-epoch accuracies are measured on (None: all).
+        Samples of each set (train, test, validation) the per-epoch accuracies are measured on,
+        >= 1 (None: all).
     verbose : bool or "iter"
-        Print the book's epoch lines and final line; ``"iter"`` also every step's loss.
+        Print the book's epoch lines and final line; ``"iter"`` also the book's
+        ``train loss:`` line after every step.
     progress : bool, optional
-        Show a progress bar (None: when stderr is a terminal).
+        Show a progress bar (tqdm.auto: a widget in Jupyter when ipywidgets is installed, text
+        otherwise). None: when stderr is a terminal or the code runs in an IPython kernel.
     seed : int, optional
         Seed NumPy's global RNG with it first (weights are drawn before, by the network).
     stop_on_divergence : bool
         Stop after the first step whose loss is NaN or infinite.
+    x_val, t_val : ndarray, optional
+        Validation images and labels, measured (``val_acc``) at every evaluation.
+    validation_split : float
+        In [0, 1): keep the last ``round(validation_split * N)`` training samples for validation
+        (taken before training, not shuffled); not together with ``x_val``.
+    callbacks : sequence of Callback
+        Objects of :mod:`fastdl.callbacks` (or with any of its hooks), called in order.
     """
 
     def __init__(self, network: Any, x_train: Any, t_train: Any, x_test: Any, t_test: Any,
-                 epochs: float = 20, mini_batch_size: int = 100, optimizer: str = "SGD",
+                 epochs: float = 20, mini_batch_size: int = 100, optimizer: Any = "SGD",
                  optimizer_param: Optional[Mapping[str, Any]] = None,
                  evaluate_sample_num_per_epoch: Optional[int] = None,
                  verbose: Union[bool, str] = True, progress: Optional[bool] = None,
-                 seed: Optional[int] = None, stop_on_divergence: bool = False) -> None:
+                 seed: Optional[int] = None, stop_on_divergence: bool = False,
+                 x_val: Any = None, t_val: Any = None, validation_split: float = 0.0,
+                 callbacks: Optional[Sequence[Any]] = ()) -> None:
         if len(x_train) != len(t_train):
             raise ValueError(f"Trainer: x_train has {len(x_train)} samples but t_train has {len(t_train)}")
         if len(x_test) != len(t_test):
             raise ValueError(f"Trainer: x_test has {len(x_test)} samples but t_test has {len(t_test)}")
         if len(x_train) == 0:
             raise ValueError("Trainer: x_train is empty")
-        for name, data in (("x_train", x_train), ("x_test", x_test)):
-            finite(name, np.asarray(data), owner="Trainer")   # NaN in the data is reported up front
-        if optimizer.lower() not in OPTIMIZERS:
-            raise ValueError(f"Trainer: unknown optimizer {optimizer!r}; choose from "
-                             f"{', '.join(OPTIMIZER_NAMES)}")
+        if len(x_test) == 0:
+            raise ValueError("Trainer: x_test is empty; the accuracies are measured on it, pass test samples")
+        epochs = self._epochs(epochs)
+        mini_batch_size = positive_int("mini_batch_size", mini_batch_size, owner="Trainer")
+        if evaluate_sample_num_per_epoch is not None:
+            evaluate_sample_num_per_epoch = positive_int(
+                "evaluate_sample_num_per_epoch", evaluate_sample_num_per_epoch, owner="Trainer")
+        verbose = self._verbose(verbose)
+        if progress is not None and not isinstance(progress, (bool, np.bool_)):
+            raise TypeError(f"Trainer: progress must be True, False or None, got {progress!r}")
+        if seed is not None:
+            seed = positive_int("seed", seed, minimum=0, owner="Trainer")
+            if seed >= 2 ** 32:
+                raise ValueError(f"Trainer: seed must be below 2**32, got {seed}")
+        x_train, t_train, x_val, t_val = self._validation(x_train, t_train, x_val, t_val, validation_split)
+        for name, data in (("x_train", x_train), ("x_test", x_test), ("x_val", x_val)):
+            if data is not None:
+                finite(name, np.asarray(data), owner="Trainer")   # NaN in the data is reported up front
+        opt = self._optimizer(optimizer, optimizer_param)
+        hooks = self._callbacks(callbacks)
         if seed is not None:
             np.random.seed(seed)
         self.network = network
@@ -113,21 +208,27 @@ class Trainer:
         self.verbose = verbose
         """Print the book's lines: True, False or ``"iter"``."""
         self.x_train = x_train
-        """Training images."""
+        """Training images (without the ``validation_split`` part)."""
         self.t_train = t_train
         """Training labels."""
         self.x_test = x_test
         """Test images."""
         self.t_test = t_test
         """Test labels."""
+        self.x_val = x_val
+        """Validation images (``x_val``, or the last part of ``x_train``), or None."""
+        self.t_val = t_val
+        """Validation labels, or None."""
         self.epochs = epochs
         """Number of epochs."""
         self.batch_size = mini_batch_size
         """Samples per step (``mini_batch_size``)."""
         self.evaluate_sample_num_per_epoch = evaluate_sample_num_per_epoch
         """Samples of each set the per-epoch accuracies use (None: all)."""
-        self.optimizer = OPTIMIZERS[optimizer.lower()](**(optimizer_param or {"lr": 0.01}))
-        """The optimizer instance (of :mod:`fastdl.optimizers`)."""
+        self.optimizer = opt
+        """The optimizer instance."""
+        self.callbacks: List[Any] = hooks
+        """The callbacks, called in order."""
         self.train_size: int = x_train.shape[0]
         """Number of training samples."""
         self.iter_per_epoch: float = max(self.train_size / mini_batch_size, 1)
@@ -141,23 +242,139 @@ class Trainer:
         self.train_loss_list: List[Any] = []
         """The loss of every step, from its forward pass (before the update)."""
         self.train_acc_list: List[float] = []
-        """Training accuracy at the start of every epoch."""
+        """Training accuracy after the first step of every epoch (the book's list)."""
         self.test_acc_list: List[float] = []
-        """Test accuracy at the start of every epoch."""
+        """Test accuracy after the first step of every epoch (the book's list)."""
+        self.val_acc_list: List[float] = []
+        """Validation accuracy after the first step of every epoch (empty without validation data)."""
+        self.history: List[Dict[str, Any]] = []
+        """One dict per evaluation: ``"epoch"`` (epochs completed before it), ``"iteration"``
+        (steps done), ``"train_acc"``, ``"test_acc"``, ``"val_acc"`` (with validation data),
+        ``"loss"`` (mean loss of the last ``iter_per_epoch`` steps), ``"lr"`` and ``"final"``
+        (True for the entry after training, whose ``"test_acc"`` is on the whole test set)."""
         self.test_acc: Optional[float] = None
         """The final accuracy on the whole test set; None until :meth:`train` has run."""
         self.interrupted = False
         """True if :meth:`train` ended early on Ctrl-C."""
+        self.stop_training = False
+        """Set it to True (a callback does) to end :meth:`train` after the current step."""
         self.stop_on_divergence = stop_on_divergence
         """Stop after the first step whose loss is NaN or infinite."""
         self._diverged_at: Optional[int] = None
         self._losses_seen = 0        # train_loss_list[:_losses_seen] were finite
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.progress = (sys.stderr.isatty() or _in_kernel()) if progress is None else bool(progress)
         """Show a progress bar."""
         self._bar: Optional[_Bar] = None
         self._stop = False
         self._images = 0
         self._busy = 0.0
+
+    # -- argument checks ----------------------------------------------------------------
+    @staticmethod
+    def _epochs(epochs: Any) -> float:
+        if isinstance(epochs, (bool, np.bool_)) or not isinstance(epochs, numbers.Real):
+            raise TypeError(f"Trainer: epochs must be a number, got {type(epochs).__name__} {epochs!r}")
+        if not math.isfinite(float(epochs)) or float(epochs) < 0:
+            raise ValueError(f"Trainer: epochs must be a finite number >= 0, got {epochs!r}")
+        return epochs  # type: ignore[return-value]  # int or float, as given
+
+    @staticmethod
+    def _verbose(verbose: Any) -> Union[bool, str]:
+        if isinstance(verbose, str):
+            if verbose.lower() == "iter":
+                return "iter"
+        elif isinstance(verbose, (bool, np.bool_)) or (isinstance(verbose, numbers.Integral) and verbose in (0, 1)):
+            return bool(verbose)
+        raise ValueError(f"Trainer: verbose must be True, False or 'iter', got {verbose!r}")
+
+    @staticmethod
+    def _validation(x_train: Any, t_train: Any, x_val: Any, t_val: Any,
+                    split: Any) -> Tuple[Any, Any, Any, Any]:
+        if isinstance(split, (bool, np.bool_)) or not isinstance(split, numbers.Real):
+            raise TypeError(f"Trainer: validation_split must be a number in [0, 1), got {split!r}")
+        split = float(split)
+        if not (0 <= split < 1):
+            raise ValueError(f"Trainer: validation_split must be in [0, 1), got {split!r}")
+        if (x_val is None) != (t_val is None):
+            raise ValueError("Trainer: pass both x_val and t_val, or neither")
+        if x_val is not None:
+            if split:
+                raise ValueError("Trainer: give x_val/t_val or validation_split, not both")
+            if len(x_val) != len(t_val):
+                raise ValueError(f"Trainer: x_val has {len(x_val)} samples but t_val has {len(t_val)}")
+            if len(x_val) == 0:
+                raise ValueError("Trainer: x_val is empty; pass validation samples or leave x_val out")
+            return x_train, t_train, x_val, t_val
+        if not split:
+            return x_train, t_train, None, None
+        n = len(x_train)
+        n_val = int(round(split * n))
+        if n_val == 0 or n_val == n:
+            raise ValueError(f"Trainer: validation_split={split} of {n} samples leaves "
+                             f"{n - n_val} for training and {n_val} for validation; both need at least one")
+        cut = n - n_val
+        return x_train[:cut], t_train[:cut], x_train[cut:], t_train[cut:]
+
+    @staticmethod
+    def _optimizer(optimizer: Any, param: Optional[Mapping[str, Any]]) -> Any:
+        if isinstance(optimizer, str):
+            cls = OPTIMIZERS.get(optimizer.lower())
+            if cls is None:
+                near = difflib.get_close_matches(optimizer.lower(), OPTIMIZER_NAMES, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ValueError(f"Trainer: unknown optimizer {optimizer!r}{hint}; choose from "
+                                 f"{', '.join(OPTIMIZER_NAMES)}, or pass an instance such as Adam()")
+            if param is None:
+                param = {"lr": 0.01}
+            if not isinstance(param, Mapping):
+                raise TypeError(f"Trainer: optimizer_param must be a dict of {cls.__name__}'s arguments, "
+                                f"got {type(param).__name__}")
+            try:
+                return cls(**param)
+            except (TypeError, ValueError) as exc:
+                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                msg = msg[len(cls.__name__) + 2:] if msg.startswith(cls.__name__ + ": ") else msg
+                raise type(exc)(f"Trainer: optimizer_param {dict(param)!r} does not fit "
+                                f"{cls.__name__}: {msg}") from None
+        if optimizer is None or isinstance(optimizer, type) or not callable(getattr(optimizer, "update", None)):
+            what = (f"the class {optimizer.__name__}, pass an instance: {optimizer.__name__}()"
+                    if isinstance(optimizer, type) else f"{type(optimizer).__name__} {optimizer!r}")
+            raise TypeError(f"Trainer: optimizer must be a name ({', '.join(OPTIMIZER_NAMES)}) or an "
+                            f"optimizer instance such as Adam(); got {what}")
+        if param:
+            raise ValueError(f"Trainer: optimizer_param applies to an optimizer name only; set "
+                             f"the arguments on the instance, e.g. {type(optimizer).__name__}(lr=...)")
+        return optimizer
+
+    @staticmethod
+    def _callbacks(callbacks: Any) -> List[Any]:
+        if callbacks is None:
+            return []
+        if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable) or isinstance(callbacks, str):
+            raise TypeError(f"Trainer: callbacks must be a list of callbacks, got {type(callbacks).__name__}; "
+                            "wrap a single one in a list: callbacks=[cb]")
+        out = list(callbacks)
+        for i, cb in enumerate(out):
+            if not (isinstance(cb, Callback) or any(callable(getattr(cb, h, None)) for h in _HOOKS)):
+                raise TypeError(f"Trainer: callbacks[{i}] is a {type(cb).__name__}, not a callback "
+                                "(subclass fastdl.callbacks.Callback)")
+        return out
+
+    # -- counts ---------------------------------------------------------------------------
+    def _epoch_of(self, step: int) -> int:
+        """Epochs completed before step number ``step`` (0-based) starts."""
+        return int(math.floor(step / self.iter_per_epoch + _EPS))
+
+    @property
+    def epochs_completed(self) -> int:
+        """Whole epochs done: ``floor(current_iter / iter_per_epoch)``. The schedules of
+        :mod:`fastdl.callbacks` set the learning rate from it."""
+        return self._epoch_of(self.current_iter)
+
+    @property
+    def has_validation(self) -> bool:
+        """True when there is validation data (``x_val`` or ``validation_split``)."""
+        return self.x_val is not None
 
     # -- output -------------------------------------------------------------------------
     def _say(self, line: str) -> None:
@@ -166,26 +383,65 @@ class Trainer:
         else:
             print(line)
 
-    def _postfix(self) -> None:
+    def _postfix(self, refresh: bool = False) -> None:
         if self._bar is None:
             return
         post = {}
         if self.train_loss_list:
             post["loss"] = f"{float(self.train_loss_list[-1]):.4f}"
-        if self.test_acc_list:
-            post["test_acc"] = f"{self.test_acc_list[-1]:.4f}"
+        done = [h for h in self.history if h["epoch"] > 0]     # measured after a completed epoch
+        if done:
+            post["epoch"] = f"{done[-1]['epoch']}"
+            post["test_acc"] = f"{done[-1]['test_acc']:.4f}"
+            if done[-1].get("val_acc") is not None:
+                post["val_acc"] = f"{done[-1]['val_acc']:.4f}"
         if self._busy > 0:
             post["img/s"] = f"{self._images / self._busy:,.0f}"
-        self._bar.set_postfix(post, refresh=False)
+        self._bar.set_postfix(post, refresh=refresh)
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self, *args)
+
+    # -- evaluations -------------------------------------------------------------------
+    def _sample(self, x: Any, t: Any) -> Tuple[Any, Any]:
+        n = self.evaluate_sample_num_per_epoch
+        return (x, t) if n is None else (x[:n], t[:n])
+
+    def _entry(self, epoch: Union[int, float], train_acc: float, test_acc: float,
+               val_acc: Optional[float], final: bool) -> Dict[str, Any]:
+        it = self.current_iter
+        window = self.train_loss_list[max(0, it - max(1, int(round(self.iter_per_epoch)))):it]
+        loss = float(np.mean([float(v) for v in window])) if window else None
+        entry: Dict[str, Any] = {"epoch": epoch, "iteration": it, "train_acc": float(train_acc),
+                                 "test_acc": float(test_acc)}
+        if val_acc is not None:
+            entry["val_acc"] = float(val_acc)
+        entry["loss"] = loss
+        lr = getattr(self.optimizer, "lr", None)
+        entry["lr"] = float(lr) if isinstance(lr, numbers.Real) else None
+        entry["final"] = final
+        return entry
+
+    def _record(self, entry: Dict[str, Any]) -> None:
+        self.history.append(entry)
+        if self._bar is not None:
+            self._postfix(refresh=True)
+        if entry["epoch"] > 0:
+            self._call("on_epoch_end", entry)
 
     # -- the book's loop ------------------------------------------------------------------
     def train_step(self) -> None:
         """One step of the book's loop: a mini-batch, its gradient, the optimizer's update.
 
-        Appends the step's loss to ``train_loss_list``; at the start of an epoch (every
-        ``iter_per_epoch`` steps, the first included) measures train and test accuracy into
-        ``train_acc_list`` and ``test_acc_list``. ``train`` calls it ``max_iter`` times.
+        Appends the step's loss to ``train_loss_list``; at the first step of an epoch measures
+        train and test (and validation) accuracy into ``train_acc_list`` and ``test_acc_list``
+        (and ``val_acc_list``) and ``history``. Callbacks' ``on_epoch_end`` and ``on_step_end``
+        run after it. ``train`` calls it ``max_iter`` times.
         """
+        step = self.current_iter
         batch_mask = np.random.choice(self.train_size, self.batch_size)
         x_batch = self.x_train[batch_mask]
         t_batch = self.t_train[batch_mask]
@@ -198,27 +454,39 @@ class Trainer:
         self.train_loss_list.append(loss)
         if self.verbose == "iter":
             self._say("train loss:" + str(loss))
+        self.current_iter += 1
 
-        if self.current_iter % self.iter_per_epoch == 0:
+        if step == 0 or self._epoch_of(step) != self._epoch_of(step - 1):
             self.current_epoch += 1
-            x_tr, t_tr, x_te, t_te = self.x_train, self.t_train, self.x_test, self.t_test
-            n = self.evaluate_sample_num_per_epoch
-            if n is not None:
-                x_tr, t_tr, x_te, t_te = x_tr[:n], t_tr[:n], x_te[:n], t_te[:n]
+            x_tr, t_tr = self._sample(self.x_train, self.t_train)
+            x_te, t_te = self._sample(self.x_test, self.t_test)
             train_acc = self.network.accuracy(x_tr, t_tr)
             test_acc = self.network.accuracy(x_te, t_te)
             self.train_acc_list.append(train_acc)
             self.test_acc_list.append(test_acc)
+            val_acc = None
+            if self.x_val is not None:
+                val_acc = self.network.accuracy(*self._sample(self.x_val, self.t_val))
+                self.val_acc_list.append(val_acc)
             if self.verbose:
-                self._say(f"=== epoch:{self.current_epoch}, train acc:{train_acc}, test acc:{test_acc} ===")
-        self.current_iter += 1
+                self._say(f"=== epoch:{self.current_epoch}, train acc:{train_acc}, test acc:{test_acc}"
+                          + (f", val acc:{val_acc}" if val_acc is not None else "") + " ===")
+            self._record(self._entry(self._epoch_of(step), train_acc, test_acc, val_acc, final=False))
+        if self.callbacks:
+            self._call("on_step_end", {"iteration": self.current_iter,
+                                       "loss": float(loss) if loss is not None else None})
 
     def train(self) -> float:
         """Run the remaining iterations, then measure accuracy on the whole test set.
 
         Returns the final test accuracy. Ctrl-C (in the main thread) ends training after the
         current step; ``interrupted`` is then True and the final accuracy is still measured.
+        A callback setting ``stop_training`` ends it the same way (``interrupted`` stays False).
         """
+        self.stop_training = False
+        if self.history and self.history[-1].get("final"):
+            self.history.pop()                 # training goes on: that measurement is superseded
+        self._call("on_train_begin")
         previous = None
         # only in the main thread, and not where SIGINT is deliberately ignored (nohup, background jobs)
         if (threading.current_thread() is threading.main_thread()
@@ -233,7 +501,7 @@ class Trainer:
             from tqdm.auto import tqdm
             self._bar = tqdm(total=self.max_iter, initial=self.current_iter, unit="it", dynamic_ncols=True)
         try:
-            while self.current_iter < self.max_iter and not self._stop:
+            while self.current_iter < self.max_iter and not self._stop and not self.stop_training:
                 self.train_step()
                 if self._bar is not None:
                     self._bar.update(1)
@@ -241,6 +509,8 @@ class Trainer:
                         self._postfix()
                 if self.stop_on_divergence and self.diverged_at is not None:
                     break
+            self.interrupted = self._stop
+            entry = self._final()           # while the bar is open: it ends on the final accuracy
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
@@ -248,13 +518,121 @@ class Trainer:
                 self._postfix()
                 self._bar.close()
                 self._bar = None
-        self.interrupted = self._stop
+        self._call("on_train_end", entry)
+        return self.test_acc
+
+    def _final(self) -> Dict[str, Any]:
+        """The evaluation after training: the whole test set (the book's final accuracy and lines),
+        train and validation accuracy as at every epoch; recorded in ``history``."""
         self.test_acc = self.network.accuracy(self.x_test, self.t_test)
         if self.verbose:
             self._say("=============== Final Test Accuracy ===============")
             self._say("test acc:" + str(self.test_acc))
-        return self.test_acc
+        train_acc = self.network.accuracy(*self._sample(self.x_train, self.t_train))
+        val_acc = (self.network.accuracy(*self._sample(self.x_val, self.t_val))
+                   if self.x_val is not None else None)
+        done = self.current_iter / self.iter_per_epoch
+        epoch: Union[int, float] = int(round(done)) if abs(done - round(done)) < _EPS else round(done, 4)
+        entry = self._entry(epoch, train_acc, self.test_acc, val_acc, final=True)
+        self._record(entry)
+        return entry
 
+    # -- checkpoints --------------------------------------------------------------------
+    def save_checkpoint(self, path: "str | os.PathLike[str]") -> None:
+        """Write the weights, the optimizer's state, the counters, the lists and ``history`` and
+        NumPy's global random state to ``path``, one ``.npz`` written atomically (with
+        ``network.save_params(meta=..., extra=...)``). ``load_checkpoint`` continues from it;
+        ``fastdl.load_model`` and ``net.load_params`` read its weights."""
+        save = getattr(self.network, "save_params", None)
+        if save is None:
+            raise TypeError(f"Trainer.save_checkpoint: the network {type(self.network).__name__} has no "
+                            "save_params; checkpoints need a network of fastdl.nets")
+        opt = self.optimizer
+        names = getattr(type(opt), "_state", None)
+        if names is None:
+            raise TypeError(f"Trainer.save_checkpoint: the optimizer {type(opt).__name__} is not one of "
+                            "fastdl.optimizers; its state cannot be saved")
+        extra: Dict[str, Any] = {}
+        for name in names:
+            for key, val in (getattr(opt, name) or {}).items():
+                extra[f"optimizer/{name}/{key}"] = to_host(val)
+        losses = np.asarray(self.train_loss_list) if self.train_loss_list else np.zeros(0)
+        if losses.dtype.kind != "f":
+            losses = np.array([float(v) for v in self.train_loss_list], dtype=np.float64)
+        extra["train_loss_list"] = losses
+        for lst in ("train_acc_list", "test_acc_list", "val_acc_list"):
+            extra[lst] = np.array([float(v) for v in getattr(self, lst)], dtype=np.float64)
+        rng = np.random.get_state(legacy=True)
+        record: Dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT, "current_iter": self.current_iter,
+            "current_epoch": self.current_epoch, "train_size": self.train_size,
+            "batch_size": self.batch_size, "epochs": float(self.epochs),
+            "optimizer": {"class": type(opt).__name__, "state": list(names),
+                          "iter": int(getattr(opt, "iter", 0)),
+                          "lr": _float_or_none(getattr(opt, "lr", None))},
+            "history": self.history, "validation": self.has_validation}
+        if isinstance(rng, tuple) and rng[0] == "MT19937":
+            extra["random/mt19937"] = np.asarray(rng[1])
+            record["random"] = {"pos": int(rng[2]), "has_gauss": int(rng[3]), "cached_gaussian": float(rng[4])}
+        save(path, meta={"trainer": record}, extra=extra)
+
+    def load_checkpoint(self, path: "str | os.PathLike[str]") -> None:
+        """Restore what ``save_checkpoint`` wrote to ``path`` into this Trainer and its network
+        and optimizer (and NumPy's global random state), so that ``train()`` continues the saved
+        run. The Trainer must have the same number of training samples, ``mini_batch_size`` and
+        kind of optimizer; its hyper-parameters (``lr``...) stay its own. Everything is checked
+        before anything is changed; a file that does not fit raises a one-line ValueError."""
+        from .nets import read_extra, read_meta
+        where = os.fspath(path)
+        record = read_meta(path).get("trainer")
+        if not isinstance(record, dict) or "current_iter" not in record:
+            raise ValueError(f"{where} is not a Trainer checkpoint (save_checkpoint or ModelCheckpoint "
+                             "writes them); for the weights alone use net.load_params")
+        if record.get("format", 0) > CHECKPOINT_FORMAT:
+            raise ValueError(f"{where} was written by a newer fastdl (checkpoint format {record['format']}); "
+                             "upgrade fastdl")
+        if (record["train_size"], record["batch_size"]) != (self.train_size, self.batch_size):
+            raise ValueError(f"{where} is a run of {record['train_size']} training samples in batches of "
+                             f"{record['batch_size']}; this Trainer has {self.train_size} and "
+                             f"{self.batch_size}, so the epochs would not continue: use the same data "
+                             "and mini_batch_size")
+        saved = record["optimizer"]
+        opt = self.optimizer
+        if saved["class"] != type(opt).__name__ or getattr(type(opt), "_state", None) is None:
+            raise ValueError(f"{where} holds the state of a {saved['class']} optimizer; this Trainer's is "
+                             f"{type(opt).__name__}: build it with optimizer={saved['class']!r}")
+        extra = read_extra(path)
+        params = self.network.params
+        state: Dict[str, Dict[str, Any]] = {name: {} for name in saved["state"]}
+        for key, val in extra.items():
+            if not key.startswith("optimizer/"):
+                continue
+            _, name, pkey = key.split("/", 2)
+            if name not in state or pkey not in params or tuple(val.shape) != tuple(params[pkey].shape):
+                raise ValueError(f"{where}: the optimizer state {name}[{pkey!r}] does not fit this network")
+            state[name][pkey] = val
+        self.network.load_params(path)              # checks names, shapes and values, then loads
+        ops = backend.ops()
+        for name in saved["state"]:
+            d = state[name]
+            for pkey, val in d.items():
+                d[pkey] = ops.to_device(val) if is_device_array(params[pkey]) else np.array(val)
+            setattr(opt, name, d if d else None)
+        if hasattr(opt, "iter"):
+            opt.iter = int(saved.get("iter", 0))
+        self.current_iter = int(record["current_iter"])
+        self.current_epoch = int(record["current_epoch"])
+        self.train_loss_list = list(extra.get("train_loss_list", np.zeros(0)))
+        for lst in ("train_acc_list", "test_acc_list", "val_acc_list"):
+            setattr(self, lst, [float(v) for v in extra.get(lst, np.zeros(0))])
+        self.history = [dict(h) for h in record.get("history", [])]
+        self._diverged_at, self._losses_seen = None, 0
+        if "random/mt19937" in extra and "random" in record:
+            r = record["random"]
+            np.random.set_state(("MT19937", extra["random/mt19937"].astype(np.uint32), r["pos"],
+                                 r["has_gauss"], r["cached_gaussian"]))
+
+    # -- what happened ------------------------------------------------------------------
     @property
     def diverged_at(self) -> Optional[int]:
         """Index in ``train_loss_list`` of the first loss that is NaN or infinite; None while all
