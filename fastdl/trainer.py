@@ -519,6 +519,7 @@ class Trainer:
                 self._bar.close()
                 self._bar = None
         self._call("on_train_end", entry)
+        assert self.test_acc is not None
         return self.test_acc
 
     def _final(self) -> Dict[str, Any]:
