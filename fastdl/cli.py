@@ -359,11 +359,8 @@ def _cmd_info(args):
     from .bench import blas_line
     print(blas_line())
     if "numba" in fastdl.backend._loaded:
-        import numba
-
         from fastdl.kernels.cpu import _threads
-        print(f"numba: {numba.get_num_threads()} threads, {numba.threading_layer()} threading layer; "
-              f"idle threads: {_threads.omp_status}")
+        print("\n".join(_threads.describe()))      # threads and layer; fork; idle threads
     print(f"data folder: {data_dir()} (FASTDL_DATA_DIR)")
     return 0
 
