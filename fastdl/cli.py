@@ -357,7 +357,7 @@ def _cmd_info(args):
         print(f"  {name:6s} {status}")
     from fastdl.datasets import data_dir
     from .bench import blas_line
-    print(blas_line())
+    print(blas_line(threads=False))
     if "numba" in fastdl.backend._loaded:
         from fastdl.kernels.cpu import _threads
         print("\n".join(_threads.describe()))      # threads and layer; fork; idle threads

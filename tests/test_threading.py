@@ -216,7 +216,7 @@ FIRST = textwrap.dedent('''
 def _first(order, **env):
     rep, _ = _run(["-c", FIRST, order], _env(**env), timeout=120)
     assert rep["ok"] == [True, True], rep
-    assert rep["reported"] == rep["layer"] and rep["describe"][0].startswith(f"numba: "), rep
+    assert rep["reported"] == rep["layer"] and rep["describe"][0].startswith("numba: "), rep
     assert f"{rep['layer']} threading layer" in rep["describe"][0], rep
     return rep
 

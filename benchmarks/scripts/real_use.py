@@ -368,15 +368,9 @@ def main(argv=None):
     bad = [x for x in parts if x not in ("mixed", "book", "load")]
     if bad:
         p.error(f"unknown part(s) {', '.join(bad)}; choose from mixed, book, load")
-    import numba
-
-    import fastdl.kernels.cpu  # noqa: F401  (loads the backend so its status is known)
     from fastdl.bench import blas_line
-    from fastdl.kernels.cpu import _threads
-    omp_status = getattr(_threads, "omp_status", "not managed by this version of fastdl")
-    print(f"fastdl real-use benchmark: {os.cpu_count()} cores, {numba.get_num_threads()} Numba threads "
-          f"({numba.threading_layer()}), OpenMP wait: {omp_status}")
-    print(blas_line())
+    print(f"fastdl real-use benchmark: {os.cpu_count()} cores")
+    print(blas_line())        # loads the backend first: fastdl starts Numba's threads; names their layer
     for part in parts:
         {"mixed": part_mixed, "book": part_book, "load": part_load}[part](a.quick)
     return 0

@@ -107,6 +107,7 @@ def main():
     p.add_argument("--only", choices=["steps", "kernels", "compile"], default=None)
     a = p.parse_args()
     rep = 5 if a.quick else 20
+    fastdl.backend.ops("numba")     # fastdl starts Numba's threads (layer, wait policy), not the header below
     import numba
     import platform
     cpu = "unknown CPU"
