@@ -4,6 +4,7 @@ asv runs setup before every sample, so inputs are built once per process and cac
 """
 import functools
 import os
+import sys
 import time
 
 import numpy as np
@@ -29,11 +30,11 @@ def _pin_blas():
     _PINNED.append(True)
     try:
         from threadpoolctl import ThreadpoolController
-
-        from fastdl.kernels.cpu._threads import _scipy_blas_paths
     except ImportError:
         return
-    scipy_paths = _scipy_blas_paths()
+    # SciPy (and its BLAS) is loaded by the numba backend only; a numpy case leaves it unloaded
+    threads = sys.modules.get("fastdl.kernels.cpu._threads")
+    scipy_paths = threads._scipy_blas_paths() if threads is not None else []
     for lib in ThreadpoolController().lib_controllers:
         if lib.user_api == "blas" and not any(os.path.realpath(lib.filepath).startswith(r)
                                               for r in scipy_paths):
