@@ -86,12 +86,12 @@ def _labels(path: str, key: str, t: np.ndarray, n: int, x_key: str) -> np.ndarra
             raise DataFileError(f"{path}: {key} holds NaN or infinite labels")
         if not (t == np.round(t)).all():
             i = int(np.flatnonzero(t != np.round(t))[0])
-            raise DataFileError(f"{path}: {key} holds {t[i]!r} at index {i}; labels must be whole numbers "
+            raise DataFileError(f"{path}: {key} holds {t[i].item()!r} at index {i}; labels must be whole numbers "
                                 f"0-{CLASSES - 1}")
     bad = (t < 0) | (t >= CLASSES)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataFileError(f"{path}: {key} holds label {t[i]!r} at index {i}; labels must be 0-{CLASSES - 1} "
+        raise DataFileError(f"{path}: {key} holds label {t[i].item()!r} at index {i}; labels must be 0-{CLASSES - 1} "
                             f"(the networks have {CLASSES} outputs)")
     return t.astype(np.int64)
 
@@ -105,10 +105,11 @@ def load_npz(path: str, flatten: bool) -> Tuple[Split, Split]:
     if os.path.isdir(path):
         raise DataFileError(f"--data {path}: is a folder; give an .npz file")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not isinstance(f, np.lib.npyio.NpzFile):
-                raise DataFileError(f"{path}: holds a single array (.npy); save the four arrays with "
-                                    f"numpy.savez(path, {', '.join(k + '=...' for k in KEYS)})")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataFileError(f"{path}: holds a single array (.npy); save the four arrays with "
+                                f"numpy.savez(path, {', '.join(k + '=...' for k in KEYS)})")
+        with loaded as f:
             missing = [k for k in KEYS if k not in f.files]
             if missing:
                 has = ", ".join(f.files) or "no arrays"

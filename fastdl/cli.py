@@ -767,7 +767,7 @@ def _accuracy(net, x, t, batch_size, progress):
         return net.accuracy(x, t, batch_size=batch_size)
     from tqdm.auto import tqdm
     n = len(x)
-    chunk = batch_size * max(1, 2000 // batch_size)
+    chunk = batch_size
     correct = 0.0
     with tqdm(total=n, unit="img", desc="evaluating", leave=False, file=sys.stderr, dynamic_ncols=True) as bar:
         for i in range(0, n, chunk):

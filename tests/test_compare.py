@@ -74,3 +74,20 @@ def test_correctness_column_catches_a_wrong_fused_kernel(monkeypatch):
     bad = [r["what"] for r in res if not r["ok"]]
     assert any("fused" in w for w in bad) and any("step" in w for w in bad)
     assert not any(w.split()[1] in ("Convolution", "Relu", "Pooling") for w in bad)
+
+
+def test_progress_bar_counts_every_measurement_and_stays_out_of_json(capsys):
+    """--progress forces the bar (stderr is no terminal here); its total is compare.planned_steps,
+    reached at the end; with --json there is no bar, whatever is asked."""
+    args = ["compare", "--nets", "simple", "--batch-size", "2", "--repeat", "1", "--no-torch", "--backends", "numpy"]
+    total = compare.planned_steps(["simple"], ["numpy"], torch=False)
+    assert total == 6 + 1 + 1                                     # 6 layers, 1 fused block, the step
+    assert cli.main(args + ["--progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"/{total} [" in err and "timing SimpleConvNet" in err
+    assert cli.main(args + ["--progress", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and json.loads(captured.out)["results"]
+    assert cli.main(args) == 0                                    # no terminal: one plain line per measurement
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == total and all(line.startswith("timing ") for line in lines)

@@ -1,0 +1,310 @@
+"""`fastdl train` as people train: --optimizer in any case, a user's own arrays (--data FILE.npz),
+--val-split, --checkpoint-dir, --resume, --early-stop, --lr-schedule, a last line that says where
+the model is; the learning curve's epochs; short error lines with did-you-mean; progress bars of
+`fastdl evaluate`. Tiny runs: TwoLayerNet on the reference kernels, a few hundred images."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastdl import backend, cli
+from fastdl.datasets import load_mnist
+from fastdl.nets import load_model, read_meta
+from fastdl.trainer import Trainer
+
+#: TwoLayerNet on the reference kernels, per-epoch accuracies on 100 images, no bar
+TWO = ["train", "--net", "two", "--backend", "numpy", "--no-progress", "--eval-samples", "100"]
+
+
+@pytest.fixture(autouse=True)
+def _keep_process_state():
+    saved = backend._global_name
+    state = np.random.get_state()
+    yield
+    backend._global_name = saved
+    np.random.set_state(state)
+
+
+def main(args, capsys):
+    """cli.main in this process: (exit status, stdout, stderr)."""
+    code = cli.main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def small():
+    """400 training and 200 test images of the shipped sample, as MNIST's uint8 and labels."""
+    (x, t), (xt, tt) = load_mnist(normalize=False, flatten=False, sample=True)
+    return x[:400], t[:400], xt[:200], tt[:200]
+
+
+@pytest.fixture
+def npz(small, tmp_path):
+    def write(name="data.npz", **changes):
+        x, t, xt, tt = small
+        arrays = {"x_train": x, "t_train": t, "x_test": xt, "t_test": tt}
+        arrays.update(changes)
+        arrays = {k: v for k, v in arrays.items() if v is not None}
+        path = tmp_path / name
+        np.savez(path, **arrays)
+        return str(path)
+    return write
+
+
+# -- --optimizer in any case; did-you-mean -------------------------------------------------------
+@pytest.mark.parametrize("name", ["Adam", "ADAM", "adam", "SGD", "RMSprop", "AdaGrad", "rmsprpo"])
+def test_optimizer_in_any_case(name):
+    args = cli.build_parser().parse_args(["train", "--optimizer", name])
+    assert args.optimizer == ("rmsprop" if name == "rmsprpo" else name.lower())
+
+
+def test_a_capitalised_optimizer_trains(npz, capsys):
+    code, out, err = main(TWO + ["--data", npz(), "--epochs", "1", "--optimizer", "Adam", "--quiet"], capsys)
+    assert code == 0 and err == "" and "adam lr 0.001" in out
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["train", "--optimiser", "adam"], "fastdl train: unknown option --optimiser; did you mean --optimizer?"),
+    (["train", "--epohcs", "3"], "did you mean --epochs?"),
+    (["train", "--lr-shedule", "cosine"], "did you mean --lr-schedule?"),
+    (["trian"], "fastdl: unknown command 'trian'; did you mean 'train'?"),
+    (["evalute", "m.npz"], "did you mean 'evaluate'?"),
+    (["train", "--net", "simpel"], "argument --net: unknown value 'simpel'; did you mean 'simple'?"),
+    (["train", "--optimizer", "adma"], "unknown optimizer 'adma'; did you mean 'adam'?"),
+    (["train", "--data", "mnsit"], "unknown data set 'mnsit'; did you mean 'mnist'?"),
+    (["train", "--lr-schedule", "cosin"], "unknown schedule 'cosin'; did you mean 'cosine'?"),
+    (["train", "--dtype", "float33"], "did you mean 'float32'?"),
+    (["search", "--trails", "3"], "unknown option --trails; did you mean --trials?"),
+    (["train", "--bogus"], "fastdl train: unknown option --bogus (see fastdl train --help)"),
+    (["train", "extra"], "unexpected argument 'extra'"),
+])
+def test_did_you_mean(args, expect, capsys):
+    code, out, err = main(args, capsys)
+    assert code == 2 and expect in one_line(err)
+
+
+def test_did_you_mean_in_a_real_process():
+    r = subprocess.run([sys.executable, "-m", "fastdl", "train", "--optimiser", "adam"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert one_line(r.stderr) == ("fastdl train: unknown option --optimiser; did you mean --optimizer? "
+                                  "(see fastdl train --help)")
+
+
+# -- --data FILE.npz --------------------------------------------------------------------------------
+@pytest.mark.parametrize("layout", ["flat-uint8", "square-float", "nchw-onehot"])
+def test_own_arrays_train_and_evaluate(layout, small, npz, tmp_path, capsys):
+    x, t, xt, tt = small
+    if layout == "flat-uint8":
+        path = npz(x_train=x.reshape(-1, 784), x_test=xt.reshape(-1, 784))
+    elif layout == "square-float":
+        path = npz(x_train=x[:, 0] / 255.0, x_test=xt[:, 0] / 255.0, t_train=t.astype(np.float64))
+    else:
+        path = npz(t_train=np.eye(10)[t], t_test=np.eye(10, dtype=np.int32)[tt])
+    model = str(tmp_path / "m.npz")
+    code, out, err = main(TWO + ["--data", path, "--epochs", "4", "--lr", "0.01", "--save", model], capsys)
+    assert code == 0 and err == ""
+    assert f"on {path}: 400 training and 200 test images" in out
+    acc = float(out.split("test accuracy ")[1].split()[0])
+    assert acc > 0.5                                        # learned from the file's own arrays
+    assert read_meta(model)["data"] == path
+    code, out, err = main(["evaluate", model, "--backend", "numpy"], capsys)   # the test set of the file
+    assert code == 0 and f"test accuracy {acc:.4f} on 200" in out
+
+
+BAD_DATA = [
+    ({"x_test": None}, "missing x_test (it has x_train, t_train, t_test)"),
+    ({"x_train": np.zeros((400, 27, 27), np.uint8)}, "x_train has shape (400, 27, 27); expected"),
+    ({"x_train": np.zeros((400, 1, 28, 28), dtype="U1")}, "x_train has dtype <U1"),
+    ({"t_train": np.full(400, 10)}, "t_train holds label 10 at index 0; labels must be 0-9"),
+    ({"t_test": -np.ones(200, int)}, "t_test holds label -1"),
+    ({"t_train": np.full(400, 2.5)}, "t_train holds 2.5 at index 0; labels must be whole numbers"),
+    ({"t_train": np.zeros(399, int)}, "t_train has 399 labels but x_train has 400 images"),
+    ({"t_train": np.full((400, 10), 0.1)}, "rows are not one-hot"),
+    ({"x_train": np.full((400, 784), np.nan)}, "x_train holds NaN or infinite values (first in image 0)"),
+    ({"x_train": np.full((400, 784), 300, np.int16)}, "x_train holds integers from 300 to 300; expected 0-255"),
+    ({"x_test": np.zeros((0, 784))}, "x_test holds no images"),
+]
+
+
+@pytest.mark.parametrize("changes,expect", BAD_DATA, ids=[e.split(";")[0][:30] for _, e in BAD_DATA])
+def test_bad_arrays_are_one_line_usage_errors(changes, expect, npz, capsys):
+    path = npz(**changes)
+    code, out, err = main(TWO + ["--data", path], capsys)
+    line = one_line(err)
+    assert code == 2 and out == "" and line.startswith(f"fastdl train: {path}: ") and expect in line, line
+
+
+def test_files_that_are_not_data(tmp_path, capsys):
+    (tmp_path / "text.npz").write_text("hello")
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    np.savez(tmp_path / "obj.npz", x_train=np.array([{"a": 1}], dtype=object), t_train=np.zeros(1),
+             x_test=np.zeros(1), t_test=np.zeros(1))
+    for name, expect in (("text.npz", "not a readable .npz file"), ("one.npy", "holds a single array"),
+                         ("obj.npz", "pickles"), ("nope.npz", "no such file")):
+        code, out, err = main(TWO + ["--data", str(tmp_path / name)], capsys)
+        assert code == 2 and expect in one_line(err), (name, err)
+
+
+# -- where the model is ------------------------------------------------------------------------
+def test_without_save_the_last_line_says_it_was_not_saved(npz, capsys):
+    code, out, err = main(TWO + ["--data", npz(), "--epochs", "1", "--quiet"], capsys)
+    assert code == 0 and out.splitlines()[-1] == "the trained parameters were not saved (--save FILE.npz saves them)"
+
+
+# -- validation, checkpoints, early stopping, schedules -----------------------------------------------
+def test_val_split_and_checkpoints(npz, tmp_path, capsys):
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    code, out, err = main(TWO + ["--data", npz(), "--epochs", "3", "--val-split", "0.25", "--checkpoint-dir",
+                                 str(ck)], capsys)
+    assert code == 0 and err == ""
+    assert "300 training, 100 validation and 200 test images" in out and ", val acc:" in out
+    assert sorted(os.listdir(ck)) == ["best.npz", "last.npz"]
+    assert out.splitlines()[-1].startswith(f"the model is in {ck / 'last.npz'} and {ck / 'best.npz'}")
+    last = read_meta(str(ck / "last.npz"))
+    assert last["trainer"]["current_iter"] == 9 and last["train"]["val_split"] == 0.25
+    history = last["trainer"]["history"]
+    best_val = max(h["val_acc"] for h in history if h["epoch"] > 0)
+    best = read_meta(str(ck / "best.npz"))["trainer"]["history"][-1]
+    assert best["val_acc"] == best_val
+    assert type(load_model(str(ck / "best.npz"))).__name__ == "TwoLayerNet"
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--val-split", "0"], "between 0 and 1"), (["--val-split", "1"], "between 0 and 1"),
+    (["--val-split", "x"], "expected a fraction"), (["--early-stop", "2"], "--early-stop needs --val-split"),
+    (["--early-stop", "0", "--val-split", "0.1"], ">= 1"), (["--checkpoint-dir", "/nonexistent/ck"], "no such folder"),
+    (["--lr-schedule", "step:0:0.5"], ">= 1"), (["--lr-schedule", "step:2:1.5"], "GAMMA in (0, 1]"),
+    (["--lr-schedule", "step:2"], "step:EPOCHS:GAMMA"), (["--resume", "/nonexistent.npz"], "no such file"),
+])
+def test_bad_training_options(args, expect, capsys):
+    code, out, err = main(TWO + args, capsys)
+    assert code == 2 and expect in one_line(err), err
+
+
+def test_early_stopping(npz, tmp_path, capsys):
+    """A learning rate far too small to change the validation accuracy: patience 1 stops after 2 epochs."""
+    model = str(tmp_path / "m.npz")
+    code, out, err = main(TWO + ["--data", npz(), "--epochs", "8", "--val-split", "0.25", "--early-stop", "1",
+                                 "--optimizer", "sgd", "--lr", "1e-9", "--save", model], capsys)
+    assert code == 0 and "early stopping at epoch" in out
+    assert read_meta(model)["trainer"]["current_iter"] < 8 * 3
+
+
+@pytest.mark.parametrize("schedule,want", [("step:1:0.5", [1e-2, 5e-3, 2.5e-3, 1.25e-3]),
+                                           ("cosine", [1e-2, 0.5e-2 * (1 + 0.5 ** 0.5), 5e-3,
+                                                       0.5e-2 * (1 - 0.5 ** 0.5)])])
+def test_lr_schedules(schedule, want, npz, tmp_path, capsys):
+    model = str(tmp_path / "m.npz")
+    code, out, err = main(TWO + ["--data", npz(), "--epochs", "4", "--lr", "0.01", "--lr-schedule", schedule,
+                                 "--save", model, "--quiet"], capsys)
+    assert code == 0
+    history = read_meta(model)["trainer"]["history"]
+    lrs = [h["lr"] for h in history if not h["final"]]           # the rate of each epoch 0..3
+    assert lrs == pytest.approx(want), history
+
+
+# -- --resume -----------------------------------------------------------------------------------
+def test_resume_continues_exactly_where_the_run_stopped(npz, tmp_path, capsys):
+    data = npz()
+    straight, first, resumed = (str(tmp_path / n) for n in ("straight.npz", "first.npz", "resumed.npz"))
+    common = TWO + ["--data", data, "--optimizer", "Adam", "--lr", "0.003", "--quiet"]
+    assert main(common + ["--epochs", "3", "--save", straight], capsys)[0] == 0
+    assert main(common + ["--epochs", "1", "--save", first], capsys)[0] == 0
+    code, out, err = main(["train", "--resume", first, "--epochs", "3", "--backend", "numpy", "--no-progress",
+                           "--eval-samples", "100", "--save", resumed], capsys)
+    assert code == 0 and err == ""
+    assert out.startswith(f"resuming TwoLayerNet from {first} at epoch 1 (float32, backend numpy) on {data}")
+    assert "adam lr 0.003" in out                                   # the run's settings, from the file
+    a, b = load_model(straight), load_model(resumed)
+    for k in a.params:
+        assert np.array_equal(a.params[k], b.params[k]), k
+    assert read_meta(resumed)["trainer"]["current_iter"] == 12
+
+
+def test_resume_errors_and_weights_only_files(npz, tmp_path, capsys):
+    data = npz()
+    done = str(tmp_path / "done.npz")
+    assert main(TWO + ["--data", data, "--epochs", "1", "--quiet", "--save", done], capsys)[0] == 0
+    code, out, err = main(TWO + ["--data", data, "--resume", done, "--epochs", "1"], capsys)
+    assert code == 2 and "has already run 1 epochs" in one_line(err) and "larger --epochs" in err
+    code, out, err = main(["train", "--net", "simple", "--resume", done], capsys)
+    assert code == 2 and "holds TwoLayerNet (--net two), not --net simple" in one_line(err)
+    weights = str(tmp_path / "weights.npz")
+    load_model(done).save_params(weights)                        # Net.save_params: no Trainer state
+    code, out, err = main(TWO + ["--data", data, "--resume", weights, "--epochs", "1", "--quiet"], capsys)
+    assert code == 0 and "holds weights only" in out
+
+
+# -- the learning curve -------------------------------------------------------------------------
+def test_learning_curve_points_run_from_epoch_0_to_the_final_accuracy(small):
+    x, t, xt, tt = small
+    np.random.seed(0)
+    from fastdl.nets import TwoLayerNet
+    net = TwoLayerNet(784, 20, 10)
+    trainer = Trainer(net, x.reshape(-1, 784) / 255.0, t, xt.reshape(-1, 784) / 255.0, tt, epochs=3,
+                      mini_batch_size=100, optimizer="adam", optimizer_param={"lr": 0.01}, verbose=False,
+                      progress=False)
+    final = trainer.train()
+    test = cli._curve(trainer, "test_acc")
+    assert [e for e, _ in test] == [0, 1, 2, 3] and test[-1][1] == final
+    assert [e for e, _ in cli._curve(trainer, "train_acc")] == [0, 1, 2, 3]
+    assert cli._curve(trainer, "val_acc") == []
+
+
+def test_plot_is_written(npz, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "curves.png"
+    code, out, err = main(TWO + ["--data", npz(), "--epochs", "2", "--quiet", "--plot", str(plot)], capsys)
+    assert code == 0 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- short error lines -----------------------------------------------------------------------------
+def _closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_offline_download_failure_is_one_line_with_the_fix(tmp_path):
+    env = dict(os.environ, FASTDL_DATA_DIR=str(tmp_path), FASTDL_BACKEND="numpy",
+               FASTDL_MNIST_MIRRORS=f"http://127.0.0.1:{_closed_port()}/,http://127.0.0.1:{_closed_port()}/")
+    r = subprocess.run([sys.executable, "-m", "fastdl", "train", "--data", "mnist"], capture_output=True, text=True,
+                       timeout=120, env=env)
+    line = one_line(r.stderr)
+    assert r.returncode == 2 and len(line) < 300 and "127.0.0.1" not in line
+    assert line.startswith("fastdl train: MNIST is not available offline and could not be downloaded; use --data sample")
+    assert str(tmp_path / "mnist") in line and "--verbose" in line
+    r = subprocess.run([sys.executable, "-m", "fastdl", "train", "--data", "mnist", "--verbose"], capture_output=True,
+                       text=True, timeout=120, env=env)
+    lines = r.stderr.splitlines()
+    assert r.returncode == 2 and lines[0] == line and len(lines) == 1 + 4 * 3 + 1   # 4 files x (name + 2 mirrors) + fix
+    assert lines[-1].startswith("To fix:") and "Connection refused" in r.stderr
+
+
+# -- progress bars ------------------------------------------------------------------------------
+def test_evaluate_progress_bar_only_when_asked_or_on_a_terminal(npz, tmp_path, capsys):
+    model = str(tmp_path / "m.npz")
+    data = npz()
+    assert main(TWO + ["--data", data, "--epochs", "1", "--quiet", "--save", model], capsys)[0] == 0
+    code, plain, err = main(["evaluate", model, "--backend", "numpy", "--batch-size", "50"], capsys)
+    assert code == 0 and err == ""                                  # stderr is no terminal here
+    code, out, err = main(["evaluate", model, "--backend", "numpy", "--batch-size", "50", "--progress"], capsys)
+    assert code == 0 and "evaluating" in err and "/200 [" in err
+    assert out.split(" (")[0] == plain.split(" (")[0]               # the same accuracy
+    code, out, err = main(["evaluate", model, "--progress", "--no-progress"], capsys)
+    assert code == 0 and err == ""
