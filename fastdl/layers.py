@@ -68,6 +68,7 @@ backends. Device weights under a CPU backend are refused with an error saying wh
 from __future__ import annotations
 
 import inspect
+import numbers
 import os
 import sys
 import warnings
@@ -312,8 +313,10 @@ class MulLayer:
 
     Attributes
     ----------
-    x, y : Any
-        The inputs of the last ``forward``, kept for ``backward`` (None before it).
+    x : Any
+        The first input of the last ``forward``, kept for ``backward`` (None before it).
+    y : Any
+        The second input of the last ``forward``, kept for ``backward`` (None before it).
     train_flg_aware : bool
         False: ``forward`` takes no ``train_flg``.
     """
@@ -335,8 +338,10 @@ class MulLayer:
 
         Parameters
         ----------
-        x, y : Any
-            Numbers or arrays that multiply (the book's apple prices and counts).
+        x : Any
+            A number or array (the book's apple price).
+        y : Any
+            A number or array that multiplies ``x`` (the book's apple count).
 
         Returns
         -------
@@ -386,8 +391,10 @@ class AddLayer:
 
         Parameters
         ----------
-        x, y : Any
-            Numbers or arrays that add.
+        x : Any
+            A number or array.
+        y : Any
+            A number or array added to ``x``.
 
         Returns
         -------
@@ -596,11 +603,15 @@ class Affine(_RunsOnBackend):
 
     Attributes
     ----------
-    W, b : Array
-        The weights, as given.
-    dW, db : Array or None
-        The gradients of W (D, M) and b (M,) set by the last ``backward`` (or
-        ``backward_params``), in W's compute dtype; None before the first.
+    W : Array
+        The weights (D, M), as given.
+    b : Array
+        The bias (M,), as given.
+    dW : Array or None
+        The gradient of W (D, M) set by the last ``backward`` (or ``backward_params``), in
+        W's compute dtype; None before the first.
+    db : Array or None
+        The gradient of b (M,), set with ``dW``.
     x : Array or None
         The last forward's input as (N, D) rows, kept for ``backward``.
     original_x_shape : tuple of int or None
@@ -939,22 +950,35 @@ class BatchNormalization(_RunsOnBackend):
 
     Parameters
     ----------
-    gamma, beta : array_like
-        (D,) scale and shift, kept as given (shared with a network's ``params``).
+    gamma : array_like
+        (D,) scale, kept as given (shared with a network's ``params``).
+    beta : array_like
+        (D,) shift, kept as given (shared with a network's ``params``).
     momentum : float
-        Of the running statistics: ``running = momentum * running + (1 - momentum) * batch``.
-    running_mean, running_var : array_like, optional
-        (D,) starting statistics (copied).
+        Of the running statistics: ``running = momentum * running + (1 - momentum) * batch``; in
+        [0, 1] (ValueError otherwise: beyond it the statistics diverge).
+    running_mean : array_like, optional
+        (D,) starting running mean (copied).
+    running_var : array_like, optional
+        (D,) starting running variance (copied).
 
     Attributes
     ----------
-    gamma, beta : Array
-        The parameters, as given.
-    dgamma, dbeta : Array or None
-        Their gradients (D,) from the last ``backward``.
-    running_mean, running_var : Array
-        (D,) running statistics used in evaluation (zeros until the first training forward
-        unless given).
+    gamma : Array
+        The scale, as given.
+    beta : Array
+        The shift, as given.
+    dgamma : Array or None
+        The gradient (D,) of gamma from the last ``backward``.
+    dbeta : Array or None
+        The gradient (D,) of beta from the last ``backward``.
+    momentum : float
+        Of the running statistics, as given.
+    running_mean : Array
+        (D,) running mean used in evaluation (zeros until the first training forward unless
+        given).
+    running_var : Array
+        (D,) running variance used in evaluation (as ``running_mean``).
     input_shape : tuple of int or None
         The last forward's input shape.
     state_attrs : tuple of str
@@ -975,6 +999,11 @@ class BatchNormalization(_RunsOnBackend):
         if len(self.gamma.shape) != 1 or tuple(self.beta.shape) != tuple(self.gamma.shape):
             raise ValueError(f"BatchNormalization: gamma and beta must be 1-D of the same shape, got "
                              f"{tuple(self.gamma.shape)} and {tuple(self.beta.shape)}")
+        m: Any = momentum
+        if isinstance(m, bool) or not isinstance(m, numbers.Real) or not 0 <= float(m) <= 1:
+            # NaN fails the comparison too; outside [0, 1] the running statistics diverge
+            raise ValueError(f"BatchNormalization: momentum must be a number in [0, 1] (the weight of the "
+                             f"old running statistics; the book's is 0.9), got {momentum!r}")
         self.momentum = momentum
         self.running_mean = self._stat("running_mean", running_mean)
         self.running_var = self._stat("running_var", running_var)
@@ -1113,16 +1142,22 @@ class Convolution(_RunsOnBackend):
         (FN, C, FH, FW) filters, kept as given (shared with a network's ``params``).
     b : array_like or float
         (FN,) bias, or a scalar broadcast to every filter.
-    stride, pad : int
-        The step of the window (>= 1) and the zero padding on each side (>= 0).
+    stride : int
+        The step of the window (>= 1).
+    pad : int
+        The zero padding on each side (>= 0).
 
     Attributes
     ----------
-    W, b : Array
-        The weights, as given.
-    dW, db : Array or None
-        The gradients of W (FN, C, FH, FW) and b (FN,) from the last ``backward`` (or a fused
-        block's, ``fastdl.fusion``); None before the first.
+    W : Array
+        The filters (FN, C, FH, FW), as given.
+    b : Array
+        The bias (FN,), as given.
+    dW : Array or None
+        The gradient of W (FN, C, FH, FW) from the last ``backward`` (or a fused block's,
+        ``fastdl.fusion``); None before the first.
+    db : Array or None
+        The gradient of b (FN,), set with ``dW``.
     x : Array or None
         The last forward's input (N, C, H, W), in W's dtype, kept for ``backward``.
     train_flg_aware : bool
@@ -1278,8 +1313,10 @@ class Pooling(_RunsOnBackend):
 
     Parameters
     ----------
-    pool_h, pool_w : int
-        The window's height and width.
+    pool_h : int
+        The window's height.
+    pool_w : int
+        The window's width.
     stride : int
         The window's step (2 by default, as in the book).
     pad : int

@@ -265,3 +265,67 @@ def test_only_the_books_own_layer_classes_are_fused():
     x = np.random.default_rng(0).standard_normal(NETS["SimpleConvNet"][1])
     grads = net.gradient(x, np.array([0, 1]))
     assert grads["W1"].shape == net.params["W1"].shape
+
+
+# -- arguments that are certainly mistakes are refused in one line naming them ----------------------
+@pytest.mark.parametrize("make, exc, match", [
+    (lambda: TwoLayerNet(784, 10, 0), ValueError, "TwoLayerNet: output_size must be >= 1, got 0"),
+    (lambda: TwoLayerNet(784, -3, 10), ValueError, "TwoLayerNet: hidden_size must be >= 1"),
+    (lambda: TwoLayerNet(784.0, 10, 10), TypeError, "TwoLayerNet: input_size must be an integer"),
+    (lambda: TwoLayerNet(784, True, 10), TypeError, "TwoLayerNet: hidden_size must be an integer"),
+    (lambda: TwoLayerNet(784, 10, 10, weight_init_std=float("nan")), ValueError, "weight_init_std must be a finite"),
+    (lambda: MultiLayerNet(784, [0], 10), ValueError, r"MultiLayerNet: hidden_size_list\[0\] must be >= 1, got 0"),
+    (lambda: MultiLayerNet(784, [50, 2.5], 10), TypeError, r"hidden_size_list\[1\] must be an integer"),
+    (lambda: MultiLayerNet(784, 100, 10), TypeError, "hidden_size_list must be a list of ints"),
+    (lambda: MultiLayerNet(0, [5], 10), ValueError, "MultiLayerNet: input_size must be >= 1"),
+    (lambda: MultiLayerNet(784, [5], 10, weight_decay_lambda=-0.1), ValueError, "weight_decay_lambda must be a finite number >= 0"),
+    (lambda: MultiLayerNet(784, [5], 10, weight_decay_lambda=float("inf")), ValueError, "weight_decay_lambda"),
+    (lambda: MultiLayerNet(784, [5], 10, weight_init_std=float("inf")), ValueError, "weight_init_std must be a finite"),
+    (lambda: MultiLayerNetExtend(784, [5], 10, use_dropout=True, dropout_ration=1.0), ValueError, r"dropout_ratio must be in \[0, 1\)"),
+    (lambda: MultiLayerNetExtend(784, [5], 0), ValueError, "MultiLayerNetExtend: output_size must be >= 1"),
+    (lambda: SimpleConvNet((1, 0, 28)), ValueError, r"SimpleConvNet: input_dim\[1\] must be >= 1"),
+    (lambda: SimpleConvNet((1, 28)), ValueError, "SimpleConvNet: input_dim must be"),
+    (lambda: SimpleConvNet(hidden_size=0), ValueError, "SimpleConvNet: hidden_size must be >= 1"),
+    (lambda: SimpleConvNet(conv_param={"filter_num": 30, "filter_size": 5, "pad": 0}), ValueError,
+     r"conv_param must have the keys .*missing \['stride'\]"),
+    (lambda: SimpleConvNet(conv_param={"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1, "strides": 2}),
+     ValueError, r"unknown \['strides'\]"),
+    (lambda: SimpleConvNet(conv_param={"filter_num": 0, "filter_size": 5, "pad": 0, "stride": 1}), ValueError,
+     r"conv_param\['filter_num'\] must be >= 1"),
+    (lambda: SimpleConvNet(conv_param={"filter_num": 3, "filter_size": 5, "pad": -1, "stride": 1}), ValueError,
+     r"conv_param\['pad'\] must be >= 0"),
+    (lambda: DeepConvNet(conv_param_3={"filter_num": 32, "filter_size": 3, "pad": 1, "stride": 0}), ValueError,
+     r"DeepConvNet: conv_param_3\['stride'\] must be >= 1"),
+    (lambda: DeepConvNet(output_size=0), ValueError, "DeepConvNet: output_size must be >= 1"),
+])
+def test_net_arguments_that_are_certainly_mistakes_are_refused(make, exc, match):
+    with pytest.raises(exc, match=match) as e:
+        make()
+    assert "\n" not in str(e.value)
+
+
+def test_the_books_own_values_and_numpy_integers_are_accepted():
+    np.random.seed(0)
+    TwoLayerNet(input_size=np.int64(784), hidden_size=50, output_size=10)
+    MultiLayerNet(784, [100] * 5, 10, weight_init_std="relu", weight_decay_lambda=10 ** np.random.uniform(-8, -4))
+    MultiLayerNet(784, [], 10, weight_init_std=0.01)                 # no hidden layer
+    MultiLayerNetExtend(784, [100] * 5, 10, weight_init_std="sigmoid", use_batchnorm=True,
+                        use_dropout=True, dropout_ration=0.0)
+    SimpleConvNet(input_dim=(1, 28, 28), conv_param={"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1},
+                  hidden_size=100, output_size=10, weight_init_std=0.01)
+    net = DeepConvNet()
+    assert net._config["conv_param_4"] == {"filter_num": 32, "filter_size": 3, "pad": 2, "stride": 1}
+
+
+@pytest.mark.parametrize("bad, exc, match", [(-1, ValueError, "batch_size must be >= 1, got -1"),
+                                             (0, ValueError, "batch_size must be >= 1, got 0"),
+                                             (2.5, TypeError, "batch_size must be an integer, got float"),
+                                             (True, TypeError, "batch_size must be an integer, got bool"),
+                                             ("10", TypeError, "batch_size must be an integer")])
+def test_accuracy_batch_size_must_be_a_positive_integer(bad, exc, match):
+    np.random.seed(0)
+    net = TwoLayerNet(5, 4, 3)
+    x, t = np.random.randn(7, 5), np.arange(7) % 3
+    with pytest.raises(exc, match=f"TwoLayerNet.accuracy: {match}"):
+        net.accuracy(x, t, batch_size=bad)
+    assert net.accuracy(x, t, batch_size=np.int32(3)) == net.accuracy(x, t, batch_size=100)

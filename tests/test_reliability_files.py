@@ -656,3 +656,45 @@ def test_a_figure_that_fails_to_draw_leaves_the_old_file(tmp_path):
     with pytest.raises(RuntimeError, match="no renderer"):
         save_figure(fig, target)
     assert target.read_bytes() == b"the old curves" and os.listdir(tmp_path) == ["c.png"]
+
+
+# == values and paths: what fits the destination, names as bytes =================================
+@pytest.mark.parametrize("value", [1e300, -1e39, 3.5e38])
+def test_a_value_beyond_float32_is_refused_naming_the_key(tmp_path, value):
+    big = TwoLayerNet(5, 3, 2)
+    big.params["b2"][1] = value                          # finite in float64, infinite in float32
+    big.save_params(tmp_path / "big.npz")
+    net = TwoLayerNet(5, 3, 2, dtype=np.float32)
+    before = {k: v.copy() for k, v in net.params.items()}
+    with pytest.raises(ValueError, match=r"big.npz: b2 does not fit in float32") as e:
+        net.load_params(tmp_path / "big.npz")
+    assert "\n" not in str(e.value)
+    assert same_params(net.params, before)               # nothing loaded, not even W1
+    wide = TwoLayerNet(5, 3, 2)
+    wide.load_params(tmp_path / "big.npz")              # float64 takes it
+    assert wide.params["b2"][1] == value
+
+
+def test_float32_max_and_float64_values_that_fit_load_into_float32(tmp_path):
+    net = TwoLayerNet(5, 3, 2)
+    net.params["b2"][:] = [float(np.finfo(np.float32).max), 1e-300]   # the max, and an underflow to 0
+    net.save_params(tmp_path / "p.npz")
+    small32 = TwoLayerNet(5, 3, 2, dtype=np.float32)
+    small32.load_params(tmp_path / "p.npz")
+    assert small32.params["b2"][0] == np.finfo(np.float32).max and small32.params["b2"][1] == 0
+
+
+def test_bytes_paths_are_accepted_everywhere(tmp_path):
+    from fastdl.nets import load_model, read_extra
+    net = small(0)
+    path = os.fsencode(tmp_path / "b.npz")
+    net.save_params(path, meta={"k": 1}, extra={"e": np.arange(2)})
+    assert os.listdir(tmp_path) == ["b.npz"]
+    other = small(1)
+    other.load_params(path)
+    assert same_params(other.params, net.params)
+    assert read_meta(path)["k"] == 1
+    np.testing.assert_array_equal(read_extra(path)["e"], np.arange(2))
+    assert same_params(load_model(path).params, net.params)
+    with pytest.raises(TypeError, match="save_params: the file name must be a str, bytes or os.PathLike"):
+        net.save_params(3.5)

@@ -929,3 +929,17 @@ def test_two_hundred_training_steps_do_not_grow_memory():
     assert np.isfinite(net.loss(x, t))
     assert traced - traced_20 < 64 * 1024, (traced_20, traced)
     assert rss_200 - rss_20 < 16 * 2 ** 20, (rss_20, rss_200)
+
+
+@pytest.mark.parametrize("momentum", [2, -0.1, float("nan"), float("inf"), True, "0.9", None])
+def test_batchnorm_momentum_outside_0_1_is_refused(momentum):
+    with pytest.raises(ValueError, match=r"BatchNormalization: momentum must be a number in \[0, 1\]") as e:
+        BatchNormalization(np.ones(3), np.zeros(3), momentum=momentum)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("momentum", [0, 0.0, 0.9, 1, np.float32(0.99)])
+def test_batchnorm_momentum_in_0_1_is_accepted(momentum):
+    bn = BatchNormalization(np.ones(3), np.zeros(3), momentum=momentum)
+    bn.forward(np.arange(12.0).reshape(4, 3), True)
+    assert np.isfinite(bn.running_mean).all() and np.isfinite(bn.running_var).all()

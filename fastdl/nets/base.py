@@ -192,8 +192,13 @@ class Summary:
     input_shape : tuple of int
         The shape of one sample.
     batch_size : int
-    params, param_bytes, flops : int
-        The totals over the rows whose values are known (``complete`` says whether all are).
+        The batch the output shapes and FLOPs are for.
+    params : int
+        The parameters of all rows whose values are known (``complete`` says whether all are).
+    param_bytes : int
+        Their bytes, over the same rows.
+    flops : int
+        The FLOPs of one forward pass, over the same rows.
     complete : bool
         False when some layer's numbers are unknown (shown as ``?``).
     loss : tuple
@@ -490,13 +495,15 @@ class Net:
         t : array_like
             (N,) class indices, (N, 1), or (N, K) one-hot rows.
         batch_size : int
-            Samples per forward pass (evaluation mode).
+            Samples per forward pass (evaluation mode): an integer >= 1 (a NumPy integer too; a
+            bool or a float is refused with a TypeError, 0 or less with a ValueError).
 
         Returns
         -------
         float
             In [0, 1].
         """
+        batch_size = positive_int("batch_size", batch_size, 1, owner=f"{type(self).__name__}.accuracy")
         t = np.asarray(t)
         if t.ndim == 2:
             t = t.argmax(axis=1) if t.shape[1] > 1 else t[:, 0]
@@ -563,8 +570,10 @@ class Net:
 
         Parameters
         ----------
-        x, t : array_like
-            A (small) batch and its labels.
+        x : array_like
+            A (small) batch.
+        t : array_like
+            Its labels.
 
         Returns
         -------
@@ -831,6 +840,26 @@ class Net:
             dst[tuple(slice(None) for _ in dst.shape)] = val
 
 
+def sizes(owner: str, **named: Any) -> list[int]:
+    """Each value as an int, checked to be a positive integer (numpy integers accepted, bools and
+    floats refused): a layer of 0 units is certainly a mistake. TypeError or ValueError naming it."""
+    return [positive_int(name, v, 1, owner=owner) for name, v in named.items()]
+
+
+def finite_number(owner: str, name: str, v: Any, minimum: float | None = None) -> float:
+    """v as a float, checked to be a real number (not a bool), finite, and >= ``minimum`` if
+    given; TypeError or ValueError naming it."""
+    import math
+    import numbers
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a number, got {type(v).__name__} {v!r}")
+    f = float(v)
+    if not math.isfinite(f) or (minimum is not None and f < minimum):
+        more = "" if minimum is None else f" >= {minimum:g}"
+        raise ValueError(f"{owner}: {name} must be a finite number{more}, got {v!r}")
+    return f
+
+
 def init_scale(weight_init_std: float | str, fan_in: int) -> float:
     """The book's weight scales: 'relu'/'he' -> sqrt(2/fan_in), 'sigmoid'/'xavier' -> sqrt(1/fan_in),
     or a number used as is."""
@@ -840,10 +869,13 @@ def init_scale(weight_init_std: float | str, fan_in: int) -> float:
     if s in ("sigmoid", "xavier"):
         return np.sqrt(1.0 / fan_in)
     try:
-        return float(weight_init_std)
+        scale = float(weight_init_std)
     except (TypeError, ValueError):
         raise ValueError(f"weight_init_std must be a number, 'relu'/'he' or 'sigmoid'/'xavier', "
                          f"got {weight_init_std!r}") from None
+    if not np.isfinite(scale):
+        raise ValueError(f"weight_init_std must be a finite number, got {weight_init_std!r}")
+    return scale
 
 
 # -- rebuilding a network from its file --------------------------------------------------

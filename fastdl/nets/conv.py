@@ -9,16 +9,35 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from ..kernels.shapes import window_output_hw
 from ..layers import Affine, Array, Convolution, Dropout, Pooling, Relu, SoftmaxWithLoss
-from .base import Net, make_dtype
+from .._checks import positive_int
+from .base import Net, finite_number, make_dtype, sizes as check_sizes
 
 _SIMPLE_CONV = {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1}
 
 
-def _input_dim(input_dim: Sequence[int]) -> tuple[int, int, int]:
-    if len(input_dim) != 3:
-        raise ValueError(f"input_dim must be (channels, height, width), got {input_dim!r}")
-    C, H, W = (int(v) for v in input_dim)
+def _input_dim(input_dim: Sequence[int], owner: str = "") -> tuple[int, int, int]:
+    where = f"{owner}: " if owner else ""
+    if isinstance(input_dim, (str, bytes)) or not hasattr(input_dim, "__len__") or len(input_dim) != 3:
+        raise ValueError(f"{where}input_dim must be (channels, height, width), got {input_dim!r}")
+    C, H, W = check_sizes(owner, **{f"input_dim[{i}]": v for i, v in enumerate(input_dim)})
     return C, H, W
+
+
+_CONV_KEYS = {"filter_num": 1, "filter_size": 1, "pad": 0, "stride": 1}     # key -> smallest value
+
+
+def _conv_param(owner: str, name: str, cp: Any) -> dict[str, int]:
+    """A convolution's parameters checked: a dict with exactly filter_num, filter_size, stride
+    (integers >= 1) and pad (an integer >= 0)."""
+    if not isinstance(cp, Mapping):
+        raise TypeError(f"{owner}: {name} must be a dict with keys {', '.join(_CONV_KEYS)}, "
+                        f"got {type(cp).__name__}")
+    missing = [k for k in _CONV_KEYS if k not in cp]
+    unknown = [k for k in cp if k not in _CONV_KEYS]
+    if missing or unknown:
+        raise ValueError(f"{owner}: {name} must have the keys {', '.join(_CONV_KEYS)}"
+                         + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else ""))
+    return {k: positive_int(f"{name}[{k!r}]", cp[k], low, owner=owner) for k, low in _CONV_KEYS.items()}
 
 
 class SimpleConvNet(Net):
@@ -34,8 +53,10 @@ class SimpleConvNet(Net):
     conv_param : dict, optional
         ``filter_num``, ``filter_size``, ``pad``, ``stride`` of the convolution (default 30
         filters of 5x5, pad 0, stride 1).
-    hidden_size, output_size : int
-        Units of the hidden Affine layer and of the output.
+    hidden_size : int
+        Units of the hidden Affine layer.
+    output_size : int
+        Units of the output (classes).
     weight_init_std : float
         Weights ~ weight_init_std * N(0, 1).
     dtype : dtype
@@ -54,11 +75,14 @@ class SimpleConvNet(Net):
     def __init__(self, input_dim: Sequence[int] = (1, 28, 28), conv_param: Mapping[str, int] | None = None,
                  hidden_size: int = 100, output_size: int = 10, weight_init_std: float = 0.01,
                  dtype: DTypeLike = np.float64) -> None:
-        conv_param = dict(_SIMPLE_CONV if conv_param is None else conv_param)
+        owner = "SimpleConvNet"
+        conv_param = _conv_param(owner, "conv_param", _SIMPLE_CONV if conv_param is None else conv_param)
         self.dtype = make_dtype(dtype)
-        self._config = {"input_dim": list(input_dim), "conv_param": dict(conv_param), "hidden_size": hidden_size,
+        C, H, W = self.input_dim = _input_dim(input_dim, owner)
+        hidden_size, output_size = check_sizes(owner, hidden_size=hidden_size, output_size=output_size)
+        weight_init_std = finite_number(owner, "weight_init_std", weight_init_std)
+        self._config = {"input_dim": list(self.input_dim), "conv_param": dict(conv_param), "hidden_size": hidden_size,
                         "output_size": output_size, "weight_init_std": weight_init_std, "dtype": self.dtype}
-        C, H, W = self.input_dim = _input_dim(input_dim)
         FN, FS = conv_param["filter_num"], conv_param["filter_size"]
         pad, stride = conv_param["pad"], conv_param["stride"]
         OH, OW = window_output_hw(H, W, FS, FS, stride, pad)
@@ -130,11 +154,23 @@ class DeepConvNet(Net):
     ----------
     input_dim : tuple of int
         (C, H, W) of one input.
-    conv_param_1, ..., conv_param_6 : dict, optional
-        ``filter_num``, ``filter_size``, ``pad``, ``stride`` of each convolution (the book's:
-        16, 16, 32, 32, 64, 64 filters of 3x3, pads 1, 1, 1, 2, 1, 1, stride 1).
-    hidden_size, output_size : int
-        Units of the hidden Affine layer and of the output.
+    conv_param_1 : dict, optional
+        ``filter_num``, ``filter_size``, ``pad``, ``stride`` of the first convolution (the
+        book's: 16 filters of 3x3, pad 1, stride 1).
+    conv_param_2 : dict, optional
+        Of the second convolution (the book's: 16 filters of 3x3, pad 1, stride 1).
+    conv_param_3 : dict, optional
+        Of the third convolution (the book's: 32 filters of 3x3, pad 1, stride 1).
+    conv_param_4 : dict, optional
+        Of the fourth convolution (the book's: 32 filters of 3x3, pad 2, stride 1).
+    conv_param_5 : dict, optional
+        Of the fifth convolution (the book's: 64 filters of 3x3, pad 1, stride 1).
+    conv_param_6 : dict, optional
+        Of the sixth convolution (the book's: 64 filters of 3x3, pad 1, stride 1).
+    hidden_size : int
+        Units of the hidden Affine layer.
+    output_size : int
+        Units of the output (classes).
     dtype : dtype
         float64 (the book's) or float32.
 
@@ -155,13 +191,16 @@ class DeepConvNet(Net):
                  hidden_size: int = 50, output_size: int = 10, dtype: DTypeLike = np.float64) -> None:
         defaults = [(16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1)]
         given = [conv_param_1, conv_param_2, conv_param_3, conv_param_4, conv_param_5, conv_param_6]
-        convs = [dict(c) if c is not None else {"filter_num": fn, "filter_size": 3, "pad": pd, "stride": 1}
-                 for c, (fn, pd) in zip(given, defaults)]
+        owner = "DeepConvNet"
+        convs = [_conv_param(owner, f"conv_param_{i}", c) if c is not None
+                 else {"filter_num": fn, "filter_size": 3, "pad": pd, "stride": 1}
+                 for i, (c, (fn, pd)) in enumerate(zip(given, defaults), start=1)]
         self.dtype = make_dtype(dtype)
-        self._config = {"input_dim": list(input_dim), "hidden_size": hidden_size, "output_size": output_size,
+        C, H, W = self.input_dim = _input_dim(input_dim, owner)
+        hidden_size, output_size = check_sizes(owner, hidden_size=hidden_size, output_size=output_size)
+        self._config = {"input_dim": list(self.input_dim), "hidden_size": hidden_size, "output_size": output_size,
                         "dtype": self.dtype}
         self._config.update({f"conv_param_{i}": dict(c) for i, c in enumerate(convs, start=1)})
-        C, H, W = self.input_dim = _input_dim(input_dim)
         self.params = {}
         self.layers: list[Any] = []
         self._grad_of = {}

@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from ..layers import Affine, Array, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss
-from .base import Net, init_scale, make_dtype
+from .base import Net, finite_number, init_scale, make_dtype, sizes as check_sizes
 
 
 class TwoLayerNet(Net):
@@ -16,10 +16,15 @@ class TwoLayerNet(Net):
 
     Parameters
     ----------
-    input_size, hidden_size, output_size : int
-        Units of the input (784 for MNIST), the hidden layer and the output.
+    input_size : int
+        Units of the input (784 for MNIST).
+    hidden_size : int
+        Units of the hidden layer.
+    output_size : int
+        Units of the output (classes). Every size is an integer >= 1 (NumPy integers too; a
+        float or bool is refused with a TypeError, 0 or less with a ValueError).
     weight_init_std : float
-        The weights' scale.
+        The weights' scale, a finite number.
     dtype : dtype
         float64 (the book's) or float32.
 
@@ -40,6 +45,9 @@ class TwoLayerNet(Net):
         self.dtype = make_dtype(dtype)
         self._config = {"input_size": input_size, "hidden_size": hidden_size, "output_size": output_size,
                         "weight_init_std": weight_init_std, "dtype": self.dtype}
+        input_size, hidden_size, output_size = check_sizes(
+            "TwoLayerNet", input_size=input_size, hidden_size=hidden_size, output_size=output_size)
+        weight_init_std = finite_number("TwoLayerNet", "weight_init_std", weight_init_std)
         self.input_size = input_size
         r = np.random.randn
         self.params = {
@@ -104,24 +112,29 @@ class MultiLayerNet(Net):
     Parameters
     ----------
     input_size : int
-        Features of one input (784 for MNIST).
+        Features of one input (784 for MNIST); an integer >= 1.
     hidden_size_list : sequence of int
-        Units of each hidden layer.
+        Units of each hidden layer, each an integer >= 1 (an empty list: no hidden layer).
     output_size : int
-        Classes.
+        Classes; an integer >= 1.
     activation : str
         'relu' or 'sigmoid'.
     weight_init_std : float or str
         A number, 'relu'/'he' (sqrt(2 / fan_in)) or 'sigmoid'/'xavier' (sqrt(1 / fan_in)).
     weight_decay_lambda : float
-        L2 strength: the loss adds 0.5 * lambda * sum W^2 over the weights.
+        L2 strength: the loss adds 0.5 * lambda * sum W^2 over the weights. A finite number >= 0
+        (a negative strength would make the weights grow).
     dtype : dtype
         float64 (the book's) or float32.
 
     Attributes
     ----------
-    input_size, output_size : int
+    input_size : int
+        Units of the input.
+    output_size : int
+        Units of the output.
     hidden_size_list : list of int
+        Units of each hidden layer.
     hidden_layer_num : int
         The number of hidden layers.
     params : dict of str to Array
@@ -142,14 +155,22 @@ class MultiLayerNet(Net):
                weight_init_std: float | str, weight_decay_lambda: float, dtype: DTypeLike, use_dropout: bool,
                dropout_ration: float, use_batchnorm: bool) -> None:
         self.dtype = make_dtype(dtype)
-        self._config = {"input_size": input_size, "hidden_size_list": list(hidden_size_list),
+        owner = type(self).__name__
+        if isinstance(hidden_size_list, (str, bytes)) or not hasattr(hidden_size_list, "__iter__"):
+            raise TypeError(f"{owner}: hidden_size_list must be a list of ints (units of each hidden "
+                            f"layer), got {type(hidden_size_list).__name__} {hidden_size_list!r}")
+        hidden = list(hidden_size_list)
+        input_size, output_size = check_sizes(owner, input_size=input_size, output_size=output_size)
+        hidden = check_sizes(owner, **{f"hidden_size_list[{i}]": v for i, v in enumerate(hidden)})
+        weight_decay_lambda = finite_number(owner, "weight_decay_lambda", weight_decay_lambda, minimum=0)
+        self._config = {"input_size": input_size, "hidden_size_list": list(hidden),
                         "output_size": output_size, "activation": activation,
                         "weight_init_std": weight_init_std, "weight_decay_lambda": weight_decay_lambda,
                         "use_dropout": use_dropout, "dropout_ration": dropout_ration,
                         "use_batchnorm": use_batchnorm, "dtype": self.dtype}
         self.input_size = input_size
         self.output_size = output_size
-        self.hidden_size_list = list(hidden_size_list)
+        self.hidden_size_list = hidden
         self.hidden_layer_num = len(self.hidden_size_list)
         self.weight_decay_lambda = weight_decay_lambda
         self.use_dropout = use_dropout
@@ -228,7 +249,7 @@ class MultiLayerNetExtend(MultiLayerNet):
     use_dropout : bool
         A Dropout layer after every hidden activation.
     dropout_ration : float
-        Its ratio (the book's spelling).
+        Its ratio (the book's spelling), in [0, 1).
     use_batchnorm : bool
         A BatchNormalization layer after every hidden Affine layer (parameters gamma1, beta1, ...).
     """
