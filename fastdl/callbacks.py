@@ -10,9 +10,9 @@ A callback is an object with any of four methods, which the Trainer calls with i
 * ``on_epoch_end(trainer, logs)``: after every evaluation once an epoch is complete, ``logs``
   being the entry just added to ``trainer.history``: ``"epoch"`` (epochs completed),
   ``"iteration"``, ``"train_acc"``, ``"test_acc"``, ``"val_acc"`` (with validation data),
-  ``"loss"`` (mean training loss of the last epoch's steps), ``"lr"`` and ``"final"`` (True for
-  the evaluation after the last step). The Trainer evaluates where the book's loop does, after
-  the first step of each epoch, and once after training;
+  ``"loss"`` (mean training loss of the last epoch's steps), ``"lr"`` (that of the last step) and
+  ``"final"`` (True for the evaluation after the last step). The Trainer evaluates where the
+  book's loop does, after the first step of each epoch, and once after training;
 * ``on_train_end(trainer, logs)``: after the final evaluation, with its entry.
 
 Subclass :class:`Callback` (every hook does nothing) and override what you need. Setting
@@ -261,8 +261,10 @@ class ModelCheckpoint(Callback):
     ----------
     best : float or None
         The best value so far.
-    best_path, last_path : str
-        The two files.
+    best_path : str
+        The file of the best weights (``best.npz`` in ``dirpath``).
+    last_path : str
+        The file of the last weights (``last.npz`` in ``dirpath``).
     """
 
     def __init__(self, dirpath: "str | os.PathLike[str]", monitor: str = "val_acc") -> None:

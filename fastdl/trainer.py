@@ -128,10 +128,14 @@ class Trainer:
         A network of :mod:`fastdl.nets` (or one with the book's interface: ``params``,
         ``gradient(x, t)``, ``accuracy(x, t)`` and ``last_layer.loss``; checkpoints need
         fastdl's ``save_params``).
-    x_train, t_train : ndarray, shape (N, ...) and (N,) or (N, K)
-        Training images and labels.
-    x_test, t_test : ndarray, shape (M, ...) and (M,) or (M, K)
-        Test images and labels (not empty).
+    x_train : ndarray, shape (N, ...)
+        Training images.
+    t_train : ndarray, shape (N,) or (N, K)
+        Training labels (class indices or one-hot rows).
+    x_test : ndarray, shape (M, ...)
+        Test images (not empty).
+    t_test : ndarray, shape (M,) or (M, K)
+        Test labels.
     epochs : float
         Number of epochs, >= 0 (``max_iter = int(epochs * max(N / mini_batch_size, 1))``),
         counted from the start of the run: after ``load_checkpoint`` the loaded epochs count.
@@ -158,8 +162,10 @@ class Trainer:
         Seed NumPy's global RNG with it first (weights are drawn before, by the network).
     stop_on_divergence : bool
         Stop after the first step whose loss is NaN or infinite.
-    x_val, t_val : ndarray, optional
-        Validation images and labels, measured (``val_acc``) at every evaluation.
+    x_val : ndarray, optional
+        Validation images, measured (``val_acc``) at every evaluation.
+    t_val : ndarray, optional
+        Validation labels (with ``x_val``).
     validation_split : float
         In [0, 1): keep the last ``round(validation_split * N)`` training samples for validation
         (taken before training, not shuffled); not together with ``x_val``.
@@ -250,7 +256,8 @@ class Trainer:
         self.history: List[Dict[str, Any]] = []
         """One dict per evaluation: ``"epoch"`` (epochs completed before it), ``"iteration"``
         (steps done), ``"train_acc"``, ``"test_acc"``, ``"val_acc"`` (with validation data),
-        ``"loss"`` (mean loss of the last ``iter_per_epoch`` steps), ``"lr"`` and ``"final"``
+        ``"loss"`` (mean loss of the last ``iter_per_epoch`` steps), ``"lr"`` (the learning rate
+        of the last step; None for an optimizer without ``lr``) and ``"final"``
         (True for the entry after training, whose ``"test_acc"`` is on the whole test set)."""
         self.test_acc: Optional[float] = None
         """The final accuracy on the whole test set; None until :meth:`train` has run."""
@@ -268,6 +275,7 @@ class Trainer:
         self._stop = False
         self._images = 0
         self._busy = 0.0
+        self._last_lr: Optional[float] = None     # the learning rate of the last step
 
     # -- argument checks ----------------------------------------------------------------
     @staticmethod
@@ -420,8 +428,7 @@ class Trainer:
         if val_acc is not None:
             entry["val_acc"] = float(val_acc)
         entry["loss"] = loss
-        lr = getattr(self.optimizer, "lr", None)
-        entry["lr"] = float(lr) if isinstance(lr, numbers.Real) else None
+        entry["lr"] = self._last_lr
         entry["final"] = final
         return entry
 
@@ -445,6 +452,8 @@ class Trainer:
         batch_mask = np.random.choice(self.train_size, self.batch_size)
         x_batch = self.x_train[batch_mask]
         t_batch = self.t_train[batch_mask]
+        lr = getattr(self.optimizer, "lr", None)
+        self._last_lr = float(lr) if isinstance(lr, numbers.Real) else None
         t0 = time.perf_counter()
         grads = self.network.gradient(x_batch, t_batch)
         self.optimizer.update(self.network.params, grads)

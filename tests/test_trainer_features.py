@@ -318,7 +318,13 @@ def test_step_and_cosine_schedules_change_the_rate_at_epoch_boundaries(data):
     _, tr = make(data, epochs=5, optimizer=opt, optimizer_param=None, callbacks=[StepLR(2, gamma=0.5)])
     tr.train()
     assert opt.used == pytest.approx([0.1] * 12 + [0.05] * 12 + [0.025] * 6)
+    # each entry's "lr": that of the step before it (the last step, 29, is in epoch 5: 0.025)
     assert [h["lr"] for h in tr.history] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+    opt = LrLog(0.1)
+    _, tr = make(data, epochs=4, optimizer=opt, optimizer_param=None, callbacks=[StepLR(2, gamma=0.5)])
+    tr.train()
+    assert [h["lr"] for h in tr.history] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.05])
+    assert opt.lr == pytest.approx(0.025)           # what a next step would use
     opt = LrLog(0.1)
     _, tr = make(data, epochs=5, optimizer=opt, optimizer_param=None, callbacks=[CosineLR(4, lr_min=0.02)])
     tr.train()
