@@ -21,6 +21,7 @@ from .nets import load_model  # noqa: E402
 from . import callbacks  # noqa: E402  (fastdl.trainer's callbacks; imports nothing heavy)
 
 __version__ = "0.1.0"  # the one place the version is written; pyproject.toml reads it
+"""The version of fastdl (the distribution ``fastdl-book``)."""
 
 __all__ = ["BackendError", "available_backends", "current_backend", "set_backend", "using_backend",
            "functions", "gradient", "layers", "optimizers", "util", "perceptron", "nets", "load_model",

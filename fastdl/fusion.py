@@ -40,8 +40,12 @@ class ConvBlock(_RunsOnBackend):
 
     Attributes
     ----------
-    conv, relu, pool : layer
-        Those layers (``pool`` None for a Convolution -> Relu block).
+    conv : layer
+        The block's Convolution.
+    relu : layer
+        The block's Relu.
+    pool : layer or None
+        The block's Pooling (None for a Convolution -> Relu block).
     train_flg_aware : bool
         False: ``forward`` takes no ``train_flg``.
     """

@@ -242,9 +242,11 @@ class Momentum(_Optimizer):
 
     Parameters
     ----------
-    lr, momentum : float
-        The learning rate (finite, >= 0) and the momentum (in [0, 1)), attributes of the same
-        names, checked again when assigned.
+    lr : float
+        The learning rate (finite, >= 0); an attribute of the same name, checked again when
+        assigned.
+    momentum : float
+        The momentum (in [0, 1)); an attribute of the same name, checked again when assigned.
 
     Attributes
     ----------
@@ -268,9 +270,11 @@ class Nesterov(_Optimizer):
 
     Parameters
     ----------
-    lr, momentum : float
-        The learning rate (finite, >= 0) and the momentum (in [0, 1)), attributes of the same
-        names, checked again when assigned.
+    lr : float
+        The learning rate (finite, >= 0); an attribute of the same name, checked again when
+        assigned.
+    momentum : float
+        The momentum (in [0, 1)); an attribute of the same name, checked again when assigned.
 
     Attributes
     ----------
@@ -318,9 +322,12 @@ class RMSprop(_Optimizer):
 
     Parameters
     ----------
-    lr, decay_rate : float
-        The learning rate (finite, >= 0) and the decay of the running mean of squares (in
-        [0, 1)), attributes of the same names, checked again when assigned.
+    lr : float
+        The learning rate (finite, >= 0); an attribute of the same name, checked again when
+        assigned.
+    decay_rate : float
+        The decay of the running mean of squares (in [0, 1)); an attribute of the same name,
+        checked again when assigned.
 
     Attributes
     ----------
@@ -347,18 +354,22 @@ class Adam(_Optimizer):
     ----------
     lr : float
         The learning rate, finite and >= 0.
-    beta1, beta2 : float
-        The decay rates of the first and second moment estimates, in [0, 1).
-        All three are attributes, checked again when assigned.
+    beta1 : float
+        The decay rate of the first moment estimate, in [0, 1).
+    beta2 : float
+        The decay rate of the second moment estimate, in [0, 1).
+        ``lr``, ``beta1`` and ``beta2`` are attributes, checked again when assigned.
 
     Attributes
     ----------
     iter : int
         The number of updates so far (0 before the first); ``update`` advances it once per
         call, for all the parameters.
-    m, v : dict of str to Array or None
-        The first and second moment estimates of each parameter, created at its first
-        ``update``, new zeros when the parameter's shape, dtype or place changes.
+    m : dict of str to Array or None
+        The first moment estimate of each parameter, created at its first ``update``, new
+        zeros when the parameter's shape, dtype or place changes.
+    v : dict of str to Array or None
+        The second moment estimate of each parameter, kept as ``m`` is.
 
     Notes
     -----

@@ -36,8 +36,10 @@ def AND(x1: float, x2: float) -> int:
 
     Parameters
     ----------
-    x1, x2 : float
-        The inputs, 0 or 1 in the book.
+    x1 : float
+        The first input, 0 or 1 in the book.
+    x2 : float
+        The second input, 0 or 1 in the book.
 
     Returns
     -------
@@ -52,8 +54,10 @@ def NAND(x1: float, x2: float) -> int:
 
     Parameters
     ----------
-    x1, x2 : float
-        The inputs, 0 or 1 in the book.
+    x1 : float
+        The first input, 0 or 1 in the book.
+    x2 : float
+        The second input, 0 or 1 in the book.
 
     Returns
     -------
@@ -68,8 +72,10 @@ def OR(x1: float, x2: float) -> int:
 
     Parameters
     ----------
-    x1, x2 : float
-        The inputs, 0 or 1 in the book.
+    x1 : float
+        The first input, 0 or 1 in the book.
+    x2 : float
+        The second input, 0 or 1 in the book.
 
     Returns
     -------
@@ -84,8 +90,10 @@ def XOR(x1: float, x2: float) -> int:
 
     Parameters
     ----------
-    x1, x2 : float
-        The inputs, 0 or 1 in the book.
+    x1 : float
+        The first input, 0 or 1 in the book.
+    x2 : float
+        The second input, 0 or 1 in the book.
 
     Returns
     -------

@@ -25,10 +25,14 @@ def im2col(input_data: ArrayLike, filter_h: int, filter_w: int, stride: int = 1,
     ----------
     input_data : array_like, shape (N, C, H, W)
         Images (on the cuda backend also a device array).
-    filter_h, filter_w : int
-        The window's height and width.
-    stride, pad : int
-        Step between windows and zero padding on every side.
+    filter_h : int
+        The window's height.
+    filter_w : int
+        The window's width.
+    stride : int
+        Step between windows.
+    pad : int
+        Zero padding on every side.
 
     Returns
     -------
@@ -51,7 +55,13 @@ def col2im(col: ArrayLike, input_shape: Sequence[int], filter_h: int, filter_w: 
         Rows as :func:`im2col` makes them (on the cuda backend also a device array).
     input_shape : sequence of 4 ints
         ``(N, C, H, W)`` of the images.
-    filter_h, filter_w, stride, pad : int
+    filter_h : int
+        As given to :func:`im2col`.
+    filter_w : int
+        As given to :func:`im2col`.
+    stride : int
+        As given to :func:`im2col`.
+    pad : int
         As given to :func:`im2col`.
 
     Returns

@@ -144,7 +144,7 @@ def test_every_printing_block_is_checked():
 # The public modules; every name each one exports must have an entry on the site's API pages.
 PUBLIC_MODULES = ["fastdl", "fastdl.functions", "fastdl.gradient", "fastdl.perceptron",
                   "fastdl.layers", "fastdl.optimizers", "fastdl.nets", "fastdl.trainer",
-                  "fastdl.datasets", "fastdl.util", "fastdl.search", "fastdl.backend",
+                  "fastdl.callbacks", "fastdl.datasets", "fastdl.images", "fastdl.util", "fastdl.search", "fastdl.backend",
                   "fastdl.fusion", "fastdl.book"]
 
 
@@ -220,3 +220,134 @@ def test_performance_plots_are_built(site):
         assert path.is_file() and path.stat().st_size > 1000, f"{src} is missing or empty"
         assert path.read_text(encoding="utf-8").lstrip().startswith(("<?xml", "<svg"))
     assert len(re.findall(r"benchmarks/results-[\w-]+\.txt", page)) >= len(images)
+
+
+# -- the API pages' parameter entries ----------------------------------------------------------
+
+
+def api_objects():
+    """[(public path, griffe object, real object)] of everything the API pages document: each
+    public module's public names, and the public methods of its classes. The docstrings are
+    loaded by griffe, the parser mkdocstrings uses, as the site loads them (numpy style)."""
+    import importlib
+    griffe = pytest.importorskip("griffe")
+    loader = griffe.GriffeLoader(search_paths=[str(ROOT)], docstring_parser=griffe.Parser.numpy)
+    loader.load("fastdl")
+    loader.load("kernels")
+    loader.resolve_aliases(implicit=False, external=False)
+    found = [("fastdl.util.conv_output_size", loader.modules_collection["kernels.shapes"]
+              ["conv_output_size"], importlib.import_module("fastdl.util").conv_output_size)]
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        g_module = loader.modules_collection[module_name]
+        for name in public_names(module_name):
+            g_obj, real = g_module[name], getattr(module, name)
+            try:
+                g_obj = g_obj.final_target if g_obj.is_alias else g_obj
+            except griffe.AliasResolutionError:
+                continue      # kernels/ under the name fastdl.kernels: conv_output_size, above
+            found.append((f"{module_name}.{name}", g_obj, real))
+            if g_obj.is_class:
+                for member, g_member in g_obj.members.items():
+                    g_member = g_member.final_target if g_member.is_alias else g_member
+                    if member.startswith("_") or not g_member.is_function:
+                        continue
+                    found.append((f"{module_name}.{name}.{member}", g_member,
+                                  getattr(real, member)))
+    return found
+
+
+def documented_parameters(g_obj):
+    """The entries of the object's Parameters sections, as the site shows them."""
+    from griffe import DocstringSectionKind
+    if g_obj.docstring is None:
+        return []
+    sections = g_obj.docstring.parse("numpy")
+    return [p for s in sections
+            if s.kind in (DocstringSectionKind.parameters, DocstringSectionKind.other_parameters)
+            for p in s.value]
+
+
+def test_every_documented_default_is_the_real_one():
+    """Every default the API pages show for a parameter (the docstring's ``default ...``, else
+    the one griffe takes from the signature) equals the default in ``inspect.signature`` of the
+    real object; every documented parameter is one of the signature's."""
+    import inspect
+    problems, checked = [], 0
+    for path, g_obj, real in api_objects():
+        entries = documented_parameters(g_obj)
+        if not entries:
+            continue
+        try:
+            signature = inspect.signature(real)
+        except (TypeError, ValueError):
+            continue                              # a builtin without a signature
+        namespace = vars(inspect.getmodule(real) or sys.modules[real.__module__])
+        for entry in entries:
+            name = entry.name.lstrip("*")
+            if name not in signature.parameters:
+                problems.append(f"{path}: documents {name!r}, not in {signature}")
+                continue
+            shown, actual = entry.value, signature.parameters[name].default
+            if shown is None:
+                continue                          # no default shown
+            checked += 1
+            if actual is inspect.Parameter.empty:
+                problems.append(f"{path}: {name} shown with default {shown}, but it has none")
+                continue
+            try:
+                value = eval(str(shown), dict(namespace))
+            except Exception:
+                value = str(shown)
+                same = value in (repr(actual), str(actual))
+            else:
+                same = value is actual or (type(value) is type(actual) and value == actual)
+            if not same:
+                problems.append(f"{path}: {name} shown with default {shown}, really {actual!r}")
+    assert checked > 50, f"only {checked} defaults found: the docstrings were not parsed"
+    assert not problems, "\n".join(problems)
+
+
+COMBINED = re.compile(r"^\s*[\w*]+\s*,\s*[\w.*]+.*\s:\s")
+
+
+def test_parameter_and_attribute_entries_name_one_thing_each():
+    """``a, b : int`` in a docstring gives both entries the first one's default on the site (and
+    an attribute entry named ``a, b``): every entry of a Parameters or Attributes section names
+    one parameter."""
+    problems = []
+    for path, g_obj, _ in api_objects():
+        if g_obj.docstring is None:
+            continue
+        section = None
+        for line in g_obj.docstring.value.splitlines():
+            if re.fullmatch(r"\s*-{3,}\s*", line):
+                continue
+            if re.fullmatch(r"\s*(Parameters|Other Parameters|Attributes|Returns|Raises|"
+                            r"Notes|Examples|See Also|Yields|Warns|Warnings)\s*", line):
+                section = line.strip()
+                continue
+            if section in ("Parameters", "Other Parameters", "Attributes") and COMBINED.match(line):
+                problems.append(f"{path} ({section}): {line.strip()}")
+    assert not problems, "\n".join(sorted(set(problems)))
+
+
+def test_api_pages_show_annotated_signatures_and_no_empty_entries(site):
+    """The signatures carry their annotations (one parameter a line when long), SimpleConvNet's
+    output_size shows 10, and no attribute entry is an empty box repeating its name."""
+    import html as html_module
+    nets = (site / "reference" / "nets" / "index.html").read_text(encoding="utf-8")
+    text = html_module.unescape(re.sub(r"<[^>]+>", "", nets))
+    assert "hidden_size: int = 100,\n    output_size: int = 10," in text
+    simple = text[text.index("SimpleConvNet(\n"):]
+    entry = re.search(r"output_size\s*\(int, default:\s*(\S+)\s*\)", simple)
+    assert entry and entry.group(1) == "10", simple[:1500]
+    empty = []
+    for page in (site / "reference").rglob("*.html"):
+        for box in re.split(r'<div class="doc doc-object doc-attribute">', page.read_text(
+                encoding="utf-8"))[1:]:
+            anchor = re.search(r'id="([^"]+)"', box).group(1)
+            contents = re.search(r'<div class="doc doc-contents[^"]*">(.*?)</div>', box, re.S)
+            if contents is None or not re.sub(r"<[^>]+>", "", contents.group(1)).strip():
+                empty.append(anchor)
+    assert not empty, f"attribute entries without a description: {empty}"

@@ -5,6 +5,9 @@
   that follow up to a blank line, is put in a ```pycon block.
 - Special methods (``__repr__``, ``__eq__``, ...) are left off the pages; ``__init__`` is merged
   into its class's signature by the handler (``merge_init_into_class``).
+- A class's attributes without a docstring of their own are left off as entries: their
+  documentation is the class docstring's Attributes section (an entry would be an empty box
+  repeating the name). Attributes with a docstring (``x = ...`` followed by a string) keep theirs.
 """
 import re
 
@@ -40,4 +43,7 @@ class SiteDocstrings(griffe.Extension):
     def on_class_members(self, *, cls, **kwargs):
         for name in [n for n in cls.members if n.startswith("__") and n.endswith("__")
                      and n != "__init__"]:
+            del cls.members[name]
+        for name in [n for n, m in cls.members.items()
+                     if not m.is_alias and m.is_attribute and m.docstring is None]:
             del cls.members[name]

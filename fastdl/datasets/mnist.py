@@ -218,7 +218,11 @@ def load_fashion_mnist(normalize: bool = True, flatten: bool = True,
 
     Parameters
     ----------
-    normalize, flatten, one_hot_label : bool
+    normalize : bool
+        As for :func:`load_mnist`.
+    flatten : bool
+        As for :func:`load_mnist`.
+    one_hot_label : bool
         As for :func:`load_mnist`.
 
     Returns
