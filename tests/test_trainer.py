@@ -85,6 +85,44 @@ def test_bad_arguments(flat):
         Trainer(net, x[:10], t[:9], xt, tt)
     with pytest.raises(ValueError, match="unknown optimizer 'AdamW'"):
         Trainer(net, x, t, xt, tt, optimizer="AdamW")
+    # the reliability campaign's cases: each a one-line error naming the argument
+    cases = [({"mini_batch_size": 0}, ValueError, "mini_batch_size"),       # was ZeroDivisionError
+             ({"mini_batch_size": 2.5}, TypeError, "mini_batch_size"),
+             ({"epochs": float("nan")}, ValueError, "epochs"),             # was accepted
+             ({"epochs": -1}, ValueError, "epochs"),
+             ({"evaluate_sample_num_per_epoch": -1}, ValueError, "evaluate_sample_num_per_epoch"),
+             ({"optimizer": None}, TypeError, "optimizer"),                 # was AttributeError: 'lower'
+             ({"verbose": "loud"}, ValueError, "verbose")]
+    for kw, exc, name in cases:
+        with pytest.raises(exc, match=f"^Trainer: {name}") as e:
+            Trainer(net, x, t, xt, tt, **kw)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="x_test is empty"):
+        Trainer(net, x, t, xt[:0], tt[:0])
+
+
+def test_the_books_epoch_and_final_lines_are_its_string_concatenations(flat, capsys):
+    tr = small_trainer(flat, 0)
+    tr.verbose = True
+    acc = tr.train()
+    out = capsys.readouterr().out.splitlines()
+    book = ["=== epoch:" + str(i + 1) + ", train acc:" + str(a) + ", test acc:" + str(b) + " ==="
+            for i, (a, b) in enumerate(zip(tr.train_acc_list, tr.test_acc_list))]
+    assert out == book + ["=============== Final Test Accuracy ===============", "test acc:" + str(acc)]
+
+
+def test_train_continues_from_where_it_stopped(flat):
+    """Raising max_iter and calling train() again goes on from current_iter, as one run would."""
+    one = small_trainer(flat, 3)
+    one.train()
+    two = small_trainer(flat, 3)
+    two.max_iter = 7
+    two.train()
+    two.max_iter = 12
+    two.train()
+    assert [float(v) for v in two.train_loss_list] == [float(v) for v in one.train_loss_list]
+    assert two.test_acc_list == one.test_acc_list
+    assert [h["epoch"] for h in two.history] == [h["epoch"] for h in one.history] == [0, 1, 2]
 
 
 
