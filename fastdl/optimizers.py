@@ -61,27 +61,6 @@ def _fraction(owner: str, name: str, value: Any) -> Any:
     return value
 
 
-class _Hyper:
-    """A hyper-parameter attribute checked on every assignment (the constructor's too); the
-    value is kept in the instance's ``__dict__`` under ``_<name>`` (so pickling and copying
-    see plain values)."""
-
-    def __init__(self, check: Callable[[str, str, Any], Any]) -> None:
-        self.check = check
-        self.name = self.slot = ""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name, self.slot = name, "_" + name
-
-    def __get__(self, obj: Any, objtype: Any = None) -> Any:
-        if obj is None:
-            return self
-        return obj.__dict__[self.slot]
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        obj.__dict__[self.slot] = self.check(type(obj).__name__, self.name, value)
-
-
 def _fits(state: Any, like: Any) -> bool:
     """state can go on serving a parameter like ``like``: same shape, dtype and place."""
     return (getattr(state, "shape", None) == like.shape and getattr(state, "dtype", None) == like.dtype
@@ -91,7 +70,15 @@ def _fits(state: Any, like: Any) -> bool:
 class _Optimizer:
     #: names of the per-parameter state dicts, e.g. ("v",) for Momentum
     _state: tuple[str, ...] = ()
-    lr = _Hyper(_rate)
+    #: the hyper-parameters of this class and their checks, run on every assignment (the
+    #: constructor's too); the values are plain attributes (``vars(opt)`` lists them)
+    _checks: dict[str, Callable[[str, str, Any], Any]] = {"lr": _rate}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        check = self._checks.get(name)
+        if check is not None:
+            value = check(type(self).__name__, name, value)
+        object.__setattr__(self, name, value)
 
     def __init__(self) -> None:
         for name in self._state:
@@ -255,7 +242,7 @@ class Momentum(_Optimizer):
         zeros when the parameter's shape, dtype or place changes.
     """
     _state = ("v",)
-    momentum = _Hyper(_fraction)
+    _checks = {"lr": _rate, "momentum": _fraction}
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         super().__init__()
@@ -283,7 +270,7 @@ class Nesterov(_Optimizer):
         zeros when the parameter's shape, dtype or place changes.
     """
     _state = ("v",)
-    momentum = _Hyper(_fraction)
+    _checks = {"lr": _rate, "momentum": _fraction}
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
         super().__init__()
@@ -336,7 +323,7 @@ class RMSprop(_Optimizer):
         ``update``, new zeros when the parameter's shape, dtype or place changes.
     """
     _state = ("h",)
-    decay_rate = _Hyper(_fraction)
+    _checks = {"lr": _rate, "decay_rate": _fraction}
 
     def __init__(self, lr: float = 0.01, decay_rate: float = 0.99) -> None:
         super().__init__()
@@ -378,8 +365,7 @@ class Adam(_Optimizer):
     parameter whose state starts fresh, as in a new optimizer.
     """
     _state = ("m", "v")
-    beta1 = _Hyper(_fraction)
-    beta2 = _Hyper(_fraction)
+    _checks = {"lr": _rate, "beta1": _fraction, "beta2": _fraction}
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999) -> None:
         super().__init__()

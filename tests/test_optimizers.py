@@ -232,6 +232,8 @@ def test_lr_stays_a_plain_settable_attribute():
     opt.update({"W": W}, {"W": np.ones(2)})
     opt.lr = 0.025
     assert opt.lr == 0.025 and repr(opt) == "SGD(lr=0.025)"
+    assert vars(opt) == {"lr": 0.025}            # a plain attribute (book-style code copies vars(opt))
+    assert vars(Adam(lr=0.3))["lr"] == 0.3 and vars(Momentum(momentum=0.5))["momentum"] == 0.5
     opt.update({"W": W}, {"W": np.ones(2)})
     np.testing.assert_allclose(W, 1 - 0.1 - 0.025, rtol=0, atol=1e-15)
     ref.update({"W": W_ref}, {"W": np.ones(2)})
