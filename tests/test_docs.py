@@ -144,8 +144,8 @@ def test_every_printing_block_is_checked():
 # The public modules; every name each one exports must have an entry on the site's API pages.
 PUBLIC_MODULES = ["fastdl", "fastdl.functions", "fastdl.gradient", "fastdl.perceptron",
                   "fastdl.layers", "fastdl.optimizers", "fastdl.nets", "fastdl.trainer",
-                  "fastdl.callbacks", "fastdl.datasets", "fastdl.images", "fastdl.util", "fastdl.search", "fastdl.backend",
-                  "fastdl.fusion", "fastdl.book"]
+                  "fastdl.callbacks", "fastdl.datasets", "fastdl.images", "fastdl.util",
+                  "fastdl.search", "fastdl.backend", "fastdl.fusion", "fastdl.book"]
 
 
 @pytest.fixture(scope="module")
