@@ -626,7 +626,9 @@ class Trainer:
         for name in saved["state"]:
             d = state[name]
             for pkey, val in d.items():
-                d[pkey] = ops.to_device(val) if is_device_array(params[pkey]) else np.array(val)
+                # in the parameter's dtype (a float64 checkpoint loaded into a float32 net) and place
+                val = np.array(val, dtype=np.dtype(params[pkey].dtype))
+                d[pkey] = ops.to_device(val) if is_device_array(params[pkey]) else val
             setattr(opt, name, d if d else None)
         if hasattr(opt, "iter"):
             opt.iter = int(saved.get("iter", 0))

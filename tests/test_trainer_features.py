@@ -529,3 +529,18 @@ def test_progress_bar_in_a_jupyter_kernel(data, tmp_path, monkeypatch):
     stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
     widget = any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
     assert widget or re.search(r"100%\|.*\| 6/6", stderr), outputs
+
+
+def test_a_float64_checkpoint_resumes_a_float32_network(data, tmp_path):
+    """The optimizer state follows the network's dtype, as the weights do."""
+    np.random.seed(0)
+    net64 = TwoLayerNet(784, 20, 10)
+    _, tr = make(data, net=net64, epochs=1)
+    tr.train()
+    tr.save_checkpoint(tmp_path / "c.npz")
+    net32 = TwoLayerNet(784, 20, 10, dtype=np.float32)
+    _, resumed = make(data, net=net32, epochs=2)
+    resumed.load_checkpoint(tmp_path / "c.npz")
+    assert all(v.dtype == np.float32 for v in resumed.optimizer.m.values())
+    resumed.train()
+    assert resumed.current_iter == 12 and all(np.isfinite(v).all() for v in net32.params.values())
