@@ -38,8 +38,8 @@ from typing import IO, TYPE_CHECKING, Iterator, List, Optional, Union
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: a path as fastdl's writers accept it
-PathLike = Union[str, "os.PathLike[str]"]
+#: a path as fastdl's writers accept it (bytes decoded with os.fsdecode, as open() does)
+PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 #: a temporary file not modified for this long (seconds) is a leftover whatever its PID says
 STALE_AGE = 24 * 3600
@@ -147,7 +147,7 @@ def atomic_write(path: PathLike, kind: str = "tmp", name_errors: bool = True) ->
     name_errors: OSErrors raised inside the block (a full disk...) are re-raised naming ``path``;
     pass False when the block raises OSErrors of its own (network errors) that must pass unchanged.
     """
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))          # bytes as open() takes them
     target = os.path.realpath(path) if os.path.islink(path) else path
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
@@ -199,7 +199,7 @@ def save_figure(fig: Figure, path: PathLike, dpi: int = 100) -> None:
     """Write the matplotlib figure ``fig`` to ``path`` with :func:`atomic_write`, in the format its
     extension names (``.png``, ``.pdf``, ``.svg``...); PNG when it has none or one matplotlib does
     not write."""
-    fmt = os.path.splitext(os.fspath(path))[1][1:].lower()
+    fmt = os.path.splitext(os.fsdecode(os.fspath(path)))[1][1:].lower()
     if fmt not in fig.canvas.get_supported_filetypes():
         fmt = "png"
     with atomic_write(path) as f:

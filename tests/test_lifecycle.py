@@ -528,3 +528,10 @@ def test_a_network_on_the_device_pickles_to_the_host_and_deep_copies_on_the_devi
     r = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT], env=env, capture_output=True, text=True,
                        timeout=300, cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_a_shallow_copy_shares_the_arrays():
+    np.random.seed(0)
+    net = TwoLayerNet(5, 4, 3)
+    other = copy.copy(net)
+    assert other is not net and other.params["W1"] is net.params["W1"] and other.layers is net.layers

@@ -698,3 +698,11 @@ def test_bytes_paths_are_accepted_everywhere(tmp_path):
     assert same_params(load_model(path).params, net.params)
     with pytest.raises(TypeError, match="save_params: the file name must be a str, bytes or os.PathLike"):
         net.save_params(3.5)
+
+
+def test_atomic_write_and_save_figure_take_bytes_paths(tmp_path):
+    from fastdl._files import atomic_write
+    with atomic_write(os.fsencode(tmp_path / "raw.bin")) as f:
+        f.write(b"data")
+    assert (tmp_path / "raw.bin").read_bytes() == b"data"
+    assert sorted(os.listdir(tmp_path)) == ["raw.bin"]

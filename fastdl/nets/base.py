@@ -667,6 +667,12 @@ class Net:
             return
         self.__dict__.update(state)
 
+    def __copy__(self) -> Net:
+        """A shallow copy (``copy.copy``): a new network object sharing every array and layer."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
     def __deepcopy__(self, memo: dict[int, Any]) -> Net:
         """An independent copy where the network is: on the host, everything copied (forward state
         included); on a device, through the host and moved back with ``to`` (forward state
