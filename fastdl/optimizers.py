@@ -33,7 +33,6 @@ from typing import Any, Callable, MutableMapping
 import numpy as np
 
 from . import backend
-from .kernels.arrays import is_device_array
 
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
 
@@ -61,10 +60,11 @@ def _fraction(owner: str, name: str, value: Any) -> Any:
     return value
 
 
-def _fits(state: Any, like: Any) -> bool:
-    """state can go on serving a parameter like ``like``: same shape, dtype and place."""
+def _fits(ops: Any, state: Any, like: Any) -> bool:
+    """state can go on serving parameter ``like`` (which backend ``ops`` owns): same shape and
+    dtype, in the same memory (``ops.owns``)."""
     return (getattr(state, "shape", None) == like.shape and getattr(state, "dtype", None) == like.dtype
-            and is_device_array(state) == is_device_array(like))
+            and ops.owns(state))
 
 
 class _Optimizer:
@@ -152,7 +152,7 @@ class _Optimizer:
         otherwise (first update, or another shape, dtype or place) all new zeros."""
         dicts = [getattr(self, name) for name in self._state]
         out = [d.get(key) for d in dicts]
-        if not all(_fits(s, like) for s in out):
+        if not all(_fits(ops, s, like) for s in out):
             out = [ops.zeros_like(like) for _ in dicts]
             for d, s in zip(dicts, out):
                 d[key] = s
