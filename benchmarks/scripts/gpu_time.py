@@ -26,9 +26,10 @@ def main():
         print(f"gpu_time: no GPU here, nothing recorded ({str(exc).split(';')[0]})")
         return 0
     from numba import cuda
-    from fastdl.bench import build, median_time, train_step
+    from fastdl.bench import blas_line, build, median_time, train_step
     name = cuda.get_current_device().name
     print(f"GPU: {name.decode() if isinstance(name, bytes) else name}")
+    print(blas_line())       # the numba side's BLAS and threading layer
     for net in ("simple", "deep"):
         for dtype in ("float32", "float64"):
             times = {}

@@ -137,6 +137,8 @@ def main(argv=None):
     parser.add_argument("--cluster-sequential", type=int, default=20, help="trials submitted one at a time")
     parser.add_argument("--cluster-trials", type=int, default=100, help="trials of the amortised cluster search")
     args = parser.parse_args(argv)
+    from fastdl.bench import blas_line
+    print(blas_line())       # BLAS and Numba's threading layer, as each trial's process starts them too
     book = args.book_script or None
     if book and not os.path.isfile(book):
         print(f"(no book script at {book}: timing fastdl search only)")
