@@ -807,7 +807,9 @@ def _cmd_evaluate(args):
         if not head.startswith(b"PK"):          # read_meta passes only .npz archives and pickles
             raise Failure(f"{path} is a pickle (as the book's scripts write), not the .npz that "
                           "fastdl train --save writes; fastdl evaluate does not unpickle files")
-    if net_name not in NET_CHOICES:
+    model = meta.get("model")
+    other = net_name is None and isinstance(model, dict) and model.get("class") not in _NET_NAMES
+    if net_name not in NET_CHOICES and not other:
         raise UsageError(f"{path} does not say which network it holds; pass --net ({', '.join(NET_CHOICES)})")
     dtype_name = args.dtype or meta.get("dtype") or "float32"
     if dtype_name not in DTYPE_CHOICES:
@@ -816,9 +818,13 @@ def _cmd_evaluate(args):
     if data not in DATA_CHOICES and (args.data is None and not os.path.isfile(str(data))):
         raise UsageError(f"{path} records the data set {data!r}, which is not here; pass --data "
                          f"({', '.join(DATA_CHOICES)} or FILE.npz)")
-    net = _build_net(net_name, np.dtype(dtype_name))
     try:
-        net.load_params(path)
+        if other:                                # a network of fastdl.nets saved from Python (MultiLayerNet...)
+            from fastdl.nets import load_model
+            net = load_model(path, dtype=dtype_name)
+        else:
+            net = _build_net(net_name, np.dtype(dtype_name))
+            net.load_params(path)
     except read_errors as exc:
         text = one_line(exc)
         hint = ""
@@ -826,8 +832,10 @@ def _cmd_evaluate(args):
             hint = " (the file holds the parameters of a training run that diverged)"
         elif not args.net and ("does not fit" in text or "expects" in text):
             hint = f" (the file says it holds --net {net_name}; pass --net if that is wrong)"
-        raise Failure(f"cannot load {path} into {type(net).__name__}: {text}{hint}") from None
-    _, (xt, tt) = _load_data(data, flatten=(net_name == "two"))
+        into = (model or {}).get("class") if other else {"simple": "SimpleConvNet", "deep": "DeepConvNet",
+                                                          "two": "TwoLayerNet"}.get(str(net_name))
+        raise Failure(f"cannot load {path} into {into}: {text}{hint}") from None
+    _, (xt, tt) = _load_data(data, flatten=len(net._sample_shape() or (1, 1, 1)) == 1)
     start = time.perf_counter()
     acc = _accuracy(net, xt, tt, args.batch_size, _show_progress(args))
     took = time.perf_counter() - start

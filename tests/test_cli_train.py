@@ -308,3 +308,23 @@ def test_evaluate_progress_bar_only_when_asked_or_on_a_terminal(npz, tmp_path, c
     assert out.split(" (")[0] == plain.split(" (")[0]               # the same accuracy
     code, out, err = main(["evaluate", model, "--progress", "--no-progress"], capsys)
     assert code == 0 and err == ""
+
+
+def test_evaluate_and_predict_a_network_saved_from_python(small, tmp_path, capsys):
+    """A MultiLayerNet (no --net name) saved with save_params: evaluate and predict rebuild it
+    from the file (fastdl.load_model)."""
+    from fastdl.nets import MultiLayerNet
+    x, t, xt, tt = small
+    np.random.seed(0)
+    net = MultiLayerNet(784, [30, 30], 10)
+    Trainer(net, x.reshape(-1, 784) / 255.0, t, xt.reshape(-1, 784) / 255.0, tt, epochs=5, mini_batch_size=100,
+            optimizer="adam", optimizer_param={"lr": 0.01}, verbose=False, progress=False).train()
+    path = str(tmp_path / "mln.npz")
+    net.save_params(path)
+    code, out, err = main(["evaluate", path, "--backend", "numpy"], capsys)
+    assert code == 0 and out.startswith(f"MultiLayerNet from {path}: test accuracy") and err == ""
+    want = net.accuracy(load_mnist(sample=True)[1][0], load_mnist(sample=True)[1][1])
+    assert f"test accuracy {want:.4f} on 10000 sample" in out
+    np.save(tmp_path / "digit.npy", xt[0, 0])
+    code, out, err = main(["predict", path, str(tmp_path / "digit.npy")], capsys)
+    assert code == 0 and int(out.split()[1]) == int(net.predict(xt[:1].reshape(1, 784) / 255.0).argmax())
