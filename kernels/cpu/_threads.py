@@ -147,6 +147,18 @@ def _after_fork_in_child():
     _chunks.one_thread_only()
 
 
+def _tbb_loadable():
+    """Whether Numba could load TBB (pip's, preloaded by ``_tbb``, or one the loader finds)."""
+    from numba.np.ufunc import parallel
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parallel._check_tbb_version_compatible()
+    except (ImportError, AttributeError):
+        return False
+    return True
+
+
 def describe():
     """Three lines for ``fastdl info``: Numba's threads and layer, fork, idle threads."""
     import numba
@@ -156,8 +168,7 @@ def describe():
     if fork_safe:
         fork = "fork: safe (a forked child runs fastdl's kernels on all its threads)"
     else:
-        from .. import _tbb
-        if _tbb.path is None:
+        if not _tbb_loadable():
             tbb = "install tbb"
         elif started_before_fastdl:
             tbb = "load fastdl's backend before other Numba code"
