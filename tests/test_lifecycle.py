@@ -535,3 +535,17 @@ def test_a_shallow_copy_shares_the_arrays():
     net = TwoLayerNet(5, 4, 3)
     other = copy.copy(net)
     assert other is not net and other.params["W1"] is net.params["W1"] and other.layers is net.layers
+
+
+@pytest.mark.parametrize("kwargs, match", [({"input_size": 5, "hidden_size": 0, "output_size": 3},
+                                            "hidden_size must be >= 1"),
+                                           ({"input_size": 5, "hidden_sise": 4, "output_size": 3},
+                                            "unexpected keyword argument 'hidden_sise'"),
+                                           ([5, 4, 3], "model kwargs are a list, not a dict")])
+def test_load_model_with_metadata_it_cannot_use_says_so_in_one_line(tmp_path, kwargs, match):
+    import fastdl.nets.base as B
+    meta = {"model": {"class": "TwoLayerNet", "kwargs": kwargs}, "dtype": "float64"}
+    np.savez(tmp_path / "p.npz", **{B._META_KEY: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)})
+    with pytest.raises(ValueError, match=match) as e:
+        load_model(tmp_path / "p.npz")
+    assert "\n" not in str(e.value) and "p.npz" in str(e.value)
