@@ -728,7 +728,8 @@ def _cmd_train(args):
             kept = [os.path.join(args.checkpoint_dir, f) for f in ("last.npz", "best.npz")
                     if os.path.exists(os.path.join(args.checkpoint_dir, f))]
             if kept:
-                _out(f"the model is in {' and '.join(kept)} (--save FILE.npz also writes the final parameters)")
+                _out(f"the model is in {' and '.join(kept)} (as of the last epoch's evaluation; --save FILE.npz "
+                     "also writes the final parameters)")
             else:
                 _out(f"no checkpoint was written to {args.checkpoint_dir}; the parameters were not saved "
                      "(--save FILE.npz saves them)")
@@ -1144,6 +1145,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ._predict import add_parser as _add_predict
     _add_predict(sub, _Parser, positive_int, _add_backend)
 
+    from ._profile_cli import add_parser as _add_profile
+    _add_profile(sub, positive_int, non_negative_int, _add_backend)
+
     p = sub.add_parser("search", help="the book's hyper-parameter search (ch. 6) on all cores or a Dask cluster",
                        description="Random search over the learning rate and weight decay as in the book's "
                                    "ch06/hyperparameter_optimization.py (its defaults: MultiLayerNet 6x100, 500 "
@@ -1236,7 +1240,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
         if not getattr(args, "func", None):
             parser.print_help()
-            print("fastdl: no command given; choose one of info, train, evaluate, predict, compare, search",
+            print("fastdl: no command given; choose one of info, train, evaluate, predict, compare, profile, search",
                   file=sys.stderr)
             return EXIT_USAGE
         command = f"fastdl {args.command}"

@@ -586,6 +586,16 @@ class Net:
         order = list(self._grad_of) + [k for k in self.params if k not in self._grad_of]
         return {key: _numerical_gradient(loss_w, self.params[key]) for key in order}
 
+    def profile(self, x: ArrayLike, t: ArrayLike, optimizer: Any = None, repeat: int = 10,
+                warmup: int = 2, refresh_peak: bool = False) -> Any:
+        """Time one training step layer by layer against FLOPs and this machine's peak:
+        ``print(net.profile(x, t, optimizer=Adam()))`` shows the table. The same as
+        ``fastdl.profiler.profile_step(self, x, t, ...)``, which documents the parameters;
+        the network and the optimizer are left as they were."""
+        from ..profiler import profile_step
+        return profile_step(self, x, t, optimizer=optimizer, repeat=repeat, warmup=warmup,
+                            refresh_peak=refresh_peak)
+
     # -- moving between host and GPU --------------------------------------------------
     def to(self, device: str) -> Net:
         """Move the parameters (and the layers' own arrays, e.g. batch-norm statistics) to
