@@ -105,9 +105,11 @@ def check_col(op, col, input_shape, filter_h, filter_w, stride, pad):
 
 
 def check_affine(op, x, W, b=None, dout=None):
-    """x (N, D), W (D, M), b (M,), dout (N, M)."""
+    """x (N, D), W (D, M) of floats (the result's dtype), b (M,), dout (N, M)."""
     xs = expect_ndim(op, "x", x, 2, "(N, D)")
     ws = expect_ndim(op, "W", W, 2, "(D, M)")
+    if np.dtype(W.dtype).kind != "f":
+        raise TypeError(f"{op}: W must be a float array (the result takes its dtype), got dtype {np.dtype(W.dtype)}")
     if xs[1] != ws[0]:
         raise ValueError(f"{op}: x of shape {xs} has {xs[1]} features but W of shape {ws} expects {ws[0]}")
     if b is not None:

@@ -14,6 +14,20 @@ def kernel_input(a):
     return a if a.flags.writeable else a.copy()
 
 
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def blas_dtype(*dtypes):
+    """The dtype BLAS computes in for arrays of these dtypes: NumPy's promotion when that is
+    float32 or float64, float32 for float16, float64 for anything else (integers). The kernels
+    that hand raw pointers to BLAS take every array in this dtype: a float32 buffer read as
+    float64 would be read past its end."""
+    dt = np.result_type(*dtypes)
+    if dt in _FLOATS:
+        return dt
+    return np.dtype(np.float32) if dt == np.float16 else np.dtype(np.float64)
+
+
 def filter_matrix(W):
     """W (FN, C, FH, FW) as the C-contiguous (FN, C*FH*FW) matrix the convolution kernels take
     (explicit sizes: reshape(FN, -1) cannot infer -1 when FN == 0)."""

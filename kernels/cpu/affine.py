@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..shapes import check_affine
-from ._arrays import kernel_input
+from ._arrays import blas_dtype, kernel_input
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, gemm_for, single_threaded_blas
 from ._chunks import forced_mode, nchunks, numba_threads_in_use
 
@@ -121,8 +121,9 @@ def _numba_split(N, D, M):
 
 
 def _forward_split(x, W, b, chunks):
-    x = kernel_input(x.astype(W.dtype, copy=False))
-    W = kernel_input(W)
+    dt = blas_dtype(W.dtype)                 # W's dtype (float64 for integer weights)
+    x = kernel_input(x.astype(dt, copy=False))
+    W = kernel_input(W.astype(dt, copy=False))
     N, D = x.shape
     M = W.shape[1]
     ksplit = D > max(N, M)
@@ -137,9 +138,10 @@ def _forward_split(x, W, b, chunks):
 
 
 def _backward_split(dout, x, W, chunks):
-    dout = kernel_input(dout)
-    x = kernel_input(x.astype(W.dtype, copy=False))
-    W = kernel_input(W)
+    dt = blas_dtype(W.dtype)                 # every array in one dtype: BLAS reads raw pointers
+    dout = kernel_input(dout.astype(dt, copy=False))
+    x = kernel_input(x.astype(dt, copy=False))
+    W = kernel_input(W.astype(dt, copy=False))
     dx = np.empty(x.shape, dtype=x.dtype)
     dW = np.empty(W.shape, dtype=x.dtype)
     db_part = np.zeros((chunks, W.shape[1]), dtype=x.dtype)

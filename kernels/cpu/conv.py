@@ -160,7 +160,7 @@ def conv_backward(dout, ctx, need_dx=True):
         return _degenerate_backward(dout, x, w_shape, need_dx)
     if stride == 1:
         return backward_s1(dout, NO_MASK, x, W2, w_shape, pad, need_dx, False)
-    dout = kernel_input(dout)
+    dout = kernel_input(dout.astype(x.dtype, copy=False))     # BLAS reads it in x's dtype
     FN, C, FH, FW = w_shape
     chunks = conv_chunks(x.shape[0], FN, W2.shape[1], dout.shape[2] * dout.shape[3])
     dW_part = np.zeros((chunks,) + W2.shape, dtype=x.dtype)

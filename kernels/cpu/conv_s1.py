@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..shapes import window_output_hw
-from ._arrays import filter_matrix, kernel_input
+from ._arrays import blas_dtype, filter_matrix, kernel_input
 from ._blas import MEMCPY, axpy_for, blas_for, gemm_for
 from ._chunks import nchunks
 from ._extrows import backprop_image_s1, backward_buffers_s1, forward_buffers_s1, image_s1
@@ -54,7 +54,10 @@ def conv_chunks(N, FN, K, P):
 
 def conv_inputs(x, W, stride, pad):
     """(x, W2, OH, OW, chunks) for a convolution kernel: x and W (as filter_matrix) as the kernels
-    take them, the output size and the chunks of images."""
+    take them (in one float dtype, ``blas_dtype``), the output size and the chunks of images."""
+    if x.dtype != W.dtype or x.dtype not in (np.float32, np.float64):
+        dt = blas_dtype(x.dtype, W.dtype)
+        x, W = x.astype(dt, copy=False), W.astype(dt, copy=False)
     x = kernel_input(x)
     W2 = filter_matrix(W)
     FN, C, FH, FW = W.shape
