@@ -16,6 +16,11 @@ Conventions for all ops
 * Inputs are never modified, except the arrays an op documents as updated in
   place (optimizer parameters and state, batch-norm running statistics).
 * Any strides are accepted.
+* The array arguments must agree in shape as listed below (a backward op's dout with the
+  output of the forward call its ctx came from); every op of every backend checks this before
+  any kernel runs (the helpers of ``fastdl.kernels.shapes``) and raises ValueError naming the
+  op, the argument and both shapes, so no kernel reads or writes outside its arrays.
+  Labels must lie in [0, K).
 * ``ctx`` values returned by a forward op are opaque: pass them, unmodified, to
   the matching backward op *of the same backend*.
 
