@@ -1,5 +1,5 @@
-"""The ``fastdl`` command line: ``fastdl train``, ``fastdl evaluate``, ``fastdl compare``, ``fastdl search``,
-``fastdl info``.
+"""The ``fastdl`` command line: ``fastdl train``, ``fastdl evaluate``, ``fastdl predict`` (fastdl/_predict.py),
+``fastdl compare``, ``fastdl search``, ``fastdl info``.
 
 Rules every command follows:
 
@@ -1089,7 +1089,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed_int, default=0,
                    help="seed of NumPy's RNG (weights, batches, dropout), 0 to 2**32-1; default 0")
     p.add_argument("--save", metavar="FILE.npz",
-                   help="save the trained parameters here (its folder must exist and be writable)")
+                   help="save the trained network here, as a checkpoint that --resume continues and evaluate "
+                        "and predict read (its folder must exist and be writable)")
     p.add_argument("--plot", metavar="FILE.png",
                    help="save loss and accuracy curves here (needs matplotlib; the folder must exist)")
     p.add_argument("--val-split", type=val_fraction, default=None, metavar="F",
