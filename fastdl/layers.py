@@ -942,7 +942,7 @@ class Dropout(_RunsOnBackend):
 
 
 class BatchNormalization(_RunsOnBackend):
-    """Batch normalisation (chapter 6), per feature; 4-D input is flattened to (N, C*H*W) as in the book.
+    """Batch normalisation (chapter 6), per feature; 4-D input is flattened to ``(N, C*H*W)`` as in the book.
 
     ``running_mean`` / ``running_var`` start at zeros (created with the layer, in gamma's compute
     dtype, where gamma lives) unless given; given arrays are copied, never modified.
@@ -1037,7 +1037,7 @@ class BatchNormalization(_RunsOnBackend):
         Parameters
         ----------
         input_shape : sequence of int
-            (N, D), or (N, C, H, W) with C*H*W = D.
+            (N, D), or (N, C, H, W) with ``C*H*W == D``.
 
         Returns
         -------
@@ -1071,7 +1071,7 @@ class BatchNormalization(_RunsOnBackend):
         Parameters
         ----------
         x : array_like
-            (N, D), or (N, C, H, W) normalised as (N, C*H*W) as in the book. Converted to the
+            (N, D), or (N, C, H, W) normalised as ``(N, C*H*W)`` as in the book. Converted to the
             compute dtype of gamma.
         train_flg : bool
             Training (True, the book's default) or evaluation.

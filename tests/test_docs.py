@@ -351,3 +351,7 @@ def test_api_pages_show_annotated_signatures_and_no_empty_entries(site):
             if contents is None or not re.sub(r"<[^>]+>", "", contents.group(1)).strip():
                 empty.append(anchor)
     assert not empty, f"attribute entries without a description: {empty}"
+    raw = [p.parent.name for p in (site / "reference").rglob("*.html")
+           if re.search(r":(func|mod|class|meth|attr):`", html_module.unescape(
+               re.sub(r"<[^>]+>", "", p.read_text(encoding="utf-8"))))]
+    assert not raw, f"raw reST roles (:func:`...`) on the API pages: {raw}"
