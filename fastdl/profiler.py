@@ -354,6 +354,10 @@ class Profile:
                    "forward for layers with weights (1x for the first, whose dx is skipped), 1x for the "
                    "others; the update's not counted. % peak: GFLOP/s over the GEMM peak. Medians do not "
                    "add up exactly to the total.")
+        if any(r.peak_share is not None and r.peak_share > 1 for r in self.rows + [self.total]) \
+                and not p.measured:
+            out.append("Note: some rows exceed the cached peak: it may have been measured while the machine "
+                       "was busy; refresh_peak=True (fastdl profile --refresh-peak) measures it again.")
         return "\n".join(s.rstrip() for s in out)
 
     __repr__ = __str__
