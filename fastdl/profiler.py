@@ -419,7 +419,10 @@ def _step_names(net: Any, plan: Sequence[Any]) -> list[tuple[str, str]]:
             i += 1
         else:
             members = list(getattr(step, "layers", (step,)))
-            label = " -> ".join(names[i + k] for k in range(len(members)) if i + k < len(names))
+            # layers held in a list are named by their index: the class beside it says what each is
+            label = " -> ".join(names[i + k] if isinstance(net.layers, dict) else
+                                f"{names[i + k]} {type(layer).__name__}"
+                                for k, layer in enumerate(members) if i + k < len(names))
             out.append((f"{label} ({type(step).__name__})", "block"))
             i += len(members)
     return out
@@ -538,11 +541,11 @@ def profile_step(net: Any, x: ArrayLike, t: ArrayLike, optimizer: Any = None, re
             times.clear()
             t0 = time.perf_counter()
             grads = net.gradient(x, t)
-            t1 = time.perf_counter()
+            t1 = t2 = time.perf_counter()
             if opt is not None:
                 opt.update(net.params, grads)
                 sync()
-            t2 = time.perf_counter()
+                t2 = time.perf_counter()
             if run >= warmup:
                 runs.append(({k: list(v) for k, v in times.items()}, t1 - t0, t2 - t1))
     finally:

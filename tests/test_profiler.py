@@ -109,6 +109,8 @@ def test_mlp_flops_by_hand(cache, backend_name, dtype):
     assert [r.kind for r in p.rows] == ["layer", "layer", "layer", "loss", "rest"]   # no optimizer
     assert p.total.flops == sum(f + b for _, f, b in want)
     assert p.peak.dtype == np.dtype(dtype).name
+    # one run: the rows (the rest included) add up to the step exactly: nothing is hidden
+    assert sum(r.ms for r in p.rows) == pytest.approx(p.total.ms, rel=1e-9)
     assert p.peak.gemm_gflops == FAKE[np.dtype(dtype).name]["gemm_gflops"]
     _check_times(p)
 
@@ -332,3 +334,21 @@ def test_the_table_says_when_the_cached_peak_looks_low():
     assert "refresh_peak=True" not in table(1.5, True)
     assert "refresh_peak=True" not in table(0.5, False)
     assert "FMA loop not measured (no Numba)" in table(0.5, False)
+
+
+def test_layers_held_in_a_list_are_named_by_index_and_class(cache):
+    """DeepConvNet keeps its layers in a list (as the book does): rows name each index with its
+    class; every layer appears once, in order, and the FLOPs are each step's cost()."""
+    from fastdl.nets import DeepConvNet
+    np.random.seed(0)
+    net = DeepConvNet(dtype=np.float32)
+    x = np.random.default_rng(0).random((1, 1, 28, 28)).astype(np.float32)
+    p = net.profile(x, np.array([4]), optimizer=Adam(), repeat=1, warmup=0)
+    steps = [r for r in p.rows if r.kind in ("layer", "block")]
+    assert steps[0].name == "0 Convolution -> 1 Relu (ConvBlock)"
+    assert steps[1].name == "2 Convolution -> 3 Relu -> 4 Pooling (ConvBlock)"
+    indices = [int(part.split(" ")[0]) for r in steps for part in r.name.rsplit(" (", 1)[0].split(" -> ")]
+    assert indices == list(range(len(net.layers)))
+    assert p.total.forward_flops == net.summary(batch_size=1).flops + p.rows[len(steps)].forward_flops
+    assert sum(r.ms for r in p.rows) == pytest.approx(p.total.ms, rel=1e-9)   # update included
+    _check_times(p)
