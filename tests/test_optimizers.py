@@ -100,7 +100,6 @@ def test_update_errors_name_the_parameter():
 import copy  # noqa: E402
 import pickle  # noqa: E402
 
-import fastdl  # noqa: E402
 
 STATEFUL = [c for c in CASES if c[0] is not SGD]
 
