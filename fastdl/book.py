@@ -382,14 +382,18 @@ def run(script: str, args: Sequence[str] = (), backend: Optional[str] = None,
     given, ``sys.path[0]`` the script's folder (symbolic links resolved) and ``__file__`` its
     absolute path. Child processes the script starts (``multiprocessing`` with any start method,
     or a Python subprocess) import ``common.*`` and ``dataset.*`` the same way, with the same
-    backend and data. Afterwards ``sys.argv``, ``sys.path``, the environment and
-    ``sys.meta_path`` are as before.
+    backend and data. Afterwards ``sys.argv``, ``sys.path``, the environment, ``sys.meta_path``
+    and the backend in force are as before.
     """
     if not os.path.isfile(script):
         raise FileNotFoundError(f"no such script: {script}")
     installed_before = any(isinstance(f, BookImporter) for f in sys.meta_path)
     saved_argv, saved_path = sys.argv, sys.path[:]
     saved_mnist = os.environ.get("FASTDL_MNIST")
+    saved_backend = None
+    if backend:
+        from fastdl import backend as _backend
+        saved_backend = _backend.current_backend()
     install(backend=backend, sample=True if sample else None)
     sys.argv = [script, *args]
     sys.path[0:1] = [os.path.dirname(os.path.realpath(script))]     # as `python SCRIPT` sets it
@@ -405,6 +409,9 @@ def run(script: str, args: Sequence[str] = (), backend: Optional[str] = None,
             os.environ["FASTDL_MNIST"] = saved_mnist
         if not installed_before:
             uninstall()
+        if saved_backend is not None:
+            import fastdl
+            fastdl.set_backend(saved_backend)
 
 
 def _plain(text: str) -> str:
