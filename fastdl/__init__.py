@@ -23,6 +23,15 @@ from . import callbacks  # noqa: E402  (fastdl.trainer's callbacks; imports noth
 __version__ = "0.1.0"  # the one place the version is written; pyproject.toml reads it
 """The version of fastdl (the distribution ``fastdl-book``)."""
 
+
+def __getattr__(name: str) -> object:
+    # fastdl.explain (the report of fastdl explain) is imported on first use only
+    if name == "explain":
+        import importlib
+        return importlib.import_module(".explain", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["BackendError", "available_backends", "current_backend", "set_backend", "using_backend",
            "functions", "gradient", "layers", "optimizers", "util", "perceptron", "nets", "load_model",
            "callbacks", "__version__"]
