@@ -1145,6 +1145,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ._predict import add_parser as _add_predict
     _add_predict(sub, _Parser, positive_int, _add_backend)
+    from .explain._cli import add_parser as _add_explain
+    _add_explain(sub)
 
     from ._profile_cli import add_parser as _add_profile
     _add_profile(sub, positive_int, non_negative_int, _add_backend)
