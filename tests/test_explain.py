@@ -350,3 +350,22 @@ def test_the_page_in_a_real_browser(tmp_path):
         assert cs.ink(shots / name) > 0.02, f"{name} is blank"
     print(f"\nscreenshots of the explain pages: {shots}"
           + ("" if keep else " (set FASTDL_EXPLAIN_SCREENSHOTS=DIR to keep them)"))
+
+
+# -- the notebook ---------------------------------------------------------------------------------
+
+def test_notebook_shows_the_page(monkeypatch):
+    nbformat = pytest.importorskip("nbformat", reason="the test extras install nbformat")
+    from tests.test_examples import execute, text_of
+    path = ROOT / "examples" / "explain.ipynb"
+    for cell in nbformat.read(str(path), as_version=4).cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, "commit the notebook without outputs"
+    nb = execute("explain.ipynb", monkeypatch)
+    text = text_of(nb)
+    assert "layers: Convolution -> Relu -> Pooling -> Affine -> Relu -> Affine" in text
+    assert "gradient check: pass" in text
+    shown = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", [])
+             if o.get("output_type") == "execute_result" and "text/html" in o.get("data", {})]
+    assert len(shown) == 1 and "<iframe srcdoc=" in shown[0] and "fastdl-data" in shown[0]
+    assert "UserWarning" not in text
