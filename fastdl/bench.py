@@ -2,7 +2,15 @@
 one training step (gradient + Adam update), and a median timer.
 
 Used by ``benchmarks/`` and the command line; imports nothing heavy.
+
+A training step's time depends on what ran before it in the same process: another backend's
+BLAS threads still spinning, its heap left grown, its caches warm. :func:`step_ms_child` times
+one backend's step in a fresh Python process and :func:`step_ms_rounds` alternates backends over
+such processes; ``fastdl compare`` and ``benchmarks/scripts/step_time.py`` both use them.
 """
+import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -45,6 +53,76 @@ def median_time(fn, repeat=20, warmup=2, min_time=0.0):
         fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times)), times
+
+
+class StepTimingError(RuntimeError):
+    """A child process timing a training step failed or printed no result (one-line message)."""
+
+
+#: the child's program: argv is net, backend, dtype, batch, repeat
+_CHILD = "import sys; from fastdl.bench import _child_main; sys.exit(_child_main(sys.argv[1:]))"
+
+
+def step_ms_here(net, backend_name, dtype, batch=100, repeat=20):
+    """(median ms, [ms of each timed step]) of ``repeat`` training steps in this process, after two
+    warm-up steps (compiling). Run it in a fresh process: :func:`step_ms_child` does."""
+    from . import backend
+    model, x, t, opt = build(net, dtype, int(batch))
+    with backend.using_backend(backend_name):
+        med, times = median_time(lambda: train_step(model, opt, x, t), repeat=int(repeat), warmup=2)
+    return med * 1e3, [v * 1e3 for v in times]
+
+
+def _child_main(argv):
+    """The child of :func:`step_ms_child`: prints one JSON line {"median_ms": ..., "times_ms": [...]}."""
+    med, times = step_ms_here(*argv)
+    print(json.dumps({"median_ms": med, "times_ms": times}))
+    return 0
+
+
+def _last_line(text):
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def step_ms_child(net, backend_name, dtype, batch=100, repeat=20, timeout=3600.0):
+    """Median milliseconds of one training step (gradient + Adam) of ``net`` on ``backend_name``,
+    timed in a fresh Python process (this interpreter, this environment), after two warm-up steps.
+    Returns (median_ms, times_ms). Raises StepTimingError with one line if the child fails."""
+    what = f"timing the {net} {backend_name} {dtype} training step in a child process"
+    cmd = [sys.executable, "-c", _CHILD, str(net), str(backend_name), str(np.dtype(dtype)), str(int(batch)),
+           str(int(repeat))]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise StepTimingError(f"{what}: no result within {timeout:g} s; try a smaller --repeat or "
+                              f"--batch-size") from None
+    if r.returncode:
+        raise StepTimingError(f"{what} failed (exit status {r.returncode}): {_last_line(r.stderr)}")
+    try:
+        res = json.loads(_last_line(r.stdout))
+        return float(res["median_ms"]), [float(v) for v in res["times_ms"]]
+    except (ValueError, KeyError, TypeError):
+        raise StepTimingError(f"{what}: unreadable result {_last_line(r.stdout)!r}") from None
+
+
+def step_ms_rounds(net, backends, dtype, batch=100, repeat=20, rounds=2, progress=None, timeout=3600.0):
+    """Each backend's training step timed in its own fresh process, ``rounds`` times, the
+    backends alternating (A B A B ...), so that a change in the machine's load during the run
+    falls on every backend alike. ``progress(msg)``, if given, is called before each child.
+    Returns {backend: {"median_ms": median of all timed steps, "round_ms": each round's median}}."""
+    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
+        raise ValueError(f"step_ms_rounds: rounds must be a whole number >= 1, got {rounds!r}")
+    times: dict = {b: [] for b in backends}
+    round_ms: dict = {b: [] for b in backends}
+    for k in range(int(rounds)):
+        for b in backends:
+            if progress is not None:
+                progress(f"{b} (own process, round {k + 1}/{rounds})")
+            med, ts = step_ms_child(net, b, dtype, batch, repeat, timeout)
+            round_ms[b].append(med)
+            times[b] += ts
+    return {b: {"median_ms": float(np.median(times[b])), "round_ms": round_ms[b]} for b in backends}
 
 
 def step_flops(net="simple", batch_size=100):

@@ -865,7 +865,7 @@ def _cmd_compare(args):
     bar = None
     if _show_progress(args):
         from tqdm.auto import tqdm
-        total = compare.planned_steps(nets, backends, torch=not args.no_torch)
+        total = compare.planned_steps(nets, backends, torch=not args.no_torch, rounds=args.rounds)
         bar = tqdm(total=total, unit="step", leave=False, file=sys.stderr, dynamic_ncols=True)
 
     def progress(msg):
@@ -874,14 +874,18 @@ def _cmd_compare(args):
             bar.update(1)
         elif not args.json:
             print(f"timing {msg}", file=sys.stderr, flush=True)
+    from .bench import StepTimingError
     try:
         results = compare.run(nets=nets, batch=args.batch_size, dtype=args.dtype, repeat=args.repeat,
-                              backends=backends, torch=not args.no_torch, progress=progress)
+                              backends=backends, torch=not args.no_torch, progress=progress, rounds=args.rounds)
+    except StepTimingError as exc:
+        raise Failure(str(exc)) from None
     finally:
         if bar is not None:
             bar.close()
     if args.json:
         print(_json.dumps({"dtype": args.dtype, "batch": args.batch_size, "repeat": args.repeat,
+                           "rounds": args.rounds, "method": compare.method(args.rounds),
                            "results": results}, indent=1))
     else:
         import numba
@@ -890,6 +894,7 @@ def _cmd_compare(args):
               f"'x' is the speed-up over numpy, max|diff| the largest difference from numpy's results")
         from .bench import blas_line
         print(blas_line())
+        print(f"Method: {compare.method(args.rounds)}.")
         print(compare.format_table(results, args.dtype, args.batch_size, args.repeat))
         if "torch" not in {b for r in results for b in r["times"]} and not args.no_torch:
             print("\n(PyTorch not installed: `pip install torch==2.13.0` adds it as a peer)")
@@ -1124,6 +1129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=100, help="default 100")
     _add_dtype(p, "float32")
     p.add_argument("--repeat", type=positive_int, default=10, help="timed repetitions per measurement, default 10")
+    p.add_argument("--rounds", type=positive_int, default=2,
+                   help="training step: processes per backend, alternating backends (each times --repeat "
+                        "steps), default 2")
     p.add_argument("--backends", help="comma-separated backends (default: all available here)")
     p.add_argument("--no-torch", action="store_true", help="do not time PyTorch even if installed")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")

@@ -1,10 +1,14 @@
 """``fastdl compare``: every layer and a whole training step of the book's networks under
 each available backend, side by side, with the largest difference from the reference.
 
-Backends run in this process, one after the other, on identical inputs and
-weights. PyTorch (when installed) runs in a child process: in one process its
-OpenMP runtime and Numba's slow each other down (measured 22-44%), which would
-misstate both. Speed and correctness are reported together: a fast kernel
+Layers and fused blocks run in this process, one backend after the other (a pause of
+``SETTLE_S`` seconds before each backend), on identical inputs and weights. The training step is
+timed with each backend in its own fresh process (:func:`fastdl.bench.step_ms_rounds`), the
+backends alternating over ``rounds``: in one process the step's speed-up depends on what ran
+before it (another backend's BLAS threads, heap and caches), and a user's own script runs one
+backend. Its correctness is checked here, in this process, on the same weights. PyTorch (when
+installed) runs in a child process too: in one process its OpenMP runtime and Numba's slow
+each other down (measured 22-44%). Speed and correctness are reported together: a fast kernel
 that is wrong shows up in the ``max|diff|`` column and the exit status.
 """
 import json
@@ -14,12 +18,22 @@ import tempfile
 import numpy as np
 
 from . import backend, fusion, torch_peer
-from .bench import NETS, build, median_time, train_step
+from .bench import NETS, build, median_time, step_ms_rounds
 from .layers import run_forward
 
 #: a difference above TOL * (largest magnitude of the reference's same result) marks a mismatch;
 #: summation order alone moves float32 results by about 1e-6 of that, float64 by about 1e-15
 TOL = {"float32": 1e-4, "float64": 1e-10}
+
+#: seconds of pause before each backend's layer rows (idle BLAS / OpenMP threads stop spinning)
+SETTLE_S = 0.3
+
+
+def method(rounds):
+    """One sentence: how :func:`run` times layers and the training step (printed with the table)."""
+    return (f"layers and fused blocks: timed in this process, backend after backend, {SETTLE_S:g} s pause "
+            f"before each backend; training step: each backend timed in its own process, {rounds} "
+            f"round{'s' if rounds != 1 else ''} alternating backends, median of all timed steps")
 
 
 def _describe(layer, x):
@@ -58,7 +72,7 @@ def _agrees(got, want, dtype):
     return all(_max_diff([g], [w]) <= TOL[dtype] * _scale([w]) for g, w in zip(got, want))
 
 
-def _settle(seconds=0.3):
+def _settle(seconds=SETTLE_S):
     """Let idle BLAS / OpenMP worker threads of the previous backend stop spinning."""
     import time
     time.sleep(seconds)
@@ -113,10 +127,11 @@ def _backends(backends):
     return backends
 
 
-def planned_steps(nets=("simple", "deep"), backends=None, torch=True):
+def planned_steps(nets=("simple", "deep"), backends=None, torch=True, rounds=2):
     """How many times :func:`run` with these arguments calls its ``progress`` (once per measurement:
-    each layer and fused block on each backend, each training step on each backend, and two per
-    network for PyTorch when it is timed): the total of a progress bar."""
+    each layer and fused block on each backend, each training step's check on each backend, each
+    round's child process per backend, and two per network for PyTorch when it is timed): the
+    total of a progress bar."""
     backends = _backends(backends)
     use_torch = torch and torch_peer.available()
     total = 0
@@ -128,19 +143,22 @@ def planned_steps(nets=("simple", "deep"), backends=None, torch=True):
             np.random.set_state(np_state)
         layers = model._layer_list()
         blocks = sum(isinstance(step, fusion.ConvBlock) for step in fusion.plan(layers))
-        total += (len(layers) + blocks + 1) * len(backends) + (2 if use_torch else 0)
+        total += (len(layers) + blocks + 1 + rounds) * len(backends) + (2 if use_torch else 0)
     return total
 
 
 def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends=None, torch=True,
-        progress=None):
-    """Time and check every layer and a training step. Returns a list of result dicts:
-    {net, what, times: {backend: ms}, diff: {backend: max abs diff}, ok: bool}.
-    Raises ValueError for no or unknown nets, a batch or repeat below 1, an unknown dtype."""
+        progress=None, rounds=2):
+    """Time and check every layer and a training step (the step: each backend in its own process,
+    ``rounds`` rounds alternating backends, ``repeat`` timed steps per process; see :func:`method`).
+    Returns a list of result dicts: {net, what, times: {backend: ms}, diff: {backend: max abs diff},
+    ok: bool}; the step's dict also has round_ms: {backend: [each round's median ms]}.
+    Raises ValueError for no or unknown nets, a batch, repeat or rounds below 1, an unknown dtype;
+    fastdl.bench.StepTimingError if a child process timing a step fails."""
     nets = list(nets)
     if not nets or any(n not in NETS for n in nets):
         raise ValueError(f"compare.run: nets must name at least one of {', '.join(NETS)}, got {nets}")
-    for name, value in (("batch", batch), ("repeat", repeat)):
+    for name, value in (("batch", batch), ("repeat", repeat), ("rounds", rounds)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"compare.run: {name} must be a whole number >= 1, got {value!r}")
     if str(np.dtype(dtype)) not in TOL:
@@ -196,16 +214,13 @@ def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends
         row = {"net": NETS[net_name].__name__, "what": "training step (gradient + Adam)",
                "shape": list(x.shape), "times": {}, "diff": {}, "ok": True}
         ref = None
-        for b in backends:
-            _settle()
-            say(f"{NETS[net_name].__name__} training step: {b}")
-            m, xb, tb, opt = build(net_name, dtype, batch)
+        for b in backends:                        # correctness here; timing below, in child processes
+            say(f"{NETS[net_name].__name__} training step: {b} (check)")
+            m, xb, tb, _ = build(net_name, dtype, batch)
             with backend.using_backend(b):
                 np.random.seed(7)
                 grads = m.gradient(xb, tb)
                 got = [grads[k].copy() for k in sorted(grads)]
-                row["times"][b] = median_time(lambda: train_step(m, opt, xb, tb), repeat=repeat,
-                                              warmup=1)[0] * 1e3
             if b == "numpy":
                 ref = got
             else:
@@ -213,6 +228,11 @@ def run(nets=("simple", "deep"), batch=100, dtype="float32", repeat=10, backends
                 row["diff"][b] = d
                 if not _agrees(got, ref, dtype):
                     row["ok"] = False
+        timed = step_ms_rounds(net_name, backends, dtype, batch, repeat, rounds,
+                               progress=lambda msg: say(f"{NETS[net_name].__name__} training step: {msg}"))
+        for b in backends:
+            row["times"][b] = timed[b]["median_ms"]
+        row["round_ms"] = {b: timed[b]["round_ms"] for b in backends}
         if use_torch:
             say(f"{NETS[net_name].__name__} training step: torch (own process)")
             res = torch_peer.measure(["--net", net_name, "--dtype", dtype, "--batch", str(batch), "--repeat", str(repeat)])

@@ -2,6 +2,7 @@
 
     python benchmarks/step_time.py               # everything below
     python benchmarks/step_time.py --quick       # fewer repeats
+    python benchmarks/step_time.py --one NET BACKEND DTYPE BATCH REPEAT   # one step time, ms, here
 
 Prints medians. PyTorch (an optional peer, never a dependency) runs in its own
 process, because Numba's and PyTorch's OpenMP runtimes slow each other down in
@@ -18,26 +19,15 @@ import numpy as np
 
 import fastdl
 from fastdl import torch_peer
-from fastdl.bench import blas_line, build, median_time, step_flops, train_step
+from fastdl.bench import blas_line, median_time, step_flops, step_ms_child, step_ms_here
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _step_ms_here(net, backend, dtype, batch, repeat):
-    model, x, t, opt = build(net, dtype, batch)
-    with fastdl.using_backend(backend):
-        med, _ = median_time(lambda: train_step(model, opt, x, t), repeat=repeat, warmup=2)
-    return med * 1e3
-
-
 def step_ms(net, backend, dtype, batch, repeat):
     """Median step time, measured in a fresh process (one backend's threads and heap
-    never colour another's numbers)."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--one", net, backend, dtype, str(batch), str(repeat)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-    if r.returncode:
-        raise RuntimeError(r.stderr)
-    return float(r.stdout.strip().splitlines()[-1])
+    never colour another's numbers): fastdl.bench.step_ms_child, as `fastdl compare` times it."""
+    return step_ms_child(net, backend, dtype, batch, repeat)[0]
 
 
 def torch_ms(net, dtype, batch, repeat, threads=2):
@@ -98,7 +88,7 @@ def compile_times():
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--one":
         net, backend, dtype, batch, repeat = sys.argv[2:7]
-        print(_step_ms_here(net, backend, dtype, int(batch), int(repeat)))
+        print(step_ms_here(net, backend, dtype, int(batch), int(repeat))[0])
         return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer repeats")
