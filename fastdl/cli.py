@@ -361,6 +361,10 @@ def _cmd_info(args):
     if "numba" in fastdl.backend._loaded:
         from fastdl.kernels.cpu import _threads
         print("\n".join(_threads.describe()))      # threads and layer; fork; idle threads
+        from fastdl.kernels.cpu import _compile
+        ready, cached = _compile.status()
+        print(f"compiled kernels: {cached} op/dtype pairs cached, {ready} compiled in this process; "
+              f"FASTDL_COMPILE={_compile.mode()} (fastdl warm compiles them all)")
     print(f"data folder: {data_dir()} (FASTDL_DATA_DIR)")
     return 0
 
@@ -1158,6 +1162,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ._profile_cli import add_parser as _add_profile
     _add_profile(sub, positive_int, non_negative_int, _add_backend)
+    from ._warm_cli import add_parser as _add_warm
+    _add_warm(sub)
 
     p = sub.add_parser("search", help="the book's hyper-parameter search (ch. 6) on all cores or a Dask cluster",
                        description="Random search over the learning rate and weight decay as in the book's "

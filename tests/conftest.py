@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-import fastdl
+# The suite tests the compiled kernels themselves: each op compiles in the calling thread
+# rather than running the reference while it compiles (tests/test_compile.py tests that mode).
+os.environ.setdefault("FASTDL_COMPILE", "lazy")
+
+import fastdl  # noqa: E402
 
 # Small, fixed hypothesis profile: the suite must stay fast on 2 cores.
 settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,

@@ -52,6 +52,13 @@ from .. import complete as _complete  # noqa: E402
 
 _complete(__name__)      # the ops without a kernel here (device placement) from their composites
 
+from . import _compile  # noqa: E402
+from ..spec import TABLE as _TABLE  # noqa: E402
+
+_compile.install(globals(), [_op.name for _op in _TABLE])   # FASTDL_COMPILE (see _compile)
+if _compile.mode() == "eager":
+    _compile.warm()
+
 
 def compiled_kernels():
     """``module.name`` -> dispatcher of every @njit kernel of this backend, under the module that
