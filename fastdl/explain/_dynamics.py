@@ -109,7 +109,7 @@ def train(net: Any, x: np.ndarray, t: np.ndarray, steps: int, batch_size: int = 
     """The training-dynamics data of ``steps`` Adam steps (see the module's doc)."""
     if not isinstance(getattr(net, "params", None), dict) or not callable(getattr(net, "gradient", None)):
         return {"skipped": f"a {type(net).__name__} has no params dict and gradient method: it cannot be trained here"}
-    work = _host_copy(net)
+    work = copy.deepcopy(net)          # where its parameters live: the optimizer's state follows them
     state = np.random.get_state()
     try:
         return _train(work, x, t, steps, batch_size, lr, eval_samples, seed)
