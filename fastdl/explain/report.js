@@ -46,10 +46,12 @@ window.addEventListener("error", function (e) { window.__fastdlErrors.push(Strin
     return g;
   }
   function histBox(parent, sm, cls, label) {          // a small standalone SVG histogram with its numbers
-    var s = el("svg", { width: 170, height: 74 }, parent);
-    hist(s, sm, 2, 2, 166, 44, cls);
-    el("text", { x: 2, y: 58, "class": cls === "bar-b" ? "bwd" : "fwd" }, s, (label || "") + "μ " + fmt(sm && sm.mean) + " σ " + fmt(sm && sm.std));
-    el("text", { x: 2, y: 71, "class": cls === "bar-b" ? "bwd" : "fwd" }, s, "[" + fmt(sm && sm.min) + ", " + fmt(sm && sm.max) + "]");
+    var k = cls === "bar-b" ? "bwd" : "fwd", top = label ? 14 : 0;
+    var s = el("svg", { width: 170, height: 74 + top }, parent);
+    if (label) el("text", { x: 2, y: 11, "class": k }, s, label);
+    hist(s, sm, 2, 2 + top, 166, 44, cls);
+    el("text", { x: 2, y: 58 + top, "class": k }, s, "μ " + fmt(sm && sm.mean) + " σ " + fmt(sm && sm.std));
+    el("text", { x: 2, y: 71 + top, "class": k }, s, "[" + fmt(sm && sm.min) + ", " + fmt(sm && sm.max) + "]");
     return s;
   }
   function valuesText(vals, max) {
@@ -222,7 +224,7 @@ window.addEventListener("error", function (e) { window.__fastdlErrors.push(Strin
       el("text", { x: 2, y: Yr(fv) + 4 }, svg, fmt(opts.log ? Math.pow(10, fv) : fv));
     });
     el("text", { x: m.l, y: hh - 8 }, svg, String(x0));
-    el("text", { x: w - m.r - 30, y: hh - 8 }, svg, String(x1) + " " + (opts.xlabel || ""));
+    el("text", { x: w - m.r, y: hh - 8, "text-anchor": "end" }, svg, (opts.xlabel ? opts.xlabel + " " : "") + String(x1));
     series.forEach(function (s, k) {
       var d = s.values.filter(function (p) { return p[1] !== null && (!opts.log || p[1] > 0); })
         .map(function (p) { return X(p[0]).toFixed(1) + "," + Y(p[1]).toFixed(1); }).join(" ");
@@ -240,8 +242,8 @@ window.addEventListener("error", function (e) { window.__fastdlErrors.push(Strin
     var T = D.training;
     if (!T) return;
     var s = section("training", "Training dynamics", T.skipped ? T.skipped :
-      T.steps + " steps of " + T.optimizer + " on batches of " + T.batch_size + " (a copy of the network; yours is unchanged). Accuracy on " +
-      T.eval_samples + " samples. Gradient norms that shrink layer after layer towards the input are vanishing gradients; " +
+      T.steps + " steps of " + T.optimizer + " on batches of " + T.batch_size + " (a copy of the network; yours is unchanged). Accuracy on the first " +
+      T.eval_samples + " training samples. Gradient norms that shrink layer after layer towards the input are vanishing gradients; " +
       "an update/weight ratio far from about 1e-3 means a learning rate too large or too small for that layer.");
     if (T.skipped) return;
     var grid = h("div", { "class": "grid" }, s);
