@@ -14,7 +14,9 @@ _BUILT = {}
 
 class TrainStep(Warmed):
     """One training step, warmed up as ``benchmarks/scripts/step_time.py`` warms up (two steps
-    first); a full run takes up to 20 samples of one step each (``number = 1``), as that script."""
+    first); a full run takes up to 20 samples of one step each (``number = 1``), as that script.
+    asv runs each parameter combination in its own process, so one process times one backend's
+    step only (the process-per-backend method of ``fastdl compare`` and step_time.py)."""
     params = (BACKENDS, DTYPES, ["simple", "deep"])
     param_names = ["backend", "dtype", "net"]
     timeout = 900
