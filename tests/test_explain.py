@@ -160,6 +160,20 @@ def test_gradient_check_passes_on_the_book_network(tmp_path, dtype):
         assert r["checked"] == min(r["size"], 12)
 
 
+def test_gradient_check_tells_a_kink_from_a_wrong_gradient(tmp_path):
+    # every sample is zero, so hidden unit 0's input is b1[0] = 0: exactly on the ReLU's corner
+    np.random.seed(4)
+    net = TwoLayerNet(3, 2, 2, weight_init_std=1.0)
+    net.params["b1"][...] = [0.0, 0.5]
+    x, t = np.zeros((3, 3)), np.array([0, 1, 1])
+    g = page_data(fastdl.explain(net, x, t, path=tmp_path / "k.html"))["gradcheck"]
+    b1 = next(r for r in g["rows"] if r["param"] == "b1")
+    assert "Affine1" not in g["nudged"] and b1["kinks"] == 1 and b1["ok"] and g["ok"]
+    kink = next(e for e in b1["entries"] if e["kink"])
+    assert kink["index"] == [0] and kink["backprop"] in (pytest.approx(kink["left"]), pytest.approx(kink["right"]))
+    assert abs(kink["numerical"] - kink["backprop"]) > 0.1 * abs(kink["right"] - kink["left"])  # would fail
+
+
 # -- chapter 5 -----------------------------------------------------------------------------------
 
 def test_apple_example_holds_the_books_values(tmp_path):
@@ -223,6 +237,13 @@ def test_command_line(tmp_path, capsys):
     assert len(d["training"]["loss"]) == 3 and [c["init"] for c in d["init"]["columns"]] == ["std:0.01", "he"]
     assert "wrote" in capsys.readouterr().out
     assert main(["explain", "--example", "apple-orange", "--out", str(tmp_path / "ao.html")]) == 0
+    np.random.seed(5)
+    saved = tmp_path / "two.npz"
+    TwoLayerNet(784, 7, 10, dtype=np.float32).save_params(str(saved))
+    assert main(["explain", "--net", str(saved), "--batch", "3", "--out", str(out)]) == 0
+    d = page_data(out)
+    assert d["net"] == "TwoLayerNet" and d["dtype"] == "float32" and d["layers"][0]["out_shape"] == [3, 7]
+    assert d["gradcheck"]["dtype"] == "float64" and d["gradcheck"]["ok"]      # checked as the book does
     for argv, words in [(["--init", "xavier,foo"], "--init 'foo' is not a weight scale"),
                         (["--net", str(tmp_path / "none.npz")], "no such file"),
                         (["--out", str(tmp_path / "no" / "x.html")], "--out: cannot write")]:
