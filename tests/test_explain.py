@@ -376,6 +376,7 @@ def test_the_page_in_a_real_browser(tmp_path):
 # -- the notebook ---------------------------------------------------------------------------------
 
 def test_notebook_shows_the_page(monkeypatch):
+    # about 5 s: a Jupyter kernel starts, and SimpleConvNet's page (with 10 training steps) is made
     nbformat = pytest.importorskip("nbformat", reason="the test extras install nbformat")
     from tests.test_examples import execute, text_of
     path = ROOT / "examples" / "explain.ipynb"
