@@ -215,7 +215,11 @@ def collect(net: Any, x: Any, t: Any) -> dict[str, Any]:
                              "note": f"the rule could not be evaluated: {type(exc).__name__}: {exc}"}
         layers.append(entry)
     last = p.net.last_layer
-    loss_rule = rule(last, p.acts[-1], p.y, None, p.grads[-1], {}, {}, t=p.t)
+    try:
+        loss_rule = rule(last, p.acts[-1], p.y, None, p.grads[-1], {}, {}, t=p.t)
+    except Exception as exc:  # noqa: BLE001 - as for the layers
+        loss_rule = {"title": type(last).__name__, "lines": [], "checks": [],
+                     "note": f"the rule could not be evaluated: {type(exc).__name__}: {exc}"}
     return {
         "net": type(net).__name__, "dtype": str(np.dtype(getattr(p.net, "dtype", np.float64))),
         "batch": int(xa.shape[0]), "input_shape": list(xa.shape), "loss": number(p.loss),
