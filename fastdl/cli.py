@@ -1125,9 +1125,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run every layer (forward + backward) and a whole training step of the "
                                    "book's networks under each available backend on identical inputs, and "
                                    "print median times, speed-ups over the numpy reference, and the largest "
-                                   "difference from the reference's results. PyTorch, when installed, is "
-                                   "timed in its own process. Exit status 1 if a result differs beyond "
-                                   "tolerance.")
+                                   "difference from the reference's results. The training step is timed with "
+                                   "each backend in its own process (--rounds, backends alternating); "
+                                   "PyTorch, when installed, in its own process too. Exit status 1 if a "
+                                   "result differs beyond tolerance.")
     p.add_argument("--nets", type=net_list, default=list(COMPARE_NETS),
                    help="comma-separated: simple, deep (default both)")
     p.add_argument("--batch-size", type=positive_int, default=100, help="default 100")

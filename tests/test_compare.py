@@ -138,6 +138,8 @@ def test_child_failure_is_one_line(capsys):
         bench.step_ms_child("simple", "numpy", "float32", 2, 1, timeout=0.01)
     with pytest.raises(ValueError, match="rounds"):
         bench.step_ms_rounds("simple", ["numpy"], "float32", 2, 1, rounds=0)
+    with pytest.raises(ValueError, match="rounds"):
+        compare.run(nets=("simple",), batch=2, repeat=1, torch=False, backends=["numpy"], rounds=0)
 
 
 def test_cli_reports_a_failed_child_in_one_line(monkeypatch, capsys):
