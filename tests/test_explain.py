@@ -246,7 +246,8 @@ def test_command_line(tmp_path, capsys):
     assert d["gradcheck"]["dtype"] == "float64" and d["gradcheck"]["ok"]      # checked as the book does
     for argv, words in [(["--init", "xavier,foo"], "--init 'foo' is not a weight scale"),
                         (["--net", str(tmp_path / "none.npz")], "no such file"),
-                        (["--out", str(tmp_path / "no" / "x.html")], "--out: cannot write")]:
+                        (["--out", str(tmp_path / "no" / "x.html")], "--out: cannot write"),
+                        (["--net", "mlp", "--batch", "99999", "--out", str(out)], "--batch 99999: the sample has")]:
         assert main(["explain"] + argv) == 2
         err = capsys.readouterr().err.strip()
         assert words in err and len(err.splitlines()) == 1, err

@@ -104,6 +104,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         net = _net(args)
         flatten = len(net._sample_shape() or (1, 1, 1)) == 1 if hasattr(net, "_sample_shape") else False
         (x, t), _ = load_mnist(flatten=flatten, sample=True)
+        if args.batch > len(x):
+            raise UsageError(f"--batch {args.batch}: the sample has {len(x)} images; give at most that")
         rng = np.random.default_rng(args.seed)
         pick = rng.choice(len(x), args.batch, replace=False)
         out = explain(net, x[pick], t[pick], path=args.out, steps=args.steps, init=args.init,
