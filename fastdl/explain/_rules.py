@@ -220,8 +220,11 @@ def rule(layer: Any, x: np.ndarray, out: Any, dout: Any, dx: np.ndarray, grads: 
     for cls, fn in _RULES:
         if type(layer) is cls or (cls is L.Pooling and type(layer) is L.AvgPooling):
             if fn is _softmax_loss:
-                return _softmax_loss(layer, x, out, dout, dx, grads, params, t=t)
-            return fn(layer, x, out, dout, dx, grads, params)
+                out_rule = _softmax_loss(layer, x, out, dout, dx, grads, params, t=t)
+            else:
+                out_rule = fn(layer, x, out, dout, dx, grads, params)
+            out_rule["checks"] = list({c["what"]: c for c in out_rule["checks"]}.values())   # each entry once
+            return out_rule
     if t is not None:
         return {"title": type(layer).__name__, "lines": [f"dx {S(dx.shape)} = backward(1)"], "checks": [],
                 "note": "a loss layer fastdl has no written rule for"}

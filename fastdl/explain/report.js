@@ -60,6 +60,14 @@ window.addEventListener("error", function (e) { window.__fastdlErrors.push(Strin
     return "[" + shown + (vals.length > (max || vals.length) ? ", …" : "") + "]";
   }
 
+  function valueLines(g, vals, x, y, cls) {   // up to 6 numbers of a small edge, 3 a line
+    for (var i = 0; i < Math.min(vals.length, 6); i += 3) {
+      var part = vals.slice(i, i + 3).map(fmt).join(", ");
+      var more = i + 3 < vals.length ? (i === 3 ? ", … (" + vals.length + ")" : ",") : "";
+      el("text", { "class": cls, x: x, y: y + (i / 3) * 12 }, g, (i ? " " : "[") + part + more + (i + 3 >= vals.length ? "]" : ""));
+    }
+  }
+
   function header() {
     document.title = D.title || "fastdl explain";
     document.getElementById("title").textContent = D.title || "fastdl explain";
@@ -93,17 +101,19 @@ window.addEventListener("error", function (e) { window.__fastdlErrors.push(Strin
       hist(g, e.forward, cx, 40, 120, 46, "bar-f");
       el("text", { "class": "fwd", x: cx, y: 100 }, g, "μ " + fmt(e.forward.mean) + "  σ " + fmt(e.forward.std));
       el("text", { "class": "fwd", x: cx, y: 113 }, g, "[" + fmt(e.forward.min) + ", " + fmt(e.forward.max) + "]");
-      if (e.values) el("text", { "class": "fwd", x: cx, y: 30 }, g, valuesText(e.values, 4));
+      if (e.values) valueLines(g, e.values, cx, 18, "fwd");
       hist(g, e.backward, cx, 200, 120, 46, "bar-b");
       el("text", { "class": "bwd", x: cx, y: 260 }, g, "μ " + fmt(e.backward.mean) + "  σ " + fmt(e.backward.std));
       el("text", { "class": "bwd", x: cx, y: 273 }, g, "[" + fmt(e.backward.min) + ", " + fmt(e.backward.max) + "]");
-      if (e.grad_values) el("text", { "class": "bwd", x: cx, y: 290 }, g, valuesText(e.grad_values, 4));
+      if (e.grad_values) valueLines(g, e.grad_values, cx, 290, "bwd");
     });
     var all = L.concat([D.loss_layer]);
     all.forEach(function (layer, i) {
       var g = el("g", { "class": "node" + (i === L.length ? " loss" : ""), "data-index": i, tabindex: 0 }, svg);
       el("rect", { x: nodeX(i), y: yc - 28, width: 110, height: 56, rx: 6 }, g);
-      el("text", { x: nodeX(i) + 55, y: yc - 4, "text-anchor": "middle" }, g, layer.kind.length > 14 ? layer.kind.slice(0, 13) + "…" : layer.kind);
+      var n = layer.kind.length, size = n <= 12 ? 13 : n <= 15 ? 11 : 10;
+      el("text", { x: nodeX(i) + 55, y: yc - 4, "text-anchor": "middle", style: "font-size:" + size + "px" }, g,
+        n > 18 ? layer.kind.slice(0, 17) + "…" : layer.kind);
       el("text", { x: nodeX(i) + 55, y: yc + 14, "text-anchor": "middle", "class": "fwd" }, g, layer.name);
       el("title", {}, g, layer.repr);
       g.addEventListener("click", function () { openPanel(i); });
