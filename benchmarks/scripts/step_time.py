@@ -1,8 +1,8 @@
 """Time whole training steps and the hot kernels, side by side, on this machine.
 
-    python benchmarks/step_time.py               # everything below
-    python benchmarks/step_time.py --quick       # fewer repeats
-    python benchmarks/step_time.py --one NET BACKEND DTYPE BATCH REPEAT   # one step time, ms, here
+    python benchmarks/scripts/step_time.py               # everything below
+    python benchmarks/scripts/step_time.py --quick       # fewer repeats
+    python benchmarks/scripts/step_time.py --one NET BACKEND DTYPE BATCH REPEAT   # one step time, ms, here
 
 Prints medians. PyTorch (an optional peer, never a dependency) runs in its own
 process, because Numba's and PyTorch's OpenMP runtimes slow each other down in
