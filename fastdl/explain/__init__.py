@@ -12,7 +12,7 @@ the book's gradient check on the reference backend; with ``steps`` the training 
 ``init`` chapter 6's weight-scale comparison. The numbers are embedded as JSON in
 ``<script type="application/json" id="fastdl-data">``.
 
-The module is callable: ``fastdl.explain(...)`` is :func:`explain`. Nothing here is imported by
+The module is callable: ``fastdl.explain(...)`` is ``explain``. Nothing here is imported by
 ``import fastdl``.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ __all__ = ["explain", "report_data", "ExplainError"]
 def report_data(net: Any, x: Any = None, t: Any = None, *, steps: int = 0, init: str | Sequence[str] | None = None,
                 train_data: tuple[Any, Any] | None = None, check_samples: int = 3,
                 batch_size: int = 32, title: str | None = None) -> dict[str, Any]:
-    """The report's numbers (what :func:`explain` embeds), as a JSON-able dict."""
+    """The report's numbers (what ``explain`` embeds), as a JSON-able dict."""
     from .. import backend
     from ._collect import check_data, collect
     from ._examples import example
@@ -77,16 +77,23 @@ def explain(net: Any, x: Any = None, t: Any = None, path: str | os.PathLike[str]
         One of the book's networks or one's own object with ``layers`` (an OrderedDict or a list,
         run in order) and ``last_layer`` (the loss layer); or ``"apple"`` / ``"apple-orange"`` for
         chapter 5's MulLayer/AddLayer graphs (then x and t are not used).
-    x, t : array_like
-        A (small) batch and its labels (class indices or one-hot rows). Every number of the page
-        is of this batch; its first ``check_samples`` samples are used for the gradient check.
+    x : array_like
+        A (small) batch, (N, ...) as the network takes it. Every number of the page is of this
+        batch; its first ``check_samples`` samples are used for the gradient check.
+    t : array_like
+        The batch's labels: (N,) class indices or (N, K) one-hot rows.
     path : str or os.PathLike or None
         Where to write the page (atomically: an existing file is replaced whole or not at all).
     steps : int
-        Adam steps of training dynamics (0: none), on ``train_data`` (default: x, t); batches of
-        ``batch_size``.
+        Adam steps (lr 0.001) of training dynamics on a copy of the network (0: none).
     init : str or sequence of str, optional
         Weight scales to compare, e.g. ``"std:1,std:0.01,xavier,he"``.
+    train_data : tuple of two arrays, optional
+        (x_train, t_train) the training steps draw their batches from (default: x and t).
+    check_samples : int
+        Samples of x used for the gradient check (the book's script takes 3).
+    batch_size : int
+        The batch of each training step.
     title : str, optional
         The page's heading.
 
@@ -128,7 +135,7 @@ def _check_path(path: Any) -> None:
 
 
 class _CallableModule(types.ModuleType):
-    """``fastdl.explain(...)`` calls :func:`explain` (the package is named as the function)."""
+    """``fastdl.explain(...)`` calls ``explain`` (the package is named as the function)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> str:
         return explain(*args, **kwargs)
