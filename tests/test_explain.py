@@ -224,6 +224,9 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
             fastdl.explain(net, x, t, path=path)
     with pytest.raises(ValueError, match="is not a weight scale"):
         fastdl.explain(net, x, t, path=target, init="std:0,he")
+    for key, value in (("steps", -1), ("check_samples", 0), ("batch_size", 2.5)):
+        with pytest.raises(ValueError, match=f"{key} must be an integer >= "):
+            fastdl.explain(net, x, t, path=target, **{key: value})
     assert target.read_text() == "old"
     assert sorted(os.listdir(tmp_path)) == ["r.html"]            # no temporary file left
 

@@ -17,6 +17,7 @@ The module is callable: ``fastdl.explain(...)`` is ``explain``. Nothing here is 
 """
 from __future__ import annotations
 
+import operator
 import os
 import sys
 import types
@@ -40,9 +41,15 @@ def report_data(net: Any, x: Any = None, t: Any = None, *, steps: int = 0, init:
     from ._collect import layer_items
     layer_items(net)                                   # a net without layers: one line, before any work
     xa, ta = check_data(x, t)
-    steps = int(steps)
-    if steps < 0:
-        raise ExplainError(f"fastdl.explain: steps must be 0 or more, got {steps}")
+    counts = {}
+    for name, value, low in (("steps", steps, 0), ("check_samples", check_samples, 1), ("batch_size", batch_size, 1)):
+        try:
+            counts[name] = operator.index(value)
+        except TypeError:
+            counts[name] = -1
+        if isinstance(value, bool) or counts[name] < low:
+            raise ExplainError(f"fastdl.explain: {name} must be an integer >= {low}, got {value!r}")
+    steps, check_samples, batch_size = counts["steps"], counts["check_samples"], counts["batch_size"]
     specs = None
     if init:
         from ._dynamics import parse_inits
