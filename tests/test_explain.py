@@ -213,6 +213,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
              ((net, x, t[:3]), "one label (or one-hot row) per sample"),
              ((net, bad_x, t), "1 NaN or infinite values"),
              ((net, x, None), "pass x"),
+             ((net, x[:, :, :7], t), "does not fit the network"),
              (("banana", None, None), "no example called 'banana'")]
     for args, words in cases:
         with pytest.raises(fastdl.explain.ExplainError) as info:

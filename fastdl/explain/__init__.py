@@ -25,6 +25,8 @@ from typing import Any, Sequence
 
 from ._collect import ExplainError
 
+ExplainError.__module__ = __name__        # shown as fastdl.explain.ExplainError
+
 __all__ = ["explain", "report_data", "ExplainError"]
 
 

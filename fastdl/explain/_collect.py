@@ -193,7 +193,11 @@ def collect(net: Any, x: Any, t: Any) -> dict[str, Any]:
     backward rule written with this pass's shapes and checked on a few entries, and the loss."""
     from ._rules import rule
     xa, ta = check_data(x, t)
-    p = Pass(net, xa, ta)
+    try:
+        p = Pass(net, xa, ta)
+    except (ValueError, TypeError) as exc:
+        raise ExplainError(f"fastdl.explain: the batch (x of shape {xa.shape}, t of shape {ta.shape}) does not fit "
+                           f"the network: {' '.join(str(exc).split())}") from exc
     keys = _param_keys(p.net)
     names = ["x"] + [name for name, _ in p.items]
     edges = [_edge(names[i] if i == 0 else f"{names[i]} out", p.acts[i], p.grads[i]) for i in range(len(p.acts))]
