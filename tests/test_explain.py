@@ -357,6 +357,7 @@ def test_the_page_in_a_real_browser(tmp_path):
         assert page.js("getComputedStyle(document.getElementById('panel')).display") == "block"
         formula = page.js("document.getElementById('formula').textContent")
         assert "dW (100, 10) = xᵀ (100, 6) · dout (6, 10)" in formula
+        assert "‖dout‖ = " in page.js("document.getElementById('gain').textContent")
         page.screenshot(shots / "report-affine-panel.png")
         assert page.wait_for(Path(apple).resolve().as_uri(),
                              "document.body && document.body.getAttribute('data-rendered')") == "1"

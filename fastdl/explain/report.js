@@ -149,6 +149,11 @@ window.addEventListener("error", function (e) { window.__fastdlErrors.push(Strin
     h("p", { "class": "help" }, p, layer.repr + " — input " + shape(layer.in_shape) + (layer.out_shape ? ", output " + shape(layer.out_shape) : ""));
     var r = layer.rule || { lines: [], checks: [] };
     h("div", { "class": "formula", id: "formula" }, p, r.lines.join("\n"));
+    if (i < D.layers.length) {
+      var gin = D.edges[i + 1].backward.norm, gout = D.edges[i].backward.norm;
+      h("p", { "class": "help", id: "gain" }, p, "What this backward did to the gradient: ‖dout‖ = " + fmt(gin) + " came in, ‖dx‖ = " +
+        fmt(gout) + " went out" + (gin ? " (× " + fmt(gout / gin) + ")" : "") + ". A chain of factors well below 1 is a vanishing gradient.");
+    }
     if (r.note) h("p", { "class": "help" }, p, r.note);
     if (r.checks.length) {
       h("p", { "class": "help" }, p, "A few entries computed both ways: from the formula above (NumPy, float64) and by the layer's backward in this pass.");
