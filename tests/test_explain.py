@@ -313,7 +313,7 @@ def _page_class(cs):
     return Page
 
 
-def test_the_page_in_a_real_browser(tmp_path):
+def test_the_page_in_a_real_browser(tmp_path, capsys):
     cs = _check_site()
     binary = cs.find_chromium()
     if binary is None:
@@ -375,8 +375,9 @@ def test_the_page_in_a_real_browser(tmp_path):
         page.close()
     for name in ("report.png", "report-affine-panel.png", "apple-orange.png"):
         assert cs.ink(shots / name) > 0.02, f"{name} is blank"
-    print(f"\nscreenshots of the explain pages: {shots}"
-          + ("" if keep else " (set FASTDL_EXPLAIN_SCREENSHOTS=DIR to keep them)"))
+    with capsys.disabled():                    # shown in a normal run, not only with -s
+        print(f"\nscreenshots of the explain pages: {shots}"
+              + ("" if keep else " (set FASTDL_EXPLAIN_SCREENSHOTS=DIR to keep them)"))
 
 
 # -- the notebook ---------------------------------------------------------------------------------
