@@ -1,8 +1,10 @@
 """Optimizers of chapter 6 (``common/optimizer.py`` in the book).
 
 ``update(params, grads)`` updates every entry of ``params`` in place with the
-book's rule and defaults. Array parameters are updated in place on the
-current backend (so layers holding the same arrays see the change); plain
+book's rule and defaults. Array parameters are updated in place where they
+live (so layers holding the same arrays see the change): NumPy arrays on the
+current backend, GPU arrays (a network moved with ``net.to("cuda")``) with the
+cuda backend's kernels, whatever the current backend; plain
 Python floats (the book's 2-D optimizer comparison) are supported too and are
 replaced in the dict by their updated value.
 
@@ -33,6 +35,7 @@ from typing import Any, Callable, MutableMapping
 import numpy as np
 
 from . import backend
+from .kernels.arrays import is_device_array
 
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
 
@@ -109,8 +112,9 @@ class _Optimizer:
         Parameters
         ----------
         params : dict of str to array or float
-            The parameters (a network's ``params``): float arrays, updated in place on the
-            current backend (device arrays under "cuda"); Python floats and 0-d arrays are
+            The parameters (a network's ``params``): float arrays, updated in place where they
+            live (NumPy arrays on the current backend, GPU arrays with the cuda kernels under any
+            backend: ``net.to("cuda")`` is all a network needs); Python floats and 0-d arrays are
             replaced in the dict by their updated value. A key whose parameter no longer has
             the shape, dtype or place of its state gets fresh state (see the module's notes).
         grads : dict of str to array_like or float
@@ -134,11 +138,14 @@ class _Optimizer:
                     (isinstance(val, np.ndarray) and val.ndim == 0):
                 params[key] = self._update_scalar(key, val, grad)
             elif not ops.owns(val):
-                raise TypeError(
-                    f"{type(self).__name__}.update: params[{key!r}] does not live where the backend "
-                    f"{backend.current_backend()!r} computes (GPU arrays need the 'cuda' backend, NumPy "
-                    "arrays a CPU one); switch backend, or move the network with net.to('cpu') / "
-                    "net.to('cuda') and create the optimizer after moving")
+                if not is_device_array(val):
+                    raise TypeError(
+                        f"{type(self).__name__}.update: params[{key!r}] does not live where the backend "
+                        f"{backend.current_backend()!r} computes (NumPy arrays need a CPU backend); "
+                        "switch backend, or move the network with net.to('cuda') and create the "
+                        "optimizer after moving")
+                # a parameter on the GPU is updated there, whatever the current backend
+                self._update_device(backend.ops("cuda"), key, val, grad)
             elif isinstance(val, np.ndarray):
                 self._update_array(ops, key, val, grad)
             elif hasattr(val, "shape") and hasattr(val, "dtype"):

@@ -7,124 +7,28 @@ OrderedDict or a list, as in the book), ``self.last_layer`` and
 parameter's gradient is found after ``backward``.
 
 ``Net.summary`` lists the steps of a forward pass with their output shapes, parameters and FLOPs
-(``Summary``), from each layer's ``cost`` (``fastdl.layers``); nothing is computed.
+(``Summary``, ``fastdl.nets.summary``); the parameter files are read and written by
+``fastdl.nets.files``.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, NamedTuple, Sequence
+from contextlib import nullcontext
+from typing import Any, ContextManager, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from .. import backend, fusion
-from .._files import atomic_write
-from .._text import one_line
 from .._checks import finite, positive_int
 from ..gradient import numerical_gradient as _numerical_gradient
 from ..layers import Array, Shape, _as, _kept, run_forward
-
-_FORMAT_KEY = "__fastdl_params__"
-_META_KEY = "__fastdl_meta__"
-#: prefix of the keys under which ``save_params(..., extra=...)`` stores its arrays
-EXTRA_PREFIX = "__extra__/"
-_FORMAT_VERSION = 1
-
-
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")     # an .npz is a zip archive (the second: an empty one)
-_NPY_MAGIC = b"\x93NUMPY"
-
-
-def _one_line(exc: BaseException) -> str:
-    return one_line(exc, with_type=True)
-
-
-def _file_kind(path: str, who: str) -> tuple[str, bytes]:
-    """What a parameter file holds, judged by its first bytes, never by its name:
-    'npz' (what save_params writes), 'pickle' (the book's format) or 'unknown'.
-    Raises FileNotFoundError, IsADirectoryError, or ValueError for an empty file."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{who}: no such file: {path}")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{who}: {path} is a folder, not a parameter file")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if not head:
-        raise ValueError(f"{path} is not a readable parameter file: it is empty")
-    if head.startswith(_ZIP_MAGIC):
-        return "npz", head
-    # pickle protocols 2-5 start with PROTO; protocols 0 and 1 with a dict opcode (the book's dicts)
-    if (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5) or head.startswith((b"}q", b"}(", b"(dp")):
-        return "pickle", head
-    return "unknown", head
-
-
-def _not_params(path: str, head: bytes) -> ValueError:
-    if head.startswith(_NPY_MAGIC):
-        what = "it holds a single .npy array, not the .npz archive that save_params writes"
-    else:
-        what = f"it is neither the .npz archive that save_params writes nor a pickle (it starts with {head!r})"
-    return ValueError(f"{path} is not a readable parameter file: {what}")
-
-
-def _read_npz(path: str, only: Sequence[str] | None = None, prefix: str | None = None) -> dict[str, Any]:
-    """name -> array of an .npz file (of the names in ``only``, or starting with ``prefix``, if
-    given), as a ValueError naming the file if it cannot be read."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise ValueError("not an .npz archive")
-            return {k: z[k] for k in z.files if (only is None or k in only)
-                    and (prefix is None or k.startswith(prefix))}
-    except Exception as exc:
-        raise ValueError(f"{path} is not a readable parameter file: a damaged or truncated .npz "
-                         f"archive ({_one_line(exc)})") from None
-
-
-def read_meta(file_name: str | os.PathLike[str]) -> dict[str, Any]:
-    """The metadata dict stored by ``save_params(..., meta=...)`` ({} if none, or for a pickle
-    file, which is not unpickled). Raises FileNotFoundError or a one-line ValueError naming the
-    file if it is not a parameter file."""
-    import json
-    path = _path(file_name, "read_meta")
-    kind, head = _file_kind(path, "read_meta")
-    if kind == "pickle":
-        return {}
-    if kind != "npz":
-        raise _not_params(path, head)
-    arrays = _read_npz(path, only=(_META_KEY,))
-    if _META_KEY not in arrays:
-        return {}
-    try:
-        meta = json.loads(arrays[_META_KEY].tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ValueError(f"{path}: its metadata is not valid JSON ({_one_line(exc)})") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path}: its metadata is a {type(meta).__name__}, not a dict")
-    return meta
-
-
-def read_extra(file_name: str | bytes | os.PathLike[Any]) -> dict[str, np.ndarray]:
-    """The arrays stored by ``save_params(..., extra=...)``, by the names they were given ({} if
-    none, or for a pickle file, which is not unpickled). Raises FileNotFoundError or a one-line
-    ValueError naming the file if it is not a parameter file."""
-    path = _path(file_name, "read_extra")
-    kind, head = _file_kind(path, "read_extra")
-    if kind == "pickle":
-        return {}
-    if kind != "npz":
-        raise _not_params(path, head)
-    return {k[len(EXTRA_PREFIX):]: v for k, v in _read_npz(path, prefix=EXTRA_PREFIX).items()}
-
-
-def _path(file_name: Any, who: str) -> str:
-    """A file name as str: str, bytes (decoded as ``open`` does, ``os.fsdecode``) or os.PathLike."""
-    try:
-        return os.fsdecode(os.fspath(file_name))
-    except TypeError:
-        raise TypeError(f"{who}: the file name must be a str, bytes or os.PathLike, "
-                        f"got {type(file_name).__name__}") from None
+from . import files as _files
+# the public names of the parameter files and of the summary, importable from here too
+from .files import (_FORMAT_KEY, _FORMAT_VERSION, _META_KEY, EXTRA_PREFIX, load_model,  # noqa: F401
+                    read_extra, read_meta)
+from .summary import Summary, SummaryRow, summarize  # noqa: F401
 
 
 #: the key of the state a network on a device pickles as (its arrays copied to the host)
@@ -146,114 +50,6 @@ def make_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
     return dt
-
-
-class SummaryRow(NamedTuple):
-    """One layer of a ``Summary``; None where it is not known (a layer without ``cost``, or after one).
-
-    Attributes
-    ----------
-    name : str
-        The layer's name in ``net.layers`` (its index when ``layers`` is a list).
-    layer : Any
-        The layer.
-    output_shape : tuple of int or None
-        Its output's shape for the summary's batch.
-    params : int or None
-        Its trainable parameters.
-    param_bytes : int or None
-        What they take in their dtype.
-    flops : int or None
-        Its forward FLOPs for the whole batch (``fastdl.layers``: a multiply-add counts 2).
-    block : int or None
-        With ``net.fuse`` on, the number (1, 2, ...) of the fused ConvBlock that runs the layer
-        as part of one op; None for a layer that runs on its own.
-    """
-    name: str
-    layer: Any
-    output_shape: Shape | None
-    params: int | None
-    param_bytes: int | None
-    flops: int | None
-    block: int | None
-
-
-def _count(v: int | None) -> str:
-    return "?" if v is None else f"{v:,}"
-
-
-class Summary:
-    """What ``Net.summary`` returns: the table of a forward pass, shown by ``print`` (and ``repr``).
-
-    Attributes
-    ----------
-    rows : list of SummaryRow
-        The layers in the order ``predict`` runs them.
-    input_shape : tuple of int
-        The shape of one sample.
-    batch_size : int
-        The batch the output shapes and FLOPs are for.
-    params : int
-        The parameters of all rows whose values are known (``complete`` says whether all are).
-    param_bytes : int
-        Their bytes, over the same rows.
-    flops : int
-        The FLOPs of one forward pass, over the same rows.
-    complete : bool
-        False when some layer's numbers are unknown (shown as ``?``).
-    loss : tuple
-        ``(last_layer, its Cost or None)``: the loss layer, which ``predict`` does not run, shown
-        below the totals and not counted in them.
-    """
-
-    def __init__(self, title: str, input_shape: Shape, batch_size: int, rows: list[SummaryRow],
-                 loss: tuple[Any, Any]) -> None:
-        self.title = title
-        self.input_shape = input_shape
-        self.batch_size = batch_size
-        self.rows = rows
-        self.loss = loss
-        self.complete = all(None not in (r.output_shape, r.params, r.param_bytes, r.flops) for r in rows)
-        self.params = sum(r.params for r in rows if r.params is not None)
-        self.param_bytes = sum(r.param_bytes for r in rows if r.param_bytes is not None)
-        self.flops = sum(r.flops for r in rows if r.flops is not None)
-
-    def __str__(self) -> str:
-        head = ("Layer", "Output shape", "Params", "Bytes", "FLOPs")
-        lines: list[tuple[str, ...] | str] = []
-        block = None
-        for r in self.rows:
-            if r.block is not None and r.block != block:
-                members = " -> ".join(x.name for x in self.rows if x.block == r.block)
-                lines.append(f"[fused] ConvBlock {r.block}: {members}, run as one op")
-            block = r.block
-            label = ("  | " if r.block is not None else "") + f"{r.name}: {r.layer!r}"
-            shape = "?" if r.output_shape is None else str(r.output_shape)
-            lines.append((label, shape, _count(r.params), _count(r.param_bytes), _count(r.flops)))
-        more = "" if self.complete else " + ?"
-        total = ("Total", "", f"{self.params:,}{more}", f"{self.param_bytes:,}{more}", f"{self.flops:,}{more}")
-        cells = [head, total] + [x for x in lines if isinstance(x, tuple)]
-        w = [max(len(c[i]) for c in cells) for i in range(5)]
-
-        def row(c: tuple[str, ...]) -> str:
-            return "  ".join([c[0].ljust(w[0]), c[1].ljust(w[1])] + [c[i].rjust(w[i]) for i in (2, 3, 4)])
-        rule = "=" * len(row(head))
-        out = [self.title, row(head), rule]
-        out += [row(x) if isinstance(x, tuple) else x for x in lines]
-        out += [rule, row(total)]
-        layer, cost = self.loss
-        if layer is not None:
-            what = "" if cost is None else f" -> {cost.output_shape}, {cost.flops:,} FLOPs"
-            out.append(f"last_layer: {layer!r}{what} (the loss: not in the totals, which are predict's)")
-        out.append("FLOPs: a multiply-add counts 2 (each layer's cost(), fastdl.layers)"
-                   + ("" if self.complete else "; ? = not known: a layer without cost(input_shape), "
-                      "or after one"))
-        return "\n".join(line.rstrip() for line in out)
-
-    __repr__ = __str__
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:      # IPython: the table, as print shows it
-        p.text(str(self))
 
 
 class Net:
@@ -357,63 +153,24 @@ class Net:
         Summary
             The table (``print`` it), with the rows and the totals as attributes.
         """
-        owner = f"{type(self).__name__}.summary"
-        batch_size = positive_int("batch_size", batch_size, 1, owner=owner)
-        if input_shape is None:
-            input_shape = self._sample_shape()
-            if input_shape is None:
-                raise ValueError(f"{owner}: this network does not say its input's shape (no input_dim "
-                                 "or input_size); pass input_shape, the shape of one sample")
-        try:
-            sample = tuple(int(v) for v in input_shape)
-        except TypeError:
-            raise TypeError(f"{owner}: input_shape must be a sequence of ints (one sample's shape), "
-                            f"got {input_shape!r}") from None
-        layers = self._layer_list()
-        names = [str(k) for k in (self.layers.keys() if isinstance(self.layers, dict) else range(len(layers)))]
-        # which layers run as one fused op: a step of the plan that is not a layer is a block of them
-        block_of: list[int | None] = [None] * len(layers)
-        if self.fuse:
-            i = blocks = 0
-            for step in fusion.plan(layers):
-                if step is layers[i]:
-                    i += 1
-                    continue
-                blocks += 1
-                for _ in step.layers:
-                    block_of[i] = blocks
-                    i += 1
-        shape: Shape | None = (batch_size,) + sample
-        rows = []
-        for name, layer, block in zip(names, layers, block_of):
-            cost = getattr(layer, "cost", None)
-            if shape is not None and callable(cost):
-                c = cost(shape)
-                shape = tuple(c.output_shape)
-                rows.append(SummaryRow(name, layer, shape, c.params, c.param_bytes, c.flops, block))
-            else:
-                shape = None
-                params, nbytes = self._held_params(layer)
-                rows.append(SummaryRow(name, layer, None, params, nbytes, None, block))
-        last = getattr(self, "last_layer", None)
-        loss_cost = getattr(last, "cost", None)
-        loss = (last, loss_cost(shape) if shape is not None and callable(loss_cost) else None)
-        title = (f"{type(self).__name__} ({np.dtype(self.dtype)}{', on ' + self.device if self.device != 'cpu' else ''}): "
-                 f"input {sample}, batch {batch_size}, fuse {'on' if self.fuse else 'off'}")
-        return Summary(title, sample, batch_size, rows, loss)
-
-    def _held_params(self, layer: Any) -> tuple[int, int]:
-        """(elements, bytes) of the arrays of ``params`` that a layer holds as attributes (for a
-        layer without ``cost``)."""
-        own = {id(v): v for v in self.params.values()}
-        held = {id(v): v for v in getattr(layer, "__dict__", {}).values() if id(v) in own}
-        n = sum(int(np.prod(tuple(v.shape), dtype=np.int64)) for v in held.values())
-        return n, sum(int(np.prod(tuple(v.shape), dtype=np.int64)) * np.dtype(v.dtype).itemsize
-                      for v in held.values())
+        return summarize(self, input_shape, batch_size)
 
     # -- the forward pass ------------------------------------------------------------
     def _layer_list(self) -> list[Any]:
         return list(self.layers.values()) if isinstance(self.layers, dict) else list(self.layers)
+
+    def _ops(self) -> Any:
+        """The kernels of the memory ``params`` live in: the current backend's for a network on the
+        host, the device backend's for one moved with ``to`` (whatever the current backend)."""
+        return backend.ops() if self.device == "cpu" else backend.ops(_BACKEND_OF_DEVICE[self.device])
+
+    def _on_device(self) -> ContextManager[Any]:
+        """Where this network computes: for a network on a device, a ``using_backend`` block of the
+        device's backend, so its layers' forward and backward run there; for a network on the host,
+        no change (the current backend, as ``set_backend`` / ``using_backend`` choose)."""
+        if self.device == "cpu":
+            return nullcontext()
+        return backend.using_backend(_BACKEND_OF_DEVICE[self.device])
 
     def _input(self, x: ArrayLike) -> Array:
         return _as(backend.ops(), _kept("x", x, type(self).__name__), self.dtype)
@@ -425,11 +182,12 @@ class Net:
         return fusion.plan(layers) if self.fuse else layers
 
     def _forward(self, x: ArrayLike, train_flg: bool) -> Array:
-        x = self._input(x)
-        self._last_plan = plan = self._plan()
-        for step in plan:
-            x = run_forward(step, x, train_flg)
-        return x
+        with self._on_device():
+            x = self._input(x)
+            self._last_plan = plan = self._plan()
+            for step in plan:
+                x = run_forward(step, x, train_flg)
+            return x
 
     def predict(self, x: ArrayLike, train_flg: bool = False) -> Array:
         """Scores before the softmax. Dropout and batch norm run in training mode when train_flg.
@@ -453,9 +211,35 @@ class Net:
         lam = self.weight_decay_lambda
         if not lam:
             return 0
-        to_host = backend.ops().to_host
-        total = sum(np.sum(w * w) for w in (to_host(self.params[k]) for k in self._decayed))
+        if self.device == "cpu":
+            total = sum(np.sum(w * w) for w in (self.params[k] for k in self._decayed))
+        else:
+            total = sum(self._squared_norm(self.params[k]) for k in self._decayed)
         return self.dtype.type(0.5 * lam) * total
+
+    def _squared_norm(self, w: Any) -> Any:
+        """sum(w * w) of a weight on the device, computed there: the (1, D) x (D, 1) product of
+        the device's ``affine_forward``; only that one number comes to the host."""
+        ops = self._ops()
+        row = w.reshape(1, -1)
+        product = ops.affine_forward(row, w.reshape(-1, 1), ops.zeros_like(w.reshape(-1)[:1]))
+        return ops.to_host(product)[0, 0]
+
+    def _decayed_gradient(self, g: Any, w: Any) -> Any:
+        """A new array ``g + lambda * w``. For a network on a device it is computed there by two
+        in-place ``sgd_update`` kernels (``lambda * w`` into zeros, then ``+ g``): nothing is
+        copied between host and device."""
+        lam = self.dtype.type(self.weight_decay_lambda)
+        if self.device == "cpu":
+            # a host network: NumPy weights (under a device backend its gradients come from the
+            # device: the sum is formed on the host and handed back where the backend computes)
+            ops = backend.ops()
+            return ops.to_device(ops.to_host(g) + lam * w)
+        ops = self._ops()
+        out = ops.zeros_like(w)
+        ops.sgd_update(out, w, -lam)         # out -= -lambda * w
+        ops.sgd_update(out, g, -1.0)         # out += g
+        return out
 
     def loss(self, x: ArrayLike, t: ArrayLike, train_flg: bool = False) -> np.floating[Any]:
         """Mean cross-entropy of the predictions (plus weight decay where the net has it).
@@ -474,10 +258,11 @@ class Net:
         numpy.floating
             The mean loss over the batch, a NumPy scalar of the network's dtype.
         """
-        y = self._forward(x, train_flg)
-        if not backend.ops().all_finite(y):
-            self._check_data(x)
-        return self.last_layer.forward(y, t) + self._weight_decay()
+        with self._on_device():
+            y = self._forward(x, train_flg)
+            if not backend.ops().all_finite(y):
+                self._check_data(x)
+            return self.last_layer.forward(y, t) + self._weight_decay()
 
     def _check_data(self, x: ArrayLike) -> None:
         """Called when the scores hold NaN or infinity: NaN in the data handed in is reported
@@ -543,6 +328,10 @@ class Net:
         dict of str to Array
             Each parameter's gradient, of its shape and dtype (weight decay included).
         """
+        with self._on_device():
+            return self._backprop(x, t)
+
+    def _backprop(self, x: ArrayLike, t: ArrayLike) -> dict[str, Array]:
         self._loss_for_gradient(x, t)
         dout = self.last_layer.backward(1)
         plan = self._last_plan
@@ -556,12 +345,10 @@ class Net:
             first.backward(dout)
         grads = {}
         lam = self.weight_decay_lambda
-        ops = backend.ops()
         for key, (layer, attr) in self._grad_of.items():
             g = getattr(layer, attr)
             if lam and key in self._decayed:
-                # computed on the host (identities there; copies for a network on the GPU)
-                g = ops.to_device(ops.to_host(g) + self.dtype.type(lam) * ops.to_host(self.params[key]))
+                g = self._decayed_gradient(g, self.params[key])
             grads[key] = g
         return grads
 
@@ -601,11 +388,15 @@ class Net:
         """Move the parameters (and the layers' own arrays, e.g. batch-norm statistics) to
         ``"cuda"`` or back to ``"cpu"``.
 
-        On ``"cuda"``, ``params`` holds numba device arrays, shared with the layers as on the CPU;
-        gradients and optimizer state are created on the device, and only mini-batches go in and
-        losses and predictions come out. Run it under the cuda backend
-        (``fastdl.set_backend("cuda")``); create optimizers after moving (their state follows the
-        parameters). ``net.to("cpu")`` brings NumPy arrays back. Returns the net.
+        This is the one call that puts a network on the GPU. On ``"cuda"``, ``params`` holds numba
+        device arrays, shared with the layers as on the CPU, and the network computes on the cuda
+        backend whatever the current one (``predict``, ``loss``, ``accuracy`` and ``gradient`` run
+        its layers in a ``using_backend("cuda")`` block; weight decay too); gradients and optimizer
+        state are created on the device (an optimizer updates device arrays with the cuda kernels
+        under any backend), and only mini-batches go in and losses and predictions come out.
+        ``net.to("cpu")`` brings NumPy arrays back: a network on the host computes on the current
+        backend (``set_backend`` / ``using_backend``; under ``"cuda"`` its weights are copied in at
+        every call). Returns the net.
 
         Pickling a network on ``"cuda"`` stores host copies of its arrays: it unpickles on the
         host (``device == "cpu"``, NumPy arrays, in any process, with or without a GPU), without
@@ -711,18 +502,9 @@ class Net:
         return arrays
 
     def _model_meta(self) -> dict[str, Any] | None:
-        """``{"class": ..., "kwargs": ...}``: how ``load_model`` rebuilds this network, for fastdl's
-        own networks (exactly their classes: a subclass may take other arguments); None otherwise."""
-        config = getattr(self, "_config", None)
-        if config is None or _model_classes().get(type(self).__name__) is not type(self):
-            return None
-        import json
-        model = {"class": type(self).__name__, "kwargs": _jsonable(config)}
-        try:
-            json.dumps(model)
-        except (TypeError, ValueError):
-            return None          # an argument JSON cannot hold: the file is loaded with load_params
-        return model
+        """``{"class": ..., "kwargs": ...}``: how ``load_model`` rebuilds this network (None for a
+        network it does not build); ``fastdl.nets.files.model_meta``."""
+        return _files.model_meta(self)
 
     def save_params(self, file_name: str | bytes | os.PathLike[Any] = "params.npz",
                     meta: dict[str, Any] | None = None,
@@ -750,39 +532,7 @@ class Net:
             under ``"__extra__/" + name``; ``read_extra`` returns them, ``load_params`` ignores them.
             Numbers or booleans only (no object arrays: nothing is ever pickled).
         """
-        import json
-        path = _path(file_name, f"{type(self).__name__}.save_params")
-        to_host = backend.ops().to_host
-        arrays = {k: to_host(v) for k, v in self._state_arrays().items()}
-        arrays[_FORMAT_KEY] = np.array([_FORMAT_VERSION])
-        if meta is not None and not isinstance(meta, Mapping):
-            raise TypeError(f"{type(self).__name__}.save_params: meta must be a dict, got {type(meta).__name__}")
-        full = dict(meta or {})
-        model = self._model_meta()
-        if model is not None:
-            full.setdefault("model", model)
-        full.setdefault("dtype", np.dtype(self.dtype).name)
-        try:
-            text = json.dumps(full)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{type(self).__name__}.save_params: meta must be JSON-serialisable "
-                            f"({_one_line(exc)})") from None
-        arrays[_META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-        if extra is not None:
-            if not isinstance(extra, Mapping):
-                raise TypeError(f"{type(self).__name__}.save_params: extra must be a dict of name -> "
-                                f"array, got {type(extra).__name__}")
-            for name, val in extra.items():
-                if not isinstance(name, str) or not name:
-                    raise TypeError(f"{type(self).__name__}.save_params: extra's keys must be non-empty "
-                                    f"strings, got {name!r}")
-                arr = np.asarray(backend.ops("numpy").to_host(val))      # device arrays come to the host
-                if arr.dtype.kind not in "biufc":
-                    raise TypeError(f"{type(self).__name__}.save_params: extra[{name!r}] must be an array "
-                                    f"of numbers or booleans, got dtype {arr.dtype}")
-                arrays[EXTRA_PREFIX + name] = arr
-        with atomic_write(path) as f:
-            np.savez(f, **arrays)
+        _files.save_params(self, file_name, meta, extra)
 
     def load_params(self, file_name: str | bytes | os.PathLike[Any] = "params.npz",
                     allow_pickle: bool = False) -> None:
@@ -795,65 +545,7 @@ class Net:
         is changed; a file that is missing raises FileNotFoundError, one that is empty, damaged,
         of another kind, or of another network a one-line ValueError naming it.
         """
-        path = _path(file_name, f"{type(self).__name__}.load_params")
-        kind, head = _file_kind(path, f"{type(self).__name__}.load_params")
-        if kind == "npz":
-            loaded = _read_npz(path)
-            version = loaded.pop(_FORMAT_KEY, None)
-            loaded.pop(_META_KEY, None)
-            for key in [k for k in loaded if k.startswith(EXTRA_PREFIX)]:
-                del loaded[key]
-            if version is not None and (version.size != 1 or version.dtype.kind not in "iu"
-                                        or int(version.ravel()[0]) > _FORMAT_VERSION):
-                raise ValueError(f"{path} was written by a newer fastdl (format {version.ravel()[:1]}, "
-                                 f"this one reads format {_FORMAT_VERSION}); upgrade fastdl")
-        elif not allow_pickle:
-            if kind == "pickle":
-                raise ValueError(f"{path} is a pickle file (as the book writes), not the .npz that "
-                                 "save_params writes; loading a pickle runs code stored in it. Pass "
-                                 "allow_pickle=True only if you trust the file.")
-            raise _not_params(path, head)
-        else:
-            import pickle
-            try:
-                with open(path, "rb") as f:
-                    obj = pickle.load(f)
-            except Exception as exc:
-                if kind != "pickle":
-                    raise _not_params(path, head) from None
-                raise ValueError(f"{path} is not a readable parameter file: a damaged or truncated "
-                                 f"pickle ({_one_line(exc)})") from None
-            if not isinstance(obj, Mapping):
-                raise ValueError(f"{path} holds a pickled {type(obj).__name__}, not a dict of "
-                                 "parameter arrays")
-            loaded = dict(obj)
-        own = self._state_arrays()
-        missing = sorted(k for k in self.params if k not in loaded)
-        extra = sorted((k for k in loaded if k not in own), key=str)
-        if missing or extra:
-            raise ValueError(f"{path} does not fit this {type(self).__name__}: "
-                             f"missing {missing}, unexpected {extra}")
-        checked = {}
-        for key, val in loaded.items():
-            try:
-                val = np.asarray(val)
-            except Exception:
-                raise ValueError(f"{path}: {key} is not an array of finite numbers") from None
-            if val.shape != tuple(own[key].shape):
-                raise ValueError(f"{path}: {key} has shape {val.shape}, this net expects {own[key].shape}")
-            if val.dtype.kind not in "fiu" or not np.isfinite(val).all():
-                raise ValueError(f"{path}: {key} is not an array of finite numbers")
-            dst_dtype = np.dtype(own[key].dtype)
-            with np.errstate(over="ignore", invalid="ignore"):
-                val = np.ascontiguousarray(val, dtype=dst_dtype)
-            if not np.isfinite(val).all():
-                raise ValueError(f"{path}: {key} does not fit in {dst_dtype.name} (values beyond "
-                                 f"+-{np.finfo(dst_dtype).max:.3g}); load it into a float64 network")
-            checked[key] = val
-        for key, val in checked.items():
-            dst = own[key]
-            # in place, wherever dst lives (NumPy's and numba's device arrays both take this)
-            dst[tuple(slice(None) for _ in dst.shape)] = val
+        _files.load_params(self, file_name, allow_pickle)
 
 
 def sizes(owner: str, **named: Any) -> list[int]:
@@ -892,103 +584,3 @@ def init_scale(weight_init_std: float | str, fan_in: int) -> float:
     if not np.isfinite(scale):
         raise ValueError(f"weight_init_std must be a finite number, got {weight_init_std!r}")
     return scale
-
-
-# -- rebuilding a network from its file --------------------------------------------------
-def _model_classes() -> dict[str, type]:
-    """fastdl's own networks by class name: the ones ``load_model`` rebuilds."""
-    from .conv import DeepConvNet, SimpleConvNet
-    from .mlp import MultiLayerNet, MultiLayerNetExtend, TwoLayerNet
-    return {c.__name__: c for c in (TwoLayerNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet, DeepConvNet)}
-
-
-def _jsonable(v: Any) -> Any:
-    """Constructor arguments as JSON values: NumPy scalars as numbers, tuples as lists, dtypes
-    as their names."""
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.dtype) or (isinstance(v, type) and issubclass(v, np.generic)):
-        return np.dtype(v).name
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-#: what the CLI's ``--net`` names build (files written by ``fastdl train`` record only the name)
-_CLI_NETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "simple": ("SimpleConvNet", {}),
-    "deep": ("DeepConvNet", {}),
-    "two": ("TwoLayerNet", {"input_size": 784, "hidden_size": 50, "output_size": 10}),
-    "mlp": ("TwoLayerNet", {"input_size": 784, "hidden_size": 50, "output_size": 10}),
-}
-
-
-def load_model(file_name: str | bytes | os.PathLike[Any], dtype: DTypeLike | None = None) -> Net:
-    """Rebuild a network from a file written by ``save_params`` and load its parameters.
-
-    The file's metadata says which network it holds: ``meta["model"]`` (``{"class": ...,
-    "kwargs": ...}``, written by ``save_params`` of every fastdl network), or the ``"net"`` name
-    (``simple``, ``deep``, ``two``) recorded by ``fastdl train``. The network is built with those
-    arguments (the global NumPy random state is left as it was) and ``load_params`` fills it.
-
-    Parameters
-    ----------
-    file_name : str, bytes or os.PathLike
-        A parameter file (``.npz`` content, whatever its name).
-    dtype : dtype, optional
-        float32 or float64; by default the file's (``meta["dtype"]``). A float64 file loads into
-        float32 only if every value fits (else a ValueError names the key).
-
-    Returns
-    -------
-    Net
-        The network, on the host (``net.to("cuda")`` moves it).
-
-    Raises
-    ------
-    FileNotFoundError
-        No such file.
-    ValueError
-        Not a parameter file, or one without the metadata that names its network (a file written
-        by the book's code, or by ``save_params`` of a network of one's own: build that network
-        and call its ``load_params``).
-    """
-    path = _path(file_name, "load_model")
-    meta = read_meta(path)
-    classes = _model_classes()
-    model = meta.get("model")
-    if isinstance(model, Mapping) and isinstance(model.get("class"), str):
-        name, kwargs = model["class"], model.get("kwargs", {})
-        if name not in classes:
-            raise ValueError(f"{path} holds a {name}, which load_model cannot build (it builds "
-                             f"{', '.join(classes)}); build it yourself and call load_params")
-        if not isinstance(kwargs, Mapping):
-            raise ValueError(f"{path}: its metadata's model kwargs are a {type(kwargs).__name__}, not a dict")
-    elif meta.get("net") in _CLI_NETS:
-        name, kwargs = _CLI_NETS[str(meta["net"])]
-    else:
-        raise ValueError(f"{path} does not say which network it holds (no model metadata): written by "
-                         "the book's code or by save_params of a custom Net: build the network yourself "
-                         "and call load_params")
-    kwargs = dict(kwargs)
-    if dtype is not None:
-        kwargs["dtype"] = make_dtype(dtype)
-    elif "dtype" not in kwargs and meta.get("dtype") is not None:
-        kwargs["dtype"] = meta["dtype"]
-    if "dtype" in kwargs:
-        try:
-            kwargs["dtype"] = make_dtype(kwargs["dtype"])
-        except TypeError as exc:
-            raise ValueError(f"{path}: its metadata names a dtype load_model cannot use ({exc})") from None
-    cls = classes[name]
-    state = np.random.get_state()
-    try:
-        net = cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot build {name} from its metadata ({_one_line(exc)})") from None
-    finally:
-        np.random.set_state(state)
-    net.load_params(path)
-    return net

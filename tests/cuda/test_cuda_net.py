@@ -4,7 +4,7 @@ import pytest
 
 import fastdl
 from fastdl.nets import MultiLayerNetExtend, SimpleConvNet
-from fastdl.optimizers import SGD, Adam
+from fastdl.optimizers import SGD, Adam, Momentum
 from fastdl.trainer import Trainer
 
 CU = fastdl.backend.ops("cuda")
@@ -76,11 +76,25 @@ def test_adam_state_and_batchnorm_dropout_on_the_device():
                                ref.layers["BatchNorm1"].running_var, rtol=1e-10)
 
 
-def test_device_net_under_a_cpu_backend_is_refused_with_advice():
-    dev = tiny().to("cuda")
+def test_a_device_net_computes_on_the_device_under_any_backend():
+    """net.to("cuda") is the one knob: under a CPU backend the network still runs on the cuda
+    kernels; a layer of it called on its own follows the current backend and says what to do."""
+    rng = np.random.default_rng(5)
+    x, t = rng.random((2, 1, 6, 6)), np.array([1, 2])
+    ref, dev = tiny(), tiny().to("cuda")
     with fastdl.using_backend("numpy"):
+        assert fastdl.current_backend() == "numpy"
+        y = dev.predict(x)
+        assert CU.owns(y)                                   # computed on the device
+        g = dev.gradient(x, t)
+        assert all(CU.owns(v) for v in g.values())
+        np.testing.assert_allclose(CU.to_host(y), ref.predict(x), rtol=1e-10, atol=1e-12)
+        g_ref = ref.gradient(x, t)
+        assert fastdl.current_backend() == "numpy"          # the caller's choice is left as it was
         with pytest.raises(TypeError, match=r"on the GPU but the backend is 'numpy'.*net.to\('cpu'\)"):
-            dev.predict(np.zeros((1, 1, 6, 6)))
+            dev.layers["Affine1"].forward(np.zeros((1, dev.params["W2"].shape[0])))
+    for k in g_ref:
+        np.testing.assert_allclose(CU.to_host(g[k]), g_ref[k], rtol=1e-9, atol=1e-12, err_msg=k)
 
 
 def test_save_and_load_on_the_device(tmp_path):
@@ -106,7 +120,7 @@ def test_trainer_with_a_device_net():
 
 
 def test_weight_decay_on_the_device_matches_the_reference():
-    """Weight decay goes through the backend's to_host / to_device: the same numbers on the device."""
+    """Weight decay computed on the device: the same numbers as the reference's."""
     from fastdl.nets import MultiLayerNet
     rng = np.random.default_rng(4)
     x, t = rng.standard_normal((3, 5)), np.array([0, 2, 1])
@@ -125,15 +139,84 @@ def test_weight_decay_on_the_device_matches_the_reference():
         np.testing.assert_allclose(CU.to_host(g[k]), g_ref[k], rtol=1e-9, atol=1e-12, err_msg=k)
 
 
-def test_optimizer_refuses_params_that_do_not_live_where_the_backend_computes():
-    dev = tiny().to("cuda")
+def test_optimizer_updates_device_params_on_the_device_under_any_backend():
+    rng = np.random.default_rng(6)
+    dev, host = tiny().to("cuda"), tiny()
+    grads = {k: rng.standard_normal(tuple(v.shape)) for k, v in host.params.items()}
     with fastdl.using_backend("numpy"):
-        with pytest.raises(TypeError, match=r"params\['W1'\] does not live where the backend 'numpy'.*net.to\('cpu'\)"):
-            SGD().update(dev.params, dev.params)
-    host = tiny()
+        Momentum(0.1).update(host.params, grads)
+        opt = Momentum(0.1)
+        opt.update(dev.params, {k: CU.to_device(v) for k, v in grads.items()})
+    assert all(CU.owns(v) for v in opt.v.values()) and all(CU.owns(v) for v in dev.params.values())
+    for k in host.params:
+        np.testing.assert_allclose(CU.to_host(dev.params[k]), host.params[k], rtol=1e-12, err_msg=k)
     with fastdl.using_backend("cuda"):
         with pytest.raises(TypeError, match=r"params\['W1'\] does not live where the backend 'cuda'.*net.to\('cuda'\)"):
             SGD().update(host.params, host.params)
+
+
+def _decay_net(dtype=np.float64):
+    from fastdl.nets import MultiLayerNet
+    np.random.seed(5)
+    return MultiLayerNet(5, [4], 3, weight_decay_lambda=0.1, dtype=dtype)
+
+
+def test_a_net_moved_to_cuda_trains_with_weight_decay_under_the_default_backend(dtype):
+    """One call, net.to("cuda"): no set_backend, and the steps match the reference's."""
+    rng = np.random.default_rng(7)
+    x, t = rng.standard_normal((6, 5)), rng.integers(0, 3, 6)
+    ref, dev = _decay_net(dtype), _decay_net(dtype).to("cuda")
+    opt_ref, opt = Adam(0.05), Adam(0.05)
+    assert fastdl.current_backend() != "cuda"
+    losses, losses_ref = [], []
+    for _ in range(3):
+        losses.append(dev.loss(x, t))
+        opt.update(dev.params, dev.gradient(x, t))
+        with fastdl.using_backend("numpy"):
+            losses_ref.append(ref.loss(x, t))
+            opt_ref.update(ref.params, ref.gradient(x, t))
+    assert all(CU.owns(v) for v in dev.params.values()) and all(CU.owns(v) for v in opt.m.values())
+    tol = dict(rtol=1e-4, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(losses, losses_ref, **tol)
+    assert losses[-1] < losses[0]
+    for k in ref.params:
+        np.testing.assert_allclose(CU.to_host(dev.params[k]), ref.params[k], **tol, err_msg=k)
+    assert np.isclose(dev.accuracy(x, t), ref.accuracy(x, t))
+
+
+def test_weight_decay_on_the_device_copies_no_weight_or_gradient_to_the_host(monkeypatch):
+    """The decay term (loss and gradient) is computed by the device's ops: no array of a weight's
+    shape is copied between host and device (to_host, to_device) during a training step."""
+    import fastdl.kernels.composite as composite
+    import fastdl.kernels.cuda as cuda_ops
+    rng = np.random.default_rng(8)
+    x, t = rng.standard_normal((6, 5)), rng.integers(0, 3, 6)
+    dev = _decay_net().to("cuda")
+    weights = {tuple(dev.params[k].shape) for k in ("W1", "W2")}
+    assert weights == {(5, 4), (4, 3)}                       # no other array of the step has these
+    moved = []
+
+    def watch(name, module=cuda_ops):
+        real = getattr(module, name)
+
+        def f(a):
+            copy = CU.owns(a) if "host" in name else not CU.owns(a)      # a transfer, not an identity
+            if copy and hasattr(a, "shape") and tuple(a.shape) in weights:
+                moved.append((name, tuple(a.shape)))
+            return real(a)
+        return f
+    monkeypatch.setattr(cuda_ops, "to_host", watch("to_host"))
+    monkeypatch.setattr(cuda_ops, "to_device", watch("to_device"))
+    monkeypatch.setattr(composite, "_to_host", watch("_to_host", composite))   # the host fallbacks
+    grads = dev.gradient(x, t)
+    SGD(0.1).update(dev.params, grads)
+    assert moved == []
+    monkeypatch.undo()
+    ref = _decay_net()
+    with fastdl.using_backend("numpy"):
+        SGD(0.1).update(ref.params, ref.gradient(x, t))
+    for k in ref.params:
+        np.testing.assert_allclose(CU.to_host(dev.params[k]), ref.params[k], rtol=1e-10, atol=1e-12, err_msg=k)
 
 
 def test_a_host_network_under_cuda_keeps_its_arrays_on_the_host():
