@@ -11,12 +11,13 @@ import argparse
 import os
 from typing import Any
 
+from . import Failure, UsageError, _add_backend, _add_dtype, non_negative_int, positive_int
+
 NETS = ("simple", "deep", "mlp")
 
 
 def add_parser(sub: Any) -> None:
     """The ``explain`` subcommand on ``sub`` (the subparsers of ``fastdl``)."""
-    from .. import cli
     p = sub.add_parser(
         "explain", help="an offline HTML page of a network's forward and backward pass (the book's graphs)",
         description="Run one batch of the bundled MNIST sample forward and backward through the network, layer by "
@@ -34,23 +35,22 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--example", choices=("apple", "apple-orange"),
                    help="chapter 5's shopping graph with MulLayer/AddLayer instead of a network")
     p.add_argument("--out", default="explain.html", metavar="FILE.html", help="the page; default explain.html")
-    p.add_argument("--batch", type=cli.positive_int, default=8,
+    p.add_argument("--batch", type=positive_int, default=8,
                    help="sample images in the pass the page shows; default 8 (the first 3 are gradient-checked)")
-    p.add_argument("--steps", type=cli.non_negative_int, default=0,
+    p.add_argument("--steps", type=non_negative_int, default=0,
                    help="Adam steps (lr 0.001, batches of 32 sample images) for the training dynamics; default 0")
     p.add_argument("--init", default=None, metavar="std:1,std:0.01,xavier,he",
                    help="weight scales to compare, comma-separated (std:X, xavier, he)")
-    p.add_argument("--seed", type=cli.non_negative_int, default=0,
+    p.add_argument("--seed", type=non_negative_int, default=0,
                    help="seed of the network's initial weights and the batches; default 0")
-    cli._add_dtype(p, None, "default float64 (the book's); a saved network: as saved")
-    cli._add_backend(p)
+    _add_dtype(p, None, "default float64 (the book's); a saved network: as saved")
+    _add_backend(p)
     p.set_defaults(func=cmd_explain)
 
 
 def _net(args: argparse.Namespace) -> Any:
     import numpy as np
 
-    from ..cli import Failure, UsageError
     from ..nets import DeepConvNet, SimpleConvNet, TwoLayerNet, load_model
     name = args.net
     if name in NETS:
@@ -81,12 +81,11 @@ def _option_line(message: str) -> str:
 def cmd_explain(args: argparse.Namespace) -> int:
     """Run ``fastdl explain``; returns the exit status."""
     import fastdl
-    from ..cli import UsageError
-    from . import ExplainError, _check_path, explain
+    from ..explain import ExplainError, _check_path, explain
     try:
         _check_path(args.out)
         if args.init:
-            from ._dynamics import parse_inits
+            from ..explain._dynamics import parse_inits
             parse_inits(args.init)
     except ExplainError as exc:
         raise UsageError(_option_line(str(exc))) from None

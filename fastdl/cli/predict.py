@@ -15,8 +15,10 @@ import os
 import sys
 from typing import Any, Dict, List
 
+from . import EXIT_FAILURE, Failure, UsageError, _add_backend, positive_int
 
-def add_parser(sub: Any, parser_class: Any, positive_int: Any, add_backend: Any) -> None:
+
+def add_parser(sub: Any) -> None:
     """The ``predict`` subcommand on ``sub`` (the subparsers of ``fastdl``)."""
     p = sub.add_parser(
         "predict", help="classify your own digit images (PNG, JPEG, .npy) with a saved network",
@@ -32,12 +34,11 @@ def add_parser(sub: Any, parser_class: Any, positive_int: Any, add_backend: Any)
     p.add_argument("--save-prepared", metavar="FOLDER",
                    help="also write each prepared 28x28 digit as FOLDER/<name>.prepared.png (to see what "
                         "the network sees)")
-    add_backend(p)
+    _add_backend(p)
     p.set_defaults(func=cmd_predict)
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
-    from .cli import UsageError
     for path, what in [(args.model, "model")] + [(im, "image") for im in args.images]:
         if not os.path.exists(path):
             raise UsageError(f"no such {what} file: {path}")
@@ -51,7 +52,7 @@ def _write_prepared(folder: str, image: str, x: Any) -> str:
     import numpy as np
     from PIL import Image
 
-    from ._files import atomic_write
+    from .._files import atomic_write
     target = os.path.join(folder, os.path.splitext(os.path.basename(image))[0] + ".prepared.png")
     pixels = Image.fromarray(np.round(x[0] * 255).astype(np.uint8))
     with atomic_write(target) as f:
@@ -61,7 +62,6 @@ def _write_prepared(folder: str, image: str, x: Any) -> str:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Run ``fastdl predict``; returns the exit status."""
-    from .cli import EXIT_FAILURE, Failure, UsageError
     _check_inputs(args)
     import numpy as np
 

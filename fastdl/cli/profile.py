@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _add_backend, non_negative_int, positive_int
+
 #: what ``--net`` builds: fastdl's class and its arguments (dtype added), and one sample's shape
 PROFILE_NETS: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
     "simple": ("SimpleConvNet", {}, (1, 28, 28)),
@@ -14,7 +16,7 @@ PROFILE_NETS: dict[str, tuple[str, dict[str, Any], tuple[int, ...]]] = {
 }
 
 
-def add_parser(sub: Any, positive_int: Any, non_negative_int: Any, add_backend: Any) -> None:
+def add_parser(sub: Any) -> None:
     """The ``profile`` subcommand on ``sub`` (the subparsers of ``fastdl``)."""
     p = sub.add_parser(
         "profile", help="time one training step layer by layer against FLOPs and this machine's peak",
@@ -27,7 +29,7 @@ def add_parser(sub: Any, positive_int: Any, non_negative_int: Any, add_backend: 
                    help="simple (SimpleConvNet), deep (DeepConvNet) or mlp (TwoLayerNet 784-50-10); default simple")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
     p.add_argument("--batch", "--batch-size", dest="batch", type=positive_int, default=100, help="default 100")
-    add_backend(p)
+    _add_backend(p)
     p.add_argument("--repeat", type=positive_int, default=10, help="timed steps; each figure is their median (default 10)")
     p.add_argument("--warmup", type=non_negative_int, default=2, help="untimed steps first (default 2)")
     p.add_argument("--no-update", action="store_true", help="time the gradient only, without the Adam update")
@@ -39,12 +41,12 @@ def add_parser(sub: Any, positive_int: Any, non_negative_int: Any, add_backend: 
 def build(net: str, dtype: str, batch: int, seed: int = 0) -> tuple[Any, np.ndarray, np.ndarray]:
     """(network, x, t): the network ``--net`` names, a uniform [0, 1) batch and random labels,
     from ``seed`` (the global NumPy random state is left as it was)."""
-    from .nets.base import _model_classes
+    from .. import nets
     name, kwargs, sample = PROFILE_NETS[net]
     state = np.random.get_state()
     try:
         np.random.seed(seed)
-        model = _model_classes()[name](dtype=dtype, **kwargs)
+        model = getattr(nets, name)(dtype=dtype, **kwargs)
     finally:
         np.random.set_state(state)
     rng = np.random.default_rng(seed)
@@ -54,9 +56,10 @@ def build(net: str, dtype: str, batch: int, seed: int = 0) -> tuple[Any, np.ndar
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    """Run ``fastdl profile``; returns the exit status."""
     import fastdl
-    from .optimizers import Adam
-    from .profiler import profile_step
+    from ..optimizers import Adam
+    from ..profiler import profile_step
     if args.backend:
         fastdl.set_backend(args.backend)
     model, x, t = build(args.net, args.dtype, args.batch)
