@@ -109,7 +109,7 @@ def backprop_image_s1(dx, n, dWc, dext, colT, dcolT, xpad, dxpad, xn, W2, Wt, FH
     empty) or, tap by tap, dxpad[:, ky*Wp + kx:][:, :L] += Wt[tap].T @ dext (Wt given; no dcolT).
 
     colT has K + 1 rows, the last all ones, and dWc is [dW | db] (FN, K + 1): its last column sums
-    dext's rows, which is db, inside the same product (a separate sum was a serial loop of FN*L
+    dext's rows, which is db, inside the same product (a separate sum would be a serial loop of FN*L
     adds). When FN < K + 1, dWc is the transpose (K + 1, FN), computed as colT @ dext.T: OpenBLAS
     ran DeepConvNet's shapes 6-11% faster with the larger dimension as M (float32, measured here).
 

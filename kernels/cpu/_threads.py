@@ -55,7 +55,7 @@ Set ``FASTDL_KEEP_BLAS_THREADS=1`` to skip this.
 Memory: a training step allocates several arrays of 5-15 MB. With glibc's
 default thresholds such arrays are mmap'ed fresh and returned to the system
 on free, so every step pays page faults on first touch (measured here: the
-SimpleConvNet step went from 24-27 to 20 ms in float64 and from 14 to 11-13 ms
+SimpleConvNet step takes 20 ms instead of 24-27 ms in float64 and 11-13 ms instead of 14 ms
 in float32 with the thresholds raised). ``keep_freed_memory`` raises the mmap and trim
 thresholds so freed blocks are reused; the process keeps what it has freed
 (up to 1 GiB of heap before trimming). Set ``FASTDL_KEEP_MALLOC=1`` to skip it.

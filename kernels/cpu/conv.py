@@ -22,9 +22,9 @@ chunk summed at the end:
     dW = sum(dW_part); db = sum(db_part)
 
 All products are CBLAS calls (``_blas``) with leading dimensions and beta = 1, so transposes
-and dW accumulation need no temporary copies. Per-image GEMMs were chosen from prototype
-measurements made before this backend was written (one large im2col GEMM was slower on every
-book shape; a direct loop nest reached 3-14 GFLOP/s); the choice was not re-measured here.
+and dW accumulation need no temporary copies. Per-image GEMMs rest on prototype measurements
+(one large im2col GEMM is slower on every book shape; a direct loop nest reaches 3-14 GFLOP/s);
+the kernels as they are have not been measured against those alternatives.
 ``im2col`` and ``col2im`` are ``columns``'s, exported here as in the reference's ``conv``.
 """
 import numpy as np
