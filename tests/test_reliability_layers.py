@@ -22,7 +22,7 @@ MIN_PARALLEL), float32 and float64:
 * networks trained in 4 threads at once, two processes sharing a Numba cache directory, and
   the memory of 200 training steps.
 
-The rule these follow is the README's "What fastdl accepts". One disagreement is known and
+The rule these follow is docs/reliability.md's "What fastdl accepts". One disagreement is known and
 excluded (``test_batchnorm_backward_overflow_is_a_known_gap``): BatchNormalization's backward
 with finite dout or x so large that the reference's intermediate products overflow.
 """

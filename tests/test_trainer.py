@@ -175,7 +175,7 @@ def test_stop_on_divergence_sees_an_infinite_loss_and_lets_a_sound_run_finish(fl
 
 
 def test_simpleconvnet_reaches_94_percent_on_the_official_test_set():
-    """What the README promises: at least 94% after 10 epochs of Adam (lr 0.001, batch 100) on the
+    """What docs/command-line.md shows: at least 94% after 10 epochs of Adam (lr 0.001, batch 100) on the
     shipped 5,000 images, float32, evaluated on all 10,000 official test images."""
     (x, t), (xt, tt) = load_mnist(flatten=False, sample=True)
     np.random.seed(0)

@@ -220,7 +220,7 @@ def test_weight_decay_on_the_device_copies_no_weight_or_gradient_to_the_host(mon
 
 
 def test_a_host_network_under_cuda_keeps_its_arrays_on_the_host():
-    """The weights are copied in at every call (as the README says); nothing stored moves."""
+    """The weights are copied in at every call (as docs/cuda.md says); nothing stored moves."""
     np.random.seed(3)
     net = MultiLayerNetExtend(5, [6], 3, use_batchnorm=True)
     x = np.random.default_rng(0).standard_normal((4, 5))
