@@ -50,6 +50,9 @@ CTX_BACKWARD = frozenset(CTX_FORWARD.values())
 _DTYPE_ARG = {"affine_forward": 1, "affine_backward": 2}
 
 _mode = None
+#: compile in a child process (True), whose work does not hold this process's GIL, or in the
+#: background thread itself (False)
+_USE_CHILD = os.environ.get("FASTDL_COMPILE_THREAD", "") != "1"
 _lock = threading.Lock()
 _ready = {}            # (op, dtype name) -> True once the op's kernels are compiled here
 _pending = set()       # keys queued or compiling in the background
@@ -110,6 +113,8 @@ def _added(before):
     """[(dispatcher name, signature text)] compiled since ``before`` (a ``_snapshot``)."""
     out = []
     for name, d in _dispatchers().items():
+        if type(d._cache).__name__ == "NullCache":   # not cached (no cache=True): nothing to find
+            continue
         sigs = list(d.signatures)
         out.extend((name, _sig_text(s)) for s in sigs[before.get(name, 0):])
     return out
@@ -220,10 +225,75 @@ def compile_call(name, fn, args, kwargs, backward=None):
     return key
 
 
+def _spec(a):
+    """An argument as the compile process rebuilds it: arrays by shape and dtype (their values
+    choose no kernel), anything else as it is."""
+    if isinstance(a, np.ndarray):
+        return ("array", a.shape, a.dtype.str)
+    return ("value", a)
+
+
+def _rebuild(spec):
+    kind, *rest = spec
+    return np.zeros(rest[0], dtype=np.dtype(rest[1])) if kind == "array" else rest[0]
+
+
+_child = None       # the compile process (subprocess.Popen), started with the first job
+
+
+def _compile_in_child(name, args, kwargs, backward):
+    """Have the compile process compile the op's kernels into Numba's cache (True), or False when
+    it cannot run here (the caller then compiles in this thread)."""
+    global _child
+    import subprocess
+    try:
+        if _child is None or _child.poll() is not None:
+            env = dict(os.environ, FASTDL_COMPILE="lazy")
+            _child = subprocess.Popen([sys.executable, "-c", "from fastdl.kernels.cpu import _compile; "
+                                       "_compile.child_main()"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, env=env)
+        job = (name, [_spec(a) for a in args], {k: _spec(v) for k, v in kwargs.items()},
+               backward is not None)
+        data = pickle.dumps(job, protocol=4)
+        _child.stdin.write(len(data).to_bytes(8, "little") + data)
+        _child.stdin.flush()
+        line = _child.stdout.readline()
+        return line.strip() == b"ok"
+    except (OSError, pickle.PicklingError, ValueError):
+        return False
+
+
+def child_main():
+    """The compile process: compile each job read from stdin (lazy mode, in its main thread), answer
+    one line per job."""
+    import fastdl.kernels.cpu as ops
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        head = stdin.read(8)
+        if len(head) < 8:
+            return
+        name, specs, kwspecs, with_backward = pickle.loads(stdin.read(int.from_bytes(head, "little")))
+        try:
+            fn = getattr(ops, name).__wrapped__
+            backward = getattr(ops, CTX_FORWARD[name]).__wrapped__ if with_backward else None
+            compile_call(name, fn, [_rebuild(a) for a in specs],
+                         {k: _rebuild(v) for k, v in kwspecs.items()}, backward)
+            answer = b"ok\n"
+        except Exception as exc:
+            answer = f"failed {type(exc).__name__}: {exc}".replace("\n", " ").encode() + b"\n"
+        try:
+            stdout.write(answer)
+            stdout.flush()
+        except OSError:        # the process that asked has exited: the kernels are cached anyway
+            return
+
+
 def _run_worker():
     while True:
         job = _queue.get()
         try:
+            if _USE_CHILD:
+                _compile_in_child(job[0], job[2], job[3], job[4])   # then this thread loads them
             compile_call(*job)
         except Exception as exc:      # the op keeps its reference kernel; say why once
             key = _key(job[0], job[2], job[3])
@@ -262,8 +332,8 @@ def wait(timeout=None):
 
 
 def _after_fork_in_child():
-    global _worker, _queue
-    _worker = _queue = None
+    global _worker, _queue, _child
+    _worker = _queue = _child = None
     _pending.clear()
 
 
