@@ -21,6 +21,8 @@ Conventions for all ops
   any kernel runs (the helpers of ``fastdl.kernels.shapes``) and raises ValueError naming the
   op, the argument and both shapes, so no kernel reads or writes outside its arrays.
   Labels must lie in [0, K).
+* An op's scalar parameters (``Op.params``) come after its arrays, with defaults; a backward op
+  is called as ``op(dout, *saved, **params)`` with the parameters its forward call had.
 * ``ctx`` values returned by a forward op are opaque: pass them, unmodified, to
   the matching backward op *of the same backend*.
 
@@ -104,6 +106,16 @@ all_finite(a) -> bool                   no NaN or infinity in a
 from typing import NamedTuple
 
 
+class Param(NamedTuple):
+    """A scalar parameter of an op (LeakyRelu's alpha): the forward and the backward op both take
+    it, as a keyword argument with this default, after their arrays; a layer passes its attribute
+    of the same name."""
+    name: str
+    #: the Python type a value is converted to (float, int or bool)
+    type: type
+    default: object
+
+
 class Op(NamedTuple):
     """One entry of the op table."""
     #: the function's name in every backend namespace
@@ -118,9 +130,12 @@ class Op(NamedTuple):
     #: what it returns, by name; a value named ``ctx`` is opaque, the others are compared with
     #: the reference's
     returns: str
-    #: for a backward op, its forward op: the backward is called as ``op(dout, *saved)`` with
+    #: for a backward op, its forward op: the backward is called as ``op(dout, *saved, **params)`` with
     #: what the forward returned after its output (or the output itself when it returns one array)
     backward_of: str = None
+    #: its scalar parameters (``Param``), in the order the signature lists them; a forward op and
+    #: its backward op declare the same ones
+    params: tuple = ()
 
 
 #: every op, in the order of the list above

@@ -8,11 +8,12 @@ vectorising them (4x slower, measured). The wrappers flatten
 C-contiguous inputs without copying and restore the shape.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..shapes import same_shapes
 from ._arrays import kernel_input
 from ._chunks import nchunks
+from ._map import elementwise
 from ._vexp import exp_nonpos
 
 #: this module's ops (the backend package imports exactly these)
@@ -36,117 +37,58 @@ def _flat(a):
     return kernel_input(a).reshape(-1)
 
 
-@njit(cache=True, error_model="numpy")
-def _relu_forward_span(out, mask, x):
-    zero = x.dtype.type(0)
-    for i in range(out.size):
-        v = x[i]
-        m = v <= zero
-        mask[i] = m
-        out[i] = zero if m else v
+# -- the scalar functions: each op's kernels are built from them (``_map.elementwise``) -------
+@njit
+def _relu(v):
+    m = v <= 0
+    return (type(v)(0) if m else v), m
 
 
-@njit(cache=True, error_model="numpy")
-def _relu_backward_span(dx, dout, mask):
-    zero = dout.dtype.type(0)
-    for i in range(dx.size):
-        dx[i] = zero if mask[i] else dout[i]
+@njit
+def _relu_grad(d, m):
+    return type(d)(0) if m else d
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _sigmoid_forward_span(out, x):
-    one = x.dtype.type(1)
-    for i in range(out.size):
-        v = x[i]
-        e = exp_nonpos(-abs(v))             # in (0, 1]: never overflows; vectorised (_vexp)
-        r = one / (one + e)
-        out[i] = r if v >= 0 else e * r
+@njit
+def _sigmoid(v):
+    one = type(v)(1)
+    e = exp_nonpos(-abs(v))                 # in (0, 1]: never overflows; vectorised (_vexp)
+    r = one / (one + e)
+    return r if v >= 0 else e * r
 
 
-@njit(cache=True, error_model="numpy")
-def _sigmoid_backward_span(dx, dout, out):
-    one = out.dtype.type(1)
-    for i in range(dx.size):
-        y = out[i]
-        dx[i] = dout[i] * (one - y) * y
+@njit
+def _sigmoid_grad(d, y):
+    return d * (type(y)(1) - y) * y
 
 
-@njit(cache=True, error_model="numpy")
-def _mask_multiply_span(out, x, mask):
-    one = x.dtype.type(1)
-    zero = x.dtype.type(0)
-    for i in range(out.size):
-        out[i] = x[i] * (one if mask[i] else zero)     # as NumPy's x * mask: NaN and inf * False are NaN
+@njit
+def _masked(v, m):
+    return v * (type(v)(1) if m else type(v)(0))     # as NumPy's x * mask: NaN and inf * False are NaN
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def _relu_forward(out, mask, x, chunks):
-    n = x.size
-    if chunks == 1:
-        _relu_forward_span(out, mask, x)
-    else:
-        for c in prange(chunks):
-            lo, hi = c * n // chunks, (c + 1) * n // chunks
-            _relu_forward_span(out[lo:hi], mask[lo:hi], x[lo:hi])
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _relu_backward(dx, dout, mask, chunks):
-    n = dout.size
-    if chunks == 1:
-        _relu_backward_span(dx, dout, mask)
-    else:
-        for c in prange(chunks):
-            lo, hi = c * n // chunks, (c + 1) * n // chunks
-            _relu_backward_span(dx[lo:hi], dout[lo:hi], mask[lo:hi])
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _sigmoid_forward(out, x, chunks):
-    n = x.size
-    if chunks == 1:
-        _sigmoid_forward_span(out, x)
-    else:
-        for c in prange(chunks):
-            lo, hi = c * n // chunks, (c + 1) * n // chunks
-            _sigmoid_forward_span(out[lo:hi], x[lo:hi])
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _sigmoid_backward(dx, dout, out, chunks):
-    n = dout.size
-    if chunks == 1:
-        _sigmoid_backward_span(dx, dout, out)
-    else:
-        for c in prange(chunks):
-            lo, hi = c * n // chunks, (c + 1) * n // chunks
-            _sigmoid_backward_span(dx[lo:hi], dout[lo:hi], out[lo:hi])
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _mask_multiply(out, x, mask, chunks):
-    n = x.size
-    if chunks == 1:
-        _mask_multiply_span(out, x, mask)
-    else:
-        for c in prange(chunks):
-            lo, hi = c * n // chunks, (c + 1) * n // chunks
-            _mask_multiply_span(out[lo:hi], x[lo:hi], mask[lo:hi])
+_relu_forward = elementwise(globals(), "relu_forward", _relu, 1, 2)
+_relu_backward = elementwise(globals(), "relu_backward", _relu_grad, 2, 1)
+_sigmoid_forward = elementwise(globals(), "sigmoid_forward", _sigmoid, 1, 1, fastmath={"contract"})
+_sigmoid_backward = elementwise(globals(), "sigmoid_backward", _sigmoid_grad, 2, 1)
+_mask_multiply = elementwise(globals(), "mask_multiply", _masked, 2, 1)
 
 
 def _chunks(n, cost=1):
     return nchunks(n, n * cost, MIN_PARALLEL)
 
 
-def _map(kernel, a, b=None, cost=1):
-    """kernel(out, a[, b], chunks) on flat views of a (and b), ``cost`` work units per element;
-    out, a new array of a's dtype, comes back in a's shape."""
+def _apply(kernel, a, b=None, cost=1, params=()):
+    """kernel(out, a[, b], params, chunks) on flat views of a (and b), ``cost`` work units per
+    element, ``params`` converted to a's dtype; out, a new array of a's dtype, comes back in
+    a's shape."""
     af = _flat(a)
     out = np.empty_like(af)
+    p = tuple(af.dtype.type(v) for v in params)
     if b is None:
-        kernel(out, af, _chunks(af.size, cost))
+        kernel(out, af, p, _chunks(af.size, cost))
     else:
-        kernel(out, af, _flat(b), _chunks(af.size, cost))
+        kernel(out, af, _flat(b), p, _chunks(af.size, cost))
     return out.reshape(a.shape)
 
 
@@ -155,7 +97,7 @@ def relu_forward(x):
     xf = _flat(x)
     out = np.empty_like(xf)
     mask = np.empty(xf.shape, dtype=np.bool_)
-    _relu_forward(out, mask, xf, _chunks(xf.size))
+    _relu_forward(out, mask, xf, (), _chunks(xf.size))
     return out.reshape(x.shape), mask.reshape(x.shape)
 
 
@@ -164,12 +106,12 @@ def relu_backward(dout, mask):
     same_shapes("relu_backward", "dout", dout, ("mask", mask))
     if dout.size < NUMPY_BELOW:                          # the reference's expression, inline
         return np.where(mask, dout.dtype.type(0), dout)
-    return _map(_relu_backward, dout, mask)
+    return _apply(_relu_backward, dout, mask)
 
 
 def sigmoid_forward(x):
     """1 / (1 + exp(-x)) without overflow."""
-    return _map(_sigmoid_forward, x, cost=SIGMOID_COST)
+    return _apply(_sigmoid_forward, x, cost=SIGMOID_COST)
 
 
 def sigmoid_backward(dout, out):
@@ -177,7 +119,7 @@ def sigmoid_backward(dout, out):
     same_shapes("sigmoid_backward", "dout", dout, ("out", out))
     if dout.size < NUMPY_BELOW:
         return dout * (out.dtype.type(1) - out) * out
-    return _map(_sigmoid_backward, dout, out, SIGMOID_BACKWARD_COST)
+    return _apply(_sigmoid_backward, dout, out, SIGMOID_BACKWARD_COST)
 
 
 def dropout_apply(x, mask):
@@ -185,4 +127,4 @@ def dropout_apply(x, mask):
     same_shapes("dropout_apply", "x", x, ("mask", mask))
     if x.size < NUMPY_BELOW:
         return x * mask
-    return _map(_mask_multiply, x, mask)
+    return _apply(_mask_multiply, x, mask)
