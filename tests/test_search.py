@@ -3,8 +3,9 @@ real Dask cluster, with nothing lost.
 
 Real components throughout: worker processes started by the search itself, a
 ``dask.distributed.LocalCluster`` of two worker processes on 127.0.0.1, a client process killed
-with SIGKILL mid-search and resumed, workers that die mid-trial (the test-only hook
-``FASTDL_SEARCH_TEST_KILL``: the worker calls ``os._exit`` inside the trial). Tiny searches
+with SIGKILL mid-search and resumed, workers that die mid-trial (``FASTDL_SEARCH_TEST_KILL`` of
+the trial plugin ``tests/search_plugin.py``, which every search here runs: the worker calls
+``os._exit`` inside the trial). Tiny searches
 (a 20-20 MultiLayerNet, 100 images, 2 epochs) keep the module fast on a busy 2-core machine.
 """
 import json
@@ -40,10 +41,15 @@ def assert_same_search(result, reference):
         assert same_trial(a, b), (a, b)
 
 
+#: the trial plugin of these tests: it kills workers and fails trials as FASTDL_SEARCH_TEST_* say
+PLUGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "search_plugin.py")
+
+
 @pytest.fixture(autouse=True)
 def _no_hooks(monkeypatch):
     for var in ("FASTDL_SEARCH_TEST_KILL", "FASTDL_SEARCH_TEST_RAISE", "FASTDL_CLUSTER"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("FASTDL_SEARCH_PLUGIN", PLUGIN)        # does nothing until those are set
 
 
 @pytest.fixture(scope="module")
@@ -373,3 +379,39 @@ def test_plots_are_valid_pngs(reference, tmp_path):
         image = matplotlib.image.imread(path)
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
     assert sorted(os.listdir(tmp_path)) == ["curves.png", "scatter.png"]     # no temporary files left
+
+
+# -- the trial plugin ---------------------------------------------------------------------
+
+def test_a_plugin_that_cannot_be_loaded_stops_the_search_in_one_line(tmp_path, monkeypatch):
+    bad = tmp_path / "bad_plugin.py"
+    bad.write_text("raise ImportError('no such thing here')\n")
+    monkeypatch.setenv("FASTDL_SEARCH_PLUGIN", str(bad))
+    with pytest.raises(search.SearchUsageError, match=r"FASTDL_SEARCH_PLUGIN=.*bad_plugin.py.* cannot be used: "
+                                                      r"ImportError: no such thing here") as e:
+        search.random_search(workers=1, **TINY)
+    assert "\n" not in str(e.value)
+    monkeypatch.setenv("FASTDL_SEARCH_PLUGIN", "fastdl_no_such_plugin_module")
+    with pytest.raises(search.SearchUsageError, match="ModuleNotFoundError"):
+        search.random_search(workers=1, **TINY)
+
+
+def test_the_plugin_options_travel_with_the_tasks(monkeypatch):
+    monkeypatch.setenv("FASTDL_SEARCH_TEST_RAISE", "1,3")
+    config = search.make_config(trials=4, epochs=1, train_size=100, hidden=[4])
+    tasks = search.make_tasks(config, skip=[3])
+    assert [t["index"] for t in tasks] == [0, 1, 2]
+    assert [t["plugin"]["options"] for t in tasks] == [{}, {"raise": True}, {}]
+    assert {t["plugin"]["source"] for t in tasks} == {PLUGIN}
+    monkeypatch.delenv("FASTDL_SEARCH_PLUGIN")
+    assert all("plugin" not in t for t in search.make_tasks(config))
+
+
+def test_no_test_hook_is_read_by_fastdl_itself():
+    import fastdl
+    root = os.path.dirname(fastdl.__file__)
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), encoding="utf-8") as f:
+                    assert "FASTDL_SEARCH_TEST" not in f.read(), os.path.join(folder, name)

@@ -303,7 +303,7 @@ def load_model(file_name: str | bytes | os.PathLike[Any], dtype: DTypeLike | Non
         by the book's code, or by ``save_params`` of a network of one's own: build that network
         and call its ``load_params``).
     """
-    from .base import make_dtype
+    from ._args import make_dtype
     path = _path(file_name, "load_model")
     meta = read_meta(path)
     classes = _model_classes()

@@ -47,10 +47,9 @@ the queue of a worker that died), ``threads`` (Numba's threads during the trial,
 was not used), ``blas_threads`` (those of NumPy's BLAS), ``backend`` (the backend the trial ran
 on: the journal header's; None when its worker died before) and ``finished`` (the client's clock).
 
-Test-only hooks (never set them otherwise): ``FASTDL_SEARCH_TEST_KILL=INDEX:MARKER`` makes the
-worker running trial INDEX exit abruptly in the middle of it unless the file MARKER exists
-(creating it first: so only the first attempt dies; ``INDEX`` alone: every attempt dies);
-``FASTDL_SEARCH_TEST_RAISE=INDEX[,INDEX]`` makes those trials raise. Read by the client when a search starts and sent with the tasks.
+**Plugins.** ``FASTDL_SEARCH_PLUGIN`` (a module, or a ``.py`` file) runs code of one's own in the
+worker at the start of each trial, with options the client computes per trial and sends with the
+task (``fastdl.search._plugin`` documents the two functions).
 """
 from __future__ import annotations
 
@@ -63,7 +62,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from .._text import one_line
 from ..trainer import OPTIMIZER_NAMES
-from . import _journal
+from . import _journal, _plugin
 from ._journal import ConfigMismatch, JournalBusy, JournalError, JournalExists
 from ._local import LocalEngine, SchedulerLost, SearchAborted
 from ._space import (BOOK_SPACE, PARAMS, describe, normalize_space, parse_param, parse_range, sampling,
@@ -177,16 +176,14 @@ def resolve_backend(backend: Optional[str] = None) -> str:
     return backend
 
 
-def _test_hooks() -> Dict[int, Dict[str, Any]]:
-    """The test-only hooks of the environment (see the module docstring): index -> hooks."""
-    hooks: Dict[int, Dict[str, Any]] = {}
-    kill = os.environ.get("FASTDL_SEARCH_TEST_KILL", "")
-    if kill:
-        index, _, marker = kill.partition(":")
-        hooks.setdefault(int(index), {})["kill"] = marker
-    for index in filter(None, os.environ.get("FASTDL_SEARCH_TEST_RAISE", "").split(",")):
-        hooks.setdefault(int(index), {})["raise"] = True
-    return hooks
+def _plugins(trials: int, skip: Iterable[int]) -> Dict[int, Dict[str, Any]]:
+    """index -> the plugin part of its task (``fastdl.search._plugin``); {} without a plugin."""
+    skipped = set(skip)
+    try:
+        return _plugin.task_plugins(i for i in range(trials) if i not in skipped)
+    except Exception as exc:                      # noqa: BLE001 - the plugin's own code
+        raise SearchUsageError(f"{_plugin.VARIABLE}={os.environ.get(_plugin.VARIABLE)!r} cannot be "
+                               f"used: {one_line(exc, with_type=True)}") from None
 
 
 def make_tasks(config: Mapping[str, Any], skip: Iterable[int] = ()) -> List[Dict[str, Any]]:
@@ -195,16 +192,16 @@ def make_tasks(config: Mapping[str, Any], skip: Iterable[int] = ()) -> List[Dict
                                            "backend", "eval_samples")}
     trial_config["data"] = {"data": config["data"], "train_size": config["train_size"],
                             "validation_rate": config["validation_rate"], "split_seed": split_seed(config["seed"])}
-    hooks = _test_hooks()
     skipped = set(skip)
+    plugins = _plugins(config["trials"], skipped)
     tasks = []
     for i in range(config["trials"]):
         if i in skipped:
             continue
         task = {"index": i, "seed": trial_seed(config["seed"], i),
                 "params": trial_params(config["space"], config["seed"], i), "attempt": 1, "config": trial_config}
-        if i in hooks:
-            task["_test"] = hooks[i]
+        if i in plugins:
+            task["plugin"] = plugins[i]
         tasks.append(task)
     return tasks
 

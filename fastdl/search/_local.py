@@ -157,8 +157,6 @@ class LocalEngine:
         env = dict(os.environ)
         for var in THREAD_VARIABLES:
             env[var] = str(threads)
-        env.pop("FASTDL_SEARCH_TEST_KILL", None)           # hooks travel in the tasks, not here
-        env.pop("FASTDL_SEARCH_TEST_RAISE", None)
         return env
 
     def describe(self):

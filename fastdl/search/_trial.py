@@ -10,11 +10,9 @@ and records ``status`` "diverged". Only a problem with the data (not available, 
 raises :class:`DataProblem`, as does a backend that cannot be loaded: either would fail every
 trial alike, so the search stops instead.
 
-Test-only hooks (``task["_test"]``, set by the client from ``FASTDL_SEARCH_TEST_KILL=INDEX:MARKER``
-and ``FASTDL_SEARCH_TEST_RAISE=INDEX``, see ``fastdl.search``): ``kill`` makes the worker process
-exit at once (``os._exit``) in the middle of that trial unless the marker file exists, creating
-it first, so the trial dies on its first attempt only (with no marker: on every attempt);
-``raise`` makes the trial raise.
+A task may carry a plugin (``task["plugin"]``, see ``fastdl.search._plugin``): its
+``before_trial`` runs once the data and the backend are ready, inside the trial (what it raises is
+the trial's error).
 """
 import os
 import socket
@@ -25,6 +23,7 @@ import warnings
 import numpy as np
 
 from .._text import one_line
+from . import _plugin
 
 #: training images of each data set (checked before any work)
 TRAIN_IMAGES = {"sample": 5000, "mnist": 60000, "fashion": 60000}
@@ -106,16 +105,9 @@ def run_trial(task):
     except fastdl.BackendError as exc:
         raise DataProblem(one_line(exc)) from None
     record["backend"] = backend
-    hooks = task.get("_test") or {}
     trainer = None
     try:
-        if "kill" in hooks and not (hooks["kill"] and os.path.exists(hooks["kill"])):
-            if hooks["kill"]:
-                with open(hooks["kill"], "w") as f:
-                    f.write(f"{os.getpid()}\n")
-            os._exit(70)                                  # test only: the worker dies mid-trial
-        if "raise" in hooks:
-            raise RuntimeError(f"test hook: trial {task['index']} raises")
+        _plugin.before_trial(task)
         with warnings.catch_warnings(), fastdl.using_backend(backend):
             # divergence is recorded in the trial's status; these would only precede it
             warnings.filterwarnings("ignore", category=RuntimeWarning)
