@@ -622,7 +622,8 @@ class Trainer:
                 raise ValueError(f"{where}: the optimizer state {name}[{pkey!r}] does not fit this network")
             state[name][pkey] = val
         self.network.load_params(path)              # checks names, shapes and values, then loads
-        ops = backend.ops()
+        # the kernels of the memory the parameters live in (a network's own, e.g. after net.to("cuda"))
+        ops = getattr(self.network, "_ops", backend.ops)()
         for name in saved["state"]:
             d = state[name]
             for pkey, val in d.items():

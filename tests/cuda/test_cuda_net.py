@@ -231,3 +231,22 @@ def test_a_host_network_under_cuda_keeps_its_arrays_on_the_host():
     np.testing.assert_allclose(got, want, rtol=1e-10)
     assert all(isinstance(v, np.ndarray) for v in net.params.values())
     assert isinstance(net.layers["BatchNorm1"].running_mean, np.ndarray)
+
+
+def test_a_checkpoint_of_a_device_net_resumes_on_the_device_under_the_default_backend(tmp_path):
+    """The optimizer state a checkpoint brings back goes where the parameters live."""
+    rng = np.random.default_rng(9)
+    x, t = rng.standard_normal((4, 5)), rng.integers(0, 3, 4)
+    dev = _decay_net().to("cuda")
+    tr = Trainer(dev, x, t, x, t, epochs=1, mini_batch_size=2, optimizer="Adam",
+                 optimizer_param={"lr": 0.01}, verbose=False, progress=False, seed=0)
+    tr.train()
+    tr.save_checkpoint(tmp_path / "c.npz")
+    again = _decay_net().to("cuda")
+    tr2 = Trainer(again, x, t, x, t, epochs=2, mini_batch_size=2, optimizer="Adam",
+                  optimizer_param={"lr": 0.01}, verbose=False, progress=False, seed=0)
+    tr2.load_checkpoint(tmp_path / "c.npz")
+    for name in ("m", "v"):
+        for k, v in getattr(tr2.optimizer, name).items():
+            assert CU.owns(v), (name, k)
+            np.testing.assert_array_equal(CU.to_host(v), CU.to_host(getattr(tr.optimizer, name)[k]))
