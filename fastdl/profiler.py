@@ -512,7 +512,7 @@ def profile_step(net: Any, x: ArrayLike, t: ArrayLike, optimizer: Any = None, re
         raise TypeError(f"{owner}: optimizer must have an update(params, grads) method, got {type(optimizer).__name__}")
     peak = machine_peak(net.dtype, refresh=refresh_peak)
     sync: Callable[[], None] = lambda: None
-    if backend.current_backend() == "cuda":
+    if backend.current_backend() == "cuda" or getattr(net, "device", "cpu") == "cuda":
         from numba import cuda
         sync = cuda.synchronize
     opt = copy.deepcopy(optimizer) if optimizer is not None else None

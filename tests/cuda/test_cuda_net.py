@@ -250,3 +250,20 @@ def test_a_checkpoint_of_a_device_net_resumes_on_the_device_under_the_default_ba
         for k, v in getattr(tr2.optimizer, name).items():
             assert CU.owns(v), (name, k)
             np.testing.assert_array_equal(CU.to_host(v), CU.to_host(getattr(tr.optimizer, name)[k]))
+
+
+def test_profile_of_a_device_net_under_the_default_backend(monkeypatch):
+    """net.profile times a network on the GPU without switching backend, waiting for the device."""
+    from numba import cuda
+    synced = []
+    real = cuda.synchronize
+    monkeypatch.setattr(cuda, "synchronize", lambda: synced.append(1) or real())
+    rng = np.random.default_rng(10)
+    x, t = rng.standard_normal((2, 5)), rng.integers(0, 3, 2)
+    dev = _decay_net().to("cuda")
+    before = {k: CU.to_host(v) for k, v in dev.params.items()}
+    prof = dev.profile(x, t, optimizer=SGD(0.1), repeat=1, warmup=0)
+    assert synced and "Affine" in str(prof)
+    for k, v in dev.params.items():
+        assert CU.owns(v)
+        np.testing.assert_array_equal(CU.to_host(v), before[k])      # left as it was
