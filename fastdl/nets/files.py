@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -16,9 +16,7 @@ from numpy.typing import ArrayLike, DTypeLike
 from .. import backend
 from .._files import atomic_write
 from .._text import one_line
-
-if TYPE_CHECKING:
-    from .base import Net
+from . import base as _base          # for the annotations (base imports this module as it loads)
 
 
 _FORMAT_KEY = "__fastdl_params__"
@@ -123,7 +121,7 @@ def _path(file_name: Any, who: str) -> str:
                         f"got {type(file_name).__name__}") from None
 
 
-def model_meta(net: Net) -> dict[str, Any] | None:
+def model_meta(net: _base.Net) -> dict[str, Any] | None:
     """``{"class": ..., "kwargs": ...}``: how ``load_model`` rebuilds ``net``, for fastdl's own
     networks (exactly their classes: a subclass may take other arguments); None otherwise."""
     config = getattr(net, "_config", None)
@@ -138,7 +136,7 @@ def model_meta(net: Net) -> dict[str, Any] | None:
     return model
 
 
-def save_params(net: Net, file_name: str | bytes | os.PathLike[Any] = "params.npz",
+def save_params(net: _base.Net, file_name: str | bytes | os.PathLike[Any] = "params.npz",
                 meta: dict[str, Any] | None = None,
                 extra: Mapping[str, ArrayLike] | None = None) -> None:
     """``net.save_params``, which documents it."""
@@ -177,7 +175,7 @@ def save_params(net: Net, file_name: str | bytes | os.PathLike[Any] = "params.np
         np.savez(f, **arrays)
 
 
-def load_params(net: Net, file_name: str | bytes | os.PathLike[Any] = "params.npz",
+def load_params(net: _base.Net, file_name: str | bytes | os.PathLike[Any] = "params.npz",
                 allow_pickle: bool = False) -> None:
     """``net.load_params``, which documents it."""
     path = _path(file_name, f"{type(net).__name__}.load_params")
@@ -273,7 +271,7 @@ _CLI_NETS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def load_model(file_name: str | bytes | os.PathLike[Any], dtype: DTypeLike | None = None) -> Net:
+def load_model(file_name: str | bytes | os.PathLike[Any], dtype: DTypeLike | None = None) -> _base.Net:
     """Rebuild a network from a file written by ``save_params`` and load its parameters.
 
     The file's metadata says which network it holds: ``meta["model"]`` (``{"class": ...,
