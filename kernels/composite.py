@@ -118,7 +118,15 @@ def via_reference(op):
     definition.__signature__ = ref_sig.replace(parameters=params)
     definition.__name__ = definition.__qualname__ = op.name
     definition.__doc__ = f"{op.name}{op.signature}: the reference kernel, run on the host."
+    definition.via_reference = True        # kept by the bound op (functools.wraps copies __dict__)
     return definition
+
+
+def reference_fallbacks(ops):
+    """Names of the ops of backend namespace ``ops`` that run the reference kernel on the host
+    (``via_reference``): the ops it has no kernel and no composite definition for."""
+    from .spec import TABLE
+    return tuple(op.name for op in TABLE if getattr(getattr(ops, op.name, None), "via_reference", False))
 
 
 def _back(ops, v):

@@ -2,12 +2,15 @@
 backend, and its subclasses ``Relu`` and ``Sigmoid``."""
 from __future__ import annotations
 
-from typing import Sequence
+import math
+import numbers
+from typing import Any, Sequence
 
 from numpy.typing import ArrayLike
 
 from .. import backend
 from .._checks import float_array
+from ..kernels.spec import BY_NAME
 from ._base import Array, Cost, _RunsOnBackend, _as_shape, _check_dout, _need_forward, _numel
 
 
@@ -19,6 +22,11 @@ class Elementwise(_RunsOnBackend):
     output when it returns one array), whether ``backward`` converts ``dout`` to that array's
     dtype (``convert_dout``), its PyTorch counterpart (``peer``, an expression over ``nn``) and
     the FLOPs it counts per element (``flops_per_element``, for ``cost``).
+
+    The forward op's scalar parameters (``Param`` entries of ``kernels/spec.py``, e.g. LeakyRelu's
+    ``alpha``) are the constructor's arguments, by position or name, with the spec's defaults;
+    each is kept as an attribute of that name and passed to both ops. ``peer`` may name them in
+    braces (``"nn.LeakyReLU({alpha})"``).
 
     Attributes
     ----------
@@ -35,20 +43,36 @@ class Elementwise(_RunsOnBackend):
     convert_dout = False
     flops_per_element = 1
 
-    def __init__(self) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        name, params = type(self).__name__, BY_NAME[self.forward_op].params
+        if len(args) > len(params):
+            raise TypeError(f"{name}() takes {len(params)} parameter(s) "
+                            f"({', '.join(p.name for p in params) or 'none'}), got {len(args)}")
+        unknown = sorted(set(kwargs) - {p.name for p in params})
+        if unknown:
+            raise TypeError(f"{name}() has no parameter {unknown[0]!r}; its parameters: "
+                            f"{', '.join(p.name for p in params) or 'none'}")
+        for i, p in enumerate(params):
+            value = args[i] if i < len(args) else kwargs.get(p.name, p.default)
+            setattr(self, p.name, _param_value(name, p, value))
         self.reset()
+
+    def params(self) -> dict[str, Any]:
+        """The op's scalar parameters: name -> this layer's value ({} for Relu and Sigmoid)."""
+        return {p.name: getattr(self, p.name) for p in BY_NAME[self.forward_op].params}
 
     def reset(self) -> None:
         """Drop the saved forward state (backward then refuses until the next forward)."""
         setattr(self, self.saved, None)
         self._ops = None
+        self._used: dict[str, Any] = {}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
     def describe(self, x_shape: Sequence[int]) -> tuple[str, str | None]:
         """(row label, PyTorch counterpart as an expression over ``nn``) for ``fastdl compare``."""
-        return type(self).__name__, self.peer
+        return type(self).__name__, self.peer and self.peer.format(**self.params())
 
     def cost(self, input_shape: Sequence[int]) -> Cost:
         """Output shape (the input's), no parameters, ``flops_per_element`` FLOPs per element.
@@ -81,7 +105,8 @@ class Elementwise(_RunsOnBackend):
         """
         x = float_array("x", x, owner=f"{type(self).__name__}.forward")
         self._ops = backend.ops()
-        result = getattr(self._ops, self.forward_op)(x)
+        self._used = self.params()
+        result = getattr(self._ops, self.forward_op)(x, **self._used)
         out, kept = result if isinstance(result, tuple) else (result, result)
         setattr(self, self.saved, kept)
         return out
@@ -102,7 +127,22 @@ class Elementwise(_RunsOnBackend):
         _need_forward(self, self.saved)
         kept = getattr(self, self.saved)
         dout = _check_dout(self, dout, tuple(kept.shape), kept.dtype if self.convert_dout else None)
-        return getattr(self._ops, self.backward_op)(dout, kept)
+        return getattr(self._ops, self.backward_op)(dout, kept, **self._used)
+
+
+def _param_value(owner: str, p: Any, value: Any) -> Any:
+    """``value`` as parameter ``p`` (a spec ``Param``) of layer ``owner``, or a one-line error."""
+    if p.type is bool:
+        if not isinstance(value, (bool, numbers.Integral)):
+            raise TypeError(f"{owner}: {p.name} must be True or False, got {value!r}")
+        return bool(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {p.name} must be a real number, got {value!r}")
+    if p.type is int and not float(value).is_integer():
+        raise ValueError(f"{owner}: {p.name} must be a whole number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {p.name} must be finite, got {value!r}")
+    return p.type(value)
 
 
 class Relu(Elementwise):
@@ -129,3 +169,4 @@ class Sigmoid(Elementwise):
     forward_op, backward_op, saved, peer = "sigmoid_forward", "sigmoid_backward", "out", "nn.Sigmoid()"
     convert_dout = True
     flops_per_element = 4
+
