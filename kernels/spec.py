@@ -64,6 +64,9 @@ relu_forward(x) -> (out, mask)          mask = (x <= 0), bool, same shape
 relu_backward(dout, mask) -> dx         dx = dout where not mask, else 0
 sigmoid_forward(x) -> out               out = 1 / (1 + exp(-x))
 sigmoid_backward(dout, out) -> dx       dx = dout * (1 - out) * out
+leaky_relu_forward(x, alpha=0.01) -> (out, mask)     out = x where x > 0, else alpha * x;
+                                                      mask = (x <= 0), bool
+leaky_relu_backward(dout, mask, alpha=0.01) -> dx    dx = dout where not mask, else alpha * dout
 affine_forward(x, W, b)
     x (N, D), W (D, M), b (M,) -> out (N, M) in W's dtype. x may have the other float
     dtype (the book feeds float32 images to float64 weights): it is converted to W's.
@@ -138,6 +141,9 @@ class Op(NamedTuple):
     params: tuple = ()
 
 
+#: LeakyRelu's negative slope
+_ALPHA = Param("alpha", float, 0.01)
+
 #: every op, in the order of the list above
 TABLE = (
     Op("im2col", "(x, filter_h, filter_w, stride=1, pad=0)", "conv", "col"),
@@ -158,6 +164,9 @@ TABLE = (
     Op("relu_backward", "(dout, mask)", "elementwise", "dx", "relu_forward"),
     Op("sigmoid_forward", "(x)", "elementwise", "out"),
     Op("sigmoid_backward", "(dout, out)", "elementwise", "dx", "sigmoid_forward"),
+    Op("leaky_relu_forward", "(x, alpha=0.01)", "elementwise", "out, mask", params=(_ALPHA,)),
+    Op("leaky_relu_backward", "(dout, mask, alpha=0.01)", "elementwise", "dx", "leaky_relu_forward",
+       params=(_ALPHA,)),
     Op("affine_forward", "(x, W, b)", "affine", "out"),
     Op("affine_backward", "(dout, x, W, need_dx=True)", "affine", "dx, dW, db"),
     Op("softmax", "(x)", "softmax", "y"),

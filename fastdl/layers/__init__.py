@@ -78,7 +78,7 @@ from __future__ import annotations
 from ._base import (BATCHNORM_EPS, Array, Cost, Shape, _as, _kept, _RunsOnBackend, run_forward,
                     takes_train_flg, warn_nonfinite)
 from .simple import AddLayer, MulLayer
-from .elementwise import Elementwise, Relu, Sigmoid
+from .elementwise import Elementwise, Relu, Sigmoid, LeakyRelu
 from .dense import _CONVERT_IN_OP_ROWS, Affine
 from .loss import SoftmaxWithLoss
 from .norm import BatchNormalization, Dropout
@@ -86,7 +86,7 @@ from .conv import AvgPooling, Convolution, Pooling
 
 __all__ = ["MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout",
            "BatchNormalization", "Convolution", "Pooling", "AvgPooling", "Elementwise", "Cost",
-           "run_forward", "takes_train_flg"]
+           "run_forward", "takes_train_flg", "LeakyRelu"]
 
 # Also imported from here by the rest of fastdl and by the tests, besides __all__: Array and Shape
 # (type hints), _as, _kept and _RunsOnBackend (networks and fused blocks), BATCHNORM_EPS,

@@ -1,5 +1,5 @@
 """Element-wise layers: ``Elementwise``, the base that runs one element-wise op of the
-backend, and its subclasses ``Relu`` and ``Sigmoid``."""
+backend, and its subclasses ``Relu``, ``Sigmoid`` and ``LeakyRelu``."""
 from __future__ import annotations
 
 import math
@@ -170,3 +170,18 @@ class Sigmoid(Elementwise):
     convert_dout = True
     flops_per_element = 4
 
+
+class LeakyRelu(Elementwise):
+    """x where x > 0, else alpha * x. ``mask`` marks the inputs that were <= 0.
+
+    Attributes
+    ----------
+    alpha : float
+        The slope for x <= 0 (default 0.01, as PyTorch's ``negative_slope``).
+    mask : Array or None
+        As Relu's.
+    """
+    forward_op, backward_op, saved = "leaky_relu_forward", "leaky_relu_backward", "mask"
+    peer = "nn.LeakyReLU({alpha})"
+    flops_per_element = 2
+    alpha: float

@@ -17,7 +17,8 @@ from ._map import elementwise
 from ._vexp import exp_nonpos
 
 #: this module's ops (the backend package imports exactly these)
-__all__ = ["relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "dropout_apply"]
+__all__ = ["relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "leaky_relu_forward",
+           "leaky_relu_backward", "dropout_apply"]
 
 #: work below which a kernel runs on the calling thread (see ``_chunks``), in elements of a
 #: memory-bound op (ReLU, the mask product); sigmoid's exp counts ``SIGMOID_COST`` per element.
@@ -63,6 +64,17 @@ def _sigmoid_grad(d, y):
 
 
 @njit
+def _leaky_relu(v, alpha):
+    m = v <= 0
+    return (v * alpha if m else v), m
+
+
+@njit
+def _leaky_relu_grad(d, m, alpha):
+    return d * alpha if m else d
+
+
+@njit
 def _masked(v, m):
     return v * (type(v)(1) if m else type(v)(0))     # as NumPy's x * mask: NaN and inf * False are NaN
 
@@ -71,6 +83,8 @@ _relu_forward = elementwise(globals(), "relu_forward", _relu, 1, 2)
 _relu_backward = elementwise(globals(), "relu_backward", _relu_grad, 2, 1)
 _sigmoid_forward = elementwise(globals(), "sigmoid_forward", _sigmoid, 1, 1, fastmath={"contract"})
 _sigmoid_backward = elementwise(globals(), "sigmoid_backward", _sigmoid_grad, 2, 1)
+_leaky_relu_forward = elementwise(globals(), "leaky_relu_forward", _leaky_relu, 1, 2)
+_leaky_relu_backward = elementwise(globals(), "leaky_relu_backward", _leaky_relu_grad, 2, 1)
 _mask_multiply = elementwise(globals(), "mask_multiply", _masked, 2, 1)
 
 
@@ -120,6 +134,21 @@ def sigmoid_backward(dout, out):
     if dout.size < NUMPY_BELOW:
         return dout * (out.dtype.type(1) - out) * out
     return _apply(_sigmoid_backward, dout, out, SIGMOID_BACKWARD_COST)
+
+
+def leaky_relu_forward(x, alpha=0.01):
+    """-> (out, mask) with mask = x <= 0 and out = alpha * x there."""
+    xf = _flat(x)
+    out = np.empty_like(xf)
+    mask = np.empty(xf.shape, dtype=np.bool_)
+    _leaky_relu_forward(out, mask, xf, (xf.dtype.type(alpha),), _chunks(xf.size))
+    return out.reshape(x.shape), mask.reshape(x.shape)
+
+
+def leaky_relu_backward(dout, mask, alpha=0.01):
+    """dx = dout where not mask, else alpha * dout (a new array)."""
+    same_shapes("leaky_relu_backward", "dout", dout, ("mask", mask))
+    return _apply(_leaky_relu_backward, dout, mask, params=(alpha,))
 
 
 def dropout_apply(x, mask):

@@ -3,7 +3,8 @@ import numpy as np
 
 from ..shapes import same_shapes
 
-__all__ = ["relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "dropout_apply"]
+__all__ = ["relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "leaky_relu_forward",
+           "leaky_relu_backward", "dropout_apply"]
 
 
 def relu_forward(x):
@@ -30,6 +31,18 @@ def sigmoid_backward(dout, out):
     """dx = dout * (1 - out) * out."""
     same_shapes("sigmoid_backward", "dout", dout, ("out", out))
     return dout * (out.dtype.type(1) - out) * out
+
+
+def leaky_relu_forward(x, alpha=0.01):
+    """-> (out, mask) with mask = x <= 0 and out = x where not mask, else alpha * x."""
+    mask = x <= 0
+    return np.where(mask, x * x.dtype.type(alpha), x), mask
+
+
+def leaky_relu_backward(dout, mask, alpha=0.01):
+    """dx = dout where not mask, else alpha * dout."""
+    same_shapes("leaky_relu_backward", "dout", dout, ("mask", mask))
+    return np.where(mask, dout * dout.dtype.type(alpha), dout)
 
 
 def dropout_apply(x, mask):
