@@ -67,7 +67,7 @@ def test_reference_forward_keeps_reference_backward(background):
     out, ctx = cpu.conv_forward(x, W, b, 1, 1)
     assert isinstance(ctx, _compile.ReferenceCtx)        # ran on the reference
     assert _compile.wait(timeout=120)
-    assert _compile._ready[("conv_forward", "float64")] is True
+    assert _compile._ready[("conv_forward", np.dtype(np.float64))] is True
     calls = []
     real = ref.conv_backward
     try:

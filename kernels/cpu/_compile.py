@@ -92,10 +92,18 @@ def set_mode(value):
 
 
 def _key(name, args, kwargs):
+    """(op, dtype) of a call: the dtype object of the argument that selects the kernels (its
+    ``.name`` costs a microsecond, the object nothing), or the argument's type name."""
     i = _DTYPE_ARG.get(name, 0)
     a = args[i] if len(args) > i else next(iter(kwargs.values()), None)
     dt = getattr(a, "dtype", None)
-    return name, (dt.name if dt is not None else type(a).__name__)
+    return name, (dt if dt is not None else type(a).__name__)
+
+
+def _text_key(key):
+    """A key as the manifest keeps it: (op, dtype name)."""
+    dt = key[1]
+    return key[0], (dt if isinstance(dt, str) else np.dtype(dt).name)
 
 
 # ---------------------------------------------------------------- what is compiled / cached
@@ -176,7 +184,7 @@ def _indexed(disp):
 
 def cached(key, manifest=None):
     """True if every kernel signature recorded for ``key`` ((op, dtype name)) is in Numba's cache."""
-    entries = (_load_manifest() if manifest is None else manifest).get(key)
+    entries = (_load_manifest() if manifest is None else manifest).get(_text_key(key))
     if entries is None:
         return False
     disps = _dispatchers()
@@ -211,13 +219,15 @@ def compile_call(name, fn, args, kwargs, backward=None):
     key = _key(name, args, kwargs)
     before = _snapshot()
     result = fn(*[_copy(a) for a in args], **{k: _copy(v) for k, v in kwargs.items()})
-    entries = {key: _added(before)}
+    tkey = _text_key(key)
+    entries = {tkey: _added(before)}
     if backward is not None and isinstance(result, tuple) and result[1] is not None:
         out, ctx = result[0], result[1]
         before = _snapshot()
         backward(np.ones_like(out), ctx)
-        entries[(CTX_FORWARD[name], key[1])] = _added(before)
-        entries[key] = entries[key] + entries[(CTX_FORWARD[name], key[1])]
+        bkey = (CTX_FORWARD[name], tkey[1])
+        entries[bkey] = _added(before)
+        entries[tkey] = entries[tkey] + entries[bkey]
     _record(entries)
     with _lock:
         _ready[key] = True
@@ -292,7 +302,7 @@ def _run_worker():
     while True:
         job = _queue.get()
         try:
-            if _USE_CHILD:
+            if _USE_CHILD and not cached(_key(job[0], job[2], job[3])):
                 _compile_in_child(job[0], job[2], job[3], job[4])   # then this thread loads them
             compile_call(*job)
         except Exception as exc:      # the op keeps its reference kernel; say why once
@@ -347,10 +357,11 @@ def switch(name, fn, namespace):
     """``fn`` (op ``name`` of this backend) behind the compile policy; ``namespace`` holds the
     backend's ops (for a ctx forward's backward)."""
     is_ctx_backward = name in CTX_BACKWARD
+    dtype_arg = _DTYPE_ARG.get(name, 0)
+    from .. import reference as ref
     backward_name = CTX_FORWARD.get(name)
 
     def reference():
-        from .. import reference as ref
         return getattr(ref, name)
 
     def op(*args, **kwargs):
@@ -364,7 +375,10 @@ def switch(name, fn, namespace):
             return fn(*args, **kwargs)
         if _mode != "background" and mode() != "background":
             return fn(*args, **kwargs)
-        key = _key(name, args, kwargs)
+        try:
+            key = (name, args[dtype_arg].dtype)
+        except (IndexError, AttributeError):
+            key = _key(name, args, kwargs)
         state = _ready.get(key)
         if state is True:
             return fn(*args, **kwargs)
@@ -446,12 +460,12 @@ def warm(ops=None, progress=None):
                 fn(*call.args)
                 added = _added(before)
             key = (n, np.dtype(dt).name)
+            _ready[(n, np.dtype(dt))] = True
             if n in CTX_BACKWARD:
                 fwd = next(f for f, b in CTX_FORWARD.items() if b == n)
                 _record({key: added, (fwd, key[1]): added})
             else:
                 _record({key: added})
-            _ready[key] = True
             if progress is not None:
                 progress(i + 1, len(runs), f"{n} {np.dtype(dt).name} {lab}")
     finally:
