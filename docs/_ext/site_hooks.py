@@ -220,111 +220,67 @@ def plot_sweep():
     return _svg(fig), _caption([path], [text])
 
 
-def plot_steps_before_after():
+def plot_steps():
+    """Training steps of every backend in the newest ``step_time`` file's last run: one machine."""
     plt = _pyplot()
     path = newest("step_time")
     text = path.read_text(encoding="utf-8")
-    runs = parse_steps(text)
-    nets = sorted({k[0] for _, r in runs for k in r}, key=lambda n: ("Deep" in n, n))
-    configs = ["numba float64", "numba float32"]
-    fig, axes = plt.subplots(1, len(nets), figsize=(10, 4.2), squeeze=False)
-    width = 0.8 / len(runs)
-    cmap = {"before": plt.get_cmap("Greys"), "after": plt.get_cmap("Blues")}
-    for ax, net in zip(axes[0], nets):
-        for i, (title, r) in enumerate(runs):
-            kind = "before" if title.startswith("before") else "after"
-            shade = 0.45 + 0.25 * (sum(1 for t, _ in runs[:i] if t.startswith(kind)))
-            vals = [r.get((net, c), float("nan")) for c in configs]
-            xs = [j + (i - (len(runs) - 1) / 2) * width for j in range(len(configs))]
-            bars = ax.bar(xs, vals, width, label=title, color=cmap[kind](shade))
-            ax.bar_label(bars, fmt="%.1f", fontsize=9, padding=1)
-        ax.set_xticks(range(len(configs)), configs)
-        ax.set_title(f"{net}, batch 100")
-        ax.set_ylabel("ms per training step (median)")
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center",
-               bbox_to_anchor=(0.5, 1.0), ncol=len(runs), frameon=False)
-    return _svg(fig), _caption([path], [text])
-
-
-def plot_steps_machines():
-    plt = _pyplot()
-    haswell = newest("step_time", "-haswell")
-    day = re.search(r"\d{4}-\d{2}-\d{2}", haswell.name).group(0)
-    plain = BENCH / f"results-step_time-{day}.txt"      # the same day without the forced kernels
-    if not plain.is_file():
-        raise PluginError(f"site_hooks: benchmarks/{plain.name} is missing")
-    sets = [("OpenBLAS's own choice (SkylakeX kernels)", plain),
-            ("OPENBLAS_CORETYPE=Haswell forced", haswell)]
-    texts = [p.read_text(encoding="utf-8") for _, p in sets]
-    parsed = [parse_steps(t)[0][1] for t in texts]
-    nets = sorted({k[0] for r in parsed for k in r}, key=lambda n: ("Deep" in n, n))
-    order = ["numpy float64", "numba float64", "numba float32", "torch float32", "torch float64"]
-    configs = [c for c in order if any((n, c) in r for r in parsed for n in nets)]
+    r = parse_steps(text)[-1][1]
+    nets = sorted({k[0] for k in r}, key=lambda n: ("Deep" in n, n))
+    order = ["numpy float64", "numpy float32", "numba float64", "numba float32",
+             "torch float64", "torch float32"]
+    configs = [c for c in order if any((n, c) in r for n in nets)]
+    colors = {"numpy": "0.6", "numba": "tab:blue", "torch": "tab:orange"}
     fig, axes = plt.subplots(1, len(nets), figsize=(10, 4.5), squeeze=False)
-    width = 0.8 / len(sets)
-    colors = ["tab:blue", "tab:orange"]
     for ax, net in zip(axes[0], nets):
-        for i, ((label, _), r) in enumerate(zip(sets, parsed)):
-            vals = [r.get((net, c), float("nan")) for c in configs]
-            xs = [j + (i - (len(sets) - 1) / 2) * width for j in range(len(configs))]
-            bars = ax.bar(xs, vals, width, label=label, color=colors[i])
-            ax.bar_label(bars, fmt="%.3g", fontsize=8, padding=1)
+        vals = [r.get((net, c), float("nan")) for c in configs]
+        bars = ax.bar(range(len(configs)), vals, 0.7,
+                      color=[colors[c.split()[0]] for c in configs])
+        ax.bar_label(bars, fmt="%.3g", fontsize=8, padding=1)
         ax.set_yscale("log")
         _plain_log(ax, subs=(1.0, 2.0, 5.0))
         ax.set_xticks(range(len(configs)), [c.replace(" ", "\n") for c in configs])
         ax.set_title(f"{net}, batch 100")
         ax.set_ylabel("ms per training step (median, log)")
-    fig.legend(*axes[0][0].get_legend_handles_labels(), frameon=False,
-               loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(sets))
-    return _svg(fig), _caption([p for _, p in sets], texts)
+    return _svg(fig), _caption([path], [text])
 
 
 def plot_real_use():
+    """The newest ``real_use`` file: fastdl next to NumPy, and the MLP step under load."""
     plt = _pyplot()
-    now_path = newest("real_use")
-    before_path = newest("real_use", "-before")
-    texts = [before_path.read_text(encoding="utf-8"), now_path.read_text(encoding="utf-8")]
-    before, now = (parse_real_use(t) for t in texts)
+    path = newest("real_use")
+    text = path.read_text(encoding="utf-8")
+    now = parse_real_use(text)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw={"width_ratios": [3, 2]})
-    labels = [k for k in now["mixed"] if k in before["mixed"]]
-    xs = range(len(labels))
-    for off, (name, res, color) in zip((-0.2, 0.2), (("before", before, "0.6"),
-                                                      ("now", now, "tab:blue"))):
-        bars = ax1.bar([x + off for x in xs], [res["mixed"][k] for k in labels], 0.4,
-                       label=name, color=color)
-        ax1.bar_label(bars, fmt=_ratio, fontsize=8, padding=1)
+    labels = list(now["mixed"])
+    bars = ax1.bar(range(len(labels)), [now["mixed"][k] for k in labels], 0.6, color="tab:blue")
+    ax1.bar_label(bars, fmt=_ratio, fontsize=8, padding=1)
     ax1.axhline(1.0, color="0.3", lw=1, ls="--")
     ax1.set_yscale("log")
     _plain_log(ax1)
-    ax1.set_xticks(list(xs), [k.replace(" layer", "\nlayer").replace(" rows", "").replace(", ", "\n")
-                              for k in labels], fontsize=9)
+    ax1.set_xticks(list(range(len(labels))),
+                   [k.replace(" layer", "\nlayer").replace(" rows", "").replace(", ", "\n")
+                    for k in labels], fontsize=9)
     ax1.set_xlabel("function, rows of x")
     ax1.set_ylabel("fastdl / NumPy alone (log)")
     ax1.set_title("x @ W in NumPy, then fastdl")
-    ax1.legend(frameon=False)
-    loads = [k for k in now["load"] if k in before["load"]]
-    xs = range(len(loads))
-    for off, (name, res, color) in zip((-0.2, 0.2), (("before", before, "0.6"),
-                                                      ("now", now, "tab:blue"))):
-        bars = ax2.bar([x + off for x in xs], [res["load"][k][1] for k in loads], 0.4,
-                       label=name, color=color)
-        ax2.bar_label(bars, fmt=_ratio, fontsize=8, padding=1)
+    loads = list(now["load"])
+    bars = ax2.bar(range(len(loads)), [now["load"][k][1] for k in loads], 0.6, color="tab:blue")
+    ax2.bar_label(bars, fmt=_ratio, fontsize=8, padding=1)
     ax2.axhline(1.0, color="0.3", lw=1, ls="--")
     ax2.set_yscale("log")
     _plain_log(ax2)
-    ax2.set_xticks(list(xs), loads, fontsize=10)
+    ax2.set_xticks(list(range(len(loads))), loads, fontsize=10)
     ax2.set_xlabel("the other process")
     ax2.set_ylabel("MLP step: fastdl / NumPy (log)")
     ax2.set_title("chapter-4 MLP step under load")
-    return _svg(fig), _caption([before_path, now_path], texts)
+    return _svg(fig), _caption([path], [text])
 
 
-PLOTS = {"sweep": plot_sweep, "steps-before-after": plot_steps_before_after,
-         "steps-machines": plot_steps_machines, "real-use": plot_real_use}
+PLOTS = {"sweep": plot_sweep, "steps": plot_steps, "real-use": plot_real_use}
 ALT = {"sweep": "numba over numpy time ratio of every op at every size, float64 and float32",
-       "steps-before-after": "training-step times of the numba backend, before and after, two runs each",
-       "steps-machines": "training-step times of numpy, numba and PyTorch, with OpenBLAS's own and forced Haswell kernels",
-       "real-use": "fastdl next to the reader's own NumPy code: before and now"}
+       "steps": "training-step times of every backend measured in one run on one machine",
+       "real-use": "fastdl next to the reader's own NumPy code, and under load"}
 
 
 def figure(name):
