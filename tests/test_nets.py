@@ -329,3 +329,31 @@ def test_accuracy_batch_size_must_be_a_positive_integer(bad, exc, match):
     with pytest.raises(exc, match=f"TwoLayerNet.accuracy: {match}"):
         net.accuracy(x, t, batch_size=bad)
     assert net.accuracy(x, t, batch_size=np.int32(3)) == net.accuracy(x, t, batch_size=100)
+
+
+def test_the_public_import_paths_of_the_nets_modules():
+    """Summary and the parameter files live in modules of their own; every name is still where
+    readers import it from."""
+    import fastdl
+    import fastdl.nets as N
+    from fastdl.nets import base, files, summary
+    assert fastdl.load_model is N.load_model is base.load_model is files.load_model
+    assert N.read_meta is base.read_meta is files.read_meta and N.read_extra is files.read_extra
+    assert N.Summary is base.Summary is summary.Summary and N.SummaryRow is summary.SummaryRow
+    assert N.Net is base.Net and base.EXTRA_PREFIX == files.EXTRA_PREFIX
+    assert base.make_dtype("float32") == np.float32
+    net = TwoLayerNet(4, 3, 2)
+    assert isinstance(net.summary(), summary.Summary)
+
+
+@pytest.mark.parametrize("package", ["nets", "search"])
+def test_no_module_of_nets_or_search_is_over_600_lines(package):
+    import os
+    import fastdl
+    folder = os.path.join(os.path.dirname(fastdl.__file__), package)
+    sizes = {}
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                sizes[name] = sum(1 for _ in f)
+    assert sizes and max(sizes.values()) <= 600, sizes
