@@ -21,6 +21,8 @@ Rules every command follows:
 
 Adding a command: a module ``fastdl/cli/<name>.py`` with ``add_parser(sub)`` (which sets
 ``func`` to the function that runs it and returns the exit status), and its name in ``COMMANDS``.
+The command modules import what they share from here; :func:`build_parser` loads them by the
+names in ``COMMANDS`` when the command line is built, so this module imports none of them.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from .._text import one_line
 from ..backend import BACKENDS, DEFAULT_BACKEND
@@ -44,6 +46,7 @@ from ..trainer import OPTIMIZER_NAMES
 NET_CHOICES = ("simple", "deep", "two")
 DATA_CHOICES = ("sample", "mnist", "fashion")
 DTYPE_CHOICES = ("float32", "float64")
+COMPARE_NETS = ("simple", "deep")
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 
 #: the modules of fastdl.cli that register a subcommand, in the order ``fastdl --help`` lists them
@@ -129,6 +132,91 @@ def data_source(text: str) -> str:
     hint = f"did you mean {guess!r}? " if guess else ""
     raise argparse.ArgumentTypeError(f"unknown data set {name!r}; {hint}(choose from {', '.join(DATA_CHOICES)}, "
                                      f"or give FILE.npz)")
+
+
+
+def val_fraction(text: str) -> float:
+    """--val-split: the fraction of the training images held out for validation, 0 < F < 1."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1 (such as 0.1), got {text}")
+    return value
+
+
+def lr_schedule(text: str) -> Tuple[str, float, float]:
+    """--lr-schedule: ``step:EPOCHS:GAMMA`` (multiply the learning rate by GAMMA every EPOCHS epochs)
+    or ``cosine`` (cosine decay to 0 over the run) -> ("step", epochs, gamma) or ("cosine", 0, 0)."""
+    parts = [p.strip() for p in str(text).strip().split(":")]
+    kind = parts[0].lower()
+    if kind == "cosine" and len(parts) == 1:
+        return ("cosine", 0.0, 0.0)
+    if kind == "step" and len(parts) == 3:
+        every = _whole_number(parts[1], 1)
+        try:
+            gamma = float(parts[2])
+        except ValueError:
+            gamma = math.nan
+        if not (0 < gamma <= 1):
+            raise argparse.ArgumentTypeError(f"step:EPOCHS:GAMMA needs a GAMMA in (0, 1] such as 0.5, got {parts[2]!r}")
+        return ("step", float(every), gamma)
+    if kind == "step":
+        raise argparse.ArgumentTypeError(f"expected step:EPOCHS:GAMMA such as step:5:0.5, got {text!r}")
+    guess = _closest(kind, ("step", "cosine"))
+    hint = f"did you mean {guess!r}? " if guess else ""
+    raise argparse.ArgumentTypeError(f"unknown schedule {text!r}; {hint}(use step:EPOCHS:GAMMA such as "
+                                     f"step:5:0.5, or cosine)")
+
+
+
+def net_list(text: str) -> List[str]:
+    """--nets of fastdl compare: comma-separated names from COMPARE_NETS, at least one, no repeats."""
+    names = []
+    for name in (n.strip() for n in str(text).split(",")):
+        if not name:
+            continue
+        if name not in COMPARE_NETS:
+            raise argparse.ArgumentTypeError(f"unknown net {name!r}; choose from {', '.join(COMPARE_NETS)}")
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise argparse.ArgumentTypeError(f"no net named in {text!r}; choose from {', '.join(COMPARE_NETS)}")
+    return names
+
+
+
+def search_param(text: str) -> Tuple[str, Tuple[float, float, str]]:
+    """--param of fastdl search: NAME=LOW:HIGH[:log|linear] or NAME=VALUE -> (name, (low, high, scale))."""
+    from fastdl.search import parse_param
+    try:
+        return parse_param(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def layer_sizes(text: str) -> List[int]:
+    """--hidden of fastdl search: comma-separated layer sizes, each a whole number >= 1."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not any(parts):
+        raise argparse.ArgumentTypeError(f"expected layer sizes such as 100,100,100, got {text!r}")
+    return [_whole_number(p, 1) for p in parts]
+
+
+_CLUSTER = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$")
+
+
+def cluster_address(text: str) -> str:
+    """--cluster of fastdl search: a Dask scheduler's address (tcp://HOST:PORT, or HOST:PORT), or
+    ``local`` to run on this machine even when FASTDL_CLUSTER is set."""
+    text = str(text).strip()
+    if text == "local":
+        return text
+    if not _CLUSTER.match(text) or not 0 < int(text.rsplit(":", 1)[1]) < 65536:
+        raise argparse.ArgumentTypeError(f"expected a Dask scheduler address such as tcp://10.0.0.5:8786 "
+                                         f"(or 'local'), got {text!r}")
+    return text
 
 
 
@@ -403,7 +491,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-# argument types and helpers of the commands' modules, importable from fastdl.cli as well
-from .compare import COMPARE_NETS, net_list  # noqa: E402
-from .search import cluster_address, layer_sizes, search_param  # noqa: E402
-from .train import _curve, _plot, lr_schedule, val_fraction  # noqa: E402
+# the curves of fastdl train --plot
+from .curves import _curve, _plot  # noqa: E402,F401

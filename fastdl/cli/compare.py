@@ -6,28 +6,10 @@ import argparse
 import os
 import platform
 import sys
-from typing import Any, List
+from typing import Any
 
-from . import Failure, UsageError, _add_dtype, _add_progress, _show_progress, positive_int
-
-COMPARE_NETS = ("simple", "deep")
-
-
-def net_list(text: str) -> List[str]:
-    """--nets of fastdl compare: comma-separated names from COMPARE_NETS, at least one, no repeats."""
-    names = []
-    for name in (n.strip() for n in str(text).split(",")):
-        if not name:
-            continue
-        if name not in COMPARE_NETS:
-            raise argparse.ArgumentTypeError(f"unknown net {name!r}; choose from {', '.join(COMPARE_NETS)}")
-        if name not in names:
-            names.append(name)
-    if not names:
-        raise argparse.ArgumentTypeError(f"no net named in {text!r}; choose from {', '.join(COMPARE_NETS)}")
-    return names
-
-
+from . import (COMPARE_NETS, Failure, UsageError, _add_dtype, _add_progress, _show_progress, net_list,
+               positive_int)
 
 def add_parser(sub: Any) -> None:
     """The ``compare`` subcommand on ``sub`` (the subparsers of ``fastdl``)."""

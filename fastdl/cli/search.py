@@ -4,47 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
-from typing import Any, List, Tuple
+from typing import Any
 
 from .._text import one_line
 from . import (DATA_CHOICES, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED, Failure, Terminated, UsageError,
                _add_backend, _add_dtype, _add_optimizer, _add_quiet, _check_output, _out, _whole_number,
-               non_negative_int, positive_int, seed_int)
-
-
-def search_param(text: str) -> Tuple[str, Tuple[float, float, str]]:
-    """--param of fastdl search: NAME=LOW:HIGH[:log|linear] or NAME=VALUE -> (name, (low, high, scale))."""
-    from fastdl.search import parse_param
-    try:
-        return parse_param(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def layer_sizes(text: str) -> List[int]:
-    """--hidden of fastdl search: comma-separated layer sizes, each a whole number >= 1."""
-    parts = [p.strip() for p in str(text).split(",")]
-    if not any(parts):
-        raise argparse.ArgumentTypeError(f"expected layer sizes such as 100,100,100, got {text!r}")
-    return [_whole_number(p, 1) for p in parts]
-
-
-_CLUSTER = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$")
-
-
-def cluster_address(text: str) -> str:
-    """--cluster of fastdl search: a Dask scheduler's address (tcp://HOST:PORT, or HOST:PORT), or
-    ``local`` to run on this machine even when FASTDL_CLUSTER is set."""
-    text = str(text).strip()
-    if text == "local":
-        return text
-    if not _CLUSTER.match(text) or not 0 < int(text.rsplit(":", 1)[1]) < 65536:
-        raise argparse.ArgumentTypeError(f"expected a Dask scheduler address such as tcp://10.0.0.5:8786 "
-                                         f"(or 'local'), got {text!r}")
-    return text
-
+               cluster_address, layer_sizes, non_negative_int, positive_int, search_param, seed_int)
 
 
 def add_parser(sub: Any) -> None:

@@ -24,45 +24,10 @@ from typing import Any, List, Optional, Tuple
 from .. import cli                     # cli._load_data: looked up when called, one place for train and evaluate
 from .._text import one_line
 from . import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED, NET_CHOICES, Terminated, UsageError, _add_backend,
-               _add_dtype, _add_optimizer, _add_quiet, _add_verbose, _build_net, _check_output, _closest,
-               _NET_NAMES, _out, _save_params, _whole_number, data_source, non_negative_int, optimizer_name,
-               positive_float, positive_int, seed_int)
-
-
-def val_fraction(text: str) -> float:
-    """--val-split: the fraction of the training images held out for validation, 0 < F < 1."""
-    try:
-        value = float(str(text).strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.1, got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1 (such as 0.1), got {text}")
-    return value
-
-
-def lr_schedule(text: str) -> Tuple[str, float, float]:
-    """--lr-schedule: ``step:EPOCHS:GAMMA`` (multiply the learning rate by GAMMA every EPOCHS epochs)
-    or ``cosine`` (cosine decay to 0 over the run) -> ("step", epochs, gamma) or ("cosine", 0, 0)."""
-    parts = [p.strip() for p in str(text).strip().split(":")]
-    kind = parts[0].lower()
-    if kind == "cosine" and len(parts) == 1:
-        return ("cosine", 0.0, 0.0)
-    if kind == "step" and len(parts) == 3:
-        every = _whole_number(parts[1], 1)
-        try:
-            gamma = float(parts[2])
-        except ValueError:
-            gamma = math.nan
-        if not (0 < gamma <= 1):
-            raise argparse.ArgumentTypeError(f"step:EPOCHS:GAMMA needs a GAMMA in (0, 1] such as 0.5, got {parts[2]!r}")
-        return ("step", float(every), gamma)
-    if kind == "step":
-        raise argparse.ArgumentTypeError(f"expected step:EPOCHS:GAMMA such as step:5:0.5, got {text!r}")
-    guess = _closest(kind, ("step", "cosine"))
-    hint = f"did you mean {guess!r}? " if guess else ""
-    raise argparse.ArgumentTypeError(f"unknown schedule {text!r}; {hint}(use step:EPOCHS:GAMMA such as "
-                                     f"step:5:0.5, or cosine)")
-
+               _add_dtype, _add_optimizer, _add_quiet, _add_verbose, _build_net, _check_output, _NET_NAMES, _out,
+               _save_params, data_source, lr_schedule, non_negative_int, optimizer_name, positive_float,
+               positive_int, seed_int, val_fraction)
+from .curves import _plot
 
 
 def add_parser(sub: Any) -> None:
@@ -525,48 +490,3 @@ def _all_finite(net):
         return all(bool(np.isfinite(to_host(v)).all()) for v in net.params.values())
     except Exception:
         return True                      # cannot tell: do not call it diverged
-
-
-
-def _curve(trainer: Any, key: str) -> List[Tuple[float, float]]:
-    """(epochs completed, value) of ``key`` (train_acc, val_acc, test_acc) from ``trainer.history``:
-    one point per evaluation from epoch 0 (before training) to the end of the run, whose point is
-    the final measurement."""
-    history = getattr(trainer, "history", None)
-    if history is None:                                # a trainer without history: the book's lists
-        values = getattr(trainer, key.replace("_acc", "_acc_list"), None) or []
-        return [(float(i), float(v)) for i, v in enumerate(values)]
-    return [(float(h["epoch"]), float(h[key])) for h in history if h.get(key) is not None]
-
-
-def _plot(trainer, path, title):
-    """Loss and accuracy curves of ``trainer``, written to ``path`` like every fastdl file
-    (``fastdl._files.save_figure``). matplotlib was checked for before training."""
-    import numpy as np
-    from matplotlib.figure import Figure        # no pyplot: no GUI backend, no global state
-
-    from fastdl._files import save_figure
-    from fastdl.util import smooth_curve
-    fig = Figure(figsize=(10, 4))
-    a1, a2 = fig.subplots(1, 2)
-    loss = np.array([float(v) for v in trainer.train_loss_list])
-    a1.plot(loss, alpha=0.3, label="loss")
-    if loss.size >= 11:
-        a1.plot(smooth_curve(loss), label="smoothed")
-    a1.set_xlabel("iteration")
-    a1.set_ylabel("training loss")
-    a1.legend()
-    for key, style, label in (("train_acc", "o-", "train"), ("val_acc", "^-", "validation"),
-                              ("test_acc", "s-", "test")):
-        points = _curve(trainer, key)
-        if points:
-            a2.plot([e for e, _ in points], [v for _, v in points], style, label=label)
-    a2.set_xlabel("epochs completed (the last test point: the whole test set)")
-    from matplotlib.ticker import MaxNLocator
-    a2.xaxis.set_major_locator(MaxNLocator(integer=True))
-    a2.set_ylabel("accuracy")
-    a2.set_ylim(0, 1)
-    a2.legend(loc="lower right")
-    fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path)
