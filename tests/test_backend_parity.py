@@ -11,6 +11,8 @@ from hypothesis import given, strategies as st
 
 import fastdl
 from fastdl import backend
+from fastdl.kernels.examples import split
+from fastdl.kernels.spec import TABLE
 from tests.conftest import FAST_BACKENDS
 from tests.helpers import layouts, strided
 
@@ -259,26 +261,46 @@ def test_pooling_nan_follows_numpy_argmax(fast, rng):
     np.testing.assert_array_equal(fast.pool_backward(d, ctx), REF.pool_backward(d, rctx))
 
 
-@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4, 5), (1, 1)])
-def test_elementwise(shape, fast, dtype, rng):
+ELEMENTWISE_SHAPES = [(7,), (3, 5), (2, 3, 4, 5), (1, 1)]
+#: the spec's element-wise forward ops, each with its backward op
+ELEMENTWISE = [(op.name, next(b.name for b in TABLE if b.backward_of == op.name))
+               for op in TABLE if op.family == "elementwise" and not op.backward_of]
+
+
+def _same(got, want, dtype, what):
+    if np.asarray(want).dtype == np.bool_:
+        np.testing.assert_array_equal(got, want, err_msg=what)
+    else:
+        close(got, want, dtype, what)
+
+
+@pytest.mark.parametrize("forward, backward", ELEMENTWISE, ids=[f for f, _ in ELEMENTWISE])
+@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
+def test_elementwise(forward, backward, shape, fast, dtype, rng):
     x = rng.standard_normal(shape).astype(dtype) * 3
     x.flat[0] = 0.0
     dout = rng.standard_normal(shape).astype(dtype)
-    mask = rng.random(shape) > 0.5
+    want, rsaved = split(getattr(REF, forward)(x))
     for kind, xv in layouts(x):
         dv = strided(dout) if kind != "contiguous" and dout.ndim else dout
-        with unchanged([xv, dv, mask]):
-            out, m = fast.relu_forward(xv)
-            rout, rm = REF.relu_forward(x)
-            close(out, rout, dtype, kind)
-            np.testing.assert_array_equal(m, rm)
-            close(fast.relu_backward(dv, m), REF.relu_backward(dout, rm), dtype, kind)
-            y = fast.sigmoid_forward(xv)
-            close(y, REF.sigmoid_forward(x), dtype, kind)
-            close(fast.sigmoid_backward(dv, y), REF.sigmoid_backward(dout, REF.sigmoid_forward(x)), dtype, kind)
-            close(fast.dropout_apply(xv, mask), REF.dropout_apply(x, mask), dtype, kind)
+        with unchanged([xv, dv]):
+            out, saved = split(getattr(fast, forward)(xv))
+            close(out, want, dtype, kind)
+            for s, r in zip(saved, rsaved):
+                _same(s, r, dtype, kind)
+            close(getattr(fast, backward)(dv, *saved), getattr(REF, backward)(dout, *rsaved), dtype, kind)
     big = np.array([-1000, -50, 0, 50, 1000], dtype=dtype)
-    close(fast.sigmoid_forward(big), REF.sigmoid_forward(big), dtype, "extremes")
+    close(split(getattr(fast, forward)(big))[0], split(getattr(REF, forward)(big))[0], dtype, "extremes")
+
+
+@pytest.mark.parametrize("op", [op.name for op in TABLE if op.family == "dropout"])
+@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
+def test_dropout(op, shape, fast, dtype, rng):
+    x = rng.standard_normal(shape).astype(dtype) * 3
+    mask = rng.random(shape) > 0.5
+    for kind, xv in layouts(x):
+        with unchanged([xv, mask]):
+            close(getattr(fast, op)(xv, mask), getattr(REF, op)(x, mask), dtype, kind)
 
 
 @pytest.mark.parametrize("N,D,M", [(5, 7, 3), (1, 4, 2), (100, 33, 10)])

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 from fastdl import backend
+from fastdl.kernels.examples import split
+from fastdl.kernels.spec import TABLE
 from tests.conftest import FAST_BACKENDS
 from tests.helpers import strided
 
@@ -61,24 +63,31 @@ def _expect(chunks, serial):
 
 @pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
 def test_elementwise_thresholds(cpu, chunks, dtype):
+    """Every element-wise (and dropout) op of the spec the numba backend has a kernel for, one
+    element either side of its threshold (``MIN_PARALLEL`` over the op's ``COST``)."""
     from fastdl.kernels.cpu import activations as A
     rng = np.random.default_rng(0)
-    cases = [("relu_forward", A.MIN_PARALLEL), ("sigmoid_forward", A.MIN_PARALLEL // A.SIGMOID_COST),
-             ("relu_backward", A.MIN_PARALLEL), ("sigmoid_backward", A.MIN_PARALLEL // A.SIGMOID_BACKWARD_COST),
-             ("dropout_apply", A.MIN_PARALLEL)]
-    for op, n_threshold in cases:
+    ops = [op for op in TABLE if op.family in ("elementwise", "dropout") and op.name in A.__all__]
+    assert ops
+    for op in ops:
+        n_threshold = A.MIN_PARALLEL // A.COST.get(op.name, 1)
         for n in (n_threshold - 1, n_threshold + 1):
             for x in both_layouts((rng.standard_normal(n) * 4).astype(dtype)):
-                if op in ("relu_forward", "sigmoid_forward"):
-                    got, want = getattr(cpu, op)(x), getattr(REF, op)(x)
-                    if op == "relu_forward":
-                        np.testing.assert_array_equal(got[1], want[1])
-                        got, want = got[0], want[0]
+                if op.family == "dropout":
+                    args, ref_args = (x, x > 0.3), (x, x > 0.3)
+                elif op.backward_of:
+                    saved = split(getattr(REF, op.backward_of)(x))[1]
+                    args = ref_args = (x,) + tuple(saved)
                 else:
-                    second = (x > 0.3) if op != "sigmoid_backward" else REF.sigmoid_forward(x)
-                    got, want = getattr(cpu, op)(x, second), getattr(REF, op)(x, second)
+                    args = ref_args = (x,)
+                got, want = split(getattr(cpu, op.name)(*args)), split(getattr(REF, op.name)(*ref_args))
                 _expect(chunks, n < n_threshold)
-                close(got, want, dtype)
+                close(got[0], want[0], dtype)
+                for g, w in zip(got[1], want[1]):
+                    if w.dtype == np.bool_:
+                        np.testing.assert_array_equal(g, w)
+                    else:
+                        close(g, w, dtype)
 
 
 @pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
