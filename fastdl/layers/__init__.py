@@ -75,19 +75,20 @@ backend of a layer's forward), ``simple`` (``MulLayer``, ``AddLayer``), ``elemen
 """
 from __future__ import annotations
 
-from ._base import (BATCHNORM_EPS, Array, Cost, Shape, _as, _kept, _RunsOnBackend, run_forward,
-                    takes_train_flg, warn_nonfinite)
-from .simple import AddLayer, MulLayer
+# In the order of the API page (docs/reference/layers.md follows the order of these imports); the
+# last two lines are the names the rest of fastdl and the tests import from here besides __all__:
+# Array and Shape (type hints), _as, _kept and _RunsOnBackend (networks, fused blocks),
+# BATCHNORM_EPS (fastdl.explain), _CONVERT_IN_OP_ROWS (tests) and warn_nonfinite.
+from ._base import Cost, takes_train_flg, run_forward
+from .simple import MulLayer, AddLayer
 from .elementwise import Elementwise, Relu, Sigmoid, LeakyRelu
-from .dense import _CONVERT_IN_OP_ROWS, Affine
+from .dense import Affine
 from .loss import SoftmaxWithLoss
-from .norm import BatchNormalization, Dropout
-from .conv import AvgPooling, Convolution, Pooling
+from .norm import Dropout, BatchNormalization
+from .conv import Convolution, Pooling, AvgPooling
+from ._base import BATCHNORM_EPS, Array, Shape, _as, _kept, _RunsOnBackend, warn_nonfinite
+from .dense import _CONVERT_IN_OP_ROWS
 
 __all__ = ["MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout",
            "BatchNormalization", "Convolution", "Pooling", "AvgPooling", "Elementwise", "Cost",
            "run_forward", "takes_train_flg", "LeakyRelu"]
-
-# Also imported from here by the rest of fastdl and by the tests, besides __all__: Array and Shape
-# (type hints), _as, _kept and _RunsOnBackend (networks and fused blocks), BATCHNORM_EPS,
-# warn_nonfinite and _CONVERT_IN_OP_ROWS.
