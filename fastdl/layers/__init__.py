@@ -81,7 +81,7 @@ from __future__ import annotations
 # BATCHNORM_EPS (fastdl.explain), _CONVERT_IN_OP_ROWS (tests) and warn_nonfinite.
 from ._base import Cost, takes_train_flg, run_forward
 from .simple import MulLayer, AddLayer
-from .elementwise import Elementwise, Relu, Sigmoid
+from .elementwise import Elementwise, Relu, Sigmoid, LeakyRelu
 from .dense import Affine
 from .loss import SoftmaxWithLoss
 from .norm import Dropout, BatchNormalization
@@ -91,4 +91,4 @@ from .dense import _CONVERT_IN_OP_ROWS
 
 __all__ = ["MulLayer", "AddLayer", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout",
            "BatchNormalization", "Convolution", "Pooling", "AvgPooling", "Elementwise", "Cost",
-           "run_forward", "takes_train_flg"]
+           "run_forward", "takes_train_flg", "LeakyRelu"]
