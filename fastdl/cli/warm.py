@@ -13,8 +13,8 @@ def add_parser(sub: Any) -> None:
     """The ``warm`` subcommand on ``sub`` (the subparsers of ``fastdl``)."""
     p = sub.add_parser(
         "warm", help="compile every kernel of the numba backend for both dtypes into Numba's cache",
-        description="Compile every kernel of the numba backend for float32 and float64 (20-30 s on 2 cores) "
-                    "and keep them in Numba's cache (NUMBA_CACHE_DIR, else __pycache__ next to the sources), "
+        description="Compile every kernel of the numba backend for float32 and float64 (minutes on 2 busy "
+                    "cores) and keep them in Numba's cache (NUMBA_CACHE_DIR, else __pycache__ next to the sources), "
                     "so later processes load them in milliseconds. A no-op, in well under a second, when "
                     "the cache already holds them. Without it, a process runs each op on the reference "
                     "kernels while its compile runs in the background (FASTDL_COMPILE=background).")
