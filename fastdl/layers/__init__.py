@@ -69,9 +69,9 @@ The package's modules, one job each (every name below is imported from ``fastdl.
 ``_base`` (the ``Cost`` and shape types, input and weight checks, placement on the backend,
 ``run_forward`` and ``takes_train_flg``, and ``_RunsOnBackend``, the mixin that remembers the
 backend of a layer's forward), ``simple`` (``MulLayer``, ``AddLayer``), ``elementwise``
-(``Elementwise``, ``Relu``, ``Sigmoid``), ``dense`` (``Affine``), ``loss`` (``SoftmaxWithLoss``),
-``norm`` (``Dropout``, ``BatchNormalization``) and ``conv`` (``Convolution``, ``Pooling``,
-``AvgPooling``).
+(``Elementwise``, ``Relu``, ``Sigmoid``, ``LeakyRelu``), ``dense`` (``Affine``), ``loss``
+(``SoftmaxWithLoss``), ``norm`` (``Dropout``, ``BatchNormalization``) and ``conv``
+(``Convolution``, ``Pooling``, ``AvgPooling``).
 """
 from __future__ import annotations
 
