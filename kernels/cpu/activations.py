@@ -10,6 +10,7 @@ C-contiguous inputs without copying and restore the shape.
 import numpy as np
 from numba import njit
 
+from .. import scalars
 from ..shapes import same_shapes
 from ._arrays import kernel_input
 from ._chunks import nchunks
@@ -40,18 +41,8 @@ def _flat(a):
     return kernel_input(a).reshape(-1)
 
 
-# -- the scalar functions: each op's kernels are built from them (``_map.elementwise``) -------
-@njit
-def _relu(v):
-    m = v <= 0
-    return (type(v)(0) if m else v), m
-
-
-@njit
-def _relu_grad(d, m):
-    return type(d)(0) if m else d
-
-
+# -- each op's kernels, built from its scalar function (``_map.elementwise``; the shared ones in
+# ``kernels/scalars.py``) -----------------------------------------------------------------
 @njit
 def _sigmoid(v):
     one = type(v)(1)
@@ -60,34 +51,13 @@ def _sigmoid(v):
     return r if v >= 0 else e * r
 
 
-@njit
-def _sigmoid_grad(d, y):
-    return d * (type(y)(1) - y) * y
-
-
-@njit
-def _leaky_relu(v, alpha):
-    m = v <= 0
-    return (v * alpha if m else v), m
-
-
-@njit
-def _leaky_relu_grad(d, m, alpha):
-    return d * alpha if m else d
-
-
-@njit
-def _masked(v, m):
-    return v * (type(v)(1) if m else type(v)(0))     # as NumPy's x * mask: NaN and inf * False are NaN
-
-
-_relu_forward = elementwise(globals(), "relu_forward", _relu, 1, 2)
-_relu_backward = elementwise(globals(), "relu_backward", _relu_grad, 2, 1)
+_relu_forward = elementwise(globals(), "relu_forward", scalars.relu, 1, 2)
+_relu_backward = elementwise(globals(), "relu_backward", scalars.relu_grad, 2, 1)
 _sigmoid_forward = elementwise(globals(), "sigmoid_forward", _sigmoid, 1, 1, fastmath={"contract"})
-_sigmoid_backward = elementwise(globals(), "sigmoid_backward", _sigmoid_grad, 2, 1)
-_leaky_relu_forward = elementwise(globals(), "leaky_relu_forward", _leaky_relu, 1, 2)
-_leaky_relu_backward = elementwise(globals(), "leaky_relu_backward", _leaky_relu_grad, 2, 1)
-_mask_multiply = elementwise(globals(), "mask_multiply", _masked, 2, 1)
+_sigmoid_backward = elementwise(globals(), "sigmoid_backward", scalars.sigmoid_grad, 2, 1)
+_leaky_relu_forward = elementwise(globals(), "leaky_relu_forward", scalars.leaky_relu, 1, 2)
+_leaky_relu_backward = elementwise(globals(), "leaky_relu_backward", scalars.leaky_relu_grad, 2, 1)
+_mask_multiply = elementwise(globals(), "mask_multiply", scalars.masked, 2, 1)
 
 
 def _chunks(n, cost=1):

@@ -1,60 +1,33 @@
 """Element-wise activations and the dropout mask product (cuda backend): one thread per element
-of the flattened arrays."""
+of the flattened arrays, each kernel built from its scalar function (``_map``, ``kernels/scalars.py``)."""
 import math
 
 import numpy as np
 from numba import cuda
 
+from .. import scalars
 from ..shapes import same_shapes
-from . import launch
-from .arrays import empty, flat, to_device
+from ._map import elementwise
+from .arrays import empty, to_device
 
 #: this module's ops (the backend package imports exactly these)
 __all__ = ["relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "dropout_apply"]
 
 
-@cuda.jit
-def _relu_forward_kernel(out, mask, x):
-    i = cuda.grid(1)
-    if i < x.size:
-        v = x[i]
-        m = v <= 0
-        mask[i] = m
-        out[i] = 0 if m else v
+@cuda.jit(device=True)
+def _sigmoid(v):
+    one = type(v)(1)
+    if v >= 0:
+        return one / (one + math.exp(-v))
+    e = math.exp(v)
+    return e / (one + e)
 
 
-@cuda.jit
-def _relu_backward_kernel(dx, dout, mask):
-    i = cuda.grid(1)
-    if i < dout.size:
-        dx[i] = 0 if mask[i] else dout[i]
-
-
-@cuda.jit
-def _sigmoid_forward_kernel(out, x, one):
-    i = cuda.grid(1)
-    if i < x.size:
-        v = x[i]
-        if v >= 0:
-            out[i] = one / (one + math.exp(-v))
-        else:
-            e = math.exp(v)
-            out[i] = e / (one + e)
-
-
-@cuda.jit
-def _sigmoid_backward_kernel(dx, dout, out, one):
-    i = cuda.grid(1)
-    if i < dout.size:
-        y = out[i]
-        dx[i] = dout[i] * (one - y) * y
-
-
-@cuda.jit
-def _mask_multiply_kernel(out, x, mask):
-    i = cuda.grid(1)
-    if i < x.size:
-        out[i] = x[i] if mask[i] else 0
+_relu_forward = elementwise(scalars.relu, 1, 2)
+_relu_backward = elementwise(scalars.relu_grad, 2, 1)
+_sigmoid_forward = elementwise(_sigmoid, 1, 1)
+_sigmoid_backward = elementwise(scalars.sigmoid_grad, 2, 1)
+_mask_multiply = elementwise(scalars.masked, 2, 1)
 
 
 def _like(x, dtype=None):
@@ -64,8 +37,7 @@ def _like(x, dtype=None):
 def relu_forward(x):
     x = to_device(x)
     out, mask = _like(x), _like(x, np.bool_)
-    if x.size:
-        _relu_forward_kernel[launch.grid1d(x.size)](flat(out), flat(mask), flat(x))
+    _relu_forward((out, mask), (x,))
     return out, mask
 
 
@@ -73,16 +45,14 @@ def relu_backward(dout, mask):
     same_shapes("relu_backward", "dout", dout, ("mask", mask))
     dout = to_device(dout)
     dx = _like(dout)
-    if dout.size:
-        _relu_backward_kernel[launch.grid1d(dout.size)](flat(dx), flat(dout), flat(to_device(mask)))
+    _relu_backward((dx,), (dout, to_device(mask)))
     return dx
 
 
 def sigmoid_forward(x):
     x = to_device(x)
     out = _like(x)
-    if x.size:
-        _sigmoid_forward_kernel[launch.grid1d(x.size)](flat(out), flat(x), np.dtype(x.dtype).type(1))
+    _sigmoid_forward((out,), (x,))
     return out
 
 
@@ -90,9 +60,7 @@ def sigmoid_backward(dout, out):
     same_shapes("sigmoid_backward", "dout", dout, ("out", out))
     dout = to_device(dout)
     dx = _like(dout)
-    if dout.size:
-        _sigmoid_backward_kernel[launch.grid1d(dout.size)](flat(dx), flat(dout), flat(to_device(out)),
-                                                           np.dtype(dout.dtype).type(1))
+    _sigmoid_backward((dx,), (dout, to_device(out)))
     return dx
 
 
@@ -101,6 +69,5 @@ def dropout_apply(x, mask):
     same_shapes("dropout_apply", "x", x, ("mask", mask))
     x = to_device(x)
     out = _like(x)
-    if x.size:
-        _mask_multiply_kernel[launch.grid1d(x.size)](flat(out), flat(x), flat(to_device(mask)))
+    _mask_multiply((out,), (x, to_device(mask)))
     return out
