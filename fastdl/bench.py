@@ -18,6 +18,8 @@ import numpy as np
 from .layers import run_forward
 from .nets import DeepConvNet, SimpleConvNet
 from .optimizers import Adam
+# the machine's BLAS and Numba threads (fastdl._machine; here for the scripts that import them)
+from ._machine import blas_line, threads_line  # noqa: F401
 
 NETS = {"simple": SimpleConvNet, "deep": DeepConvNet}
 
@@ -143,30 +145,3 @@ def step_flops(net="simple", batch_size=100):
             total += 2 * macs * (2 if i == 0 else 3)
         x = y
     return total * batch_size
-
-
-def blas_line(threads=True):
-    """Which BLAS kernels run: OpenBLAS picks them by CPU unless OPENBLAS_CORETYPE forces a type
-    (some machines set it, e.g. to Haswell, which halves float32 GEMM speed on AVX-512 CPUs).
-    With ``threads``, a second line: Numba's threads (``threads_line``)."""
-    import os
-
-    from threadpoolctl import threadpool_info
-    libs = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, "
-            f"{os.path.basename(i.get('filepath', ''))})" for i in threadpool_info() if i.get("user_api") == "blas"]
-    forced = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
-    line = "BLAS: " + "; ".join(libs) + (f"; forced by the environment: {forced}" if forced else "")
-    return line + "\n" + threads_line() if threads else line
-
-
-def threads_line():
-    """Numba's threads as the numba backend runs them: how many, the threading layer, whether a
-    fork is safe, what idle threads do. Loads the backend first, so that fastdl (not a
-    benchmark's own ``numba.get_num_threads()``) starts Numba's threads."""
-    from . import backend
-    try:
-        backend.ops("numba")
-    except backend.BackendError as exc:
-        return f"Numba: {exc}"
-    from .kernels.cpu import _threads
-    return str(_threads.summary())

@@ -121,7 +121,7 @@ def _kernel_threads() -> int:
 
 def _machine_key() -> dict[str, Any]:
     """What the cached peak belongs to: CPU model, cores, NumPy and its BLAS, threads."""
-    from .bench import blas_line
+    from ._machine import blas_line
     return {"cpu": _cpu_model(), "cores": os.cpu_count(), "numpy": np.__version__,
             "blas": blas_line(threads=False), "threads": _kernel_threads()}
 

@@ -336,8 +336,8 @@ def test_the_public_import_paths_of_the_nets_modules():
     readers import it from."""
     import fastdl
     import fastdl.nets as N
-    from fastdl.nets import base, files, summary
-    assert fastdl.load_model is N.load_model is base.load_model is files.load_model
+    from fastdl.nets import base, files, rebuild, summary
+    assert fastdl.load_model is N.load_model is rebuild.load_model
     assert N.read_meta is base.read_meta is files.read_meta and N.read_extra is files.read_extra
     assert N.Summary is base.Summary is summary.Summary and N.SummaryRow is summary.SummaryRow
     assert N.Net is base.Net and base.EXTRA_PREFIX == files.EXTRA_PREFIX
@@ -357,3 +357,15 @@ def test_no_module_of_nets_or_search_is_over_600_lines(package):
             with open(os.path.join(folder, name), encoding="utf-8") as f:
                 sizes[name] = sum(1 for _ in f)
     assert sizes and max(sizes.values()) <= 600, sizes
+
+
+def test_the_networks_load_model_rebuilds_are_the_ones_whose_files_name_them():
+    from fastdl.nets import files, rebuild
+    classes = rebuild._model_classes()
+    assert tuple(classes) == files.REBUILT
+    assert {c.__module__ for c in classes.values()} == set(files.REBUILT_MODULES)
+
+    class Mine(TwoLayerNet):              # a subclass may take other arguments: not rebuilt
+        pass
+    assert files.model_meta(TwoLayerNet(3, 2, 2))["class"] == "TwoLayerNet"
+    assert files.model_meta(Mine(3, 2, 2)) is None

@@ -26,8 +26,8 @@ from ..gradient import numerical_gradient as _numerical_gradient
 from ..layers import Array, Shape, _as, _kept, run_forward
 from . import files as _files
 # the public names of the parameter files and of the summary, importable from here too
-from .files import (_FORMAT_KEY, _FORMAT_VERSION, _META_KEY, EXTRA_PREFIX, load_model,  # noqa: F401
-                    read_extra, read_meta)
+from .files import (_FORMAT_KEY, _FORMAT_VERSION, _META_KEY, EXTRA_PREFIX, read_extra,  # noqa: F401
+                    read_meta)
 from .summary import Summary, SummaryRow, summarize  # noqa: F401
 # the checks of the networks' constructor arguments
 from ._args import finite_number, init_scale, make_dtype, sizes  # noqa: F401

@@ -1,6 +1,7 @@
 """Parameter files: what ``Net.save_params`` writes (an ``.npz`` archive, never a pickle), what
-``Net.load_params`` reads back (that, or the book's pickles when allowed), ``read_meta`` and
-``read_extra`` (what was stored alongside), and ``load_model`` (a network rebuilt from its file).
+``Net.load_params`` reads back (that, or the book's pickles when allowed), and ``read_meta`` and
+``read_extra`` (what was stored alongside); ``fastdl.nets.rebuild.load_model`` builds a network
+again from its file.
 
 A file's kind is judged by its first bytes, never by its name.
 """
@@ -8,15 +9,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike
+from numpy.typing import ArrayLike
 
 from .. import backend
 from .._files import atomic_write
 from .._text import one_line
-from . import base as _base          # for the annotations (base imports this module as it loads)
+
+if TYPE_CHECKING:
+    from .base import Net
 
 
 _FORMAT_KEY = "__fastdl_params__"
@@ -25,6 +28,11 @@ _META_KEY = "__fastdl_meta__"
 EXTRA_PREFIX = "__extra__/"
 _FORMAT_VERSION = 1
 
+
+#: fastdl's own networks, which ``load_model`` (``fastdl.nets.rebuild``) builds again from their
+#: files, and the modules that define them (exactly those classes: a subclass may take other arguments)
+REBUILT = ("TwoLayerNet", "MultiLayerNet", "MultiLayerNetExtend", "SimpleConvNet", "DeepConvNet")
+REBUILT_MODULES = ("fastdl.nets.mlp", "fastdl.nets.conv")
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")     # an .npz is a zip archive (the second: an empty one)
 _NPY_MAGIC = b"\x93NUMPY"
@@ -121,11 +129,12 @@ def _path(file_name: Any, who: str) -> str:
                         f"got {type(file_name).__name__}") from None
 
 
-def model_meta(net: _base.Net) -> dict[str, Any] | None:
+def model_meta(net: Net) -> dict[str, Any] | None:
     """``{"class": ..., "kwargs": ...}``: how ``load_model`` rebuilds ``net``, for fastdl's own
     networks (exactly their classes: a subclass may take other arguments); None otherwise."""
     config = getattr(net, "_config", None)
-    if config is None or _model_classes().get(type(net).__name__) is not type(net):
+    cls = type(net)
+    if config is None or cls.__module__ not in REBUILT_MODULES or cls.__name__ not in REBUILT:
         return None
     import json
     model = {"class": type(net).__name__, "kwargs": _jsonable(config)}
@@ -136,7 +145,7 @@ def model_meta(net: _base.Net) -> dict[str, Any] | None:
     return model
 
 
-def save_params(net: _base.Net, file_name: str | bytes | os.PathLike[Any] = "params.npz",
+def save_params(net: Net, file_name: str | bytes | os.PathLike[Any] = "params.npz",
                 meta: dict[str, Any] | None = None,
                 extra: Mapping[str, ArrayLike] | None = None) -> None:
     """``net.save_params``, which documents it."""
@@ -175,7 +184,7 @@ def save_params(net: _base.Net, file_name: str | bytes | os.PathLike[Any] = "par
         np.savez(f, **arrays)
 
 
-def load_params(net: _base.Net, file_name: str | bytes | os.PathLike[Any] = "params.npz",
+def load_params(net: Net, file_name: str | bytes | os.PathLike[Any] = "params.npz",
                 allow_pickle: bool = False) -> None:
     """``net.load_params``, which documents it."""
     path = _path(file_name, f"{type(net).__name__}.load_params")
@@ -240,14 +249,6 @@ def load_params(net: _base.Net, file_name: str | bytes | os.PathLike[Any] = "par
 
 
 
-# -- rebuilding a network from its file --------------------------------------------------
-def _model_classes() -> dict[str, type]:
-    """fastdl's own networks by class name: the ones ``load_model`` rebuilds."""
-    from .conv import DeepConvNet, SimpleConvNet
-    from .mlp import MultiLayerNet, MultiLayerNetExtend, TwoLayerNet
-    return {c.__name__: c for c in (TwoLayerNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet, DeepConvNet)}
-
-
 def _jsonable(v: Any) -> Any:
     """Constructor arguments as JSON values: NumPy scalars as numbers, tuples as lists, dtypes
     as their names."""
@@ -260,82 +261,3 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, np.generic):
         return v.item()
     return v
-
-
-#: what the CLI's ``--net`` names build (files written by ``fastdl train`` record only the name)
-_CLI_NETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "simple": ("SimpleConvNet", {}),
-    "deep": ("DeepConvNet", {}),
-    "two": ("TwoLayerNet", {"input_size": 784, "hidden_size": 50, "output_size": 10}),
-    "mlp": ("TwoLayerNet", {"input_size": 784, "hidden_size": 50, "output_size": 10}),
-}
-
-
-def load_model(file_name: str | bytes | os.PathLike[Any], dtype: DTypeLike | None = None) -> _base.Net:
-    """Rebuild a network from a file written by ``save_params`` and load its parameters.
-
-    The file's metadata says which network it holds: ``meta["model"]`` (``{"class": ...,
-    "kwargs": ...}``, written by ``save_params`` of every fastdl network), or the ``"net"`` name
-    (``simple``, ``deep``, ``two``) recorded by ``fastdl train``. The network is built with those
-    arguments (the global NumPy random state is left as it was) and ``load_params`` fills it.
-
-    Parameters
-    ----------
-    file_name : str, bytes or os.PathLike
-        A parameter file (``.npz`` content, whatever its name).
-    dtype : dtype, optional
-        float32 or float64; by default the file's (``meta["dtype"]``). A float64 file loads into
-        float32 only if every value fits (else a ValueError names the key).
-
-    Returns
-    -------
-    Net
-        The network, on the host (``net.to("cuda")`` moves it).
-
-    Raises
-    ------
-    FileNotFoundError
-        No such file.
-    ValueError
-        Not a parameter file, or one without the metadata that names its network (a file written
-        by the book's code, or by ``save_params`` of a network of one's own: build that network
-        and call its ``load_params``).
-    """
-    from ._args import make_dtype
-    path = _path(file_name, "load_model")
-    meta = read_meta(path)
-    classes = _model_classes()
-    model = meta.get("model")
-    if isinstance(model, Mapping) and isinstance(model.get("class"), str):
-        name, kwargs = model["class"], model.get("kwargs", {})
-        if name not in classes:
-            raise ValueError(f"{path} holds a {name}, which load_model cannot build (it builds "
-                             f"{', '.join(classes)}); build it yourself and call load_params")
-        if not isinstance(kwargs, Mapping):
-            raise ValueError(f"{path}: its metadata's model kwargs are a {type(kwargs).__name__}, not a dict")
-    elif meta.get("net") in _CLI_NETS:
-        name, kwargs = _CLI_NETS[str(meta["net"])]
-    else:
-        raise ValueError(f"{path} does not say which network it holds (no model metadata): written by "
-                         "the book's code or by save_params of a custom Net: build the network yourself "
-                         "and call load_params")
-    kwargs = dict(kwargs)
-    if dtype is not None:
-        kwargs["dtype"] = make_dtype(dtype)
-    elif "dtype" not in kwargs and meta.get("dtype") is not None:
-        kwargs["dtype"] = meta["dtype"]
-    if "dtype" in kwargs:
-        try:
-            kwargs["dtype"] = make_dtype(kwargs["dtype"])
-        except TypeError as exc:
-            raise ValueError(f"{path}: its metadata names a dtype load_model cannot use ({exc})") from None
-    cls = classes[name]
-    state = np.random.get_state()
-    try:
-        net = cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot build {name} from its metadata ({_one_line(exc)})") from None
-    finally:
-        np.random.set_state(state)
-    net.load_params(path)
-    return net

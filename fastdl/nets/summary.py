@@ -2,14 +2,16 @@
 FLOPs, from each layer's ``cost`` (``fastdl.layers``); nothing is computed."""
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
 
 from .. import fusion
 from .._checks import positive_int
 from ..layers import Shape
-from . import base as _base          # for the annotations (base imports this module as it loads)
+
+if TYPE_CHECKING:
+    from .base import Net
 
 
 class SummaryRow(NamedTuple):
@@ -120,7 +122,7 @@ class Summary:
         p.text(str(self))
 
 
-def summarize(net: _base.Net, input_shape: Sequence[int] | None, batch_size: int) -> Summary:
+def summarize(net: Net, input_shape: Sequence[int] | None, batch_size: int) -> Summary:
     """``net.summary(input_shape, batch_size)``, which documents it."""
     owner = f"{type(net).__name__}.summary"
     batch_size = positive_int("batch_size", batch_size, 1, owner=owner)
@@ -168,7 +170,7 @@ def summarize(net: _base.Net, input_shape: Sequence[int] | None, batch_size: int
     return Summary(title, sample, batch_size, rows, loss)
 
 
-def _held_params(net: _base.Net, layer: Any) -> tuple[int, int]:
+def _held_params(net: Net, layer: Any) -> tuple[int, int]:
     """(elements, bytes) of the arrays of ``params`` that a layer holds as attributes (for a
     layer without ``cost``)."""
     own = {id(v): v for v in net.params.values()}
