@@ -13,6 +13,10 @@ element-wise op of this backend has, and puts them in ``module``'s namespace:
 
 ``params`` is a tuple of scalars of the arrays' dtype (``()`` for an op without parameters):
 an op's parameters from ``kernels/spec.py`` reach the scalar as its trailing arguments.
+``update(module, name, scalar, n_state)`` makes the same pair for an in-place update of a
+parameter, its gradient and ``n_state`` state arrays (the optimizers):
+``p[i], s0[i], ... = scalar(p[i], g[i], s0[i], ..., *params)`` (just ``p[i]`` without state).
+
 Both kernels are ``cache=True``; they are named ``module.name`` for Numba's cache and for
 ``compiled_kernels`` and carry a hash of the scalar's bytecode in their closure, so editing the
 scalar function recompiles them.
@@ -97,13 +101,73 @@ def _loops(n_in, n_out, stamp):
     return span, driver
 
 
-def elementwise(module, name, scalar, n_in=1, n_out=1, fastmath=False):
-    """Compile ``_<name>_span`` and the driver ``_<name>`` from ``scalar`` (an ``@njit``
-    function of n_in element values and the op's parameters) and put both in ``module`` (a
-    module's ``globals()``); returns the driver. ``fastmath`` is the span's (e.g.
-    ``{"contract"}``); the driver is parallel, ``error_model="numpy"`` as the span."""
+def _update_loops(n_state, stamp):
+    """(span, driver) for an in-place update with n_state state arrays (see ``update``)."""
+    if n_state == 0:
+        def span(p, g, q):
+            stamp
+            for i in range(p.size):
+                p[i] = scalar(p[i], g[i], *q)
+
+        def driver(p, g, q, chunks):
+            stamp
+            n = p.size
+            if chunks == 1:
+                span_(p, g, q)
+            else:
+                for c in prange(chunks):
+                    lo, hi = c * n // chunks, (c + 1) * n // chunks
+                    span_(p[lo:hi], g[lo:hi], q)
+    elif n_state == 1:
+        def span(p, g, s0, q):
+            stamp
+            for i in range(p.size):
+                r = scalar(p[i], g[i], s0[i], *q)
+                p[i] = r[0]
+                s0[i] = r[1]
+
+        def driver(p, g, s0, q, chunks):
+            stamp
+            n = p.size
+            if chunks == 1:
+                span_(p, g, s0, q)
+            else:
+                for c in prange(chunks):
+                    lo, hi = c * n // chunks, (c + 1) * n // chunks
+                    span_(p[lo:hi], g[lo:hi], s0[lo:hi], q)
+    elif n_state == 2:
+        def span(p, g, s0, s1, q):
+            stamp
+            for i in range(p.size):
+                r = scalar(p[i], g[i], s0[i], s1[i], *q)
+                p[i] = r[0]
+                s0[i] = r[1]
+                s1[i] = r[2]
+
+        def driver(p, g, s0, s1, q, chunks):
+            stamp
+            n = p.size
+            if chunks == 1:
+                span_(p, g, s0, s1, q)
+            else:
+                for c in prange(chunks):
+                    lo, hi = c * n // chunks, (c + 1) * n // chunks
+                    span_(p[lo:hi], g[lo:hi], s0[lo:hi], s1[lo:hi], q)
+    else:
+        raise ValueError(f"n_state = {n_state}: updates take 0, 1 or 2 state arrays")
+    return span, driver
+
+
+def update(module, name, scalar, n_state=0):
+    """Compile ``_<name>_span`` and the driver ``_<name>`` of an in-place update from ``scalar``
+    (see above) and put both in ``module``; returns the driver, called as
+    ``driver(p, g, *state, params, chunks)``."""
+    return _compile(module, name, scalar, _update_loops(n_state, _stamp(scalar)), False)
+
+
+def _compile(module, name, scalar, loops, fastmath):
     modname = module["__name__"]
-    span, driver = _loops(n_in, n_out, _stamp(scalar))
+    span, driver = loops
     span_kernel = njit(cache=True, error_model="numpy", fastmath=fastmath)(
         _rebuild(span, modname, f"_{name}_span", {"scalar": scalar}))
     driver_kernel = njit(parallel=True, cache=True, error_model="numpy")(
@@ -111,3 +175,11 @@ def elementwise(module, name, scalar, n_in=1, n_out=1, fastmath=False):
     module[f"_{name}_span"] = span_kernel
     module[f"_{name}"] = driver_kernel
     return driver_kernel
+
+
+def elementwise(module, name, scalar, n_in=1, n_out=1, fastmath=False):
+    """Compile ``_<name>_span`` and the driver ``_<name>`` from ``scalar`` (an ``@njit``
+    function of n_in element values and the op's parameters) and put both in ``module`` (a
+    module's ``globals()``); returns the driver. ``fastmath`` is the span's (e.g.
+    ``{"contract"}``); the driver is parallel, ``error_model="numpy"`` as the span."""
+    return _compile(module, name, scalar, _loops(n_in, n_out, _stamp(scalar)), fastmath)

@@ -8,12 +8,13 @@ parameter's shape (``shapes.same_shapes``): the kernels loop over the parameter'
 float32 parameters are updated in float32 arithmetic (one compiled signature per dtype).
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..shapes import same_shapes
 from ..spec import OPT_EPS
 from ._arrays import kernel_input
 from ._chunks import nchunks
+from ._map import update
 
 #: this module's ops (the backend package imports exactly these)
 __all__ = ["sgd_update", "momentum_update", "nesterov_update", "adagrad_update", "rmsprop_update", "adam_update"]
@@ -26,127 +27,52 @@ MIN_PARALLEL = 1 << 17
 NUMPY_BELOW = 1024
 
 
-@njit(cache=True, error_model="numpy")
-def _sgd_span(p, g, lr):
-    for i in range(p.size):
-        p[i] -= lr * g[i]
+# The update of one element, from which ``_map.update`` builds each rule's span (the loop over a
+# slice, in place) and its driver (the whole array on the calling thread when chunks == 1, else
+# one span per thread): -> the new parameter and state values.
+@njit
+def _sgd_rule(p, g, lr):
+    return p - lr * g
 
 
-@njit(cache=True, error_model="numpy")
-def _momentum_span(p, g, v, lr, momentum):
-    for i in range(p.size):
-        vi = momentum * v[i] - lr * g[i]
-        v[i] = vi
-        p[i] += vi
+@njit
+def _momentum_rule(p, g, v, lr, momentum):
+    vi = momentum * v - lr * g
+    return p + vi, vi
 
 
-@njit(cache=True, error_model="numpy")
-def _nesterov_span(p, g, v, lr, momentum):
-    mm = momentum * momentum
-    step = (1 + momentum) * lr
-    for i in range(p.size):
-        vi = v[i]                        # the previous v moves the parameter (the book's order)
-        gi = g[i]
-        p[i] += mm * vi - step * gi
-        v[i] = momentum * vi - lr * gi
+@njit
+def _nesterov_rule(p, g, v, lr, momentum):
+    # the previous v moves the parameter (the book's order)
+    return p + (momentum * momentum * v - (1 + momentum) * lr * g), momentum * v - lr * g
 
 
-@njit(cache=True, error_model="numpy")
-def _adagrad_span(p, g, h, lr, eps):
-    for i in range(p.size):
-        gi = g[i]
-        hi_ = h[i] + gi * gi
-        h[i] = hi_
-        p[i] -= lr * gi / (np.sqrt(hi_) + eps)
+@njit
+def _adagrad_rule(p, g, h, lr, eps):
+    hi_ = h + g * g
+    return p - lr * g / (np.sqrt(hi_) + eps), hi_
 
 
-@njit(cache=True, error_model="numpy")
-def _rmsprop_span(p, g, h, lr, decay, eps):
-    one = p.dtype.type(1)
-    for i in range(p.size):
-        gi = g[i]
-        hi_ = decay * h[i] + (one - decay) * gi * gi
-        h[i] = hi_
-        p[i] -= lr * gi / (np.sqrt(hi_) + eps)
+@njit
+def _rmsprop_rule(p, g, h, lr, decay, eps):
+    hi_ = decay * h + (type(p)(1) - decay) * g * g
+    return p - lr * g / (np.sqrt(hi_) + eps), hi_
 
 
-@njit(cache=True, error_model="numpy")
-def _adam_span(p, g, m, v, lr_t, beta1, beta2, eps):
-    one = p.dtype.type(1)
-    for i in range(p.size):
-        gi = g[i]
-        mi = m[i] + (one - beta1) * (gi - m[i])
-        vi = v[i] + (one - beta2) * (gi * gi - v[i])
-        m[i] = mi
-        v[i] = vi
-        p[i] -= lr_t * mi / (np.sqrt(vi) + eps)
+@njit
+def _adam_rule(p, g, m, v, lr_t, beta1, beta2, eps):
+    one = type(p)(1)
+    mi = m + (one - beta1) * (g - m)
+    vi = v + (one - beta2) * (g * g - v)
+    return p - lr_t * mi / (np.sqrt(vi) + eps), mi, vi
 
 
-# Drivers: the whole array on the calling thread (chunks == 1) or one span per thread.
-@njit(parallel=True, cache=True, error_model="numpy")
-def _sgd(p, g, lr, chunks):
-    n = p.size
-    if chunks == 1:
-        _sgd_span(p, g, lr)
-    else:
-        for c in prange(chunks):
-            lo, hi = c * n // chunks, (c + 1) * n // chunks
-            _sgd_span(p[lo:hi], g[lo:hi], lr)
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _momentum(p, g, v, lr, momentum, chunks):
-    n = p.size
-    if chunks == 1:
-        _momentum_span(p, g, v, lr, momentum)
-    else:
-        for c in prange(chunks):
-            lo, hi = c * n // chunks, (c + 1) * n // chunks
-            _momentum_span(p[lo:hi], g[lo:hi], v[lo:hi], lr, momentum)
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _nesterov(p, g, v, lr, momentum, chunks):
-    n = p.size
-    if chunks == 1:
-        _nesterov_span(p, g, v, lr, momentum)
-    else:
-        for c in prange(chunks):
-            lo, hi = c * n // chunks, (c + 1) * n // chunks
-            _nesterov_span(p[lo:hi], g[lo:hi], v[lo:hi], lr, momentum)
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _adagrad(p, g, h, lr, eps, chunks):
-    n = p.size
-    if chunks == 1:
-        _adagrad_span(p, g, h, lr, eps)
-    else:
-        for c in prange(chunks):
-            lo, hi = c * n // chunks, (c + 1) * n // chunks
-            _adagrad_span(p[lo:hi], g[lo:hi], h[lo:hi], lr, eps)
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _rmsprop(p, g, h, lr, decay, eps, chunks):
-    n = p.size
-    if chunks == 1:
-        _rmsprop_span(p, g, h, lr, decay, eps)
-    else:
-        for c in prange(chunks):
-            lo, hi = c * n // chunks, (c + 1) * n // chunks
-            _rmsprop_span(p[lo:hi], g[lo:hi], h[lo:hi], lr, decay, eps)
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _adam(p, g, m, v, lr_t, beta1, beta2, eps, chunks):
-    n = p.size
-    if chunks == 1:
-        _adam_span(p, g, m, v, lr_t, beta1, beta2, eps)
-    else:
-        for c in prange(chunks):
-            lo, hi = c * n // chunks, (c + 1) * n // chunks
-            _adam_span(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], lr_t, beta1, beta2, eps)
+_sgd = update(globals(), "sgd", _sgd_rule, 0)
+_momentum = update(globals(), "momentum", _momentum_rule, 1)
+_nesterov = update(globals(), "nesterov", _nesterov_rule, 1)
+_adagrad = update(globals(), "adagrad", _adagrad_rule, 1)
+_rmsprop = update(globals(), "rmsprop", _rmsprop_rule, 1)
+_adam = update(globals(), "adam", _adam_rule, 2)
 
 
 def _run(kernel, arrays, scalars):
@@ -159,7 +85,7 @@ def _run(kernel, arrays, scalars):
     flat = [kernel_input(a).reshape(-1) if i == 1 else np.ascontiguousarray(a).reshape(-1)
             for i, a in enumerate(arrays)]
     n = flat[0].size
-    kernel(*flat, *[dt(s) for s in scalars], nchunks(n, n, MIN_PARALLEL))
+    kernel(*flat, tuple(dt(s) for s in scalars), nchunks(n, n, MIN_PARALLEL))
     for i, (a, f) in enumerate(zip(arrays, flat)):
         if i != 1 and not a.flags.c_contiguous:      # arrays[1] is the gradient, read only
             a[...] = f.reshape(a.shape)

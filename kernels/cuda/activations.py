@@ -34,6 +34,14 @@ def _like(x, dtype=None):
     return empty(x.shape, dtype or x.dtype)
 
 
+def _apply(run, a, b=None):
+    """run((out,), (a[, b])) on device copies; out, a new array like a."""
+    a = to_device(a)
+    out = _like(a)
+    run((out,), (a,) if b is None else (a, to_device(b)))
+    return out
+
+
 def relu_forward(x):
     x = to_device(x)
     out, mask = _like(x), _like(x, np.bool_)
@@ -43,31 +51,19 @@ def relu_forward(x):
 
 def relu_backward(dout, mask):
     same_shapes("relu_backward", "dout", dout, ("mask", mask))
-    dout = to_device(dout)
-    dx = _like(dout)
-    _relu_backward((dx,), (dout, to_device(mask)))
-    return dx
+    return _apply(_relu_backward, dout, mask)
 
 
 def sigmoid_forward(x):
-    x = to_device(x)
-    out = _like(x)
-    _sigmoid_forward((out,), (x,))
-    return out
+    return _apply(_sigmoid_forward, x)
 
 
 def sigmoid_backward(dout, out):
     same_shapes("sigmoid_backward", "dout", dout, ("out", out))
-    dout = to_device(dout)
-    dx = _like(dout)
-    _sigmoid_backward((dx,), (dout, to_device(out)))
-    return dx
+    return _apply(_sigmoid_backward, dout, out)
 
 
 def dropout_apply(x, mask):
     """x * mask; the mask is drawn with NumPy on the host (same masks as every backend) and copied in."""
     same_shapes("dropout_apply", "x", x, ("mask", mask))
-    x = to_device(x)
-    out = _like(x)
-    _mask_multiply((out,), (x, to_device(mask)))
-    return out
+    return _apply(_mask_multiply, x, mask)
