@@ -41,7 +41,7 @@ import pytest
 
 import fastdl
 from fastdl import functions as F
-from fastdl.layers import Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss
+from fastdl.layers import Affine, BatchNormalization, Dropout, Elementwise, Relu, Sigmoid, SoftmaxWithLoss
 from fastdl.nets import MultiLayerNet, SimpleConvNet
 from fastdl.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 from fastdl.util import col2im, im2col
@@ -129,16 +129,25 @@ def _labels(x):
     return np.arange(x.shape[0]) % x.shape[-1] if x.shape[-1] else np.zeros(x.shape[0], dtype=int)
 
 
-def s_relu(x, dout, w):
-    layer = Relu()
-    out = layer.forward(x)
-    return {"out": out, "dx": layer.backward(dout)}
+def s_elementwise(cls):
+    """The scenario of element-wise layer class ``cls`` (default parameters)."""
+    def scenario(x, dout, w):
+        layer = cls()
+        out = layer.forward(x)
+        return {"out": out, "dx": layer.backward(dout)}
+    return scenario
 
 
-def s_sigmoid(x, dout, w):
-    layer = Sigmoid()
-    out = layer.forward(x)
-    return {"out": out, "dx": layer.backward(dout)}
+def _elementwise_layers():
+    """Every Elementwise subclass, Relu and Sigmoid first (their cases' order)."""
+    out, todo = [], [Elementwise]
+    while todo:
+        for sub in todo.pop(0).__subclasses__():
+            if sub.forward_op and sub not in out:
+                out.append(sub)
+            todo.append(sub)
+    assert out[:2] == [Relu, Sigmoid]
+    return out
 
 
 def s_affine(x, dout, w):
@@ -204,8 +213,7 @@ def s_f_softmax_loss(x, dout, w):
 
 #: name -> (scenario, dout kind): "x" (x's shape), "affine" ((N, M)), "scalar", None (no backward)
 SCENARIOS = {
-    "Relu": (s_relu, "x"),
-    "Sigmoid": (s_sigmoid, "x"),
+    **{cls.__name__: (s_elementwise(cls), "x") for cls in _elementwise_layers()},
     "Affine": (s_affine, "affine"),
     "SoftmaxWithLoss": (s_softmax_with_loss, "scalar"),
     "Dropout": (s_dropout, "x"),
