@@ -51,8 +51,9 @@ _DTYPE_ARG = {"affine_forward": 1, "affine_backward": 2}
 
 _mode = None
 #: compile in a child process (True), whose work does not hold this process's GIL, or in the
-#: background thread itself (False)
-_USE_CHILD = os.environ.get("FASTDL_COMPILE_THREAD", "") != "1"
+#: background thread itself (False: measured, a Python-heavy script then ran up to 1.5x slower
+#: while the compile went on, as the compiler holds the GIL most of the time)
+_USE_CHILD = True
 _lock = threading.Lock()
 _ready = {}            # (op, dtype name) -> True once the op's kernels are compiled here
 _pending = set()       # keys queued or compiling in the background
