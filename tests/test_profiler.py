@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastdl
-from fastdl import profiler
+from fastdl import _peak, profiler
 from fastdl.cli import main
 from fastdl.nets import MultiLayerNetExtend, SimpleConvNet, TwoLayerNet
 from fastdl.optimizers import Adam
@@ -33,7 +33,7 @@ def cache(tmp_path, monkeypatch):
     def fake(threads):
         calls.append(threads)
         return json.loads(json.dumps(FAKE))
-    monkeypatch.setattr(profiler, "_measure_peak", fake)
+    monkeypatch.setattr(_peak, "_measure_peak", fake)
     return calls
 
 

@@ -10,13 +10,14 @@ global random state are as they were.
 from __future__ import annotations
 
 import copy
-import math
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .._checks import to_host
 from ..layers import run_forward
+from ._rules import rule
+from ._values import host, number
 
 #: bins of every histogram of the report
 HIST_BINS = 16
@@ -28,17 +29,6 @@ GRAD_ATTRS = (("dW", "W"), ("db", "b"), ("dgamma", "gamma"), ("dbeta", "beta"))
 
 class ExplainError(ValueError):
     """What ``fastdl.explain`` was given cannot be explained (one line says what and what to do)."""
-
-
-def host(a: Any) -> np.ndarray:
-    """A float64 host copy of an array of any backend (a number too)."""
-    return np.array(to_host(a), dtype=np.float64)
-
-
-def number(v: Any) -> float | None:
-    """A float for JSON: None for NaN and infinities."""
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 def summary(a: Any) -> dict[str, Any]:
@@ -64,10 +54,6 @@ def values(a: Any) -> list[float | None] | None:
     if h.size >= SMALL_EDGE:
         return None
     return [number(v) for v in h.ravel()]
-
-
-def shape_of(a: Any) -> list[int]:
-    return [int(v) for v in getattr(a, "shape", ())]
 
 
 def layer_items(net: Any) -> list[tuple[str, Any]]:
@@ -191,7 +177,6 @@ def collect(net: Any, x: Any, t: Any) -> dict[str, Any]:
     """The report's data of one forward and backward pass (a JSON-able dict): the edges (input,
     each layer's output) with their shapes and summaries, each layer's parameters, gradients and
     backward rule written with this pass's shapes and checked on a few entries, and the loss."""
-    from ._rules import rule
     xa, ta = check_data(x, t)
     try:
         p = Pass(net, xa, ta)
@@ -232,16 +217,3 @@ def collect(net: Any, x: Any, t: Any) -> dict[str, Any]:
                        "in_shape": list(p.acts[-1].shape), "y": summary(p.y) if p.y is not None else None,
                        "rule": loss_rule},
     }
-
-
-def labels_of(t: np.ndarray) -> np.ndarray:
-    """Class indices of labels given as indices or one-hot rows."""
-    return t.argmax(axis=1) if t.ndim == 2 and t.shape[1] > 1 else t.reshape(len(t)).astype(np.int64)
-
-
-def small_batch(x: np.ndarray, t: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    return x[:n], t[:n]
-
-
-def fmt_shape(shape: Sequence[int]) -> str:
-    return "(" + ", ".join(str(int(v)) for v in shape) + ("," if len(shape) == 1 else "") + ")"

@@ -20,7 +20,8 @@ import numpy as np
 
 from .._checks import to_host
 from ..layers import run_forward
-from ._collect import ExplainError, Pass, host, labels_of, layer_items, number, summary
+from ._collect import ExplainError, Pass, layer_items, summary
+from ._values import host, labels_of, number
 
 INIT_NAMES = ("std:X", "xavier", "he")
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from ._collect import host, number
+from ._values import host, number
 
 #: the step of the central difference (the book's numerical_gradient takes 1e-4; a smaller one
 #: rarely crosses a ReLU or max-pooling kink of a network with small weights)

@@ -13,8 +13,8 @@ import numpy as np
 
 from .. import layers as L
 from ..util import col2im, im2col
-from ._collect import fmt_shape as S
-from ._collect import host, labels_of, number
+from ._values import fmt_shape as S
+from ._values import host, labels_of, number
 
 Rule = dict[str, Any]
 
