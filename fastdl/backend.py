@@ -27,7 +27,8 @@ from types import ModuleType
 from typing import Dict, Iterator, List, Optional
 
 __all__ = ["BackendError", "set_backend", "using_backend", "current_backend",
-           "available_backends", "ops", "BACKENDS", "DEFAULT_BACKEND"]
+           "available_backends", "ops", "ops_for", "wait_for_kernels", "BACKENDS",
+           "DEFAULT_BACKEND"]
 
 BACKENDS: Dict[str, str] = {
     "numpy": "fastdl.kernels.reference",
@@ -215,3 +216,59 @@ def ops(name: Optional[str] = None) -> ModuleType:
         The module of ``BACKENDS[name]``, with every op of ``fastdl.kernels.spec.OPS``.
     """
     return _import(current_backend() if name is None else name)
+
+
+def ops_for(array: object) -> Optional[ModuleType]:
+    """The kernel module that owns ``array``: the current backend's if it owns it, else a
+    device backend that does (a GPU array under a CPU backend goes to ``"cuda"``).
+
+    This is the one placement decision; layers and optimizers ask it instead of testing
+    where an array lives.
+
+    Parameters
+    ----------
+    array : object
+        A parameter or gradient: a NumPy array, a device array, ...
+
+    Returns
+    -------
+    module or None
+        The backend module whose ``owns(array)`` is true, or None when no loadable backend owns it
+        (a NumPy array under ``"cuda"``, say: the caller names what to do).
+    """
+    mod = ops()
+    if mod.owns(array):
+        return mod
+    from .kernels.arrays import is_device_array
+    if is_device_array(array):
+        try:
+            dev = _import("cuda")
+        except BackendError:
+            return None
+        return dev if dev.owns(array) else None
+    return None
+
+
+def wait_for_kernels(timeout: Optional[float] = None) -> bool:
+    """Block until the compiled kernels queued for background compilation are ready.
+
+    Under ``FASTDL_COMPILE=background`` (the numba backend's default) the first call of an op
+    runs the reference kernel while its compiled kernel builds; anything that times calls
+    (benchmarks, profilers, sweeps) calls this after a first warm-up call and warms up once
+    more, so it measures the compiled kernels only. Does nothing when the numba backend is not
+    loaded in this process.
+
+    Parameters
+    ----------
+    timeout : float, optional
+        Seconds to wait at most; None waits as long as it takes.
+
+    Returns
+    -------
+    bool
+        True when nothing is left compiling (or numba is not loaded), False on timeout.
+    """
+    if "numba" not in _loaded:
+        return True
+    from .kernels.cpu import _compile
+    return bool(_compile.wait(timeout))

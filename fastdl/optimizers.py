@@ -35,7 +35,6 @@ from typing import Any, Callable, MutableMapping
 import numpy as np
 
 from . import backend
-from .kernels.arrays import is_device_array
 
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
 
@@ -138,14 +137,15 @@ class _Optimizer:
                     (isinstance(val, np.ndarray) and val.ndim == 0):
                 params[key] = self._update_scalar(key, val, grad)
             elif not ops.owns(val):
-                if not is_device_array(val):
+                # a parameter another backend owns (the GPU's) is updated there
+                owner = backend.ops_for(val)
+                if owner is None:
                     raise TypeError(
                         f"{type(self).__name__}.update: params[{key!r}] does not live where the backend "
                         f"{backend.current_backend()!r} computes (NumPy arrays need a CPU backend); "
                         "switch backend, or move the network with net.to('cuda') and create the "
                         "optimizer after moving")
-                # a parameter on the GPU is updated there, whatever the current backend
-                self._update_device(backend.ops("cuda"), key, val, grad)
+                self._update_device(owner, key, val, grad)
             elif isinstance(val, np.ndarray):
                 self._update_array(ops, key, val, grad)
             elif hasattr(val, "shape") and hasattr(val, "dtype"):
