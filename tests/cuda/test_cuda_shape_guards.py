@@ -14,7 +14,7 @@ from fastdl import backend
 from fastdl.kernels import examples
 from fastdl.kernels.spec import BY_NAME, TABLE
 from fastdl.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
-from tests.test_kernel_guards import _variants
+from tests.kernels.test_kernel_guards import _variants
 
 CU = backend.ops("cuda")
 REF = backend.ops("numpy")

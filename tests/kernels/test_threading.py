@@ -40,7 +40,7 @@ def _env(**extra):
 
 def _run(args, env, timeout=240):
     r = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=timeout,
-                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                       cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return json.loads(r.stdout.strip().splitlines()[-1]), r.stderr
 

@@ -25,7 +25,7 @@ import pytest
 from fastdl.kernels import spec
 from tests.conftest import FAST_BACKENDS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OPS = [op.name for op in spec.TABLE if op.family != "device"]
 
 
@@ -159,7 +159,7 @@ def main(names):
 
 def _child(names):
     """(reports by op, exit code, the variant running when it ended, stderr) of one child."""
-    proc = subprocess.run([sys.executable, "-c", "import sys; from tests.test_kernel_guards import main; "
+    proc = subprocess.run([sys.executable, "-c", "import sys; from tests.kernels.test_kernel_guards import main; "
                            "main(sys.argv[1:])"] + list(names), cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
     out, last = {}, None
