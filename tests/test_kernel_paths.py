@@ -425,3 +425,34 @@ def test_sweep_has_a_case_for_every_op_and_runs():
     assert [r["size"] for r in rows] == [str(n) for n in examples.OPTIM_SIZES]
     assert all(r["numpy_us"] > 0 and r["numba_us"] > 0 for r in rows)
     assert out.getvalue().count("sgd_update") == len(rows)
+
+
+def test_kernels_built_from_a_scalar_are_named_cached_and_keyed_by_the_scalars_code():
+    """``_map`` kernels count as their module's (``compiled_kernels``), are ``cache=True``, and
+    their cache key changes with the scalar function's code (a closure cell holding its hash)."""
+    from numba import njit
+
+    from fastdl.kernels.cpu import _map, compiled_kernels
+    from fastdl.kernels.cpu import activations as A
+    mine = {k: d for k, d in compiled_kernels().items() if k.startswith("activations.")}
+    assert len(mine) == 2 * len(A.__all__)            # a span and a driver per op
+    for name, d in mine.items():
+        assert type(d._cache).__name__ == "FunctionCache", name       # cache=True
+        assert name.endswith("_span") or f"{name}_span" in mine, name
+
+    @njit
+    def double(v):
+        return v * 2
+
+    @njit
+    def triple(v):
+        return v * 3
+    assert _map._stamp(double) != _map._stamp(triple)
+    assert _map._stamp(double) == _map._stamp(double.py_func)
+    ns = {"__name__": "fastdl_test_map"}
+    drv = _map.elementwise(ns, "double", double, 1, 1)
+    cells = [c.cell_contents for c in drv.py_func.__closure__]
+    assert cells == [_map._stamp(double)] and set(ns) >= {"_double", "_double_span"}
+    out, x = np.empty(5), np.arange(5.0)
+    drv(out, x, (), 1)
+    np.testing.assert_array_equal(out, x * 2)
