@@ -56,7 +56,6 @@ the end with NaN; with ``stop_on_divergence=True`` ``train`` stops after that st
 """
 from __future__ import annotations
 
-import difflib
 import math
 import numbers
 import os
@@ -64,32 +63,21 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _checkpoint
+from . import _trainer_args as _args
 from ._checks import finite, positive_int
 from ._checkpoint import CHECKPOINT_FORMAT
-from .callbacks import Callback
-from .optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+from ._trainer_args import OPTIMIZER_NAMES, OPTIMIZERS
 
 if TYPE_CHECKING:
     from tqdm.auto import tqdm as _Bar
 
 __all__ = ["Trainer", "OPTIMIZERS", "OPTIMIZER_NAMES", "CHECKPOINT_FORMAT"]
 
-OPTIMIZERS: Dict[str, Type[Any]] = {
-    "sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,
-    "rmsprop": RMSprop, "rmsprpo": RMSprop, "adam": Adam}   # 'rmsprpo': the book's spelling
-"""Lower-case optimizer name -> its class in :mod:`fastdl.optimizers` (what ``Trainer``'s
-``optimizer`` argument names, in any case). The book's misspelling ``"rmsprpo"`` is accepted."""
-
-OPTIMIZER_NAMES: Tuple[str, ...] = tuple(name for name in OPTIMIZERS if name != "rmsprpo")
-"""The optimizer names to offer: the keys of ``OPTIMIZERS`` without the book's misspelling."""
-
-_HOOKS = ("on_train_begin", "on_step_end", "on_epoch_end", "on_train_end")
 _EPS = 1e-9          # epoch counts from float divisions: 24 / 4.8 is 4.999999999999999
 
 
@@ -183,24 +171,24 @@ class Trainer:
             raise ValueError("Trainer: x_train is empty")
         if len(x_test) == 0:
             raise ValueError("Trainer: x_test is empty; the accuracies are measured on it, pass test samples")
-        epochs = self._epochs(epochs)
+        epochs = _args.epochs_arg(epochs)
         mini_batch_size = positive_int("mini_batch_size", mini_batch_size, owner="Trainer")
         if evaluate_sample_num_per_epoch is not None:
             evaluate_sample_num_per_epoch = positive_int(
                 "evaluate_sample_num_per_epoch", evaluate_sample_num_per_epoch, owner="Trainer")
-        verbose = self._verbose(verbose)
+        verbose = _args.verbose_arg(verbose)
         if progress is not None and not isinstance(progress, (bool, np.bool_)):
             raise TypeError(f"Trainer: progress must be True, False or None, got {progress!r}")
         if seed is not None:
             seed = positive_int("seed", seed, minimum=0, owner="Trainer")
             if seed >= 2 ** 32:
                 raise ValueError(f"Trainer: seed must be below 2**32, got {seed}")
-        x_train, t_train, x_val, t_val = self._validation(x_train, t_train, x_val, t_val, validation_split)
+        x_train, t_train, x_val, t_val = _args.split_validation(x_train, t_train, x_val, t_val, validation_split)
         for name, data in (("x_train", x_train), ("x_test", x_test), ("x_val", x_val)):
             if data is not None:
                 finite(name, np.asarray(data), owner="Trainer")   # NaN in the data is reported up front
-        opt = self._optimizer(optimizer, optimizer_param)
-        hooks = self._callbacks(callbacks)
+        opt = _args.make_optimizer(optimizer, optimizer_param)
+        hooks = _args.callbacks_arg(callbacks)
         if seed is not None:
             np.random.seed(seed)
         self.network = network
@@ -270,97 +258,6 @@ class Trainer:
         self._images = 0
         self._busy = 0.0
         self._last_lr: Optional[float] = None     # the learning rate of the last step
-
-    # -- argument checks ----------------------------------------------------------------
-    @staticmethod
-    def _epochs(epochs: Any) -> float:
-        if isinstance(epochs, (bool, np.bool_)) or not isinstance(epochs, numbers.Real):
-            raise TypeError(f"Trainer: epochs must be a number, got {type(epochs).__name__} {epochs!r}")
-        if not math.isfinite(float(epochs)) or float(epochs) < 0:
-            raise ValueError(f"Trainer: epochs must be a finite number >= 0, got {epochs!r}")
-        return epochs  # type: ignore[return-value]  # int or float, as given
-
-    @staticmethod
-    def _verbose(verbose: Any) -> Union[bool, str]:
-        if isinstance(verbose, str):
-            if verbose.lower() == "iter":
-                return "iter"
-        elif isinstance(verbose, (bool, np.bool_)) or (isinstance(verbose, numbers.Integral) and verbose in (0, 1)):
-            return bool(verbose)
-        raise ValueError(f"Trainer: verbose must be True, False or 'iter', got {verbose!r}")
-
-    @staticmethod
-    def _validation(x_train: Any, t_train: Any, x_val: Any, t_val: Any,
-                    split: Any) -> Tuple[Any, Any, Any, Any]:
-        if isinstance(split, (bool, np.bool_)) or not isinstance(split, numbers.Real):
-            raise TypeError(f"Trainer: validation_split must be a number in [0, 1), got {split!r}")
-        split = float(split)
-        if not (0 <= split < 1):
-            raise ValueError(f"Trainer: validation_split must be in [0, 1), got {split!r}")
-        if (x_val is None) != (t_val is None):
-            raise ValueError("Trainer: pass both x_val and t_val, or neither")
-        if x_val is not None:
-            if split:
-                raise ValueError("Trainer: give x_val/t_val or validation_split, not both")
-            if len(x_val) != len(t_val):
-                raise ValueError(f"Trainer: x_val has {len(x_val)} samples but t_val has {len(t_val)}")
-            if len(x_val) == 0:
-                raise ValueError("Trainer: x_val is empty; pass validation samples or leave x_val out")
-            return x_train, t_train, x_val, t_val
-        if not split:
-            return x_train, t_train, None, None
-        n = len(x_train)
-        n_val = int(round(split * n))
-        if n_val == 0 or n_val == n:
-            raise ValueError(f"Trainer: validation_split={split} of {n} samples leaves "
-                             f"{n - n_val} for training and {n_val} for validation; both need at least one")
-        cut = n - n_val
-        return x_train[:cut], t_train[:cut], x_train[cut:], t_train[cut:]
-
-    @staticmethod
-    def _optimizer(optimizer: Any, param: Optional[Mapping[str, Any]]) -> Any:
-        if isinstance(optimizer, str):
-            cls = OPTIMIZERS.get(optimizer.lower())
-            if cls is None:
-                near = difflib.get_close_matches(optimizer.lower(), OPTIMIZER_NAMES, n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
-                raise ValueError(f"Trainer: unknown optimizer {optimizer!r}{hint}; choose from "
-                                 f"{', '.join(OPTIMIZER_NAMES)}, or pass an instance such as Adam()")
-            if param is None:
-                param = {"lr": 0.01}
-            if not isinstance(param, Mapping):
-                raise TypeError(f"Trainer: optimizer_param must be a dict of {cls.__name__}'s arguments, "
-                                f"got {type(param).__name__}")
-            try:
-                return cls(**param)
-            except (TypeError, ValueError) as exc:
-                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                msg = msg[len(cls.__name__) + 2:] if msg.startswith(cls.__name__ + ": ") else msg
-                raise type(exc)(f"Trainer: optimizer_param {dict(param)!r} does not fit "
-                                f"{cls.__name__}: {msg}") from None
-        if optimizer is None or isinstance(optimizer, type) or not callable(getattr(optimizer, "update", None)):
-            what = (f"the class {optimizer.__name__}, pass an instance: {optimizer.__name__}()"
-                    if isinstance(optimizer, type) else f"{type(optimizer).__name__} {optimizer!r}")
-            raise TypeError(f"Trainer: optimizer must be a name ({', '.join(OPTIMIZER_NAMES)}) or an "
-                            f"optimizer instance such as Adam(); got {what}")
-        if param:
-            raise ValueError(f"Trainer: optimizer_param applies to an optimizer name only; set "
-                             f"the arguments on the instance, e.g. {type(optimizer).__name__}(lr=...)")
-        return optimizer
-
-    @staticmethod
-    def _callbacks(callbacks: Any) -> List[Any]:
-        if callbacks is None:
-            return []
-        if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable) or isinstance(callbacks, str):
-            raise TypeError(f"Trainer: callbacks must be a list of callbacks, got {type(callbacks).__name__}; "
-                            "wrap a single one in a list: callbacks=[cb]")
-        out = list(callbacks)
-        for i, cb in enumerate(out):
-            if not (isinstance(cb, Callback) or any(callable(getattr(cb, h, None)) for h in _HOOKS)):
-                raise TypeError(f"Trainer: callbacks[{i}] is a {type(cb).__name__}, not a callback "
-                                "(subclass fastdl.callbacks.Callback)")
-        return out
 
     # -- counts ---------------------------------------------------------------------------
     def _epoch_of(self, step: int) -> int:
