@@ -43,11 +43,25 @@ def train_step(model, opt, x, t):
     opt.update(model.params, grads)
 
 
-def median_time(fn, repeat=20, warmup=2, min_time=0.0):
-    """Median wall time of fn() in seconds over ``repeat`` calls after ``warmup`` calls
-    (more calls if the total is under min_time). Returns (median, all times)."""
-    for _ in range(warmup):
+def warm_up(fn, calls=2):
+    """Call ``fn`` before timing it, so that only compiled kernels are timed: one call (which
+    queues the kernels it needs; under ``FASTDL_COMPILE=background`` it runs on the reference
+    while they compile), then :func:`fastdl.backend.wait_for_kernels`, then ``calls - 1`` more
+    calls, at least one. ``calls=0`` calls nothing (cold timing)."""
+    from . import backend
+    if calls <= 0:
+        return
+    fn()
+    backend.wait_for_kernels()
+    for _ in range(max(int(calls) - 1, 1)):
         fn()
+
+
+def median_time(fn, repeat=20, warmup=2, min_time=0.0):
+    """Median wall time of fn() in seconds over ``repeat`` calls after warming up with
+    :func:`warm_up` (``warmup`` calls, at least 2 when not 0, waiting for background compiles
+    after the first) (more calls if the total is under min_time). Returns (median, all times)."""
+    warm_up(fn, warmup)
     times: list = []
     start = time.perf_counter()
     while len(times) < repeat or time.perf_counter() - start < min_time:
@@ -67,7 +81,7 @@ _CHILD = "import sys; from fastdl.bench import _child_main; sys.exit(_child_main
 
 def step_ms_here(net, backend_name, dtype, batch=100, repeat=20):
     """(median ms, [ms of each timed step]) of ``repeat`` training steps in this process, after two
-    warm-up steps (compiling). Run it in a fresh process: :func:`step_ms_child` does."""
+    warm-up steps (compiling; the second after background compiles are done, see :func:`warm_up`). Run it in a fresh process: :func:`step_ms_child` does."""
     from . import backend
     model, x, t, opt = build(net, dtype, int(batch))
     with backend.using_backend(backend_name):

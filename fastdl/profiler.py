@@ -303,7 +303,8 @@ def profile_step(net: Any, x: ArrayLike, t: ArrayLike, optimizer: Any = None, re
     repeat : int
         Timed runs (>= 1); each figure is the median over them.
     warmup : int
-        Untimed runs before them (>= 0): compilation and first-call costs.
+        Untimed runs before them (>= 0): compilation and first-call costs. When not 0, at least
+        2: after the first, background compiles are waited for (``backend.wait_for_kernels``).
     refresh_peak : bool
         Measure the machine's peak again instead of reading the cache (``machine_peak``).
 
@@ -347,7 +348,11 @@ def profile_step(net: Any, x: ArrayLike, t: ArrayLike, optimizer: Any = None, re
         net._plan = timed_plan
         if loss_attr is not None:
             setattr(net, loss_attr, _timed(original_loss, loss_index, times, sync))
-        for run in range(warmup + repeat):
+        # warm-up: one run, the background compiles it queued (FASTDL_COMPILE), one more run
+        warm = max(warmup, 2) if warmup else 0
+        for run in range(warm + repeat):
+            if run == 1 and warm:
+                backend.wait_for_kernels()
             times.clear()
             t0 = time.perf_counter()
             grads = net.gradient(x, t)
@@ -356,7 +361,7 @@ def profile_step(net: Any, x: ArrayLike, t: ArrayLike, optimizer: Any = None, re
                 opt.update(net.params, grads)
                 sync()
                 t2 = time.perf_counter()
-            if run >= warmup:
+            if run >= warm:
                 runs.append(({k: list(v) for k, v in times.items()}, t1 - t0, t2 - t1))
     finally:
         if "_plan" in vars(net):

@@ -45,6 +45,7 @@ def measure(calls, rounds=7, target=0.004):
     numbers = {}
     for name, fn in calls.items():
         fn()
+        backend.wait_for_kernels()   # the next calls run compiled kernels, not the reference
         fn()
         once = _per_call(fn, 1)
         numbers[name] = max(1, min(2000, int(target / max(once, 1e-7))))

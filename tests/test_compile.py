@@ -130,3 +130,32 @@ def test_warm_fills_a_fresh_cache_and_the_next_process_hits_it(tmp_path):
     assert r.returncode == 0, r.stderr
     hits, misses = r.stdout.split()[-2:]
     assert (int(hits), int(misses)) == (1, 0), r.stdout
+
+
+def test_timing_paths_time_no_reference_fallbacks(background, monkeypatch):
+    # every background compile made slow (0.3 s): without waiting for them after the first
+    # warm-up step, the timed steps would run ops on the reference
+    import time
+
+    from fastdl import bench
+    real = _compile.compile_call
+
+    def slow(*args, **kwargs):
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_compile, "compile_call", slow)
+    counts = []
+    real_train_step = bench.train_step
+
+    def counted(*args):
+        real_train_step(*args)
+        counts.append(_compile.fallback_calls)
+
+    monkeypatch.setattr(bench, "train_step", counted)
+    before = _compile.fallback_calls
+    med, times = bench.step_ms_here("simple", "numba", "float32", batch=2, repeat=2)
+    assert len(times) == 2 and med > 0
+    assert counts[0] > before                 # the first warm-up step ran on the reference
+    warmups = len(counts) - len(times)
+    assert counts[-1] == counts[warmups - 1]  # no fallback during the timed steps

@@ -153,8 +153,8 @@ def child_mixed(which, rows, what, iters):
         import fastdl.functions as F
         from fastdl.layers import Relu
         f = {"sigmoid": F.sigmoid, "relu": F.relu, "Relu layer": Relu().forward, "softmax": F.softmax}[what]
-    for _ in range(3):
-        f(x @ W)
+    from fastdl.bench import warm_up
+    warm_up(lambda: f(x @ W), 3)   # waits for background compiles: times the compiled kernels
     ts = []
     for _ in range(iters):
         t0 = time.perf_counter()
@@ -243,8 +243,8 @@ def child_step(kind, which, seconds):
 
         def step():
             net.step(x, t)
-    for _ in range(3):
-        step()
+    from fastdl.bench import warm_up
+    warm_up(step, 3)   # waits for background compiles: times the compiled kernels
     ts = []
     end = time.perf_counter() + seconds
     while time.perf_counter() < end or len(ts) < 10:
