@@ -132,3 +132,18 @@ def test_default_is_numba_and_falls_back_to_numpy_with_a_warning():
     r = _run(code, FASTDL_BACKEND="")
     lines = r.stdout.strip().splitlines()
     assert r.returncode == 0 and lines[0] == "numpy" and "default backend unavailable" in lines[1]
+
+
+def test_ops_for_gives_the_current_backend_for_arrays_it_owns():
+    a = np.zeros((2, 3), np.float32)
+    for name in backend.available_backends():
+        if name == "cuda":
+            continue
+        with backend.using_backend(name):
+            assert backend.ops_for(a) is backend.ops(name)
+            assert backend.ops_for(a[:, ::2]) is backend.ops(name)
+
+
+def test_wait_for_kernels_returns_when_nothing_compiles():
+    assert backend.wait_for_kernels() is True
+    assert backend.wait_for_kernels(timeout=0.01) is True
