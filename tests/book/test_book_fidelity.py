@@ -1,6 +1,6 @@
 """fastdl behaves as the book's NumPy code does where the book relies on it.
 
-Book-style scripts (``tests/book_corpus``, written for these tests) run through
+Book-style scripts (``tests/book/book_corpus``, written for these tests) run through
 ``python -m fastdl.book --sample`` and a book-style notebook through a real
 Jupyter kernel; their printed results are checked against values worked out
 here from the formulas. The rule they exercise: certain mistakes raise, what

@@ -1,7 +1,7 @@
 """The cuda backend refuses arrays of the wrong shape before any kernel runs, with the reference's
 message, and its optimizers give parameters of a new size (or a new place) fresh state.
 
-Spec-driven as tests/test_kernel_guards.py: every op's tiny example, each array argument
+Spec-driven as tests/kernels/test_kernel_guards.py: every op's tiny example, each array argument
 replaced by arrays of other shapes; where the reference refuses one, the cuda backend must
 raise the same error (the shapes are compared on the host, so nothing is launched). Where the
 reference accepts it, the simulator is not run (tests/cuda/test_cuda_spec_ops.py compares the

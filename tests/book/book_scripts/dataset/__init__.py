@@ -1,1 +1,1 @@
-raise ImportError("the decoy tests/book_scripts/common package was imported instead of fastdl's")
+raise ImportError("the decoy tests/book/book_scripts/common package was imported instead of fastdl's")

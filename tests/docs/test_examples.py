@@ -10,7 +10,7 @@ import pytest
 
 import fastdl
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "examples")
 NOTEBOOKS = ["tour.ipynb", "backends.ipynb"]
 DIST = "fastdl-book"   # the distribution name in pyproject.toml ("fastdl" on PyPI is another project)

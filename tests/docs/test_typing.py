@@ -15,7 +15,7 @@ import pytest
 import fastdl
 from fastdl import backend, datasets, functions, gradient, perceptron, search, trainer, util
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_py_typed_marker_is_in_the_package():
