@@ -385,7 +385,7 @@ def test_the_page_in_a_real_browser(tmp_path, capsys):
 def test_notebook_shows_the_page(monkeypatch):
     # about 5 s: a Jupyter kernel starts, and SimpleConvNet's page (with 10 training steps) is made
     nbformat = pytest.importorskip("nbformat", reason="the test extras install nbformat")
-    from tests.test_examples import execute, text_of
+    from tests.docs.test_examples import execute, text_of
     path = ROOT / "examples" / "explain.ipynb"
     for cell in nbformat.read(str(path), as_version=4).cells:
         if cell.cell_type == "code":
