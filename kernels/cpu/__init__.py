@@ -6,6 +6,8 @@ convolution and the fused blocks share), ``fused`` (Convolution -> Relu [-> Pool
 ``pool``, ``activations``, ``affine``, ``loss``, ``batchnorm``, ``optim``; ``_arrays``,
 ``_chunks``, ``_threads``, ``_blas`` and ``_vexp`` are the shared plumbing. Each op module's
 ``__all__`` lists its ops; the device-placement ops are the host composites.
+``_map`` builds the element-wise kernels (serial and parallel drivers) from one scalar function.
+``_compile`` decides when the compiled kernels compile (``FASTDL_COMPILE``: background, lazy, eager).
 
 Every op is a thin wrapper: it checks nothing the layers have not
 checked, makes its inputs C-contiguous (``np.ascontiguousarray``, a no-op for
