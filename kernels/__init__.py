@@ -45,7 +45,7 @@ def complete(module_name):
             definition = composite.via_reference(op)
         setattr(module, op.name, _bind(definition, module))
         filled.append(op.name)
-    module.COMPOSITE_OPS = tuple(filled)
+    setattr(module, "COMPOSITE_OPS", tuple(filled))
     return filled
 
 
@@ -54,7 +54,7 @@ def _bind(definition, module):
     def op(*args, **kwargs):
         return definition(module, *args, **kwargs)
     sig = inspect.signature(definition)
-    op.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])
+    op.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])  # type: ignore[attr-defined]
     op.__module__ = module.__name__
-    op.composite = True
+    op.composite = True  # type: ignore[attr-defined]
     return op

@@ -115,10 +115,10 @@ def via_reference(op):
 
     ref_sig = inspect.signature(ref)
     params = [inspect.Parameter("ops", inspect.Parameter.POSITIONAL_ONLY)] + list(ref_sig.parameters.values())
-    definition.__signature__ = ref_sig.replace(parameters=params)
+    definition.__signature__ = ref_sig.replace(parameters=params)  # type: ignore[attr-defined]
     definition.__name__ = definition.__qualname__ = op.name
     definition.__doc__ = f"{op.name}{op.signature}: the reference kernel, run on the host."
-    definition.via_reference = True        # kept by the bound op (functools.wraps copies __dict__)
+    definition.via_reference = True  # type: ignore[attr-defined]  # kept by the bound op (functools.wraps copies __dict__)
     return definition
 
 

@@ -13,6 +13,8 @@ non-contiguous views (every other element of a wider array) holding the same val
 The shapes are the book's (chapters 4-8) and straddle every size threshold of the numba
 kernels (``MIN_PARALLEL`` in each module).
 """
+from typing import Any, Callable
+
 import numpy as np
 
 from .spec import BY_NAME, TABLE
@@ -111,6 +113,7 @@ def _conv(name, sz):
     out = []
     for xs, ws, s, p in sz["conv"]:
         fh, fw = ws[2], ws[3]
+        args: Callable[..., Any]
         if name == "im2col":
             args = (lambda ops, dt, st, xs=xs, fh=fh, fw=fw, s=s, p=p:
                     (array(xs, dt, kind="uniform", strided=st), fh, fw, s, p))

@@ -106,7 +106,7 @@ astype(a, dtype)                        a converted to dtype, where a lives (a i
 scale(x, s) -> out                      x * s in x's dtype (Dropout at evaluation)
 all_finite(a) -> bool                   no NaN or infinity in a
 """
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 
 class Param(NamedTuple):
@@ -135,7 +135,7 @@ class Op(NamedTuple):
     returns: str
     #: for a backward op, its forward op: the backward is called as ``op(dout, *saved, **params)`` with
     #: what the forward returned after its output (or the output itself when it returns one array)
-    backward_of: str = None
+    backward_of: Optional[str] = None
     #: its scalar parameters (``Param``), in the order the signature lists them; a forward op and
     #: its backward op declare the same ones
     params: tuple = ()

@@ -80,6 +80,9 @@ def _axpy_sig(real):
     return types.void(types.int64, real, types.voidptr, types.int64, types.voidptr, types.int64)
 
 
+_FALLBACK_CFUNCS: tuple   # bound by _fallback (a declaration: the name exists once it runs)
+
+
 def _fallback():
     """(sgemm, dgemm, saxpy, daxpy) as @cfunc functions on Numba's np.dot, compiled (or loaded
     from the disk cache, about 0.4 s) only when this path is chosen."""

@@ -35,6 +35,7 @@ import pickle
 import queue
 import sys
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -55,9 +56,9 @@ _mode = None
 #: while the compile went on, as the compiler holds the GIL most of the time)
 _USE_CHILD = True
 _lock = threading.Lock()
-_ready = {}            # (op, dtype name) -> True once the op's kernels are compiled here
-_pending = set()       # keys queued or compiling in the background
-_queue = None
+_ready: dict = {}      # (op, dtype name) -> True once the op's kernels are compiled here
+_pending: set = set()  # keys queued or compiling in the background
+_queue: Any = None
 _worker = None
 #: calls that ran on the reference because the op's kernels were being compiled (for tests)
 fallback_calls = 0
@@ -120,7 +121,7 @@ def _snapshot():
 
 def _added(before):
     """[(dispatcher name, signature text)] compiled since ``before`` (a ``_snapshot``)."""
-    out = []
+    out: list = []
     for name, d in _dispatchers().items():
         if type(d._cache).__name__ == "NullCache":   # not cached (no cache=True): nothing to find
             continue
@@ -249,7 +250,7 @@ def _rebuild(spec):
     return np.zeros(rest[0], dtype=np.dtype(rest[1])) if kind == "array" else rest[0]
 
 
-_child = None       # the compile process (subprocess.Popen), started with the first job
+_child: Any = None  # the compile process (subprocess.Popen), started with the first job
 
 
 def _compile_in_child(name, args, kwargs, backward):
@@ -402,12 +403,12 @@ def switch(name, fn, namespace):
             return result[0], ReferenceCtx(result[1])
         return result
 
-    op.__wrapped__ = fn
+    op.__wrapped__ = fn  # type: ignore[attr-defined]
     for attr in ("__name__", "__qualname__", "__doc__", "__module__"):
         setattr(op, attr, getattr(fn, attr))
     try:
         import inspect
-        op.__signature__ = inspect.signature(fn)
+        op.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         pass
     return op

@@ -24,8 +24,15 @@ scalar function recompiles them.
 import hashlib
 import marshal
 import types
+from typing import Any
 
 from numba import njit, prange
+
+# The loop templates below read ``scalar`` and ``span_`` as globals, which ``_rebuild`` binds per
+# compiled copy; declared here for the type checker (a declaration binds nothing). The templates
+# themselves are numba source and stay unannotated; their variants per arity differ in signature.
+scalar: Any
+span_: Any
 
 
 def _stamp(scalar):
@@ -64,12 +71,12 @@ def _loops(n_in, n_out, stamp):
                     lo, hi = c * n // chunks, (c + 1) * n // chunks
                     span_(o0[lo:hi], a0[lo:hi], p)
     elif (n_in, n_out) == (2, 1):
-        def span(o0, a0, a1, p):
+        def span(o0, a0, a1, p):  # type: ignore[misc]
             stamp
             for i in range(o0.size):
                 o0[i] = scalar(a0[i], a1[i], *p)
 
-        def driver(o0, a0, a1, p, chunks):
+        def driver(o0, a0, a1, p, chunks):  # type: ignore[misc]
             stamp
             n = o0.size
             if chunks == 1:
@@ -79,14 +86,14 @@ def _loops(n_in, n_out, stamp):
                     lo, hi = c * n // chunks, (c + 1) * n // chunks
                     span_(o0[lo:hi], a0[lo:hi], a1[lo:hi], p)
     elif (n_in, n_out) == (1, 2):
-        def span(o0, o1, a0, p):
+        def span(o0, o1, a0, p):  # type: ignore[misc]
             stamp
             for i in range(o0.size):
                 r = scalar(a0[i], *p)
                 o0[i] = r[0]
                 o1[i] = r[1]
 
-        def driver(o0, o1, a0, p, chunks):
+        def driver(o0, o1, a0, p, chunks):  # type: ignore[misc]
             stamp
             n = o0.size
             if chunks == 1:
@@ -119,14 +126,14 @@ def _update_loops(n_state, stamp):
                     lo, hi = c * n // chunks, (c + 1) * n // chunks
                     span_(p[lo:hi], g[lo:hi], q)
     elif n_state == 1:
-        def span(p, g, s0, q):
+        def span(p, g, s0, q):  # type: ignore[misc]
             stamp
             for i in range(p.size):
                 r = scalar(p[i], g[i], s0[i], *q)
                 p[i] = r[0]
                 s0[i] = r[1]
 
-        def driver(p, g, s0, q, chunks):
+        def driver(p, g, s0, q, chunks):  # type: ignore[misc]
             stamp
             n = p.size
             if chunks == 1:
@@ -136,7 +143,7 @@ def _update_loops(n_state, stamp):
                     lo, hi = c * n // chunks, (c + 1) * n // chunks
                     span_(p[lo:hi], g[lo:hi], s0[lo:hi], q)
     elif n_state == 2:
-        def span(p, g, s0, s1, q):
+        def span(p, g, s0, s1, q):  # type: ignore[misc]
             stamp
             for i in range(p.size):
                 r = scalar(p[i], g[i], s0[i], s1[i], *q)
@@ -144,7 +151,7 @@ def _update_loops(n_state, stamp):
                 s0[i] = r[1]
                 s1[i] = r[2]
 
-        def driver(p, g, s0, s1, q, chunks):
+        def driver(p, g, s0, s1, q, chunks):  # type: ignore[misc]
             stamp
             n = p.size
             if chunks == 1:

@@ -41,5 +41,5 @@ def elementwise(scalar, n_in=1, n_out=1):
         n = outs[0].size
         if n:
             kernel[launch.grid1d(n)](*[flat(o) for o in outs], *[flat(a) for a in ins], tuple(params))
-    run.kernel = kernel
+    run.kernel = kernel  # type: ignore[attr-defined]
     return run
