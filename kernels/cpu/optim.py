@@ -8,8 +8,7 @@ parameter's shape (``shapes.same_shapes``): the kernels loop over the parameter'
 float32 parameters are updated in float32 arithmetic (one compiled signature per dtype).
 """
 import numpy as np
-from numba import njit
-
+from .. import scalars
 from ..shapes import same_shapes
 from ..spec import OPT_EPS
 from ._arrays import kernel_input
@@ -27,52 +26,14 @@ MIN_PARALLEL = 1 << 17
 NUMPY_BELOW = 1024
 
 
-# The update of one element, from which ``_map.update`` builds each rule's span (the loop over a
-# slice, in place) and its driver (the whole array on the calling thread when chunks == 1, else
-# one span per thread): -> the new parameter and state values.
-@njit
-def _sgd_rule(p, g, lr):
-    return p - lr * g
-
-
-@njit
-def _momentum_rule(p, g, v, lr, momentum):
-    vi = momentum * v - lr * g
-    return p + vi, vi
-
-
-@njit
-def _nesterov_rule(p, g, v, lr, momentum):
-    # the previous v moves the parameter (the book's order)
-    return p + (momentum * momentum * v - (1 + momentum) * lr * g), momentum * v - lr * g
-
-
-@njit
-def _adagrad_rule(p, g, h, lr, eps):
-    hi_ = h + g * g
-    return p - lr * g / (np.sqrt(hi_) + eps), hi_
-
-
-@njit
-def _rmsprop_rule(p, g, h, lr, decay, eps):
-    hi_ = decay * h + (type(p)(1) - decay) * g * g
-    return p - lr * g / (np.sqrt(hi_) + eps), hi_
-
-
-@njit
-def _adam_rule(p, g, m, v, lr_t, beta1, beta2, eps):
-    one = type(p)(1)
-    mi = m + (one - beta1) * (g - m)
-    vi = v + (one - beta2) * (g * g - v)
-    return p - lr_t * mi / (np.sqrt(vi) + eps), mi, vi
-
-
-_sgd = update(globals(), "sgd", _sgd_rule, 0)
-_momentum = update(globals(), "momentum", _momentum_rule, 1)
-_nesterov = update(globals(), "nesterov", _nesterov_rule, 1)
-_adagrad = update(globals(), "adagrad", _adagrad_rule, 1)
-_rmsprop = update(globals(), "rmsprop", _rmsprop_rule, 1)
-_adam = update(globals(), "adam", _adam_rule, 2)
+# Each rule's span (the loop over a slice, in place) and driver (the whole array on the calling
+# thread when chunks == 1, else one span per thread) from its scalar in ``kernels/scalars.py``.
+_sgd = update(globals(), "sgd", scalars.sgd_rule, 0)
+_momentum = update(globals(), "momentum", scalars.momentum_rule, 1)
+_nesterov = update(globals(), "nesterov", scalars.nesterov_rule, 1)
+_adagrad = update(globals(), "adagrad", scalars.adagrad_rule, 1)
+_rmsprop = update(globals(), "rmsprop", scalars.rmsprop_rule, 1)
+_adam = update(globals(), "adam", scalars.adam_rule, 2)
 
 
 def _run(kernel, arrays, scalars):
