@@ -18,13 +18,15 @@ Nothing here is imported by ``import fastdl`` except through the backend switch.
 import functools
 import inspect
 import sys
+from types import ModuleType
+from typing import Any, Callable, List
 
 from . import _tbb
 
 _tbb.preload()   # before anything can start Numba's threads (see _tbb)
 
 
-def complete(module_name):
+def complete(module_name: str) -> List[str]:
     """Give backend package ``module_name`` every op of the spec it does not define itself,
     bound to the package (each marked ``fn.composite = True``): the op's definition in
     ``composite`` where there is one, else the reference kernel run on the host
@@ -33,7 +35,7 @@ def complete(module_name):
     from . import composite
     from .spec import TABLE
     module = sys.modules[module_name]
-    filled = []
+    filled: List[str] = []
     for op in TABLE:
         if callable(getattr(module, op.name, None)):
             continue
@@ -49,9 +51,9 @@ def complete(module_name):
     return filled
 
 
-def _bind(definition, module):
+def _bind(definition: Callable[..., Any], module: ModuleType) -> Callable[..., Any]:
     @functools.wraps(definition)
-    def op(*args, **kwargs):
+    def op(*args: Any, **kwargs: Any) -> Any:
         return definition(module, *args, **kwargs)
     sig = inspect.signature(definition)
     op.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])  # type: ignore[attr-defined]

@@ -13,21 +13,22 @@ user's own ``numba.get_num_threads()`` or another Numba-using library imported a
 """
 import os
 import sys
+from typing import Any, Optional
 
 _NAMES = {"linux": "libtbb.so.12", "darwin": "libtbb.12.dylib", "win32": "tbb12.dll"}
 
 #: full path of the TBB library this process loaded through ``preload``, or None
-path = None
+path: Optional[str] = None
 _tried = False
-_handle = None
+_handle: Any = None
 
 
-def _name():
+def _name() -> Optional[str]:
     plat = "linux" if sys.platform.startswith("linux") else sys.platform
     return _NAMES.get(plat)
 
 
-def find():
+def find() -> Optional[str]:
     """Full path of pip's TBB runtime library for this Python, or None if the ``tbb``
     distribution is not installed (or installs no library for this platform)."""
     name = _name()
@@ -50,7 +51,7 @@ def find():
     return None
 
 
-def preload():
+def preload() -> Optional[str]:
     """Load pip's TBB runtime into this process (once); return its path, or None when there is
     none or it does not load."""
     global path, _tried, _handle

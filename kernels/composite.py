@@ -15,11 +15,24 @@ every op the package leaves out, so these definitions are also what the ops *mea
   is "not a device array", ``to_device`` the identity, ``to_host``/``zeros_like``/``astype``
   NumPy's. The cuda backend defines its own. ``scale`` and ``all_finite`` go through
   ``to_host``/``to_device`` and so work on every backend.
+
+The op definitions carry their types as type comments, not annotations: an op's signature is
+``spec.TABLE``'s text exactly as ``inspect.signature`` prints it, the same on every backend.
 """
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
+
 import numpy as np
 
-from .arrays import is_device_array, to_host as _to_host
+from .arrays import Array, is_device_array, to_host as _to_host
 from .shapes import check_conv, expect_shape
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
+
+    from .spec import Op
+
+#: a backend's namespace of ops, for the type checker (its package, or an object holding them)
+Ops = Any
 
 #: how the shape checks name what a backward op's dout must match
 _FORWARD_OUT = "the forward call's output (from ctx)"
@@ -30,6 +43,7 @@ REFERENCE = "fastdl.kernels.reference"
 
 # -- fused blocks ------------------------------------------------------------------------
 def conv_relu_forward(ops, x, W, b, stride, pad):
+    # type: (Ops, Array, Array, Array, int, int) -> Tuple[Array, Any]
     check_conv("conv_relu_forward", x, W, b)
     c, cctx = ops.conv_forward(x, W, b, stride, pad)
     out, mask = ops.relu_forward(c)
@@ -37,12 +51,14 @@ def conv_relu_forward(ops, x, W, b, stride, pad):
 
 
 def conv_relu_backward(ops, dout, ctx, need_dx=True):
+    # type: (Ops, Array, Any, bool) -> Tuple[Optional[Array], Array, Array]
     cctx, mask = ctx
     expect_shape("conv_relu_backward", "dout", dout, tuple(mask.shape), _FORWARD_OUT)
     return ops.conv_backward(ops.relu_backward(dout, mask), cctx, need_dx)
 
 
 def conv_relu_pool_forward(ops, x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad):
+    # type: (Ops, Array, Array, Array, int, int, int, int, int, int) -> Tuple[Array, Any]
     check_conv("conv_relu_pool_forward", x, W, b)
     r, (cctx, mask) = conv_relu_forward(ops, x, W, b, stride, pad)
     out, pctx = ops.pool_forward(r, pool_h, pool_w, pool_stride, pool_pad)
@@ -50,6 +66,7 @@ def conv_relu_pool_forward(ops, x, W, b, stride, pad, pool_h, pool_w, pool_strid
 
 
 def conv_relu_pool_backward(ops, dout, ctx, need_dx=True):
+    # type: (Ops, Array, Any, bool) -> Tuple[Optional[Array], Array, Array]
     cctx, mask, pctx, out_shape = ctx
     expect_shape("conv_relu_pool_backward", "dout", dout, out_shape, _FORWARD_OUT)
     return conv_relu_backward(ops, ops.pool_backward(dout, pctx), (cctx, mask), need_dx)
@@ -57,10 +74,12 @@ def conv_relu_pool_backward(ops, dout, ctx, need_dx=True):
 
 # -- device placement (host backends) ----------------------------------------------------
 def owns(ops, a):
+    # type: (Ops, Array) -> bool
     return not is_device_array(a)
 
 
 def to_device(ops, a):
+    # type: (Ops, Array) -> Array
     if is_device_array(a):
         raise TypeError(f"backend {ops.NAME!r} computes on the host; this array is on the GPU "
                         "(move it with to_host first)")
@@ -68,14 +87,17 @@ def to_device(ops, a):
 
 
 def to_host(ops, a):
+    # type: (Ops, Array) -> np.ndarray
     return _to_host(a)
 
 
 def zeros_like(ops, a):
+    # type: (Ops, Array) -> Array
     return np.zeros(tuple(a.shape), dtype=a.dtype)
 
 
 def astype(ops, a, dtype):
+    # type: (Ops, Array, DTypeLike) -> Array
     if np.dtype(a.dtype) == np.dtype(dtype):
         return a
     return ops.to_device(ops.to_host(a).astype(dtype))
@@ -83,16 +105,18 @@ def astype(ops, a, dtype):
 
 # -- on every backend, through placement ---------------------------------------------------
 def scale(ops, x, s):
+    # type: (Ops, Array, float) -> Array
     h = ops.to_host(x)
     return ops.to_device(h * h.dtype.type(s))
 
 
 def all_finite(ops, a):
+    # type: (Ops, Array) -> bool
     return bool(np.isfinite(ops.to_host(a)).all())
 
 
 # -- any other op: the reference kernel, on the host --------------------------------------------
-def via_reference(op):
+def via_reference(op: "Op") -> Callable[..., Any]:
     """A definition of spec entry ``op`` (``spec.Op``) for a backend without a kernel for it:
     the reference kernel on host copies of the arguments, its array results moved back to the
     backend (``ctx`` stays on the host, for the same backend's backward). An update op (in
@@ -104,7 +128,7 @@ def via_reference(op):
 
     ref = getattr(importlib.import_module(REFERENCE), op.name)
 
-    def definition(ops, *args, **kwargs):
+    def definition(ops: Ops, *args: Any, **kwargs: Any) -> Any:
         if op.family == "optim" and any(is_device_array(a) for a in args):
             raise TypeError(f"backend {ops.NAME!r} has no {op.name} kernel, and the reference "
                             "cannot update its arrays in place")
@@ -122,12 +146,12 @@ def via_reference(op):
     return definition
 
 
-def reference_fallbacks(ops):
+def reference_fallbacks(ops: Ops) -> Tuple[str, ...]:
     """Names of the ops of backend namespace ``ops`` that run the reference kernel on the host
     (``via_reference``): the ops it has no kernel and no composite definition for."""
     from .spec import TABLE
     return tuple(op.name for op in TABLE if getattr(getattr(ops, op.name, None), "via_reference", False))
 
 
-def _back(ops, v):
+def _back(ops: Ops, v: Any) -> Any:
     return ops.to_device(v) if isinstance(v, np.ndarray) else v

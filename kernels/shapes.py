@@ -1,8 +1,15 @@
-"""Output-size helpers and the argument checks every backend shares (shapes only, plain integers)."""
+"""Output-size helpers and the argument checks every backend shares (shapes only, plain integers).
+
+Arrays are ``Any`` here: a host ``np.ndarray`` or a backend's device array (anything with ``shape``).
+"""
+from typing import Any, Optional, Tuple
+
 import numpy as np
 
+Shape = Tuple[int, ...]
 
-def conv_output_size(input_size, filter_size, stride=1, pad=0):
+
+def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: int = 0) -> int:
     """Number of window positions along one axis: ``(input + 2*pad - filter) // stride + 1``.
 
     Returns an ``int`` (the book's version returns a float). Raises ``ValueError``
@@ -26,7 +33,7 @@ def conv_output_size(input_size, filter_size, stride=1, pad=0):
     return (input_size + 2 * pad - filter_size) // stride + 1
 
 
-def window_output_hw(H, W, filter_h, filter_w, stride, pad):
+def window_output_hw(H: int, W: int, filter_h: int, filter_w: int, stride: int, pad: int) -> Tuple[int, int]:
     """(OH, OW) for a filter_h x filter_w window sliding over an H x W input."""
     return (conv_output_size(H, filter_h, stride, pad),
             conv_output_size(W, filter_w, stride, pad))
@@ -40,7 +47,7 @@ def window_output_hw(H, W, filter_h, filter_w, stride, pad):
 # shapes of all the arrays it indexes, before any kernel runs, with these helpers (so all
 # backends raise the same message). They compare shape tuples only: no pass over the data.
 
-def shape_of(op, name, a):
+def shape_of(op: str, name: str, a: Any) -> Shape:
     """a's shape as a tuple; TypeError when a is not an array."""
     s = getattr(a, "shape", None)
     if s is None:
@@ -48,7 +55,7 @@ def shape_of(op, name, a):
     return s if type(s) is tuple else tuple(int(v) for v in s)
 
 
-def expect_shape(op, name, a, shape, what):
+def expect_shape(op: str, name: str, a: Any, shape: Shape, what: str) -> None:
     """ValueError unless array ``a`` (argument ``name`` of ``op``) has ``shape``, the shape of
     ``what`` (named in the message)."""
     got = shape_of(op, name, a)
@@ -57,7 +64,7 @@ def expect_shape(op, name, a, shape, what):
                          "they must match")
 
 
-def expect_ndim(op, name, a, ndim, layout):
+def expect_ndim(op: str, name: str, a: Any, ndim: int, layout: str) -> Shape:
     """The shape of ``a`` after checking it has ``ndim`` axes (``layout`` names them)."""
     got = shape_of(op, name, a)
     if len(got) != ndim:
@@ -65,14 +72,14 @@ def expect_ndim(op, name, a, ndim, layout):
     return got
 
 
-def same_shapes(op, ref_name, ref, *others):
+def same_shapes(op: str, ref_name: str, ref: Any, *others: Tuple[str, Any]) -> None:
     """Every (name, array) pair of ``others`` has the shape of ``ref`` (argument ``ref_name``)."""
     want = shape_of(op, ref_name, ref)
     for name, a in others:
         expect_shape(op, name, a, want, ref_name)
 
 
-def check_conv(op, x, W, b):
+def check_conv(op: str, x: Any, W: Any, b: Any) -> Tuple[Shape, Shape]:
     """x (N, C, H, W), W (FN, C, FH, FW), b (FN,): returns (x shape, W shape)."""
     xs = expect_ndim(op, "x", x, 4, "(N, C, H, W)")
     ws = expect_ndim(op, "W", W, 4, "(FN, C, FH, FW)")
@@ -82,20 +89,21 @@ def check_conv(op, x, W, b):
     return xs, ws
 
 
-def conv_out_shape(x_shape, w_shape, stride, pad):
+def conv_out_shape(x_shape: Shape, w_shape: Shape, stride: int, pad: int) -> Tuple[int, int, int, int]:
     """(N, FN, OH, OW) of a convolution whose sizes were checked when its forward ran."""
     N, _, H, Wd = x_shape
     FN, _, FH, FW = w_shape
     return (N, FN, (H + 2 * pad - FH) // stride + 1, (Wd + 2 * pad - FW) // stride + 1)
 
 
-def pool_out_shape(x_shape, pool_h, pool_w, stride, pad):
+def pool_out_shape(x_shape: Shape, pool_h: int, pool_w: int, stride: int, pad: int) -> Tuple[int, int, int, int]:
     """(N, C, OH, OW) of a pooling whose sizes were checked when its forward ran."""
     N, C, H, Wd = x_shape
     return (N, C, (H + 2 * pad - pool_h) // stride + 1, (Wd + 2 * pad - pool_w) // stride + 1)
 
 
-def check_col(op, col, input_shape, filter_h, filter_w, stride, pad):
+def check_col(op: str, col: Any, input_shape: Shape, filter_h: int, filter_w: int, stride: int,
+              pad: int) -> Tuple[int, int, int, int, int, int]:
     """col2im's col against input_shape: (N*OH*OW, C*FH*FW). Returns (N, C, H, W, OH, OW)."""
     N, C, H, Wd = (int(s) for s in input_shape)
     OH, OW = window_output_hw(H, Wd, filter_h, filter_w, stride, pad)
@@ -104,7 +112,7 @@ def check_col(op, col, input_shape, filter_h, filter_w, stride, pad):
     return N, C, H, Wd, OH, OW
 
 
-def check_affine(op, x, W, b=None, dout=None):
+def check_affine(op: str, x: Any, W: Any, b: Optional[Any] = None, dout: Optional[Any] = None) -> None:
     """x (N, D), W (D, M) of floats (the result's dtype), b (M,), dout (N, M)."""
     xs = expect_ndim(op, "x", x, 2, "(N, D)")
     ws = expect_ndim(op, "W", W, 2, "(D, M)")
@@ -118,7 +126,7 @@ def check_affine(op, x, W, b=None, dout=None):
         expect_shape(op, "dout", dout, (xs[0], ws[1]), "the output (N, M) of x @ W")
 
 
-def check_batchnorm(op, x, gamma, beta, running_mean, running_var):
+def check_batchnorm(op: str, x: Any, gamma: Any, beta: Any, running_mean: Any, running_var: Any) -> None:
     xs = expect_ndim(op, "x", x, 2, "(N, D)")
     want = (xs[1],)
     for name, a in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
@@ -126,14 +134,14 @@ def check_batchnorm(op, x, gamma, beta, running_mean, running_var):
         expect_shape(op, name, a, want, "x's features (D,)")
 
 
-def check_labels_shape(op, scores_name, scores, t):
+def check_labels_shape(op: str, scores_name: str, scores: Any, t: Any) -> Shape:
     """scores (N, K) and labels t (N,): returns (N, K)."""
     ss = expect_ndim(op, scores_name, scores, 2, "(N, K)")
     expect_shape(op, "t", t, (ss[0],), f"{scores_name}'s batch (N,)")
     return ss
 
 
-def bad_label(op, t, k):
+def bad_label(op: str, t: Any, k: int) -> ValueError:
     """The ValueError for labels t (a host integer array) holding a value outside [0, k)."""
     t = np.asarray(t)
     v = t[(t < 0) | (t >= k)]
@@ -141,7 +149,7 @@ def bad_label(op, t, k):
     return ValueError(f"{op}: t holds label {first} outside the classes 0..{k - 1}")
 
 
-def check_label_range(op, t, k):
+def check_label_range(op: str, t: Any, k: int) -> None:
     """ValueError unless every label of the host integer array t lies in [0, k) (one pass)."""
     if t.size and (t.min() < 0 or t.max() >= k):
         raise bad_label(op, t, k)

@@ -7,6 +7,8 @@ Numba's negative-index check on an index it cannot prove non-negative kept LLVM 
 vectorising them (4x slower, measured). The wrappers flatten
 C-contiguous inputs without copying and restore the shape.
 """
+from typing import Tuple
+
 import numpy as np
 from numba import njit
 
@@ -79,6 +81,7 @@ def _apply(kernel, a, b=None, cost=1, params=()):
 
 
 def relu_forward(x):
+    # type: (np.ndarray) -> Tuple[np.ndarray, np.ndarray]
     """-> (out, mask) with mask = x <= 0."""
     xf = _flat(x)
     out = np.empty_like(xf)
@@ -88,6 +91,7 @@ def relu_forward(x):
 
 
 def relu_backward(dout, mask):
+    # type: (np.ndarray, np.ndarray) -> np.ndarray
     """dx = dout where not mask, else 0 (a new array)."""
     same_shapes("relu_backward", "dout", dout, ("mask", mask))
     if dout.size < NUMPY_BELOW:                          # the reference's expression, inline
@@ -96,11 +100,13 @@ def relu_backward(dout, mask):
 
 
 def sigmoid_forward(x):
+    # type: (np.ndarray) -> np.ndarray
     """1 / (1 + exp(-x)) without overflow."""
     return _apply(_sigmoid_forward, x, cost=COST["sigmoid_forward"])
 
 
 def sigmoid_backward(dout, out):
+    # type: (np.ndarray, np.ndarray) -> np.ndarray
     """dx = dout * (1 - out) * out."""
     same_shapes("sigmoid_backward", "dout", dout, ("out", out))
     if dout.size < NUMPY_BELOW:
@@ -109,6 +115,7 @@ def sigmoid_backward(dout, out):
 
 
 def leaky_relu_forward(x, alpha=0.01):
+    # type: (np.ndarray, float) -> Tuple[np.ndarray, np.ndarray]
     """-> (out, mask) with mask = x <= 0 and out = alpha * x there."""
     xf = _flat(x)
     out = np.empty_like(xf)
@@ -118,12 +125,14 @@ def leaky_relu_forward(x, alpha=0.01):
 
 
 def leaky_relu_backward(dout, mask, alpha=0.01):
+    # type: (np.ndarray, np.ndarray, float) -> np.ndarray
     """dx = dout where not mask, else alpha * dout (a new array)."""
     same_shapes("leaky_relu_backward", "dout", dout, ("mask", mask))
     return _apply(_leaky_relu_backward, dout, mask, params=(alpha,))
 
 
 def dropout_apply(x, mask):
+    # type: (np.ndarray, np.ndarray) -> np.ndarray
     """x * mask for a boolean mask (the same product serves forward and backward)."""
     same_shapes("dropout_apply", "x", x, ("mask", mask))
     if x.size < NUMPY_BELOW:

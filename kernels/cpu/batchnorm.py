@@ -11,6 +11,8 @@ reduction over the batch is done by the one thread that owns its column
 Backward uses the closed form of the book's computational graph:
     dx = gamma / std * (dout - mean(dout) - xn * mean(dout * xn))
 """
+from typing import Any, Tuple
+
 import numpy as np
 from numba import njit, prange
 
@@ -146,6 +148,7 @@ def _bn_backward_block(dx, dgamma, dbeta, dout, xn, std, gamma, lo, hi):
 
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, train_flg):
+    # type: (np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float, bool) -> Tuple[np.ndarray, Any]
     """x (N, D) -> (out, ctx); running statistics updated in place when training."""
     check_batchnorm("batchnorm_forward", x, gamma, beta, running_mean, running_var)
     x = kernel_input(x)
@@ -163,6 +166,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, 
 
 
 def batchnorm_backward(dout, ctx):
+    # type: (np.ndarray, Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]
     """dout (N, D) -> (dx, dgamma, dbeta)."""
     xn, std, gamma = ctx
     expect_shape("batchnorm_backward", "dout", dout, xn.shape, "the forward call's x (from ctx)")

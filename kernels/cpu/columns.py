@@ -7,6 +7,8 @@ image). ``im2col`` / ``col2im`` run them image by image, one span of images per 
 transpose each image's block into (or out of) the book's (N*OH*OW, C*FH*FW) rows; ``conv``
 multiplies ``colT`` directly (no transpose).
 """
+from typing import Tuple
+
 import numpy as np
 from numba import njit, prange
 
@@ -137,6 +139,7 @@ def _col2im(img, col, FH, FW, stride, pad, OH, OW, chunks):
 
 
 def im2col(x, filter_h, filter_w, stride=1, pad=0):
+    # type: (np.ndarray, int, int, int, int) -> np.ndarray
     """x (N, C, H, W) -> col (N*OH*OW, C*FH*FW), zero padding. Parallel over images."""
     N, C, H, W = expect_ndim("im2col", "x", x, 4, "(N, C, H, W)")
     x = kernel_input(x)
@@ -147,6 +150,7 @@ def im2col(x, filter_h, filter_w, stride=1, pad=0):
 
 
 def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
+    # type: (np.ndarray, Tuple[int, ...], int, int, int, int) -> np.ndarray
     """col (N*OH*OW, C*FH*FW) -> x (N, C, H, W); each image is summed by one thread (no races)."""
     N, C, H, W, OH, OW = check_col("col2im", col, input_shape, filter_h, filter_w, stride, pad)
     col = kernel_input(col)

@@ -27,6 +27,8 @@ and dW accumulation need no temporary copies. Per-image GEMMs rest on prototype 
 the kernels as they are have not been measured against those alternatives.
 ``im2col`` and ``col2im`` are ``columns``'s, exported here as in the reference's ``conv``.
 """
+from typing import Any, Optional, Tuple
+
 import numpy as np
 from numba import njit, prange
 
@@ -136,6 +138,7 @@ def _degenerate_backward(dout, x, w_shape, need_dx):
 
 
 def conv_forward(x, W, b, stride, pad):
+    # type: (np.ndarray, np.ndarray, np.ndarray, int, int) -> Tuple[np.ndarray, Any]
     """x (N, C, H, W) * W (FN, C, FH, FW) + b -> (out (N, FN, OH, OW) C-contiguous, ctx)."""
     check_conv("conv_forward", x, W, b)
     if degenerate(W.shape):
@@ -152,6 +155,7 @@ def conv_forward(x, W, b, stride, pad):
 
 
 def conv_backward(dout, ctx, need_dx=True):
+    # type: (np.ndarray, Any, bool) -> Tuple[Optional[np.ndarray], np.ndarray, np.ndarray]
     """dout (N, FN, OH, OW) -> (dx, dW, db). With need_dx=False (the first layer of a net),
     dx is not computed and None is returned in its place."""
     x, W2, w_shape, stride, pad = ctx

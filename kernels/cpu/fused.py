@@ -36,7 +36,7 @@ Backward goes through ``conv_s1.run_backward_s1``, which keeps NaN and Inf where
 puts them (the extended rows' extra columns must not add 0 * NaN terms).
 """
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import Any, NamedTuple, Optional, Tuple
 
 import numpy as np
 from numba import njit, prange
@@ -214,6 +214,7 @@ def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad,
 
 
 def conv_relu_forward(x, W, b, stride, pad):
+    # type: (np.ndarray, np.ndarray, np.ndarray, int, int) -> Tuple[np.ndarray, Any]
     """relu(conv(x, W, b)) -> (out (N, FN, OH, OW), ctx)."""
     check_conv("conv_relu_forward", x, W, b)
     if stride != 1 or degenerate(W.shape):
@@ -223,6 +224,7 @@ def conv_relu_forward(x, W, b, stride, pad):
 
 
 def conv_relu_backward(dout, ctx, need_dx=True):
+    # type: (np.ndarray, Any, bool) -> Tuple[Optional[np.ndarray], np.ndarray, np.ndarray]
     """dout (N, FN, OH, OW) -> (dx or None, dW, db) through Relu then Convolution."""
     if not isinstance(ctx, _S1):
         return composite.conv_relu_backward(_UNFUSED, dout, ctx, need_dx)
@@ -231,6 +233,7 @@ def conv_relu_backward(dout, ctx, need_dx=True):
 
 
 def conv_relu_pool_forward(x, W, b, stride, pad, pool_h, pool_w, pool_stride, pool_pad):
+    # type: (np.ndarray, np.ndarray, np.ndarray, int, int, int, int, int, int) -> Tuple[np.ndarray, Any]
     """pool(relu(conv(x, W, b))) -> (out (N, FN, QH, QW), ctx)."""
     check_conv("conv_relu_pool_forward", x, W, b)
     # pool_pad >= the window (refused by Pooling) could leave a window without any cell
@@ -252,6 +255,7 @@ def conv_relu_pool_forward(x, W, b, stride, pad, pool_h, pool_w, pool_stride, po
 
 
 def conv_relu_pool_backward(dout, ctx, need_dx=True):
+    # type: (np.ndarray, Any, bool) -> Tuple[Optional[np.ndarray], np.ndarray, np.ndarray]
     """dout (N, FN, QH, QW) -> (dx or None, dW, db) through Pooling, Relu and Convolution."""
     if not isinstance(ctx, _S1):
         return composite.conv_relu_pool_backward(_UNFUSED, dout, ctx, need_dx)

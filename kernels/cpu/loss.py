@@ -3,6 +3,8 @@
 Below ``MIN_PARALLEL`` elements (a batch of 100 scores of 10 classes is 1,000) the
 rows are done on the calling thread; above, one span of rows per Numba thread.
 """
+from typing import Any, Tuple
+
 import numpy as np
 from numba import njit, prange
 
@@ -151,6 +153,7 @@ def _chunks(x, min_work=MIN_PARALLEL):
 
 
 def softmax(x):
+    # type: (np.ndarray) -> np.ndarray
     """Softmax along the last axis, any leading dims; row maximum subtracted first."""
     x2 = kernel_input(x).reshape(-1, x.shape[-1])
     y = np.empty_like(x2)
@@ -159,6 +162,7 @@ def softmax(x):
 
 
 def softmax_loss_forward(x, t):
+    # type: (np.ndarray, np.ndarray) -> Tuple[Any, np.ndarray]
     """x (N, K), t (N,) int labels -> (mean of -log(y[n, t[n]] + 1e-7), y). The kernel checks
     each label as it reads it (no pass of its own); a label outside [0, K) raises ValueError."""
     t = kernel_input(np.asarray(t, dtype=np.intp))
@@ -172,6 +176,7 @@ def softmax_loss_forward(x, t):
 
 
 def softmax_loss_backward(y, t, dout):
+    # type: (np.ndarray, np.ndarray, float) -> np.ndarray
     """dx = dout * (y - onehot(t)) / N."""
     t = kernel_input(np.asarray(t, dtype=np.intp))
     N, K = check_labels_shape("softmax_loss_backward", "y", y, t)

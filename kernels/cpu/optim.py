@@ -53,6 +53,7 @@ def _run(kernel, arrays, scalars):
 
 
 def sgd_update(param, grad, lr):
+    # type: (np.ndarray, np.ndarray, float) -> None
     same_shapes("sgd_update", "param", param, ("grad", grad))
     if param.size < NUMPY_BELOW:                         # the reference's expression, inline
         param -= param.dtype.type(lr) * grad
@@ -61,6 +62,7 @@ def sgd_update(param, grad, lr):
 
 
 def momentum_update(param, grad, v, lr, momentum):
+    # type: (np.ndarray, np.ndarray, np.ndarray, float, float) -> None
     same_shapes("momentum_update", "param", param, ("grad", grad), ("v", v))
     if param.size < NUMPY_BELOW:
         dt = param.dtype.type
@@ -72,20 +74,24 @@ def momentum_update(param, grad, v, lr, momentum):
 
 
 def nesterov_update(param, grad, v, lr, momentum):
+    # type: (np.ndarray, np.ndarray, np.ndarray, float, float) -> None
     same_shapes("nesterov_update", "param", param, ("grad", grad), ("v", v))
     _run(_nesterov, (param, grad, v), (lr, momentum))
 
 
 def adagrad_update(param, grad, h, lr):
+    # type: (np.ndarray, np.ndarray, np.ndarray, float) -> None
     same_shapes("adagrad_update", "param", param, ("grad", grad), ("h", h))
     _run(_adagrad, (param, grad, h), (lr, OPT_EPS))
 
 
 def rmsprop_update(param, grad, h, lr, decay_rate):
+    # type: (np.ndarray, np.ndarray, np.ndarray, float, float) -> None
     same_shapes("rmsprop_update", "param", param, ("grad", grad), ("h", h))
     _run(_rmsprop, (param, grad, h), (lr, decay_rate, OPT_EPS))
 
 
 def adam_update(param, grad, m, v, lr_t, beta1, beta2):
+    # type: (np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float, float) -> None
     same_shapes("adam_update", "param", param, ("grad", grad), ("m", m), ("v", v))
     _run(_adam, (param, grad, m, v), (lr_t, beta1, beta2, OPT_EPS))

@@ -32,6 +32,8 @@ Average pooling sums the taps inside the image (padding adds zero) and divides b
 pool_h * pool_w, the reference's rule; backward adds dout / (pool_h * pool_w) to each
 tap inside the image. Same planes, chunks and threshold as max pooling.
 """
+from typing import Any, Tuple
+
 import numpy as np
 from numba import njit, prange
 
@@ -187,6 +189,7 @@ def _chunks(planes, size):
 
 
 def pool_forward(x, pool_h, pool_w, stride, pad):
+    # type: (np.ndarray, int, int, int, int) -> Tuple[np.ndarray, Any]
     """x (N, C, H, W) -> (out (N, C, OH, OW), ctx); first maximum wins; see the module's rule
     for a -inf maximum whose first tap is padding. ctx: (arg, x's shape, whether a gradient is
     dropped, border, out's shape)."""
@@ -212,6 +215,7 @@ def pool_forward(x, pool_h, pool_w, stride, pad):
 
 
 def pool_backward(dout, ctx):
+    # type: (np.ndarray, Any) -> np.ndarray
     """dout (N, C, OH, OW) -> dx (N, C, H, W): each gradient goes to its window's maximum."""
     arg, x_shape, dropped, border, out_shape = ctx
     expect_shape("pool_backward", "dout", dout, out_shape, "the forward call's output (from ctx)")
@@ -287,6 +291,7 @@ def _avg_pool(dst, src, typed, PH, PW, stride, pad, chunks, backward):
 
 
 def avg_pool_forward(x, pool_h, pool_w, stride, pad):
+    # type: (np.ndarray, int, int, int, int) -> Tuple[np.ndarray, Any]
     """x (N, C, H, W) -> (out (N, C, OH, OW), ctx): each window's mean, zero padding counted."""
     N, C, H, W = expect_ndim("avg_pool_forward", "x", x, 4, "(N, C, H, W)")
     x = kernel_input(x)
@@ -299,6 +304,7 @@ def avg_pool_forward(x, pool_h, pool_w, stride, pad):
 
 
 def avg_pool_backward(dout, ctx):
+    # type: (np.ndarray, Any) -> np.ndarray
     """dout (N, C, OH, OW) -> dx (N, C, H, W): each window's gradient shared by its taps."""
     x_shape, pool_h, pool_w, stride, pad = ctx
     expect_shape("avg_pool_backward", "dout", dout, pool_out_shape(x_shape, pool_h, pool_w, stride, pad), "the forward call's output (from ctx)")

@@ -1,11 +1,13 @@
 """Element-wise activations and the dropout mask product (cuda backend): one thread per element
 of the flattened arrays, each kernel built from its scalar function (``_map``, ``kernels/scalars.py``)."""
 import math
+from typing import Tuple
 
 import numpy as np
 from numba import cuda
 
 from .. import scalars
+from ..arrays import Array
 from ..shapes import same_shapes
 from ._map import elementwise
 from .arrays import empty, to_device
@@ -43,6 +45,7 @@ def _apply(run, a, b=None):
 
 
 def relu_forward(x):
+    # type: (Array) -> Tuple[Array, Array]
     x = to_device(x)
     out, mask = _like(x), _like(x, np.bool_)
     _relu_forward((out, mask), (x,))
@@ -50,20 +53,24 @@ def relu_forward(x):
 
 
 def relu_backward(dout, mask):
+    # type: (Array, Array) -> Array
     same_shapes("relu_backward", "dout", dout, ("mask", mask))
     return _apply(_relu_backward, dout, mask)
 
 
 def sigmoid_forward(x):
+    # type: (Array) -> Array
     return _apply(_sigmoid_forward, x)
 
 
 def sigmoid_backward(dout, out):
+    # type: (Array, Array) -> Array
     same_shapes("sigmoid_backward", "dout", dout, ("out", out))
     return _apply(_sigmoid_backward, dout, out)
 
 
 def dropout_apply(x, mask):
+    # type: (Array, Array) -> Array
     """x * mask; the mask is drawn with NumPy on the host (same masks as every backend) and copied in."""
     same_shapes("dropout_apply", "x", x, ("mask", mask))
     return _apply(_mask_multiply, x, mask)

@@ -1,6 +1,9 @@
 """Fully connected layer (cuda backend): tiled GEMMs plus a bias kernel and column sums."""
+from typing import Optional, Tuple
+
 import numpy as np
 
+from ..arrays import Array
 from ..shapes import check_affine
 from .arrays import empty, to_device
 from .common import add_rowvec, colsum
@@ -16,6 +19,7 @@ def _host_as(x, W):
 
 
 def affine_forward(x, W, b):
+    # type: (Array, Array, Array) -> Array
     check_affine("affine_forward", x, W, b)
     x, W, b = to_device(_host_as(x, W)), to_device(W), to_device(b)
     out = empty((x.shape[0], W.shape[1]), x.dtype)
@@ -25,6 +29,7 @@ def affine_forward(x, W, b):
 
 
 def affine_backward(dout, x, W, need_dx=True):
+    # type: (Array, Array, Array, bool) -> Tuple[Optional[Array], Array, Array]
     check_affine("affine_backward", x, W, dout=dout)
     dout, x, W = to_device(dout), to_device(_host_as(x, W)), to_device(W)
     dx = None

@@ -2,21 +2,24 @@
 (``owns``, ``to_device``, ``to_host``, ``zeros_like``, ``astype``) and the allocation helpers
 its kernels share."""
 import numpy as np
+from numpy.typing import DTypeLike
 from numba import cuda
 
 from . import launch
-from ..arrays import is_device_array as is_device, to_host
+from ..arrays import Array, is_device_array as is_device, to_host
 
 #: this module's ops (the backend package imports exactly these)
 __all__ = ["owns", "to_device", "to_host", "zeros_like", "astype"]
 
 
 def owns(a):
+    # type: (Array) -> bool
     """True for a device array: what this backend computes on without copying."""
     return is_device(a)
 
 
 def to_device(a):
+    # type: (Array) -> Array
     """A C-contiguous device copy of a host array (device arrays are returned as they are)."""
     if is_device(a):
         return a
@@ -44,10 +47,12 @@ def zeros(shape, dtype):
 
 
 def zeros_like(a):
+    # type: (Array) -> Array
     return zeros(a.shape, a.dtype)
 
 
 def astype(a, dtype):
+    # type: (Array, DTypeLike) -> Array
     """a converted to dtype on the device (through the host: a rare, small conversion)."""
     if np.dtype(a.dtype) == np.dtype(dtype):
         return a

@@ -1,10 +1,12 @@
 """Batch normalisation per feature (cuda backend): one thread per feature column, looping over
 the batch (every reduction is a gather by the column's own thread)."""
 import math
+from typing import Any, Tuple
 
 import numpy as np
 from numba import cuda
 
+from ..arrays import Array
 from ..shapes import check_batchnorm, expect_shape
 from . import launch
 from .arrays import empty, to_device
@@ -65,6 +67,7 @@ def _bn_backward_kernel(dx, dgamma, dbeta, dout, xn, std, gamma, zero):
 
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, train_flg):
+    # type: (Array, Array, Array, Array, Array, float, float, bool) -> Tuple[Array, Any]
     """running_mean / running_var must be device arrays (updated in place) when training."""
     check_batchnorm("batchnorm_forward", x, gamma, beta, running_mean, running_var)
     x, gamma, beta = to_device(x), to_device(gamma), to_device(beta)
@@ -82,6 +85,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, 
 
 
 def batchnorm_backward(dout, ctx):
+    # type: (Array, Any) -> Tuple[Array, Array, Array]
     xn, std, gamma = ctx
     expect_shape("batchnorm_backward", "dout", dout, tuple(xn.shape), "the forward call's x (from ctx)")
     dout = to_device(dout)

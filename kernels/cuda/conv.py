@@ -10,9 +10,12 @@ when that element is NaN or infinite and would spread to every sum), so NaN and 
 exactly the results the reference's sums put them in. Empty batches and filter banks (N, FN or
 C zero) launch no product (a grid with no block is refused).
 """
+from typing import Any, Optional, Tuple
+
 import numpy as np
 from numba import cuda
 
+from ..arrays import Array
 from ..shapes import check_col, check_conv, conv_out_shape, expect_ndim, expect_shape, window_output_hw
 from . import launch
 from .arrays import empty, to_device, zeros
@@ -105,18 +108,21 @@ def _col2im_dev(col, input_shape, filter_h, filter_w, stride, pad):
 
 
 def im2col(x, filter_h, filter_w, stride=1, pad=0):
+    # type: (Array, int, int, int, int) -> Array
     """x (N, C, H, W) -> col (N*OH*OW, C*FH*FW) on the device."""
     expect_ndim("im2col", "x", x, 4, "(N, C, H, W)")
     return _im2col_dev(to_device(x), filter_h, filter_w, stride, pad)
 
 
 def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
+    # type: (Array, Tuple[int, ...], int, int, int, int) -> Array
     """col (N*OH*OW, C*FH*FW) -> x (N, C, H, W) on the device."""
     check_col("col2im", col, input_shape, filter_h, filter_w, stride, pad)
     return _col2im_dev(to_device(col), input_shape, filter_h, filter_w, stride, pad)
 
 
 def conv_forward(x, W, b, stride, pad):
+    # type: (Array, Array, Array, int, int) -> Tuple[Array, Any]
     """x * W + b -> (out (N, FN, OH, OW), ctx), all on the device."""
     check_conv("conv_forward", x, W, b)
     x, W, b = to_device(x), to_device(W), to_device(b)
@@ -131,6 +137,7 @@ def conv_forward(x, W, b, stride, pad):
 
 
 def conv_backward(dout, ctx, need_dx=True):
+    # type: (Array, Any, bool) -> Tuple[Optional[Array], Array, Array]
     """dout (N, FN, OH, OW) -> (dx, dW, db) on the device; dx is None when need_dx is False."""
     col, W2, x_shape, w_shape, stride, pad = ctx
     expect_shape("conv_backward", "dout", dout, conv_out_shape(x_shape, w_shape, stride, pad), "the forward call's output (from ctx)")

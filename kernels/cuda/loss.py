@@ -1,10 +1,12 @@
 """Softmax and softmax + cross-entropy (cuda backend): one thread per row; the loss comes back
 to the host as a scalar, the probabilities stay on the device."""
 import math
+from typing import Any, Tuple
 
 import numpy as np
 from numba import cuda
 
+from ..arrays import Array
 from ..shapes import check_label_range, check_labels_shape
 from ..spec import LOG_EPS
 from . import launch
@@ -59,6 +61,7 @@ def _softmax_dev(x2):
 
 
 def softmax(x):
+    # type: (Array) -> Array
     x = to_device(x)
     shape = tuple(int(v) for v in x.shape)      # the simulator's shape objects reject negative indices
     x2 = x.reshape(int(np.prod(shape[:-1])), shape[-1])
@@ -74,6 +77,7 @@ def _labels(op, scores_name, scores, t):
 
 
 def softmax_loss_forward(x, t):
+    # type: (Array, Array) -> Tuple[Any, Array]
     td = _labels("softmax_loss_forward", "x", x, t)
     x = to_device(x)
     dt = np.dtype(x.dtype).type
@@ -84,6 +88,7 @@ def softmax_loss_forward(x, t):
 
 
 def softmax_loss_backward(y, t, dout):
+    # type: (Array, Array, float) -> Array
     td = _labels("softmax_loss_backward", "y", y, t)
     y = to_device(y)
     dt = np.dtype(y.dtype).type

@@ -2,6 +2,7 @@
 each built from its scalar rule (``_map.update``, ``kernels/scalars.py``)."""
 import numpy as np
 
+from ..arrays import Array
 from .. import scalars
 from ..shapes import same_shapes
 from ..spec import OPT_EPS
@@ -39,24 +40,30 @@ _NAMES = {"sgd_update": ("param", "grad"), "momentum_update": ("param", "grad", 
 
 
 def sgd_update(param, grad, lr):
+    # type: (Array, Array, float) -> None
     _run("sgd_update", _sgd, (param, grad), (lr,))
 
 
 def momentum_update(param, grad, v, lr, momentum):
+    # type: (Array, Array, Array, float, float) -> None
     _run("momentum_update", _momentum, (param, grad, v), (lr, momentum))
 
 
 def nesterov_update(param, grad, v, lr, momentum):
+    # type: (Array, Array, Array, float, float) -> None
     _run("nesterov_update", _nesterov, (param, grad, v), (lr, momentum))
 
 
 def adagrad_update(param, grad, h, lr):
+    # type: (Array, Array, Array, float) -> None
     _run("adagrad_update", _adagrad, (param, grad, h), (lr, OPT_EPS))
 
 
 def rmsprop_update(param, grad, h, lr, decay_rate):
+    # type: (Array, Array, Array, float, float) -> None
     _run("rmsprop_update", _rmsprop, (param, grad, h), (lr, decay_rate, OPT_EPS))
 
 
 def adam_update(param, grad, m, v, lr_t, beta1, beta2):
+    # type: (Array, Array, Array, Array, float, float, float) -> None
     _run("adam_update", _adam, (param, grad, m, v), (lr_t, beta1, beta2, OPT_EPS))

@@ -10,9 +10,12 @@ Backward: one thread per input pixel, summing dout over the windows that chose i
 (a gather over destination pixels: no atomics, even when windows overlap). The sums start
 from a zero passed in by the host (not ``dout[0] * 0``, which is NaN when that element is).
 """
+from typing import Any, Tuple
+
 import numpy as np
 from numba import cuda
 
+from ..arrays import Array
 from ..shapes import expect_ndim, expect_shape, pool_out_shape, window_output_hw
 from . import launch
 from .arrays import empty, to_device
@@ -70,6 +73,7 @@ def _pool_backward_kernel(dx, dout, arg, PH, PW, stride, pad, zero):
 
 
 def pool_forward(x, pool_h, pool_w, stride, pad):
+    # type: (Array, int, int, int, int) -> Tuple[Array, Any]
     N, C, H, W = expect_ndim("pool_forward", "x", x, 4, "(N, C, H, W)")
     x = to_device(x)
     OH, OW = window_output_hw(H, W, pool_h, pool_w, stride, pad)
@@ -80,6 +84,7 @@ def pool_forward(x, pool_h, pool_w, stride, pad):
 
 
 def pool_backward(dout, ctx):
+    # type: (Array, Any) -> Array
     arg, x_shape, pool_h, pool_w, stride, pad = ctx
     expect_shape("pool_backward", "dout", dout, pool_out_shape(x_shape, pool_h, pool_w, stride, pad), "the forward call's output (from ctx)")
     dout = to_device(dout)

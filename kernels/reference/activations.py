@@ -1,4 +1,6 @@
 """Element-wise activations and the dropout mask product (reference backend)."""
+from typing import Tuple
+
 import numpy as np
 
 from ..shapes import same_shapes
@@ -8,6 +10,7 @@ __all__ = ["relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward
 
 
 def relu_forward(x):
+    # type: (np.ndarray) -> Tuple[np.ndarray, np.ndarray]
     """-> (out, mask) with mask = x <= 0 and out = x where not mask, else 0."""
     mask = x <= 0
     out = np.where(mask, x.dtype.type(0), x)
@@ -15,12 +18,14 @@ def relu_forward(x):
 
 
 def relu_backward(dout, mask):
+    # type: (np.ndarray, np.ndarray) -> np.ndarray
     """dx = dout where not mask, else 0. dout is not modified (the book's version zeroes it in place)."""
     same_shapes("relu_backward", "dout", dout, ("mask", mask))
     return np.where(mask, dout.dtype.type(0), dout)
 
 
 def sigmoid_forward(x):
+    # type: (np.ndarray) -> np.ndarray
     """1 / (1 + exp(-x)), evaluated without overflow for large |x|."""
     e = np.exp(-np.abs(x))              # in (0, 1], never overflows
     one = x.dtype.type(1)
@@ -28,24 +33,28 @@ def sigmoid_forward(x):
 
 
 def sigmoid_backward(dout, out):
+    # type: (np.ndarray, np.ndarray) -> np.ndarray
     """dx = dout * (1 - out) * out."""
     same_shapes("sigmoid_backward", "dout", dout, ("out", out))
     return dout * (out.dtype.type(1) - out) * out
 
 
 def leaky_relu_forward(x, alpha=0.01):
+    # type: (np.ndarray, float) -> Tuple[np.ndarray, np.ndarray]
     """-> (out, mask) with mask = x <= 0 and out = x where not mask, else alpha * x."""
     mask = x <= 0
     return np.where(mask, x * x.dtype.type(alpha), x), mask
 
 
 def leaky_relu_backward(dout, mask, alpha=0.01):
+    # type: (np.ndarray, np.ndarray, float) -> np.ndarray
     """dx = dout where not mask, else alpha * dout."""
     same_shapes("leaky_relu_backward", "dout", dout, ("mask", mask))
     return np.where(mask, dout * dout.dtype.type(alpha), dout)
 
 
 def dropout_apply(x, mask):
+    # type: (np.ndarray, np.ndarray) -> np.ndarray
     """x * mask for a boolean mask; the dtype of x is kept."""
     same_shapes("dropout_apply", "x", x, ("mask", mask))
     return x * mask

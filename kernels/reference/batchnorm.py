@@ -4,6 +4,8 @@ The formulas are the book's computational graph:
 mu = mean(x), xc = x - mu, var = mean(xc^2), std = sqrt(var + eps), xn = xc / std,
 out = gamma * xn + beta.
 """
+from typing import Any, Tuple
+
 import numpy as np
 
 from ..shapes import check_batchnorm, expect_shape
@@ -12,6 +14,7 @@ __all__ = ["batchnorm_forward", "batchnorm_backward"]
 
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, train_flg):
+    # type: (np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float, bool) -> Tuple[np.ndarray, Any]
     """x (N, D) -> (out (N, D), ctx); running statistics updated in place when training."""
     check_batchnorm("batchnorm_forward", x, gamma, beta, running_mean, running_var)
     dt = x.dtype.type
@@ -33,6 +36,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, eps, 
 
 
 def batchnorm_backward(dout, ctx):
+    # type: (np.ndarray, Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]
     """dout (N, D) -> (dx, dgamma, dbeta), backpropagating through the forward graph."""
     xc, xn, std, gamma = ctx
     expect_shape("batchnorm_backward", "dout", dout, xn.shape, "the forward call's x (from ctx)")

@@ -4,6 +4,8 @@ Layout (the book's): ``col`` has one row per output position in (n, oh, ow)
 order and one column per input tap in (c, ky, kx) order, so a convolution is
 ``col @ W.reshape(FN, -1).T``.
 """
+from typing import Any, Optional, Tuple
+
 import numpy as np
 
 from ..shapes import check_col, check_conv, conv_out_shape, expect_ndim, expect_shape, window_output_hw
@@ -11,7 +13,7 @@ from ..shapes import check_col, check_conv, conv_out_shape, expect_ndim, expect_
 __all__ = ["im2col", "col2im", "conv_forward", "conv_backward"]
 
 
-def _windows(x, filter_h, filter_w, stride, pad, fill):
+def _windows(x: np.ndarray, filter_h: int, filter_w: int, stride: int, pad: int, fill: float) -> np.ndarray:
     """Copy every window of x into an array (N, OH, OW, C, FH, FW); padding holds ``fill``."""
     N, C, H, W = x.shape
     OH, OW = window_output_hw(H, W, filter_h, filter_w, stride, pad)
@@ -31,6 +33,7 @@ def _windows(x, filter_h, filter_w, stride, pad, fill):
 
 
 def im2col(x, filter_h, filter_w, stride=1, pad=0):
+    # type: (np.ndarray, int, int, int, int) -> np.ndarray
     """x (N, C, H, W) -> col (N*OH*OW, C*FH*FW), zero padding."""
     expect_ndim("im2col", "x", x, 4, "(N, C, H, W)")
     N, C = x.shape[:2]
@@ -41,6 +44,7 @@ def im2col(x, filter_h, filter_w, stride=1, pad=0):
 
 
 def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
+    # type: (np.ndarray, Tuple[int, ...], int, int, int, int) -> np.ndarray
     """col (N*OH*OW, C*FH*FW) -> x (N, C, H, W); overlapping taps are summed, padding dropped."""
     N, C, H, W, OH, OW = check_col("col2im", col, input_shape, filter_h, filter_w, stride, pad)
     win = col.reshape(N, OH, OW, C, filter_h, filter_w)
@@ -56,6 +60,7 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
 
 
 def conv_forward(x, W, b, stride, pad):
+    # type: (np.ndarray, np.ndarray, np.ndarray, int, int) -> Tuple[np.ndarray, Any]
     """x (N, C, H, W) * W (FN, C, FH, FW) + b (FN,) -> (out (N, FN, OH, OW), ctx)."""
     check_conv("conv_forward", x, W, b)
     FN, C, FH, FW = W.shape
@@ -69,6 +74,7 @@ def conv_forward(x, W, b, stride, pad):
 
 
 def conv_backward(dout, ctx, need_dx=True):
+    # type: (np.ndarray, Any, bool) -> Tuple[Optional[np.ndarray], np.ndarray, np.ndarray]
     """dout (N, FN, OH, OW) -> (dx (N, C, H, W), dW (FN, C, FH, FW), db (FN,)); dx is None
     when need_dx is False."""
     col, col_W, x_shape, w_shape, stride, pad = ctx

@@ -1,4 +1,6 @@
 """Softmax and softmax + cross-entropy (reference backend)."""
+from typing import Any, Tuple
+
 import numpy as np
 
 from ..shapes import check_label_range, check_labels_shape
@@ -8,6 +10,7 @@ __all__ = ["softmax", "softmax_loss_forward", "softmax_loss_backward"]
 
 
 def softmax(x):
+    # type: (np.ndarray) -> np.ndarray
     """Softmax along the last axis; the row maximum is subtracted first, so large scores do not overflow."""
     z = x - x.max(axis=-1, keepdims=True)
     e = np.exp(z)
@@ -15,6 +18,7 @@ def softmax(x):
 
 
 def softmax_loss_forward(x, t):
+    # type: (np.ndarray, np.ndarray) -> Tuple[Any, np.ndarray]
     """x (N, K), t (N,) int labels -> (mean of -log(y[n, t[n]] + 1e-7), y)."""
     t = np.asarray(t)
     n, k = check_labels_shape("softmax_loss_forward", "x", x, t)
@@ -27,6 +31,7 @@ def softmax_loss_forward(x, t):
 
 
 def softmax_loss_backward(y, t, dout):
+    # type: (np.ndarray, np.ndarray, float) -> np.ndarray
     """dx = dout * (y - onehot(t)) / N."""
     t = np.asarray(t)
     n, k = check_labels_shape("softmax_loss_backward", "y", y, t)

@@ -13,12 +13,14 @@ __all__ = ["sgd_update", "momentum_update", "nesterov_update", "adagrad_update",
 
 
 def sgd_update(param, grad, lr):
+    # type: (np.ndarray, np.ndarray, float) -> None
     same_shapes("sgd_update", "param", param, ("grad", grad))
     dt = param.dtype.type
     param -= dt(lr) * grad
 
 
 def momentum_update(param, grad, v, lr, momentum):
+    # type: (np.ndarray, np.ndarray, np.ndarray, float, float) -> None
     same_shapes("momentum_update", "param", param, ("grad", grad), ("v", v))
     dt = param.dtype.type
     v *= dt(momentum)
@@ -27,6 +29,7 @@ def momentum_update(param, grad, v, lr, momentum):
 
 
 def nesterov_update(param, grad, v, lr, momentum):
+    # type: (np.ndarray, np.ndarray, np.ndarray, float, float) -> None
     same_shapes("nesterov_update", "param", param, ("grad", grad), ("v", v))
     # the book's current order (its commit 89eadd0, 2021): the parameter moves with the
     # previous v, then v is updated
@@ -38,6 +41,7 @@ def nesterov_update(param, grad, v, lr, momentum):
 
 
 def adagrad_update(param, grad, h, lr):
+    # type: (np.ndarray, np.ndarray, np.ndarray, float) -> None
     same_shapes("adagrad_update", "param", param, ("grad", grad), ("h", h))
     dt = param.dtype.type
     h += grad * grad
@@ -45,6 +49,7 @@ def adagrad_update(param, grad, h, lr):
 
 
 def rmsprop_update(param, grad, h, lr, decay_rate):
+    # type: (np.ndarray, np.ndarray, np.ndarray, float, float) -> None
     same_shapes("rmsprop_update", "param", param, ("grad", grad), ("h", h))
     dt = param.dtype.type
     h *= dt(decay_rate)
@@ -53,6 +58,7 @@ def rmsprop_update(param, grad, h, lr, decay_rate):
 
 
 def adam_update(param, grad, m, v, lr_t, beta1, beta2):
+    # type: (np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float, float) -> None
     same_shapes("adam_update", "param", param, ("grad", grad), ("m", m), ("v", v))
     dt = param.dtype.type
     m += dt(1 - beta1) * (grad - m)

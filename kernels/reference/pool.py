@@ -15,6 +15,8 @@ image). An empty image (H or W zero) gives -inf windows and a zero gradient.
 Average pooling pads with zeros, and the padding counts in the divisor: every window
 is divided by pool_h * pool_w (PyTorch's AvgPool2d default, count_include_pad=True).
 """
+from typing import Any, Tuple
+
 import numpy as np
 
 from ..shapes import expect_ndim, expect_shape, pool_out_shape
@@ -24,6 +26,7 @@ __all__ = ["pool_forward", "pool_backward", "avg_pool_forward", "avg_pool_backwa
 
 
 def pool_forward(x, pool_h, pool_w, stride, pad):
+    # type: (np.ndarray, int, int, int, int) -> Tuple[np.ndarray, Any]
     """x (N, C, H, W) -> (out (N, C, OH, OW), ctx); ties go to the first maximum in (ky, kx) order."""
     expect_ndim("pool_forward", "x", x, 4, "(N, C, H, W)")
     N, C = x.shape[:2]
@@ -36,6 +39,7 @@ def pool_forward(x, pool_h, pool_w, stride, pad):
 
 
 def pool_backward(dout, ctx):
+    # type: (np.ndarray, Any) -> np.ndarray
     """dout (N, C, OH, OW) -> dx (N, C, H, W): each gradient goes to its window's maximum."""
     arg, x_shape, pool_h, pool_w, stride, pad = ctx
     expect_shape("pool_backward", "dout", dout, pool_out_shape(x_shape, pool_h, pool_w, stride, pad), "the forward call's output (from ctx)")
@@ -49,6 +53,7 @@ def pool_backward(dout, ctx):
 
 
 def avg_pool_forward(x, pool_h, pool_w, stride, pad):
+    # type: (np.ndarray, int, int, int, int) -> Tuple[np.ndarray, Any]
     """x (N, C, H, W) -> (out (N, C, OH, OW), ctx): the mean of each window, zero padding included."""
     expect_ndim("avg_pool_forward", "x", x, 4, "(N, C, H, W)")
     N, C = x.shape[:2]
@@ -60,6 +65,7 @@ def avg_pool_forward(x, pool_h, pool_w, stride, pad):
 
 
 def avg_pool_backward(dout, ctx):
+    # type: (np.ndarray, Any) -> np.ndarray
     """dout (N, C, OH, OW) -> dx (N, C, H, W): each window's gradient shared equally by its taps."""
     x_shape, pool_h, pool_w, stride, pad = ctx
     expect_shape("avg_pool_backward", "dout", dout, pool_out_shape(x_shape, pool_h, pool_w, stride, pad), "the forward call's output (from ctx)")
