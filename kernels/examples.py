@@ -13,11 +13,18 @@ non-contiguous views (every other element of a wider array) holding the same val
 The shapes are the book's (chapters 4-8) and straddle every size threshold of the numba
 kernels (``MIN_PARALLEL`` in each module).
 """
-from typing import Any, Callable
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .spec import BY_NAME, TABLE
+
+#: a family's inputs: ``args(ops, dtype, strided)`` -> the op's positional arguments
+Args = Callable[..., Tuple[Any, ...]]
+#: ``make(ops, dtype, strided=False)`` -> a ``Call``
+Make = Callable[..., "Call"]
+#: a family's shape lists (one entry of ``SIZES``)
+Sizes = Dict[str, list]
 
 #: element-wise shapes: one sample of ch04's hidden layer, ch04/ch05's batch (100x50), a
 #: 100,000-element layer, ch04's evaluation on 10,000 images (10000x50), SimpleConvNet's
@@ -45,7 +52,7 @@ BLOCK_POOL = (2, 2, 2, 0)
 
 #: the shape lists by size: "book" (above) and "tiny", for Numba's CUDA simulator, which runs
 #: each GPU thread as a Python thread (odd sizes, so launch edges are exercised)
-SIZES = {
+SIZES: Dict[str, Sizes] = {
     "book": {"elementwise": ELEMENTWISE_SHAPES, "softmax": SOFTMAX_SHAPES, "affine": AFFINE_SHAPES,
              "batchnorm": BN_SHAPES, "conv": CONV_SHAPES, "pool": POOL_SHAPES, "optim": OPTIM_SIZES},
     "tiny": {"elementwise": [(3, 7)], "softmax": [(3, 5)], "affine": [(3, 7, 5)], "batchnorm": [(4, 5)],
@@ -57,16 +64,18 @@ SIZES = {
 class Call:
     """One op call with its inputs built: ``call()`` runs it; ``inputs`` are its array arguments."""
 
-    def __init__(self, fn, args, inputs=None):
+    def __init__(self, fn: Callable[..., Any], args: Sequence[Any],
+                 inputs: Optional[Iterable[Any]] = None) -> None:
         self.fn, self.args = fn, args
         self.inputs = list(inputs if inputs is not None else
                            (a for a in args if isinstance(a, np.ndarray)))
 
-    def __call__(self):
+    def __call__(self) -> Any:
         return self.fn(*self.args)
 
 
-def array(shape, dtype, seed=0, kind="normal", strided=False):
+def array(shape: Tuple[int, ...], dtype: Any, seed: int = 0, kind: str = "normal",
+          strided: bool = False) -> np.ndarray:
     """Seeded values of ``shape``: standard normal, or uniform in [0, 1) with kind="uniform";
     with ``strided`` a non-contiguous view (every other element of the last axis) of the same
     values."""
@@ -75,7 +84,7 @@ def array(shape, dtype, seed=0, kind="normal", strided=False):
     return _strided(a) if strided else a
 
 
-def _strided(a):
+def _strided(a: np.ndarray) -> np.ndarray:
     """A non-contiguous view holding a's values: every other element of the last axis of a
     twice-as-wide array (a itself for a 0-d array)."""
     if not a.ndim:
@@ -85,35 +94,36 @@ def _strided(a):
     return wide[..., ::2]
 
 
-def label(shape):
+def label(shape: Iterable[int]) -> str:
     return "x".join(str(s) for s in shape)
 
 
 # -- forward inputs of each family: [(label, args(ops, dtype, strided))] -------------------------
-def _elementwise(name, sz):
+def _elementwise(name: str, sz: Sizes) -> List[Tuple[str, Args]]:
     return [(label(sh), lambda ops, dt, st, sh=sh: (array(sh, dt, strided=st),)) for sh in sz["elementwise"]]
 
 
-def _pool(name, sz):
+def _pool(name: str, sz: Sizes) -> List[Tuple[str, Args]]:
     return [(f"{label(xs)} {k}x{k} s{s} p{p}",
              lambda ops, dt, st, xs=xs, k=k, s=s, p=p: (array(xs, dt, strided=st), k, k, s, p))
             for xs, k, s, p in sz["pool"]]
 
 
-def _conv_args(xs, ws, s, p, dt, st):
+def _conv_args(xs: Tuple[int, ...], ws: Tuple[int, ...], s: int, p: int, dt: Any,
+               st: bool) -> Tuple[Any, ...]:
     return (array(xs, dt, kind="uniform", strided=st), array(ws, dt, 1, strided=st) * 0.1,
             array((ws[0],), dt, 2), s, p)
 
 
-def _conv_label(xs, ws, s, p):
+def _conv_label(xs: Tuple[int, ...], ws: Tuple[int, ...], s: int, p: int) -> str:
     return f"{label(xs)} * {label(ws)} s{s} p{p}"
 
 
-def _conv(name, sz):
-    out = []
+def _conv(name: str, sz: Sizes) -> List[Tuple[str, Args]]:
+    out: List[Tuple[str, Args]] = []
     for xs, ws, s, p in sz["conv"]:
         fh, fw = ws[2], ws[3]
-        args: Callable[..., Any]
+        args: Args
         if name == "im2col":
             args = (lambda ops, dt, st, xs=xs, fh=fh, fw=fw, s=s, p=p:
                     (array(xs, dt, kind="uniform", strided=st), fh, fw, s, p))
@@ -126,14 +136,14 @@ def _conv(name, sz):
     return out
 
 
-def _block(name, sz):
-    pool = BLOCK_POOL if "pool" in name else ()
+def _block(name: str, sz: Sizes) -> List[Tuple[str, Args]]:
+    pool: Tuple[int, ...] = BLOCK_POOL if "pool" in name else ()
     return [(_conv_label(xs, ws, s, p),
              lambda ops, dt, st, xs=xs, ws=ws, s=s, p=p: _conv_args(xs, ws, s, p, dt, st) + pool)
             for xs, ws, s, p in sz["conv"] if s == 1]
 
 
-def _fresh(a, strided):
+def _fresh(a: Any, strided: bool) -> np.ndarray:
     """A host copy of an op's result, strided if asked (col2im's input comes from im2col)."""
     a = np.asarray(a if isinstance(a, np.ndarray) else a.copy_to_host())
     return _strided(a) if strided else a
@@ -143,10 +153,10 @@ FORWARD_FAMILIES = {"elementwise": _elementwise, "pool": _pool, "conv": _conv, "
 
 
 # -- families whose ops take their own inputs --------------------------------------------------
-def _affine(name, sz):
-    out = []
+def _affine(name: str, sz: Sizes) -> List[Tuple[str, Make]]:
+    out: List[Tuple[str, Make]] = []
     for N, D, M in sz["affine"]:
-        def make(ops, dt, st=False, N=N, D=D, M=M):
+        def make(ops: Any, dt: Any, st: bool = False, N: int = N, D: int = D, M: int = M) -> Call:
             x, W, b = array((N, D), dt, strided=st), array((D, M), dt, 1) * 0.05, array((M,), dt, 2)
             if name == "affine_forward":
                 return _idle(Call(ops.affine_forward, (x, W, b)))
@@ -155,10 +165,10 @@ def _affine(name, sz):
     return out
 
 
-def _softmax(name, sz):
-    out = []
+def _softmax(name: str, sz: Sizes) -> List[Tuple[str, Make]]:
+    out: List[Tuple[str, Make]] = []
     for sh in sz["softmax"]:
-        def make(ops, dt, st=False, sh=sh):
+        def make(ops: Any, dt: Any, st: bool = False, sh: Tuple[int, ...] = sh) -> Call:
             x = array(sh, dt, strided=st) * 3
             t = np.random.default_rng(4).integers(0, sh[1], size=sh[0])
             if name == "softmax":
@@ -171,11 +181,11 @@ def _softmax(name, sz):
     return out
 
 
-def _batchnorm(name, sz):
-    out = []
+def _batchnorm(name: str, sz: Sizes) -> List[Tuple[str, Make]]:
+    out: List[Tuple[str, Make]] = []
     for sh in sz["batchnorm"]:
         for train in ((True, False) if name == "batchnorm_forward" else (True,)):
-            def make(ops, dt, st=False, sh=sh, train=train):
+            def make(ops: Any, dt: Any, st: bool = False, sh: Tuple[int, ...] = sh, train: bool = train) -> Call:
                 x, D = array(sh, dt, strided=st), sh[1]
                 g, b = array((D,), dt, 5) * 0.1 + 1, array((D,), dt, 6) * 0.1
                 rm, rv = np.zeros(D, dt), np.ones(D, dt)
@@ -187,17 +197,17 @@ def _batchnorm(name, sz):
     return out
 
 
-def _dropout(name, sz):
-    out = []
+def _dropout(name: str, sz: Sizes) -> List[Tuple[str, Make]]:
+    out: List[Tuple[str, Make]] = []
     for sh in sz["elementwise"]:
-        def make(ops, dt, st=False, sh=sh):
+        def make(ops: Any, dt: Any, st: bool = False, sh: Tuple[int, ...] = sh) -> Call:
             mask = np.random.default_rng(1).random(sh) > 0.5
             return Call(ops.dropout_apply, (array(sh, dt, strided=st), mask))
         out.append((label(sh), make))
     return out
 
 
-_OPTIM_ARGS = {"sgd_update": lambda p, g, s1, s2: (p, g, 0.01),
+_OPTIM_ARGS: Dict[str, Callable[[Any, Any, Any, Any], Tuple[Any, ...]]] = {"sgd_update": lambda p, g, s1, s2: (p, g, 0.01),
                "momentum_update": lambda p, g, s1, s2: (p, g, s1, 0.01, 0.9),
                "nesterov_update": lambda p, g, s1, s2: (p, g, s1, 0.01, 0.9),
                "adagrad_update": lambda p, g, s1, s2: (p, g, s1, 0.01),
@@ -205,10 +215,10 @@ _OPTIM_ARGS = {"sgd_update": lambda p, g, s1, s2: (p, g, 0.01),
                "adam_update": lambda p, g, s1, s2: (p, g, s1, s2, 0.001, 0.9, 0.999)}
 
 
-def _optim(name, sz):
-    out = []
+def _optim(name: str, sz: Sizes) -> List[Tuple[str, Make]]:
+    out: List[Tuple[str, Make]] = []
     for n in sz["optim"]:
-        def make(ops, dt, st=False, n=n):
+        def make(ops: Any, dt: Any, st: bool = False, n: int = n) -> Call:
             # state starts non-zero (as after some steps), so every term of the rule counts
             # updated in place, so they live where the backend computes (identity on the host)
             p, g = ops.to_device(array((n,), dt)), ops.to_device(array((n,), dt, 1))
@@ -224,7 +234,7 @@ OWN_FAMILIES = {"affine": _affine, "softmax": _softmax, "batchnorm": _batchnorm,
                 "optim": _optim}
 
 
-def _idle(call):
+def _idle(call: Call) -> Call:
     """call with Numba's threads counted as idle (what earlier cases did is forgotten), as in a
     network of Affine layers alone: the numba backend then uses NumPy's product."""
     try:
@@ -233,35 +243,35 @@ def _idle(call):
         return call
     fn = call.fn
 
-    def run(*args):
+    def run(*args: Any) -> Any:
         _chunks._last_parallel = float("-inf")
         return fn(*args)
     call.fn = run
     return call
 
 
-def split(result):
+def split(result: Any) -> Tuple[Any, Tuple[Any, ...]]:
     """(out, saved) of a forward op's result: what a backward op takes after dout."""
     if isinstance(result, tuple):
         return result[0], result[1:]
     return result, (result,)
 
 
-def _forward_case(name, args):
-    def make(ops, dt, strided=False):
+def _forward_case(name: str, args: Args) -> Make:
+    def make(ops: Any, dt: Any, strided: bool = False) -> Call:
         return Call(getattr(ops, name), args(ops, dt, strided))
     return make
 
 
-def _backward_case(name, forward, args):
-    def make(ops, dt, strided=False):
+def _backward_case(name: str, forward: str, args: Args) -> Make:
+    def make(ops: Any, dt: Any, strided: bool = False) -> Call:
         out, saved = split(getattr(ops, forward)(*args(ops, dt, False)))
         shape = tuple(int(v) for v in out.shape)
         return Call(getattr(ops, name), (array(shape, dt, 3, strided=strided),) + tuple(saved))
     return make
 
 
-def op_cases(name, size="book"):
+def op_cases(name: str, size: str = "book") -> List[Tuple[str, Make]]:
     """[(label, make)] of op ``name`` on the shapes ``SIZES[size]``; [] for the device-placement
     ops (nothing to time)."""
     op, sz = BY_NAME[name], SIZES[size]
@@ -275,12 +285,12 @@ def op_cases(name, size="book"):
     return [(lab, _forward_case(name, args)) for lab, args in FORWARD_FAMILIES[op.family](name, sz)]
 
 
-def cases(size="book"):
+def cases(size: str = "book") -> List[Tuple[str, str, Make]]:
     """[(op, label, make)] for every op of the spec that computes, on the shapes ``SIZES[size]``
     ("book": tiny to large)."""
     return [(op.name, lab, make) for op in TABLE for lab, make in op_cases(op.name, size)]
 
 
-def timed_ops():
+def timed_ops() -> List[str]:
     """Names of the ops ``cases`` covers: every op of the spec except device placement."""
     return [op.name for op in TABLE if op.family != "device"]
