@@ -14,6 +14,8 @@ the new parameter and state values; ``update`` in each backend's ``_map`` builds
 roots are ``math.sqrt``, which numba.cuda device code supports and which Numba's CPU target types
 float32 -> float32 (the same results as ``np.sqrt``); the cast to the parameter's type keeps
 float32 float32 where the function runs as plain Python (the CUDA simulator).
+
+The functions here are unannotated: Numba types them from their arguments (see ``[tool.mypy]``).
 """
 import math
 
