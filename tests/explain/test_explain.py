@@ -24,7 +24,7 @@ from fastdl import layers as L
 from fastdl.cli import main
 from fastdl.nets import MultiLayerNetExtend, SimpleConvNet, TwoLayerNet
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def page_data(path):
