@@ -17,7 +17,7 @@ from fastdl.cli import main
 from fastdl.nets import MultiLayerNetExtend, SimpleConvNet, TwoLayerNet
 from fastdl.optimizers import Adam
 
-from .conftest import BACKENDS
+from tests.conftest import BACKENDS
 
 #: the figures a monkeypatched measurement returns (GFLOP/s)
 FAKE = {"float32": {"gemm_gflops": 100.0, "fma_gflops": 400.0},
