@@ -3,7 +3,7 @@ convolutions, and the same campaign's threads, processes and memory items.
 
 A sample of the campaign, kept to under a minute. For Relu, Sigmoid, Affine, SoftmaxWithLoss,
 Dropout, BatchNormalization (training and evaluation) and the functions of ``fastdl.functions``
-(im2col/col2im only lightly: tests/test_reliability_kernels.py covers them), the numba backend
+(im2col/col2im only lightly: tests/kernels/test_reliability_kernels.py covers them), the numba backend
 is run against the reference ("numpy") on every numba path (forced serial, forced parallel, and
 the path the size chooses, with sizes on both sides of each kernel module's NUMPY_BELOW and
 MIN_PARALLEL), float32 and float64:
@@ -86,7 +86,7 @@ def _masks(a):
 
 def assert_same(got, want, dtype, what, loose=()):
     """Same keys, shapes and dtypes; NaN, +Inf and -Inf in exactly the same places; finite values
-    within the parity tolerance (tests/test_backend_parity.py). Keys in ``loose`` are compared
+    within the parity tolerance (tests/kernels/test_backend_parity.py). Keys in ``loose`` are compared
     only where both are finite."""
     assert set(got) == set(want), what
     for key in want:
@@ -557,7 +557,7 @@ def _error_cases():
         ("BatchNormalization beta str", lambda: BatchNormalization(np.ones(8), np.array(list("abcdefgh"))),
          TypeError, r"^BatchNormalization: beta must hold real numbers, got dtype <U1"),
         ("Dropout ratio", lambda: Dropout(1.0), ValueError, r"^Dropout: dropout_ratio must be in \[0, 1\)"),
-        # im2col / col2im, lightly (tests/test_reliability_kernels.py has the rest)
+        # im2col / col2im, lightly (tests/kernels/test_reliability_kernels.py has the rest)
         ("im2col complex", lambda: im2col(np.ones((1, 1, 3, 3)) * 1j, 2, 2), TypeError,
          r"^im2col: input_data must hold real numbers .*got complex numbers"),
         ("im2col 3-D", lambda: im2col(np.ones((1, 3, 3)), 2, 2), ValueError, r"^im2col: input_data must be 4-D"),
