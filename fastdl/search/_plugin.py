@@ -13,7 +13,7 @@ run. The module defines two functions, each optional:
     the trial trains. What it raises is recorded as the trial's error, and the search goes on;
     a worker process that dies in it is handled as any worker that dies mid-trial.
 
-fastdl's own tests use one (``tests/search_plugin.py``) to kill workers and fail trials.
+fastdl's own tests use one (``tests/search/search_plugin.py``) to kill workers and fail trials.
 """
 import importlib
 import importlib.util

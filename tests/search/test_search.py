@@ -4,7 +4,7 @@ real Dask cluster, with nothing lost.
 Real components throughout: worker processes started by the search itself, a
 ``dask.distributed.LocalCluster`` of two worker processes on 127.0.0.1, a client process killed
 with SIGKILL mid-search and resumed, workers that die mid-trial (``FASTDL_SEARCH_TEST_KILL`` of
-the trial plugin ``tests/search_plugin.py``, which every search here runs: the worker calls
+the trial plugin ``tests/search/search_plugin.py``, which every search here runs: the worker calls
 ``os._exit`` inside the trial). Tiny searches
 (a 20-20 MultiLayerNet, 100 images, 2 epochs) keep the module fast on a busy 2-core machine.
 """
