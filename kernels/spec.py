@@ -6,7 +6,7 @@ ops it leaves out are filled in from their composite definitions in
 backend package): the fused conv ops as conv, relu and pool one after another, and the
 device-placement ops as identities on host backends. ``tests/kernels/test_backend.py`` checks
 every available backend against ``TABLE``, so a missing or mis-spelt op fails the suite,
-and ``tests/test_spec_ops.py`` compares every op of every family with example inputs
+and ``tests/kernels/test_spec_ops.py`` compares every op of every family with example inputs
 (``fastdl.kernels.examples``) against the reference on both dtypes.
 
 Conventions for all ops

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 # The suite tests the compiled kernels themselves: each op compiles in the calling thread
-# rather than running the reference while it compiles (tests/test_compile.py tests that mode).
+# rather than running the reference while it compiles (tests/kernels/test_compile.py tests that mode).
 os.environ.setdefault("FASTDL_COMPILE", "lazy")
 
 import fastdl  # noqa: E402

@@ -128,7 +128,7 @@ def tol(dtype):
     return TOL[np.dtype(dtype).type]
 
 
-# -- every op of the spec against the reference (tests/test_spec_ops.py, tests/cuda) ---------
+# -- every op of the spec against the reference (tests/kernels/test_spec_ops.py, tests/cuda) ---------
 #: a difference above SPEC_TOL * (largest magnitude of the reference's result) fails
 SPEC_TOL = {"float32": 2e-5, "float64": 1e-12}
 

@@ -12,7 +12,7 @@ non-positive arguments, which makes a branch-free version short:
 with 2^k built from its bits, in two factors so that results down to the smallest
 subnormal are right. Degree 13 (float64) and 7 (float32) keep the truncation error
 under half an ulp; measured against ``np.exp`` the result is within 2 ulp
-(``tests/test_kernel_paths.py``). NaN stays NaN, -inf gives 0. Speed on 500,000 values
+(``tests/kernels/test_kernel_paths.py``). NaN stays NaN, -inf gives 0. Speed on 500,000 values
 in [-20, 0], one thread, this project's machine (AVX-512): 1.0 ms float64, 0.34 ms float32
 (``np.exp``: 0.53 and 0.30 ms; the C library's exp through Numba: about 2.3 ms).
 """
