@@ -44,7 +44,7 @@ class Elementwise(_RunsOnBackend):
     flops_per_element = 1
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        name, params = type(self).__name__, BY_NAME[self.forward_op].params
+        name, params = type(self).__name__, self._op_params()
         if len(args) > len(params):
             raise TypeError(f"{name}() takes {len(params)} parameter(s) "
                             f"({', '.join(p.name for p in params) or 'none'}), got {len(args)}")
@@ -59,7 +59,13 @@ class Elementwise(_RunsOnBackend):
 
     def params(self) -> dict[str, Any]:
         """The op's scalar parameters: name -> this layer's value ({} for Relu and Sigmoid)."""
-        return {p.name: getattr(self, p.name) for p in BY_NAME[self.forward_op].params}
+        return {p.name: getattr(self, p.name) for p in self._op_params()}
+
+    @classmethod
+    def _op_params(cls) -> tuple[Any, ...]:
+        # the base class names no op: it has no parameters
+        op = BY_NAME.get(cls.forward_op)
+        return () if op is None else tuple(op.params)
 
     def reset(self) -> None:
         """Drop the saved forward state (backward then refuses until the next forward)."""

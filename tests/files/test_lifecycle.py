@@ -343,8 +343,6 @@ RECIPES = {
     "BackendError": _plain(lambda: BackendError("unknown backend 'x'"), str, lambda e: e.args),
     "MulLayer": _mul_add(L.MulLayer),
     "AddLayer": _mul_add(L.AddLayer),
-    "Relu": _with_last(L.Relu, _r(2, 3)),
-    "Sigmoid": _with_last(L.Sigmoid, _r(2, 3)),
     "Elementwise": _plain(L.Elementwise, lambda o: o.cost((2, 3))),
     "Affine": _with_last(lambda: L.Affine(_r(3, 4), _r(4, seed=1)), _r(2, 3, seed=2)),
     "SoftmaxWithLoss": _softmax(),
@@ -370,6 +368,10 @@ RECIPES = {
                         (3, 1, 8, 8), train_flg=False),
 }
 RECIPES.update({name: _optimizer(getattr(O, name)) for name in O.__all__})
+# every element-wise layer (Relu, Sigmoid, LeakyRelu, ...) is made with its spec's default parameters
+RECIPES.update({name: _with_last(getattr(L, name), _r(2, 3)) for name in L.__all__
+                if inspect.isclass(getattr(L, name)) and issubclass(getattr(L, name), L.Elementwise)
+                and getattr(L, name) is not L.Elementwise})
 
 MODULES = [fastdl, L, N, O, fusion]
 
