@@ -63,7 +63,7 @@ import signal
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
 import numpy as np
 
@@ -71,12 +71,17 @@ from . import _checkpoint
 from . import _trainer_args as _args
 from ._checks import finite, positive_int
 from ._checkpoint import CHECKPOINT_FORMAT
-from ._trainer_args import OPTIMIZER_NAMES, OPTIMIZERS
+from ._trainer_args import OPTIMIZER_NAMES as _NAMES, OPTIMIZERS as _OPTIMIZERS
 
 if TYPE_CHECKING:
     from tqdm.auto import tqdm as _Bar
 
 __all__ = ["Trainer", "OPTIMIZERS", "OPTIMIZER_NAMES", "CHECKPOINT_FORMAT"]
+
+OPTIMIZERS: Dict[str, Type[Any]] = _OPTIMIZERS
+"""Lower-case optimizer name -> class of :mod:`fastdl.optimizers` (the book's ``"rmsprpo"`` too)."""
+OPTIMIZER_NAMES: Tuple[str, ...] = _NAMES
+"""The optimizer names as the book writes them, for messages and ``--help``."""
 
 _EPS = 1e-9          # epoch counts from float divisions: 24 / 4.8 is 4.999999999999999
 
