@@ -13,7 +13,7 @@ non-contiguous views (every other element of a wider array) holding the same val
 The shapes are the book's (chapters 4-8) and straddle every size threshold of the numba
 kernels (``MIN_PARALLEL`` in each module).
 """
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -271,10 +271,11 @@ def _backward_case(name: str, forward: str, args: Args) -> Make:
     return make
 
 
-def op_cases(name: str, size: str = "book") -> List[Tuple[str, Make]]:
-    """[(label, make)] of op ``name`` on the shapes ``SIZES[size]``; [] for the device-placement
-    ops (nothing to time)."""
-    op, sz = BY_NAME[name], SIZES[size]
+def op_cases(name: str, size: Union[str, Sizes] = "book") -> List[Tuple[str, Make]]:
+    """[(label, make)] of op ``name`` on the shapes ``SIZES[size]`` (or on ``size`` itself, a dict
+    of shape lists by family as one entry of ``SIZES``); [] for the device-placement ops (nothing
+    to time)."""
+    op, sz = BY_NAME[name], (SIZES[size] if isinstance(size, str) else size)
     if op.family in OWN_FAMILIES:
         return OWN_FAMILIES[op.family](name, sz)
     if op.family not in FORWARD_FAMILIES:

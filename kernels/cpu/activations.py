@@ -36,6 +36,8 @@ COST = {"sigmoid_forward": SIGMOID_COST, "sigmoid_backward": SIGMOID_BACKWARD_CO
 #: product) are NumPy's own expression (the reference's): calling a compiled kernel costs about
 #: 1.5 us more than the whole work there (measured: 2.8 vs 1.9 us on 50 elements)
 NUMPY_BELOW = 1024
+#: the ops of this module with that NumPy shortcut
+NUMPY_SHORTCUTS = ("relu_backward", "sigmoid_backward", "dropout_apply")
 
 
 def _flat(a):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from fastdl import backend
-from fastdl.kernels.examples import split
+from fastdl.kernels.examples import op_cases, split
 from fastdl.kernels.spec import TABLE
 from tests.conftest import FAST_BACKENDS
 from tests.helpers import strided
@@ -92,9 +92,10 @@ def test_elementwise_thresholds(cpu, chunks, dtype):
 
 @pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
 def test_numpy_below_tiny(cpu, monkeypatch, dtype):
-    """One-operation ops and SGD/Momentum on fewer than NUMPY_BELOW elements are NumPy's own
-    expression (no compiled kernel is called); from NUMPY_BELOW on, the kernel runs."""
-    from fastdl.kernels.cpu import activations as A, optim as O
+    """The ops a kernel module lists in NUMPY_SHORTCUTS are NumPy's own expression on fewer than
+    its NUMPY_BELOW elements (no compiled kernel is called); from NUMPY_BELOW on their kernel runs.
+    Every other element-wise, dropout and update op of the spec calls its kernel at both sizes.
+    Results match the reference, contiguous and strided."""
     calls = []
 
     def spy(mod, name):
@@ -104,35 +105,30 @@ def test_numpy_below_tiny(cpu, monkeypatch, dtype):
             calls.append(name)
             return fn(*a)
         monkeypatch.setattr(mod, name, wrapped)
-    for mod, name in ((A, "_relu_backward"), (A, "_sigmoid_backward"), (A, "_mask_multiply"),
-                      (O, "_sgd"), (O, "_momentum")):
-        spy(mod, name)
-    assert A.NUMPY_BELOW == O.NUMPY_BELOW
-    rng = np.random.default_rng(1)
-    for n, tiny in ((A.NUMPY_BELOW - 1, True), (A.NUMPY_BELOW, False)):
-        x = rng.standard_normal(n).astype(dtype)
-        m = x > 0
-        for op, kernel, args in (("relu_backward", "_relu_backward", (x, m)),
-                                 ("sigmoid_backward", "_sigmoid_backward", (x, REF.sigmoid_forward(x))),
-                                 ("dropout_apply", "_mask_multiply", (x, m))):
-            calls.clear()
-            for xv in both_layouts(x):
-                args2 = (xv,) + args[1:]
-                got = getattr(cpu, op)(*args2)
-                assert got.dtype == dtype
-                close(got, getattr(REF, op)(*args), dtype)
-            assert (calls == []) == tiny, (op, n, calls)
-        for op, kernel, nstate, extra in (("sgd_update", "_sgd", 0, (0.1,)), ("momentum_update", "_momentum", 1, (0.1, 0.9))):
-            p, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
-            st = [rng.standard_normal(n).astype(dtype) for _ in range(nstate)]
-            p2, st2 = p.copy(), [s_.copy() for s_ in st]
-            calls.clear()
-            getattr(cpu, op)(p, g, *st, *extra)
-            getattr(REF, op)(p2, g, *st2, *extra)
-            assert (calls == []) == tiny, (op, n, calls)
-            close(p, p2, dtype)
-            for a_, b_ in zip(st, st2):
-                close(a_, b_, dtype)
+    names = [op.name for op in TABLE if op.family in ("elementwise", "dropout", "optim")]
+    modules = {name: sys.modules[getattr(cpu, name).__module__] for name in names}
+    for mod in set(modules.values()):          # the compiled drivers (``_map``: ``_x`` with ``_x_span``)
+        for attr in [a for a in vars(mod) if a.startswith("_") and a + "_span" in vars(mod)]:
+            spy(mod, attr)
+    shortcut = {name for name in names if name in getattr(modules[name], "NUMPY_SHORTCUTS", ())}
+    assert {"relu_backward", "sgd_update"} <= shortcut
+    for name in names:
+        below = modules[name].NUMPY_BELOW
+        for n, tiny in ((below - 1, True), (below, False)):
+            ((_, make),) = op_cases(name, {"elementwise": [(n,)], "optim": [n]})
+            for st in (False, True):
+                call, want = make(cpu, dtype, st), make(REF, dtype, st)
+                calls.clear()
+                got, expected = call(), want()
+                assert (calls == []) == (tiny and name in shortcut), (name, n, calls)
+                outs = call.inputs if got is None else (got if isinstance(got, tuple) else (got,))
+                refs = want.inputs if expected is None else \
+                    (expected if isinstance(expected, tuple) else (expected,))
+                for g_, w_ in zip(outs, refs):
+                    if np.asarray(w_).dtype.kind == "f":
+                        close(g_, w_, dtype)
+                    else:
+                        np.testing.assert_array_equal(g_, w_)
 
 
 @pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
