@@ -41,3 +41,13 @@ def dtype(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _process_backend_restored():
+    """A test that chooses the process-wide backend (set_backend, a CLI command run in-process)
+    leaves the next test the backend it found."""
+    from fastdl import backend
+    chosen = backend._global_name
+    yield
+    backend._global_name = chosen

@@ -444,6 +444,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL):
         previous = signal.signal(signal.SIGTERM, _raise_terminated)   # SIGTERM ends like Ctrl-C
     command = "fastdl"
+    from fastdl import backend as _backend
+    chosen = _backend._global_name     # --backend applies to this command only: restored on return
     try:
         try:
             args = parser.parse_args(argv)
@@ -451,7 +453,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
         if not getattr(args, "func", None):
             parser.print_help()
-            print("fastdl: no command given; choose one of info, train, evaluate, predict, compare, profile, search",
+            print(f"fastdl: no command given; choose one of {', '.join(COMMANDS)}",
                   file=sys.stderr)
             return EXIT_USAGE
         command = f"fastdl {args.command}"
@@ -487,6 +489,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{command}: terminated (SIGTERM)", file=sys.stderr)
         return EXIT_TERMINATED
     finally:
+        _backend._global_name = chosen
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
