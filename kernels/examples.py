@@ -207,7 +207,8 @@ def _dropout(name: str, sz: Sizes) -> List[Tuple[str, Make]]:
     return out
 
 
-_OPTIM_ARGS: Dict[str, Callable[[Any, Any, Any, Any], Tuple[Any, ...]]] = {"sgd_update": lambda p, g, s1, s2: (p, g, 0.01),
+#: each update op's arguments from (param, grad, state1, state2): the states it takes, then its scalars
+OPTIM_ARGS: Dict[str, Callable[[Any, Any, Any, Any], Tuple[Any, ...]]] = {"sgd_update": lambda p, g, s1, s2: (p, g, 0.01),
                "momentum_update": lambda p, g, s1, s2: (p, g, s1, 0.01, 0.9),
                "nesterov_update": lambda p, g, s1, s2: (p, g, s1, 0.01, 0.9),
                "adagrad_update": lambda p, g, s1, s2: (p, g, s1, 0.01),
@@ -224,7 +225,7 @@ def _optim(name: str, sz: Sizes) -> List[Tuple[str, Make]]:
             p, g = ops.to_device(array((n,), dt)), ops.to_device(array((n,), dt, 1))
             s1 = ops.to_device(np.abs(array((n,), dt, 2)) * 0.1)
             s2 = ops.to_device(np.abs(array((n,), dt, 3)) * 0.01)
-            args = _OPTIM_ARGS[name](p, g, s1, s2)
+            args = OPTIM_ARGS[name](p, g, s1, s2)
             return Call(getattr(ops, name), args, [a for a in args if hasattr(a, "shape")])
         out.append((str(n), make))
     return out

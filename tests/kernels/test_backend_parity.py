@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 
 import fastdl
 from fastdl import backend
-from fastdl.kernels.examples import split
+from fastdl.kernels.examples import OPTIM_ARGS, split
 from fastdl.kernels.spec import TABLE
 from tests.conftest import FAST_BACKENDS
 from tests.helpers import layouts, strided
@@ -364,23 +364,24 @@ def test_batchnorm(N, D, fast, dtype, rng):
             close(ev, REF.batchnorm_forward(x, gamma, beta, rm0, rv0, 0.9, 1e-6, False)[0], dtype, "eval")
 
 
-UPDATES = {
-    "sgd_update": ((), (0.1,)),
-    "momentum_update": (("v",), (0.1, 0.9)),
-    "nesterov_update": (("v",), (0.1, 0.9)),
-    "adagrad_update": (("h",), (0.1,)),
-    "rmsprop_update": (("h",), (0.1, 0.99)),
-    "adam_update": (("m", "v"), (0.01, 0.9, 0.999)),
-}
+def _update_args(name):
+    """(number of state arrays, scalars) of update op ``name``, from its example arguments."""
+    args = OPTIM_ARGS[name]("param", "grad", "state1", "state2")
+    n_state = sum(a in ("state1", "state2") for a in args)
+    return n_state, args[2 + n_state:]
+
+
+#: every update op of the spec: (number of state arrays, scalars)
+UPDATES = {op.name: _update_args(op.name) for op in TABLE if op.family == "optim"}
 
 
 @pytest.mark.parametrize("op", list(UPDATES))
 @pytest.mark.parametrize("kind", ["contiguous", "step", "transpose"])
 def test_optimizer_updates(op, kind, fast, dtype, rng):
-    state_names, scalars = UPDATES[op]
+    n_state, scalars = UPDATES[op]
     p = rng.standard_normal((6, 5)).astype(dtype)
     g = rng.standard_normal((6, 5)).astype(dtype)
-    states = [np.abs(rng.standard_normal((6, 5))).astype(dtype) for _ in state_names]
+    states = [np.abs(rng.standard_normal((6, 5))).astype(dtype) for _ in range(n_state)]
     rp, rs = p.copy(), [s.copy() for s in states]
     fp = dict(layouts(p))[kind].copy() if kind == "contiguous" else strided(p.copy(), kind)
     fs = [strided(s.copy(), kind) if kind != "contiguous" else s.copy() for s in states]
