@@ -410,8 +410,9 @@ def _with_4d(scenario):
     return run
 
 
-BATCH_SCENARIOS = dict(SCENARIOS, **{f"{k}-4d": (_with_4d(SCENARIOS[k][0]), SCENARIOS[k][1])
-                                     for k in ("Relu", "Affine", "Dropout", "BatchNorm-train", "BatchNorm-eval")})
+#: every layer scenario also on a 4-d x: the element-wise layers, and the layers that flatten x
+FOUR_D = [cls.__name__ for cls in _elementwise_layers()] + ["Affine", "Dropout", "BatchNorm-train", "BatchNorm-eval"]
+BATCH_SCENARIOS = dict(SCENARIOS, **{f"{k}-4d": (_with_4d(SCENARIOS[k][0]), SCENARIOS[k][1]) for k in FOUR_D})
 #: where an empty batch is a clear error (a mean over the batch is needed)
 EMPTY_IS_AN_ERROR = {"SoftmaxWithLoss", "BatchNorm-train", "BatchNorm-train-4d"}
 
@@ -596,10 +597,11 @@ ACCEPTED = {
     "list": (lambda a: a.tolist(), np.float64),
 }
 #: scenario, the weights' dtype (None: the result follows the input's)
-ACCEPTING = [("Relu", None), ("Sigmoid", None), ("Dropout", None), ("SoftmaxWithLoss", None),
-             ("Affine", np.float64), ("Affine", np.float32), ("Affine", np.float16),
-             ("BatchNorm-train", np.float64), ("BatchNorm-eval", np.float32),
-             ("sigmoid", None), ("relu", None), ("softmax", None), ("softmax_loss", None)]
+ACCEPTING = [(cls.__name__, None) for cls in _elementwise_layers()] + [
+    ("Dropout", None), ("SoftmaxWithLoss", None),
+    ("Affine", np.float64), ("Affine", np.float32), ("Affine", np.float16),
+    ("BatchNorm-train", np.float64), ("BatchNorm-eval", np.float32),
+    ("sigmoid", None), ("relu", None), ("softmax", None), ("softmax_loss", None)]
 
 
 @pytest.mark.parametrize("kind", list(ACCEPTED))
