@@ -86,6 +86,14 @@ def test_help_says_how_ranges_are_drawn_and_how_to_install_dask(capsys):
 
 # -- the backend a journal records --------------------------------------------------------
 
+@pytest.fixture(autouse=True)
+def _backend_not_chosen_yet(monkeypatch):
+    """FASTDL_BACKEND is read once, when the backend is first needed: these tests set it, so each
+    starts as a fresh process would, with nothing chosen yet (the suite's earlier tests chose)."""
+    from fastdl import backend
+    monkeypatch.setattr(backend, "_global_name", None)
+
+
 def test_the_journal_records_the_backend_that_ran_and_resume_compares_it(tmp_path, capsys, monkeypatch):
     assert search.make_config()["backend"] == "numba"
     monkeypatch.setenv("FASTDL_BACKEND", "numpy")
