@@ -389,10 +389,15 @@ def switch(name, fn, namespace):
                 state = _ready.get(key)
                 queued = key in _pending
             if state is None and not queued:
-                with _lock:
-                    _pending.add(key)
                 backward = namespace.get(backward_name) if backward_name else None
                 backward = getattr(backward, "__wrapped__", backward)
+                if cached(_key(name, args, kwargs)):
+                    # in Numba's cache already: load it here, once (milliseconds), rather than in a
+                    # worker thread that would share the GIL with the caller's next calls
+                    compile_call(name, fn, args, kwargs, backward)
+                    return fn(*args, **kwargs)
+                with _lock:
+                    _pending.add(key)
                 _submit((name, fn, tuple(_copy(a) for a in args),
                          {k: _copy(v) for k, v in kwargs.items()}, backward))
             elif state is True:

@@ -14,8 +14,10 @@ pytestmark = pytest.mark.skipif("numba" not in fastdl.available_backends(), reas
 
 
 @pytest.fixture
-def background():
-    """Background mode with nothing compiled yet as far as the switch knows."""
+def background(monkeypatch):
+    """Background mode with nothing compiled yet as far as the switch knows, and nothing in
+    Numba's cache (an op found there is loaded in the calling thread instead)."""
+    monkeypatch.setattr(_compile, "cached", lambda key, manifest=None: False)
     _compile.wait()
     old = _compile.set_mode("background")
     saved = dict(_compile._ready)
@@ -159,3 +161,28 @@ def test_timing_paths_time_no_reference_fallbacks(background, monkeypatch):
     assert counts[0] > before                 # the first warm-up step ran on the reference
     warmups = len(counts) - len(times)
     assert counts[-1] == counts[warmups - 1]  # no fallback during the timed steps
+
+
+def test_a_cached_op_loads_in_the_calling_thread(monkeypatch):
+    """An op whose kernels are in Numba's cache is loaded on its first call, in the caller's
+    thread: no reference fallback, no worker thread sharing the GIL with the caller's loop."""
+    from fastdl.functions import sigmoid
+    x = np.random.default_rng(0).random((4, 5))
+    _compile.warm(ops=["sigmoid_forward"])         # compiled and recorded: now in the cache
+    _compile.wait()
+    old = _compile.set_mode("background")
+    saved = dict(_compile._ready)
+    _compile._ready.clear()
+    submitted = []
+    monkeypatch.setattr(_compile, "_submit", submitted.append)
+    try:
+        before = _compile.fallback_calls
+        with fastdl.using_backend("numba"):
+            got = sigmoid(x)
+        assert _compile.fallback_calls == before and not submitted
+        with fastdl.using_backend("numpy"):
+            np.testing.assert_allclose(got, sigmoid(x), rtol=1e-12)
+    finally:
+        _compile._ready.clear()
+        _compile._ready.update(saved)
+        _compile.set_mode(old)
