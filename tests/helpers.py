@@ -183,3 +183,18 @@ def check_op(op_name, make, fast_backends, dtype, strided):
                 _spec_close(a, w, dtype, f"{ops.NAME}.{op_name} input {i} after the update")
             else:
                 np.testing.assert_array_equal(a, b0, err_msg=f"{ops.NAME}.{op_name} changed input {i}")
+
+
+def run_cli(args, capsys):
+    """``fastdl.cli.main(args)`` in this process: (exit status, stdout, stderr)."""
+    from fastdl import cli
+    code = cli.main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err):
+    """The one non-blank line of ``err`` (asserts there is exactly one and no traceback)."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]

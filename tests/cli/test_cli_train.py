@@ -15,6 +15,7 @@ from fastdl import backend, cli
 from fastdl.datasets import load_mnist
 from fastdl.nets import load_model, read_meta
 from fastdl.trainer import Trainer
+from tests.helpers import one_line, run_cli
 
 #: TwoLayerNet on the reference kernels, per-epoch accuracies on 100 images, no bar
 TWO = ["train", "--net", "two", "--backend", "numpy", "--no-progress", "--eval-samples", "100"]
@@ -29,17 +30,7 @@ def _keep_process_state():
     np.random.set_state(state)
 
 
-def main(args, capsys):
-    """cli.main in this process: (exit status, stdout, stderr)."""
-    code = cli.main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(err):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+main = run_cli   # cli.main in this process: (exit status, stdout, stderr)
 
 
 @pytest.fixture(scope="module")

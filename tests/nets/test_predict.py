@@ -17,6 +17,7 @@ from fastdl.datasets import load_mnist
 from fastdl.images import ImageError, predict, prepare_digit, prepare_digits
 from fastdl.nets import TwoLayerNet, load_model
 from fastdl.trainer import Trainer
+from tests.helpers import one_line, run_cli
 
 N_DIGITS = 40
 
@@ -58,18 +59,6 @@ def pngs(digits, tmp_path_factory):
         Image.fromarray(im).save(p)
         paths.append(str(p))
     return paths
-
-
-def run_cli(args, capsys):
-    code = cli.main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(err):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def centre_of_mass(x):
