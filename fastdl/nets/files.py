@@ -84,17 +84,27 @@ def _read_npz(path: str, only: Sequence[str] | None = None, prefix: str | None =
                          f"archive ({_one_line(exc)})") from None
 
 
+def _npz_path(file_name: Any, who: str) -> str | None:
+    """The path of a parameter file that ``save_params`` wrote (an .npz archive), or None for
+    the book's pickle (whose metadata and extra arrays are empty: it is not unpickled here).
+    Raises as ``_file_kind`` does, or a one-line ValueError for a file of neither kind."""
+    path = _path(file_name, who)
+    kind, head = _file_kind(path, who)
+    if kind == "pickle":
+        return None
+    if kind != "npz":
+        raise _not_params(path, head)
+    return path
+
+
 def read_meta(file_name: str | os.PathLike[str]) -> dict[str, Any]:
     """The metadata dict stored by ``save_params(..., meta=...)`` ({} if none, or for a pickle
     file, which is not unpickled). Raises FileNotFoundError or a one-line ValueError naming the
     file if it is not a parameter file."""
     import json
-    path = _path(file_name, "read_meta")
-    kind, head = _file_kind(path, "read_meta")
-    if kind == "pickle":
+    path = _npz_path(file_name, "read_meta")
+    if path is None:
         return {}
-    if kind != "npz":
-        raise _not_params(path, head)
     arrays = _read_npz(path, only=(_META_KEY,))
     if _META_KEY not in arrays:
         return {}
@@ -111,12 +121,9 @@ def read_extra(file_name: str | bytes | os.PathLike[Any]) -> dict[str, np.ndarra
     """The arrays stored by ``save_params(..., extra=...)``, by the names they were given ({} if
     none, or for a pickle file, which is not unpickled). Raises FileNotFoundError or a one-line
     ValueError naming the file if it is not a parameter file."""
-    path = _path(file_name, "read_extra")
-    kind, head = _file_kind(path, "read_extra")
-    if kind == "pickle":
+    path = _npz_path(file_name, "read_extra")
+    if path is None:
         return {}
-    if kind != "npz":
-        raise _not_params(path, head)
     return {k[len(EXTRA_PREFIX):]: v for k, v in _read_npz(path, prefix=EXTRA_PREFIX).items()}
 
 
