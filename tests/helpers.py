@@ -1,42 +1,45 @@
 """Plain-loop definitions (the oracle for the reference backend) and test utilities."""
 import numpy as np
+import pytest
+
+import fastdl
+from fastdl.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 
 
 def out_size(n, k, s, p):
     return (n + 2 * p - k) // s + 1
 
 
+def _patch_cells(shape, fh, fw, s, p):
+    """(n, c, iy, ix, row, column) of every cell of every patch that lies inside the input: the
+    row of col (sample and output position) and the column (channel and place in the window)."""
+    N, C, H, W = shape
+    OH, OW = out_size(H, fh, s, p), out_size(W, fw, s, p)
+    for n in range(N):
+        for oy in range(OH):
+            for ox in range(OW):
+                row = (n * OH + oy) * OW + ox
+                for c in range(C):
+                    for ky in range(fh):
+                        for kx in range(fw):
+                            iy, ix = oy * s + ky - p, ox * s + kx - p
+                            if 0 <= iy < H and 0 <= ix < W:
+                                yield n, c, iy, ix, row, (c * fh + ky) * fw + kx
+
+
 def loop_im2col(x, fh, fw, s, p):
     N, C, H, W = x.shape
     OH, OW = out_size(H, fh, s, p), out_size(W, fw, s, p)
     col = np.zeros((N * OH * OW, C * fh * fw), dtype=x.dtype)
-    for n in range(N):
-        for oy in range(OH):
-            for ox in range(OW):
-                row = (n * OH + oy) * OW + ox
-                for c in range(C):
-                    for ky in range(fh):
-                        for kx in range(fw):
-                            iy, ix = oy * s + ky - p, ox * s + kx - p
-                            if 0 <= iy < H and 0 <= ix < W:
-                                col[row, (c * fh + ky) * fw + kx] = x[n, c, iy, ix]
+    for n, c, iy, ix, row, column in _patch_cells(x.shape, fh, fw, s, p):
+        col[row, column] = x[n, c, iy, ix]
     return col
 
 
 def loop_col2im(col, shape, fh, fw, s, p):
-    N, C, H, W = shape
-    OH, OW = out_size(H, fh, s, p), out_size(W, fw, s, p)
     x = np.zeros(shape, dtype=col.dtype)
-    for n in range(N):
-        for oy in range(OH):
-            for ox in range(OW):
-                row = (n * OH + oy) * OW + ox
-                for c in range(C):
-                    for ky in range(fh):
-                        for kx in range(fw):
-                            iy, ix = oy * s + ky - p, ox * s + kx - p
-                            if 0 <= iy < H and 0 <= ix < W:
-                                x[n, c, iy, ix] += col[row, (c * fh + ky) * fw + kx]
+    for n, c, iy, ix, row, column in _patch_cells(shape, fh, fw, s, p):
+        x[n, c, iy, ix] += col[row, column]
     return x
 
 
@@ -198,3 +201,104 @@ def one_line(err):
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
+
+
+# -- the numba backend on each of its paths against the reference (tests/layers, tests/optimizers) ---
+
+#: (backend, forced numba path): None lets the size choose
+NUMBA_PATHS = [("numba", "serial"), ("numba", "parallel"), ("numba", None)]
+REF_PATH = ("numpy", None)
+ALL_PATHS = [REF_PATH] + NUMBA_PATHS
+
+
+def run_path(path, fn, *args):
+    """fn(*args) on the backend and forced numba path of ``path``, NumPy's warnings off."""
+    name, mode = path
+    from fastdl.kernels.cpu import _chunks
+    with fastdl.using_backend(name), _chunks.forced(mode), np.errstate(all="ignore"):
+        return fn(*args)
+
+
+def outcome_of(path, fn, *args):
+    """("ok", result) or ("error", type, message)."""
+    try:
+        return ("ok", run_path(path, fn, *args))
+    except Exception as exc:          # noqa: BLE001 - the error itself is what is compared
+        return ("error", type(exc), str(exc))
+
+
+def _masks(a):
+    return {"NaN": np.isnan(a), "+inf": np.isposinf(a), "-inf": np.isneginf(a)}
+
+
+def assert_same(got, want, dtype, what, loose=()):
+    """Same keys, shapes and dtypes; NaN, +Inf and -Inf in exactly the same places; finite values
+    within the parity tolerance (tests/kernels/test_backend_parity.py). Keys in ``loose`` are compared
+    only where both are finite."""
+    assert set(got) == set(want), what
+    for key in want:
+        g, w = np.asarray(got[key]), np.asarray(want[key])
+        where = f"{what}: {key}"
+        assert g.shape == w.shape, (where, g.shape, w.shape)
+        assert g.dtype == w.dtype, (where, g.dtype, w.dtype)
+        if g.dtype.kind != "f":
+            np.testing.assert_array_equal(g, w, err_msg=where)
+            continue
+        both = np.isfinite(g) & np.isfinite(w)
+        if key not in loose:
+            for kind, gm in _masks(g).items():
+                wm = _masks(w)[kind]
+                if not np.array_equal(gm, wm):
+                    bad = np.argwhere(gm != wm)[:4].tolist()
+                    pytest.fail(f"{where}: {kind} in different places, e.g. at {bad}: "
+                                f"numba {g[tuple(np.array(bad[0]))] if g.ndim else g}, "
+                                f"reference {w[tuple(np.array(bad[0]))] if w.ndim else w}")
+        if both.any():
+            gf, wf = g[both], w[both]
+            scale = max(1.0, float(np.max(np.abs(wf))))
+            if dtype == np.float32:
+                np.testing.assert_allclose(gf, wf, rtol=1e-4, atol=2e-5 * scale, err_msg=where)
+            else:
+                np.testing.assert_allclose(gf, wf, rtol=1e-10, atol=1e-12 * scale, err_msg=where)
+
+
+def laid_out(a, kind):
+    a = np.asarray(a)
+    if kind == "contiguous":
+        return np.array(a, order="C")         # a copy: optimizers update it in place
+    if kind == "step":                   # x[:, ::2] of a wider array
+        big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+        big[..., ::2] = a
+        v = big[..., ::2]
+    elif kind == "rows":                 # x[::2] of a taller array
+        big = np.zeros((2 * a.shape[0],) + a.shape[1:], a.dtype)
+        big[::2] = a
+        v = big[::2]
+    elif kind == "fortran":
+        v = np.array(a, order="F")
+    elif kind == "reversed":             # negative strides
+        v = np.ascontiguousarray(a[::-1, ::-1])[::-1, ::-1]
+    elif kind.startswith("readonly"):
+        v = laid_out(a, kind.split("-", 1)[1]) if "-" in kind else a.copy()
+        v.setflags(write=False)
+    assert np.array_equal(v, a, equal_nan=True) and (kind in ("contiguous", "readonly") or not v.flags.c_contiguous)
+    return v
+
+
+OPTIMIZERS = [SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam]
+DT = [np.float32, np.float64]
+DT_IDS = ["f32", "f64"]
+
+
+def numba_vs_reference(test):
+    """The marks of a test that compares the numba backend with the reference on non-finite and huge
+    values: skipped without numba; NumPy's own warnings on Inf, NaN and overflow are expected."""
+    from tests.conftest import FAST_BACKENDS
+    marks = [pytest.mark.skipif("numba" not in FAST_BACKENDS, reason="numba backend not available"),
+             pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning"),
+             pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning"),
+             pytest.mark.filterwarnings("ignore:divide by zero encountered:RuntimeWarning"),
+             pytest.mark.filterwarnings("ignore:.*the loss is:RuntimeWarning")]
+    for mark in marks:
+        test = mark(test)
+    return test

@@ -12,6 +12,7 @@ from fastdl import fusion, layers, optimizers, torch_peer
 from fastdl.layers import (AddLayer, Affine, BatchNormalization, Convolution, Dropout, MulLayer, Pooling, Relu,
                            Sigmoid, SoftmaxWithLoss, run_forward, takes_train_flg)
 from fastdl.nets import DeepConvNet, MultiLayerNetExtend, SimpleConvNet, TwoLayerNet
+from fastdl.util import col2im, im2col
 
 PACKAGE = os.path.dirname(fastdl.__file__)
 
@@ -239,3 +240,42 @@ def test_weight_decay_gradient_unchanged_by_going_through_the_ops():
     g = net.gradient(x, t)
     plain = net.layers["Affine1"].dW + net.dtype.type(0.1) * net.params["W1"]
     np.testing.assert_array_equal(g["W1"], plain)
+
+
+def test_wrong_rank_and_dtype():
+    with pytest.raises(ValueError, match=r"x must be 4-D, got 2-D array of shape \(3, 4\)"):
+        Convolution(np.zeros((1, 1, 2, 2)), np.zeros(1)).forward(np.zeros((3, 4)))
+    with pytest.raises(TypeError, match="x must hold real numbers .* got complex numbers"):
+        Relu().forward(np.arange(3) * 1j)
+    with pytest.raises(TypeError, match="input_data must hold real numbers .* got dtype <U1"):
+        im2col(np.full((1, 1, 3, 3), "a"), 2, 2)
+    with pytest.raises(ValueError, match=r"col must have shape \(4, 4\)"):
+        col2im(np.zeros((3, 4)), (1, 1, 3, 3), 2, 2)
+    with pytest.raises(ValueError, match=r"b must have shape \(3,\) to match W \(2, 3\) \(or be a scalar\)"):
+        Affine(np.zeros((2, 3)), np.zeros(2))
+    with pytest.raises(TypeError, match="b must hold real numbers"):
+        Affine(np.zeros((2, 3)), np.array(["a", "b", "c"]))
+
+
+def test_backward_before_forward_and_wrong_dout_shape():
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        Relu().backward(np.zeros(3))
+    a = Affine(np.zeros((2, 3)), np.zeros(3))
+    a.forward(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"dout must have the forward output's shape \(4, 3\), got \(4, 2\)"):
+        a.backward(np.zeros((4, 2)))
+
+
+def test_no_layer_mutates_its_inputs(backend_name):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 2, 6, 6))
+    layers = [Convolution(rng.standard_normal((3, 2, 3, 3)), np.zeros(3), 1, 1), Relu(), Pooling(2, 2, 2, 1)]
+    for layer in layers:
+        xc = x.copy()
+        out = layer.forward(x)
+        np.testing.assert_array_equal(x, xc)
+        d = rng.standard_normal(out.shape)
+        dc = d.copy()
+        layer.backward(d)
+        np.testing.assert_array_equal(d, dc)
+        x = out

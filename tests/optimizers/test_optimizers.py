@@ -1,8 +1,12 @@
 """Optimizer update rules against the formulas written out by hand, on arrays and on plain floats."""
+import re
+
 import numpy as np
 import pytest
 
 from fastdl.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+from tests.helpers import (ALL_PATHS, DT, DT_IDS, NUMBA_PATHS, OPTIMIZERS, REF_PATH, assert_same, laid_out,
+                           numba_vs_reference, outcome_of, run_path)
 
 
 def by_hand(name, steps, p, gs, **kw):
@@ -253,3 +257,79 @@ def test_optimizers_pickle_and_deep_copy_with_their_state(cls, kw):
         np.testing.assert_array_equal(W1, W2)
         with pytest.raises(ValueError, match="lr must be >= 0"):
             clone.lr = -1
+
+
+# -- NaN/Inf gradients, layouts, read-only parameters: the numba paths against the reference --------
+
+def _optimizer_sizes():
+    from fastdl.kernels.cpu import optim
+    return {"small": optim.NUMPY_BELOW // 2, "medium": optim.NUMPY_BELOW * 3, "large": optim.MIN_PARALLEL + 7}
+
+
+def _train_params(cls, dtype, n, bad_step):
+    """Three updates of one parameter; the second gradient holds NaN, +-Inf, +-max and subnormals."""
+    rng = np.random.default_rng(9)
+    p0 = rng.standard_normal(n).astype(dtype)
+    grads = [rng.standard_normal(n).astype(dtype) for _ in range(3)]
+    fi = np.finfo(dtype)
+    g = grads[bad_step]
+    g[0], g[n // 2], g[n - 1], g[n // 3], g[n // 4], g[n // 5] = (
+        np.nan, np.inf, -np.inf, fi.max, -fi.max, fi.smallest_subnormal)
+
+    def run():
+        p = p0.copy()
+        opt = cls()
+        for g in grads:
+            gc_ = g.copy()
+            opt.update({"W": p}, {"W": g})
+            np.testing.assert_array_equal(g, gc_)            # the gradient is not modified
+        state = {name: getattr(opt, name)["W"] for name in opt._state}
+        return dict(p=p, **state)
+    return run
+
+
+@numba_vs_reference
+@pytest.mark.parametrize("size", ["small", "medium", "large"])
+@pytest.mark.parametrize("dtype", DT, ids=DT_IDS)
+@pytest.mark.parametrize("cls", OPTIMIZERS, ids=[c.__name__ for c in OPTIMIZERS])
+def test_optimizers_with_non_finite_gradients(cls, dtype, size):
+    n = _optimizer_sizes()[size]
+    run = _train_params(cls, dtype, n, bad_step=1)
+    want = run_path(REF_PATH, run)
+    assert np.isnan(want["p"][0]) and np.isfinite(want["p"][1])
+    for path in (NUMBA_PATHS if size != "large" else [("numba", None)]):
+        assert_same(run_path(path, run), want, dtype, f"{cls.__name__} {size} {path}")
+
+
+@numba_vs_reference
+@pytest.mark.parametrize("cls", OPTIMIZERS, ids=[c.__name__ for c in OPTIMIZERS])
+def test_optimizers_layouts_read_only_params_and_complex_gradients(cls):
+    n = _optimizer_sizes()["medium"]
+    rng = np.random.default_rng(10)
+    p0 = rng.standard_normal((n // 8, 8))
+    grads = [rng.standard_normal((n // 8, 8)) for _ in range(2)]
+
+    def run(p_layout, g_layout):
+        p = laid_out(p0, p_layout)
+        opt = cls()
+        for g in grads:
+            opt.update({"W": p}, {"W": laid_out(g, g_layout)})
+        return {"p": np.array(p)}
+    want = run_path(REF_PATH, run, "contiguous", "contiguous")
+    for path in ALL_PATHS:
+        for p_layout, g_layout in (("step", "readonly"), ("fortran", "step"), ("reversed", "readonly-fortran")):
+            assert_same(run_path(path, run, p_layout, g_layout), want, np.float64, f"{cls.__name__} {p_layout} {path}")
+
+    def read_only():
+        p = laid_out(p0, "readonly")
+        cls().update({"W": p}, {"W": grads[0]})
+
+    def complex_grad():
+        cls().update({"W": p0.copy()}, {"W": grads[0] * 1j})
+    name = cls.__name__
+    for fn, exc, pattern in ((read_only, ValueError, rf"^{name}\.update: params\['W'\] is read-only"),
+                             (complex_grad, TypeError, rf"^{name}\.update: grads\['W'\] must hold real numbers")):
+        outcomes = [outcome_of(path, fn) for path in ALL_PATHS]
+        assert outcomes[0][0] == "error" and outcomes[0][1] is exc, outcomes[0]
+        assert re.search(pattern, outcomes[0][2])
+        assert all(o == outcomes[0] for o in outcomes)
