@@ -1,7 +1,5 @@
-"""Backends that disagree: convolution, pooling, im2col,
-col2im and the fused ops on bad inputs, the numba backend against the reference.
-
-A sample of the campaign's "layers x bad inputs x backends" family, kept tiny:
+"""The convolution, pooling, im2col, col2im and fused conv-relu-pool kernels on non-finite, empty and
+degenerate inputs and on odd layouts: the numba backend against the reference, kept tiny:
 NaN, +Inf and -Inf in x, W, b or dout at corners, edges and the centre; inputs that are all
 NaN, all +Inf or all -inf; empty batches and zero-size images, channels and filter banks; 1x1
 images, windows as large as the image, stride larger than the window, padding with and without
@@ -24,6 +22,7 @@ import fastdl
 from fastdl import backend
 from fastdl.layers import Convolution, Pooling
 from tests.conftest import FAST_BACKENDS
+from tests.helpers import DT, DT_IDS
 
 pytestmark = [pytest.mark.skipif("numba" not in FAST_BACKENDS, reason="numba backend not available"),
               # NumPy's own arithmetic on Inf (Inf - Inf, 0 * Inf) says so; that is the point here
@@ -31,8 +30,6 @@ pytestmark = [pytest.mark.skipif("numba" not in FAST_BACKENDS, reason="numba bac
               pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")]
 
 REF = backend.ops("numpy")
-DT = [np.float32, np.float64]
-DT_IDS = ["f32", "f64"]
 VALUES = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}
 
 
