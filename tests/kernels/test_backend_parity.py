@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-import fastdl
 from fastdl import backend
-from fastdl.kernels.examples import OPTIM_ARGS, split
+from fastdl.kernels.composite import reference_fallbacks
+from fastdl.kernels.examples import OPTIM_ARGS, SIZES, op_cases, split
 from fastdl.kernels.spec import TABLE
 from tests.conftest import FAST_BACKENDS
-from tests.helpers import layouts, strided
+from tests.helpers import check_op, layouts, strided
 
 pytestmark = pytest.mark.skipif(not FAST_BACKENDS, reason="only the reference backend is available")
 
@@ -395,27 +395,112 @@ def test_optimizer_updates(op, kind, fast, dtype, rng):
         close(a, b, dtype, "state")
 
 
-def test_compiled_kernels_really_ran(dtype, rng):
-    """After a SimpleConvNet step under 'numba', its kernels have compiled signatures for the dtype.
-    (Affine is NumPy's matmul on this backend, and ReLU backward on 4 x 100 values is below
-    activations.NUMPY_BELOW, so neither is in the list.)"""
+#: the example shapes of ``examples.SIZES["tiny"]`` plus, for element-wise and update ops, one
+#: above the numba modules' ``NUMPY_BELOW`` (below it some of them are NumPy's own expression)
+SPEC_SIZES = dict(SIZES["tiny"], elementwise=SIZES["tiny"]["elementwise"] + [(37, 41)],
+                  optim=SIZES["tiny"]["optim"] + [1517])
+
+
+def _spec_cases():
+    """(backend, path, op, make) for every op of the spec each fast backend computes itself (an op
+    it runs on the reference would compare the reference with itself: test_spec_ops.py lists
+    those), on each of its ``SPEC_SIZES`` example cases."""
+    out = []
+    for b, m in FAST_PATHS:
+        fallbacks = reference_fallbacks(backend.ops(b))
+        for op in TABLE:
+            if op.name in fallbacks:
+                continue
+            for lab, make in op_cases(op.name, SPEC_SIZES):
+                out.append(pytest.param(b, m, op.name, make,
+                                        id=f"{b if m is None else f'{b}-{m}'}-{op.name}[{lab}]"))
+    return out
+
+
+@pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "strided"])
+@pytest.mark.parametrize("name, mode, op_name, make", _spec_cases())
+def test_every_op_on_both_paths(name, mode, op_name, make, strided, dtype):
+    """Every op of the spec, from the spec alone: a new op is compared on both forced paths, both
+    dtypes, contiguous and strided inputs, with no edit here."""
+    if mode is None:
+        check_op(op_name, make, [backend.ops(name)], np.dtype(dtype).name, strided)
+        return
+    from fastdl.kernels.cpu import _chunks
+    with _chunks.forced(mode):
+        check_op(op_name, make, [backend.ops(name)], np.dtype(dtype).name, strided)
+
+
+def test_spec_sizes_reach_the_numba_kernels():
+    """The largest ``SPEC_SIZES`` element-wise and update cases are at least every numba module's
+    ``NUMPY_BELOW``, so test_every_op_on_both_paths runs those ops' kernels, not NumPy's shortcut."""
+    if "numba" not in FAST_BACKENDS:
+        pytest.skip("numba backend not available")
+    import sys
+    cpu = backend.ops("numba")
+    below = {sys.modules[getattr(cpu, op.name).__module__].__dict__.get("NUMPY_BELOW", 0)
+             for op in TABLE if op.family != "device"}
+    assert min(SPEC_SIZES["optim"][-1], int(np.prod(SPEC_SIZES["elementwise"][-1]))) >= max(below) > 0
+
+
+def _computing_ops():
+    """Every op of the spec that computes (has example cases): device placement aside."""
+    return [op.name for op in TABLE if op_cases(op.name)]
+
+
+def _spy_on_compiled_kernels(monkeypatch, calls):
+    """Every compiled kernel of the numba backend (``compiled_kernels``), wherever a kernel
+    module binds it, replaced by a wrapper that appends (kernel, dtypes of its array arguments)
+    to ``calls``, then runs it. Kernels must already be compiled for the calls made under the
+    spy: a kernel compiled later would find a Python wrapper where it expects a kernel."""
+    import sys
+    from fastdl.kernels.cpu import compiled_kernels
+    names = {id(d): name for name, d in compiled_kernels().items()}
+    package = "fastdl.kernels.cpu."
+    for modname, mod in list(sys.modules.items()):
+        if not modname.startswith(package) or mod is None:
+            continue
+        for attr, obj in list(vars(mod).items()):
+            if id(obj) in names:
+                def spy(*args, _kernel=obj, _name=names[id(obj)]):
+                    calls.append((_name, {a.dtype for a in args if isinstance(a, np.ndarray)}))
+                    return _kernel(*args)
+                monkeypatch.setattr(mod, attr, spy)
+
+
+@pytest.mark.parametrize("op_name", _computing_ops())
+def test_compiled_kernels_really_ran(op_name, dtype, monkeypatch, record_property):
+    """Each op of the spec the numba backend computes itself, run on its largest example case
+    with every kernel forced onto the parallel path (where even the matrix products are this
+    backend's kernels rather than NumPy's), calls at least one of the backend's compiled kernels
+    with arrays of the case's dtype: an op that hands its work to the reference (or to NumPy)
+    fails here, even though its parity with the reference holds. Each kernel is compiled (or
+    loaded from Numba's cache) by a first call before the spy goes in. An op the backend runs on
+    the reference kernel (``composite.via_reference``) is reported instead, and must call none."""
     if "numba" not in FAST_BACKENDS:
         pytest.skip("numba backend not available")
     import numba
-    cpu = backend.ops("numba")
     if numba.config.DISABLE_JIT:
         pytest.skip("NUMBA_DISABLE_JIT=1: kernels run as plain Python")
-    from fastdl.bench import build, train_step
-    model, x, t, opt = build("simple", dtype, 4)
-    with fastdl.using_backend("numba"):
-        train_step(model, opt, x, t)
-    k = cpu.compiled_kernels()
-    ty = numba.typeof(np.zeros(1, dtype=dtype)).dtype
-    for name in ("fused._conv_relu_pool_forward_s1", "fused._conv_relu_pool_backward_s1",
-                 "activations._relu_forward", "loss._softmax_loss_forward", "loss._softmax_loss_backward",
-                 "optim._adam"):
-        sigs = k[name].signatures
-        assert any(any(getattr(a, "dtype", None) == ty for a in sig) for sig in sigs), name
+    from fastdl.kernels.cpu import _chunks, _compile
+    cpu = backend.ops("numba")
+    via_reference = op_name in reference_fallbacks(cpu)
+    record_property("runs_on_the_reference", via_reference)
+    label, make = op_cases(op_name)[-1]
+    monkeypatch.setattr(_compile, "_mode", "lazy")         # compile in this thread, never the fallback
+    with _chunks.forced("parallel"):
+        make(cpu, dtype)()                                 # compiles what the spied call needs
+        calls = []
+        _spy_on_compiled_kernels(monkeypatch, calls)
+        call = make(cpu, dtype)                            # a backward op's forward runs here
+        calls.clear()
+        call()
+    want = np.dtype(dtype)
+    ran = sorted({name for name, dtypes in calls if want in dtypes})
+    if via_reference:
+        assert calls == [], f"{op_name} is listed as running on the reference but called {calls}"
+        return
+    assert ran, f"{op_name} [{label}] {want}: no compiled kernel of the numba backend ran " \
+                f"(called with other dtypes: {sorted({n for n, _ in calls})})"
 
 
 # -- property-based: random convolution and pooling geometries ------------------------

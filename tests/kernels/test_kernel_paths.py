@@ -111,7 +111,8 @@ def test_numpy_below_tiny(cpu, monkeypatch, dtype):
         for attr in [a for a in vars(mod) if a.startswith("_") and a + "_span" in vars(mod)]:
             spy(mod, attr)
     shortcut = {name for name in names if name in getattr(modules[name], "NUMPY_SHORTCUTS", ())}
-    assert {"relu_backward", "sgd_update"} <= shortcut
+    listed = set().union(*(getattr(mod, "NUMPY_SHORTCUTS", ()) for mod in set(modules.values())))
+    assert shortcut == listed and shortcut and set(names) - shortcut   # no misspelt name; both kinds
     for name in names:
         below = modules[name].NUMPY_BELOW
         for n, tiny in ((below - 1, True), (below, False)):
@@ -179,53 +180,52 @@ def test_batchnorm_thresholds(cpu, chunks, dtype):
 
 @pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
 def test_pool_thresholds(cpu, chunks, dtype):
+    """Every pooling op of the spec the numba pool module has a kernel for, forward and backward,
+    on images either side of ``pool.MIN_PARALLEL``."""
     from fastdl.kernels.cpu import pool as P
     rng = np.random.default_rng(4)
+    pairs = [(op.name, next(b.name for b in TABLE if b.backward_of == op.name)) for op in TABLE
+             if op.family == "pool" and not op.backward_of and op.name in P.__all__]
+    assert pairs
     for shape in ((2, 4, 63, 64), (2, 4, 64, 64)):
         size = int(np.prod(shape))
         assert (size < P.MIN_PARALLEL) == (shape[2] == 63)
         for k, s, p in ((2, 2, 0), (3, 2, 1)):
-            for x in both_layouts(rng.standard_normal(shape).astype(dtype)):
-                (o1, c1), (o2, c2) = cpu.pool_forward(x, k, k, s, p), REF.pool_forward(x, k, k, s, p)
-                _expect(chunks, size < P.MIN_PARALLEL)
-                np.testing.assert_array_equal(o1, o2)
-                dout = rng.standard_normal(o1.shape).astype(dtype)
-                close(cpu.pool_backward(dout, c1), REF.pool_backward(dout, c2), dtype)
-                _expect(chunks, size < P.MIN_PARALLEL)
+            for forward, backward in pairs:
+                for x in both_layouts(rng.standard_normal(shape).astype(dtype)):
+                    (o1, c1), (o2, c2) = getattr(cpu, forward)(x, k, k, s, p), getattr(REF, forward)(x, k, k, s, p)
+                    _expect(chunks, size < P.MIN_PARALLEL)
+                    close(o1, o2, dtype)
+                    dout = rng.standard_normal(o1.shape).astype(dtype)
+                    close(getattr(cpu, backward)(dout, c1), getattr(REF, backward)(dout, c2), dtype)
+                    _expect(chunks, size < P.MIN_PARALLEL)
 
 
 @pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_conv_thresholds(cpu, chunks, dtype, stride):
-    """N images on either side of conv.MIN_PARALLEL multiply-adds, every convolution op."""
+    """N images on either side of conv.MIN_PARALLEL multiply-adds, every op of the spec the conv
+    and fused modules have a kernel for, on their example inputs (strided; the fused blocks at
+    stride 1, the only stride ``examples`` gives them: strided blocks run conv, relu and pool)."""
     from fastdl.kernels.cpu import conv as C
-    rng = np.random.default_rng(5)
+    from fastdl.kernels.cpu import fused as F
+    ops = [op for op in TABLE if op.name in C.__all__ + F.__all__]
     FN, Cin, H = 8, 3, 32
-    W = (rng.standard_normal((FN, Cin, 3, 3)) * 0.3).astype(dtype)
-    b = rng.standard_normal(FN).astype(dtype)
     P = ((H + 2 - 3) // stride + 1) ** 2
     per_image = FN * Cin * 9 * P
+    ran = set()
     for N in (C.MIN_PARALLEL // per_image, C.MIN_PARALLEL // per_image + 1):
         serial = N * per_image < C.MIN_PARALLEL
-        x = rng.standard_normal((N, Cin, H, H)).astype(dtype)
-        xv = strided(x)
-        out1, ctx1 = cpu.conv_forward(xv, W, b, stride, 1)
-        _expect(chunks, serial)
-        out2, ctx2 = REF.conv_forward(x, W, b, stride, 1)
-        close(out1, out2, dtype)
-        dout = rng.standard_normal(out1.shape).astype(dtype)
-        for got, want in zip(cpu.conv_backward(dout, ctx1), REF.conv_backward(dout, ctx2)):
-            close(got, want, dtype)
-        _expect(chunks, serial)
-        if stride == 1:
-            (o1, c1), (o2, c2) = cpu.conv_relu_pool_forward(x, W, b, 1, 1, 2, 2, 2, 0), \
-                REF.conv_relu_pool_forward(x, W, b, 1, 1, 2, 2, 2, 0)
-            _expect(chunks, serial)
-            close(o1, o2, dtype)
-            d = rng.standard_normal(o1.shape).astype(dtype)
-            for got, want in zip(cpu.conv_relu_pool_backward(d, c1), REF.conv_relu_pool_backward(d, c2)):
-                close(got, want, dtype)
-            _expect(chunks, serial)
+        for op in ops:
+            for _, make in op_cases(op.name, {"conv": [((N, Cin, H, H), (FN, Cin, 3, 3), stride, 1)]}):
+                got = make(cpu, dtype, True)()
+                _expect(chunks, serial)
+                want = make(REF, dtype, True)()
+                for name, g, w in zip(op.returns.split(", "), got, want):
+                    if name != "ctx":
+                        close(g, w, dtype)
+                ran.add(op.name)
+    assert ran == {op.name for op in ops if stride == 1 or op.family != "block"}
 
 
 @pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
@@ -243,23 +243,19 @@ def test_im2col_col2im_thresholds(cpu, chunks, dtype):
 
 
 @pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
-@pytest.mark.parametrize("op", ["sgd_update", "momentum_update", "nesterov_update", "adagrad_update",
-                                "rmsprop_update", "adam_update"])
+@pytest.mark.parametrize("op", [op.name for op in TABLE if op.family == "optim"])
 def test_optimizer_thresholds(cpu, chunks, dtype, op):
+    """Every update op of the spec, one element either side of ``optim.MIN_PARALLEL``, on its
+    example arguments (``examples.OPTIM_ARGS``: state arrays and scalars)."""
     from fastdl.kernels.cpu import optim as O
-    rng = np.random.default_rng(7)
-    nstate = {"sgd_update": 0, "adam_update": 2}.get(op, 1)
-    scal = {"sgd_update": (0.1,), "momentum_update": (0.1, 0.9), "nesterov_update": (0.1, 0.9),
-            "adagrad_update": (0.1,), "rmsprop_update": (0.1, 0.99), "adam_update": (0.01, 0.9, 0.999)}[op]
     for n in (O.MIN_PARALLEL - 1, O.MIN_PARALLEL + 1):
-        p, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
-        st = [np.abs(rng.standard_normal(n)).astype(dtype) for _ in range(nstate)]
-        p2, st2 = p.copy(), [s.copy() for s in st]
-        getattr(cpu, op)(p, g, *st, *scal)
+        ((_, make),) = op_cases(op, {"optim": [n]})
+        call, want = make(cpu, dtype), make(REF, dtype)
+        assert call() is None
         _expect(chunks, n < O.MIN_PARALLEL)
-        getattr(REF, op)(p2, g, *st2, *scal)
-        close(p, p2, dtype)
-        for a, b in zip(st, st2):
+        want()
+        assert len(call.inputs) == len(want.inputs) >= 2
+        for a, b in zip(call.inputs, want.inputs):
             close(a, b, dtype)
 
 
