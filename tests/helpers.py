@@ -1,4 +1,10 @@
 """Plain-loop definitions (the oracle for the reference backend) and test utilities."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
@@ -201,6 +207,35 @@ def one_line(err):
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
+
+
+def run_module(args, cwd=None, timeout=300, env=None):
+    """``python -m ARGS`` in a real process (FASTDL_TRACEBACK unset): the CompletedProcess, text."""
+    e = dict(os.environ, **(env or {}))
+    e.pop("FASTDL_TRACEBACK", None)
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout, env=e)
+
+
+def signal_training(model, signum):
+    """``python -m fastdl train`` (TwoLayerNet, 200 epochs, reference kernels, --save model) in a
+    real process with a terminal's default SIGINT, sent ``signum`` once it printed epoch 2:
+    (exit status, the rest of stdout, stderr)."""
+    p = subprocess.Popen([sys.executable, "-m", "fastdl", "train", "--net", "two", "--epochs", "200",
+                          "--save", str(model), "--backend", "numpy"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                         # a terminal's default SIGINT, even when this runs as a background job
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    seen, deadline = "", time.time() + 120
+    while "=== epoch:2" not in seen and time.time() < deadline:
+        line = p.stdout.readline()
+        if not line:
+            break
+        seen += line
+    p.send_signal(signum)
+    out, err = p.communicate(timeout=120)
+    return p.returncode, out, err
 
 
 # -- the numba backend on each of its paths against the reference (tests/layers, tests/optimizers) ---

@@ -1,33 +1,27 @@
 """`fastdl train` as people train: --optimizer in any case, a user's own arrays (--data FILE.npz),
 --val-split, --checkpoint-dir, --resume, --early-stop, --lr-schedule, a last line that says where
 the model is; the learning curve's epochs; short error lines with did-you-mean; progress bars of
-`fastdl evaluate`. Tiny runs: TwoLayerNet on the reference kernels, a few hundred images."""
-import json
+`fastdl evaluate`; every argument and output path checked before training; what training learned is
+never lost (divergence, an error, a second Ctrl-C, a --save that cannot be written: a rescue file).
+Tiny runs: TwoLayerNet on the reference kernels, a few hundred images."""
 import os
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
-from fastdl import backend, cli
+from fastdl import cli
 from fastdl.datasets import load_mnist
-from fastdl.nets import load_model, read_meta
+from fastdl.nets import TwoLayerNet, load_model, read_meta
 from fastdl.trainer import Trainer
-from tests.helpers import one_line, run_cli
+from tests.cli.conftest import QUICK, run_cli_line
+from tests.helpers import one_line, run_cli, run_module
 
 #: TwoLayerNet on the reference kernels, per-epoch accuracies on 100 images, no bar
 TWO = ["train", "--net", "two", "--backend", "numpy", "--no-progress", "--eval-samples", "100"]
-
-
-@pytest.fixture(autouse=True)
-def _keep_process_state():
-    saved = backend._global_name
-    state = np.random.get_state()
-    yield
-    backend._global_name = saved
-    np.random.set_state(state)
 
 
 main = run_cli   # cli.main in this process: (exit status, stdout, stderr)
@@ -319,3 +313,166 @@ def test_evaluate_and_predict_a_network_saved_from_python(small, tmp_path, capsy
     np.save(tmp_path / "digit.npy", xt[0, 0])
     code, out, err = main(["predict", path, str(tmp_path / "digit.npy")], capsys)
     assert code == 0 and int(out.split()[1]) == int(net.predict(xt[:1].reshape(1, 784) / 255.0).argmax())
+
+
+# -- arguments and output paths are checked before training ----------------------------------------
+def test_batch_larger_than_the_training_set(capsys):
+    code, out, err = run_cli_line(QUICK + ["--batch-size", "5001"], capsys)
+    assert code == 2 and "5000 training images" in err and "training " not in out
+
+
+def test_save_in_missing_folder_fails_before_training_in_a_real_process(tmp_path):
+    t0 = time.perf_counter()
+    r = run_module(["fastdl", "train", "--epochs", "3", "--save", str(tmp_path / "no" / "d" / "m.npz")])
+    assert r.returncode == 2
+    assert "does not exist" in one_line(r.stderr) and "training" not in r.stdout
+    assert time.perf_counter() - t0 < 60
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+@pytest.mark.parametrize("case", ["missing-folder", "is-a-folder", "device", "empty", "same-file",
+                                  "plot-missing-folder", "folder-is-a-file"])
+def test_output_path_checked_before_any_work(case, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    os.mkfifo(tmp_path / "fifo")
+    args = {"missing-folder": ["--save", str(tmp_path / "no" / "m.npz")],
+            "is-a-folder": ["--save", str(tmp_path)],
+            # a FIFO, not /dev/null: a regression run as root would replace /dev/null by a file
+            "device": ["--save", str(tmp_path / "fifo")],
+            "empty": ["--save", ""],
+            "same-file": ["--save", str(tmp_path / "x"), "--plot", str(tmp_path / "x")],
+            "plot-missing-folder": ["--plot", str(tmp_path / "no" / "c.png")],
+            "folder-is-a-file": ["--save", str(tmp_path / "afile" / "m.npz")]}[case]
+    code, out, err = run_cli_line(QUICK + args, capsys)
+    assert code == 2 and err.startswith("fastdl train: --") and out == ""
+    assert sorted(os.listdir(tmp_path)) == ["afile", "fifo"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root may write anywhere")
+def test_output_folder_not_writable(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        code, out, err = run_cli_line(QUICK + ["--save", str(ro / "m.npz")], capsys)
+    finally:
+        ro.chmod(0o700)
+    assert code == 2 and "no permission" in err and out == ""
+
+
+def test_plot_without_matplotlib_is_checked_first(tmp_path, capsys, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    code, out, err = run_cli_line(QUICK + ["--plot", str(tmp_path / "c.png")], capsys)
+    assert code == 2 and "matplotlib" in err and out == ""
+
+
+# -- divergence, failures during training, and the weights are never lost --------------------------
+def test_divergence_in_a_real_process(tmp_path):
+    """--lr 1e10 with plain SGD: NaN within a few steps. Training stops there, exit status 1, the
+    message names the learning rate, and the diverged parameters are kept beside --save (not in
+    its place, where a good earlier file would be lost)."""
+    (tmp_path / "m.npz").write_bytes(b"an earlier good model")
+    r = run_module(["fastdl", "train", "--net", "two", "--epochs", "5", "--lr", "1e10", "--optimizer", "sgd",
+                    "--save", str(tmp_path / "m.npz"), "--quiet"])
+    assert r.returncode == 1
+    line = one_line(r.stderr)
+    assert "diverged" in line and "--lr 1e+10" in line and "too high" in line and "m.diverged.npz" in line
+    assert (tmp_path / "m.npz").read_bytes() == b"an earlier good model"
+    meta = read_meta(tmp_path / "m.diverged.npz")
+    assert meta["diverged"] is True and meta["iterations"] < 250      # stopped early, not after 5 epochs
+    r2 = run_module(["fastdl", "evaluate", str(tmp_path / "m.diverged.npz")])
+    assert r2.returncode == 1 and "diverged" in one_line(r2.stderr)
+
+
+def _break_training(monkeypatch, at, action):
+    """Make the Trainer's step number ``at`` (1-based) do ``action(trainer)`` after the step."""
+    from fastdl.trainer import Trainer
+    real = Trainer.train_step
+
+    def step(self):
+        real(self)
+        if self.current_iter == at:
+            action(self)
+    monkeypatch.setattr(Trainer, "train_step", step)
+
+
+def test_error_during_training_keeps_the_weights(tmp_path, capsys, monkeypatch):
+    def fail(trainer):
+        raise RuntimeError("disk on fire")
+    _break_training(monkeypatch, 7, fail)
+    code, out, err = run_cli_line(QUICK + ["--save", str(tmp_path / "m.npz")], capsys)
+    assert code == 1 and "training failed at iteration 8" in err and "disk on fire" in err
+    assert "m.npz" in err
+    meta = read_meta(tmp_path / "m.npz")
+    assert meta["iterations"] == 7 and "disk on fire" in meta["error"]
+    TwoLayerNet(784, 50, 10, dtype=np.float32).load_params(tmp_path / "m.npz")
+
+
+def test_divergence_raised_as_an_error_is_reported_as_divergence(tmp_path, capsys, monkeypatch):
+    """Layers that raise on NaN (instead of letting it flow) end the same way."""
+    def nan(trainer):
+        for v in trainer.network.params.values():
+            v[...] = np.nan
+        raise ValueError("SoftmaxWithLoss.forward: x contains NaN")
+    _break_training(monkeypatch, 3, nan)
+    code, out, err = run_cli_line(QUICK + ["--save", str(tmp_path / "m.npz")], capsys)
+    assert code == 1 and "diverged" in err and "--lr" in err
+    assert os.listdir(tmp_path) == ["m.diverged.npz"]
+
+
+def test_nan_loss_stops_training(tmp_path, capsys, monkeypatch):
+    def nan_loss(trainer):
+        trainer.train_loss_list[-1] = float("nan")
+    _break_training(monkeypatch, 4, nan_loss)
+    code, out, err = run_cli_line(QUICK, capsys)
+    assert code == 1 and "diverged at iteration 4 (loss nan)" in err
+    assert "diverged after 4 iterations" in out
+
+
+def test_second_ctrl_c_still_saves(tmp_path, capsys, monkeypatch):
+    def abort(trainer):
+        raise KeyboardInterrupt
+    _break_training(monkeypatch, 5, abort)
+    code, out, err = run_cli_line(QUICK + ["--save", str(tmp_path / "m.npz")], capsys)
+    assert code == 130 and "interrupted (Ctrl-C) after 5 iterations" in err and "m.npz" in err
+    meta = read_meta(tmp_path / "m.npz")
+    assert meta["interrupted"] is True and meta["iterations"] == 5
+
+
+def test_save_that_fails_after_training_goes_to_a_rescue_file(tmp_path, capsys, monkeypatch):
+    from fastdl.nets import Net
+    real = Net.save_params
+    target = str(tmp_path / "out" / "m.npz")
+    (tmp_path / "out").mkdir()
+
+    def save(self, file_name, meta=None, extra=None):
+        if os.fspath(file_name) == target:
+            raise OSError(28, "No space left on device")
+        return real(self, file_name, meta=meta, extra=extra)
+    monkeypatch.setattr(Net, "save_params", save)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli_line(QUICK + ["--save", target], capsys)
+    assert code == 1 and "No space left on device" in err
+    rescued = [f for f in os.listdir(tmp_path) if f.startswith("fastdl-rescue-")]
+    assert len(rescued) == 1 and rescued[0] in err and rescued[0] in out
+    assert read_meta(tmp_path / rescued[0])["net"] == "two"
+    TwoLayerNet(784, 50, 10, dtype=np.float32).load_params(tmp_path / rescued[0])
+
+
+def test_rescue_falls_back_to_the_temporary_folder(tmp_path, monkeypatch):
+    net = TwoLayerNet(4, 3, 2)
+    monkeypatch.setattr(cli, "_rescue_paths", lambda: [str(tmp_path / "no" / "r.npz"), str(tmp_path / "t.npz")])
+    saved, error = cli._save_params(net, str(tmp_path / "missing" / "m.npz"), {"net": "two"})
+    assert saved == str(tmp_path / "t.npz") and isinstance(error, OSError)
+    TwoLayerNet(4, 3, 2).load_params(saved)
+
+
+def test_rescue_paths_are_the_current_then_the_temporary_folder(tmp_path, monkeypatch):
+    import tempfile
+    monkeypatch.chdir(tmp_path)
+    here, temp = cli._rescue_paths()
+    assert os.path.dirname(here) == str(tmp_path) and os.path.dirname(temp) == tempfile.gettempdir()
+    assert os.path.basename(here).startswith("fastdl-rescue-") and here.endswith(f"-{os.getpid()}.npz")

@@ -1,11 +1,14 @@
 """`fastdl compare`: runs at tiny sizes, and its correctness column catches a wrong kernel; its
-training step is timed by child processes (fastdl.bench's runner), whose failure is one line."""
+training step is timed by child processes (fastdl.bench's runner), whose failure is one line; bad --nets, --backends and run() arguments are
+refused."""
 import json
 
 import pytest
 
 from fastdl import backend, bench, cli, compare
+from tests.cli.conftest import run_cli_line
 from tests.conftest import FAST_BACKENDS
+from tests.helpers import one_line, run_module
 
 
 def test_compare_runs_every_layer_and_a_training_step():
@@ -151,3 +154,31 @@ def test_cli_reports_a_failed_child_in_one_line(monkeypatch, capsys):
     assert code == 1
     assert err[-1].startswith("fastdl compare: timing the simple numpy float32 training step in a child process "
                               "failed (exit status 1): the child broke")
+
+
+# -- bad arguments ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("nets", [",", "", " , ", "resnet", "simple,resnet"])
+def test_compare_nets_must_name_a_known_net(nets, capsys):
+    code, out, err = run_cli_line(["compare", f"--nets={nets}"], capsys)
+    assert code == 2 and "simple, deep" in err and out == ""
+
+
+def test_compare_in_a_real_process():
+    r = run_module(["fastdl", "compare", "--nets", ","])
+    assert r.returncode == 2 and "choose from simple, deep" in one_line(r.stderr) and r.stdout == ""
+    r = run_module(["fastdl", "compare", "--repeat", "0"])
+    assert r.returncode == 2 and "--repeat" in one_line(r.stderr)
+
+
+def test_compare_backends_must_name_one(capsys):
+    code, out, err = run_cli_line(["compare", "--backends", ",", "--nets", "simple"], capsys)
+    assert code == 2 and "available backends" in err
+
+
+@pytest.mark.parametrize("kwargs", [{"nets": ()}, {"nets": ("resnet",)}, {"repeat": 0}, {"batch": -1},
+                                    {"batch": 2.5}, {"dtype": "float16"}])
+def test_compare_run_checks_its_arguments(kwargs):
+    args = dict(nets=("simple",), batch=2, repeat=1, torch=False, backends=["numpy"])
+    args.update(kwargs)
+    with pytest.raises(ValueError):
+        compare.run(**args)
