@@ -270,5 +270,9 @@ def wait_for_kernels(timeout: Optional[float] = None) -> bool:
     """
     if "numba" not in _loaded:
         return True
-    from .kernels.cpu import _compile
+    from .kernels.cpu import _compile, _defer
+    mod = _loaded["numba"]
+    if not getattr(mod, "_loaded", True):     # still deferred (see kernels/cpu/_defer.py)
+        mod.load_kernels()
+        _defer.finish(vars(mod))
     return bool(_compile.wait(timeout))

@@ -7,7 +7,8 @@ convolution and the fused blocks share), ``fused`` (Convolution -> Relu [-> Pool
 ``_chunks``, ``_threads``, ``_blas`` and ``_vexp`` are the shared plumbing. Each op module's
 ``__all__`` lists its ops; the device-placement ops are the host composites.
 ``_map`` builds the element-wise kernels (serial and parallel drivers) from one scalar function.
-``_compile`` decides when the compiled kernels compile (``FASTDL_COMPILE``: background, lazy, eager).
+``_compile`` decides when the compiled kernels compile (``FASTDL_COMPILE``: background, lazy, eager);
+``_defer`` holds them back, in background mode, until the ops have spent ``FASTDL_LOAD_AFTER`` seconds.
 
 Every op is a thin wrapper: it checks nothing the layers have not
 checked, makes its inputs C-contiguous (``np.ascontiguousarray``, a no-op for
@@ -32,34 +33,70 @@ thread (``_threads``; SciPy is not imported otherwise). Loading it also raises g
 mmap/trim thresholds so the large arrays of a training step are reused
 instead of page-faulted in again every step (``FASTDL_KEEP_MALLOC=1`` skips it).
 """
-from ._threads import keep_freed_memory, start_threads
+import threading as _threading
 
-start_threads()
-keep_freed_memory()
-
-# each module's __all__ lists the ops it has kernels for, so a new kernel is added in its module only
-from .columns import *  # noqa: E402,F401,F403
-from .conv import *  # noqa: E402,F401,F403
-from .pool import *  # noqa: E402,F401,F403
-from .fused import *  # noqa: E402,F401,F403
-from .activations import *  # noqa: E402,F401,F403
-from .affine import *  # noqa: E402,F401,F403
-from .loss import *  # noqa: E402,F401,F403
-from .batchnorm import *  # noqa: E402,F401,F403
-from .optim import *  # noqa: E402,F401,F403
+from . import _compile, _defer
+from ._threads import keep_freed_memory
+from ..spec import TABLE as _TABLE
 
 NAME = "numba"
 
-from .. import complete as _complete  # noqa: E402
+_OP_NAMES = [_op.name for _op in _TABLE]
+_load_lock = _threading.RLock()
+_loaded = False
+_loading = False
 
-_complete(__name__)      # the ops without a kernel here (device placement) from their composites
 
-from . import _compile  # noqa: E402
-from ..spec import TABLE as _TABLE  # noqa: E402
+def load_kernels():
+    """Import the compiled kernels (Numba, its threads, every op module) into this package, once.
+    Under ``FASTDL_COMPILE=background`` this happens when the ops have spent
+    ``_defer.load_after()`` seconds on the reference (see ``_defer``); the other policies,
+    and anything that times kernels (``fastdl.backend.wait_for_kernels``), load at once."""
+    global _loaded, _loading
+    if _loaded:
+        return
+    with _load_lock:
+        if _loaded or _loading:
+            return
+        _loading = True
+        try:
+            from ._threads import start_threads
+            start_threads()
+            # each module's __all__ lists the ops it has kernels for, so a new kernel is added in its module only
+            from . import activations, affine, batchnorm, columns, conv, fused, loss, optim, pool
+            g = globals()
+            for name in _OP_NAMES:            # the deferred stand-ins go; the modules' ops come in
+                if getattr(g.get(name), "deferred", False):
+                    del g[name]
+            for mod in (columns, conv, pool, fused, activations, affine, loss, batchnorm, optim):
+                g.update({name: getattr(mod, name) for name in mod.__all__})
+            from .. import complete
+            complete(__name__)   # the ops without a kernel here (device placement) from their composites
+            _compile.install(g, _OP_NAMES)   # FASTDL_COMPILE (see _compile)
+            _loaded = True
+        finally:
+            _loading = False
+    if _compile.mode() == "eager":
+        _compile.warm()
 
-_compile.install(globals(), [_op.name for _op in _TABLE])   # FASTDL_COMPILE (see _compile)
-if _compile.mode() == "eager":
-    _compile.warm()
+
+keep_freed_memory()      # the reference's arrays too, while the kernels are deferred
+
+if _defer.wanted():
+    import importlib.util as _util
+    if _util.find_spec("numba") is None:
+        raise ImportError("No module named 'numba'")
+    _defer.install(globals(), _OP_NAMES, load_kernels)
+else:
+    load_kernels()
+
+
+def __getattr__(name):
+    """``COMPOSITE_OPS`` (the ops filled in from their composites) is known once the kernels load."""
+    if name == "COMPOSITE_OPS" and not _loading:
+        load_kernels()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def compiled_kernels():

@@ -1,0 +1,149 @@
+"""Deferred loading of the numba backend under ``FASTDL_COMPILE=background``.
+
+Loading Numba and the compiled kernels costs 0.5-0.7 s of the caller's time even with every
+kernel in Numba's cache: Numba's own start-up (its import, its CPU target, SciPy's BLAS lookup),
+before the first compiled call. A short script spends less than that in all of its ops. So in
+background mode ``fastdl.kernels.cpu`` starts with a stand-in for every op (``install``): it runs
+the reference kernel and adds the call's time to a process-wide account. Once the account holds
+``load_after()`` seconds (``FASTDL_LOAD_AFTER``, default ``LOAD_AFTER``), the next call loads the
+kernels in the caller's thread, once, and from then on ``_compile``'s switch serves every op
+(kernels in the cache load in milliseconds; the others compile in the background). The rule is
+ski rental: a process never pays more than ``load_after()`` seconds of reference time on top of
+what loading at once would cost, and a script that ends first never pays the load.
+
+A forward op's ctx made by a stand-in is a ``_compile.ReferenceCtx``, so its backward runs on the
+reference even when the kernels loaded in between. ``finish`` (called by
+``fastdl.backend.wait_for_kernels``, which every timing path calls after a warm-up) compiles or
+loads, in the caller's thread, the kernels of every op that ran on a stand-in.
+"""
+import os
+import sys
+import time
+
+from . import _compile
+from ._compile import CTX_BACKWARD, CTX_FORWARD, ReferenceCtx
+
+#: seconds of reference work after which a background-mode process loads the compiled kernels
+#: (``FASTDL_LOAD_AFTER``); see the module's docstring
+LOAD_AFTER = 0.5
+_spent = 0.0            # seconds the deferred ops have spent on the reference in this process
+_load_after = None
+
+
+def load_after():
+    """``FASTDL_LOAD_AFTER`` (seconds, read once) or ``LOAD_AFTER``."""
+    global _load_after
+    if _load_after is None:
+        text = os.environ.get("FASTDL_LOAD_AFTER", "").strip()
+        try:
+            value = float(text) if text else LOAD_AFTER
+            if not value >= 0:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"FASTDL_LOAD_AFTER={text!r} is not a number of seconds >= 0; set it to "
+                             f"e.g. {LOAD_AFTER} (0 loads the compiled kernels on the first call)") from None
+        _load_after = value
+    return _load_after
+
+
+def wanted():
+    """True when the backend's package should not load Numba yet: ``background`` mode with a
+    positive ``load_after()``."""
+    return _compile.mode() == "background" and load_after() > 0
+
+
+def install(namespace, op_names, load):
+    """Put a stand-in for every op of ``op_names`` in ``namespace`` that runs the reference kernel
+    and counts its time; once ``load_after()`` seconds are spent (or the policy is no longer
+    ``background``) it calls ``load()``, which replaces the stand-ins, and hands the call on."""
+    from .. import reference as ref
+    limit = load_after()
+    for name in op_names:
+        namespace[name] = _stand_in(name, getattr(ref, name), namespace, load, limit)
+
+
+_load_failed = False
+#: (op, dtype) -> the argument specs (``_spec``) of the op's first deferred call
+_first_calls: dict = {}
+
+
+def finish(namespace):
+    """After the kernels loaded: compile (or load from the cache) in this thread the kernels of
+    every op that ran deferred, so the next calls run them (``fastdl.backend.wait_for_kernels``)."""
+    items = list(_first_calls.items())
+    _first_calls.clear()
+    for (name, dt), (specs, kwspecs) in items:
+        key = (name, dt)
+        if _compile._ready.get(key) is True:
+            continue
+        fn = getattr(namespace.get(name), "__wrapped__", None)
+        if fn is None:         # a composite op: nothing of its own to compile
+            continue
+        backward = namespace.get(CTX_FORWARD[name]) if name in CTX_FORWARD else None
+        backward = getattr(backward, "__wrapped__", backward)
+        args = [_compile._rebuild(a) for a in specs]
+        kwargs = {k: _compile._rebuild(v) for k, v in kwspecs.items()}
+        try:
+            if _compile._USE_CHILD and not _compile.cached(_compile._key(name, args, kwargs)):
+                _compile._compile_in_child(name, args, kwargs, backward)
+            _compile.compile_call(name, fn, args, kwargs, backward)
+        except Exception:      # zeros the op refuses: it compiles on its next real call instead
+            pass
+
+
+def _load(load):
+    """Load the compiled kernels (True), or say once why they cannot load and keep the reference
+    (False)."""
+    global _load_failed
+    if _load_failed:
+        return False
+    try:
+        load()
+        return True
+    except Exception as exc:
+        _load_failed = True
+        print(f"fastdl: the numba kernels could not load, the ops run on the reference kernels: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return False
+
+
+def _stand_in(name, reference, namespace, load, limit):
+    is_ctx_backward = name in CTX_BACKWARD
+    ctx_forward = name in CTX_FORWARD
+    record = not is_ctx_backward
+    dtype_arg = _compile._DTYPE_ARG.get(name, 0)
+    clock = time.perf_counter
+
+    def op(*args, **kwargs):
+        global _spent
+        if _spent >= limit or (_compile._mode is not None and _compile._mode != "background"):
+            if _load(load):
+                return namespace[name](*args, **kwargs)
+        if is_ctx_backward:
+            ctx = args[1] if len(args) > 1 else kwargs.get("ctx")
+            if not isinstance(ctx, ReferenceCtx) and _load(load):     # a ctx of the compiled kernels
+                return namespace[name](*args, **kwargs)
+            if isinstance(ctx, ReferenceCtx):
+                if len(args) > 1:
+                    args = (args[0], ctx.ctx, *args[2:])
+                else:
+                    kwargs = dict(kwargs, ctx=ctx.ctx)
+        elif record:
+            try:
+                key = (name, args[dtype_arg].dtype)
+            except (IndexError, AttributeError):
+                key = _compile._key(name, args, kwargs)
+            if key not in _first_calls:
+                _first_calls[key] = ([_compile._spec(a) for a in args], {k: _compile._spec(v) for k, v in kwargs.items()})
+        t0 = clock()
+        result = reference(*args, **kwargs)
+        _spent += clock() - t0
+        _compile.fallback_calls += 1
+        if ctx_forward:
+            return result[0], ReferenceCtx(result[1])
+        return result
+
+    op.deferred = True  # type: ignore[attr-defined]
+    for attr in ("__name__", "__qualname__", "__doc__"):
+        setattr(op, attr, getattr(reference, attr, name))
+    return op
