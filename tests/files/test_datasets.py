@@ -1,60 +1,19 @@
-"""MNIST loading: the shipped sample, and downloads from a real HTTP server on 127.0.0.1."""
-import http.server
+"""MNIST loading: the shipped sample, and downloads from a real HTTP server on 127.0.0.1: checksums,
+truncated and corrupt files, a download killed with SIGKILL, a user's mismatching file moved aside
+(never deleted), and the overall deadline that gives up on a trickling mirror."""
+import gzip
 import os
-import shutil
-import socket
-import threading
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
-from fastdl.datasets import DataUnavailable, load_fashion_mnist, load_mnist
-from fastdl.datasets import mnist as M
+from fastdl.datasets import DataUnavailable, download as D, load_fashion_mnist, load_mnist, mnist as M
 from fastdl.datasets.download import DownloadError, fetch, md5sum
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    truncate = set()          # names served with a full Content-Length but half the body
-
-    def log_message(self, *a):
-        pass
-
-    def do_GET(self):
-        name = os.path.basename(self.path)
-        if name in self.truncate:
-            data = open(os.path.join(self.directory, name), "rb").read()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        return super().do_GET()
-
-
-@pytest.fixture
-def server(tmp_path):
-    """A real HTTP server on 127.0.0.1 serving the files of a folder; yields (base URL, folder)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    _Handler.truncate = set()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                            lambda *a, **k: _Handler(*a, directory=str(root), **k))
-    th = threading.Thread(target=httpd.serve_forever, daemon=True)
-    th.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/", root
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture
-def dead_url():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()                 # nothing listens there now: connection refused
-    return f"http://127.0.0.1:{port}/"
+from tests.files.conftest import LABELS, LABELS_MD5, ServerHandler, hidden, needs_posix, publish, regzipped
 
 
 @pytest.fixture
@@ -65,11 +24,6 @@ def full_is_sample(monkeypatch):
              "test_img": M.MNIST_FILES["test_img"], "test_label": M.MNIST_FILES["test_label"]}
     monkeypatch.setattr(M, "MNIST_FILES", files)
     return files
-
-
-def publish(root, names):
-    for name in names:
-        shutil.copy(os.path.join(M.SAMPLE_DIR, name), root / name)
 
 
 def test_sample_has_the_books_shapes_and_dtypes(monkeypatch):
@@ -115,24 +69,26 @@ def test_dead_first_mirror_falls_through_to_the_next(server, dead_url, full_is_s
     assert x.shape == (5000, 784)
 
 
+def _fetch_fails_and_leaves_nothing(name, md5, url, folder, match=None):
+    with pytest.raises(DownloadError, match=match):
+        fetch(name, md5, [url], str(folder))
+    assert os.listdir(folder) == []
+
+
 def test_bad_checksum_is_rejected_and_leaves_nothing(server, tmp_path):
     url, root = server
     name, md5 = M.MNIST_FILES["test_label"]
     data = open(os.path.join(M.SAMPLE_DIR, name), "rb").read()
     (root / name).write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
-    with pytest.raises(DownloadError, match="checksum mismatch"):
-        fetch(name, md5, [url], str(tmp_path / "dl"))
-    assert os.listdir(tmp_path / "dl") == []
+    _fetch_fails_and_leaves_nothing(name, md5, url, tmp_path / "dl", match="checksum mismatch")
 
 
 def test_truncated_download_is_rejected_and_leaves_nothing(server, tmp_path):
     url, root = server
     name, md5 = M.MNIST_FILES["test_img"]
     publish(root, [name])
-    _Handler.truncate = {name}
-    with pytest.raises(DownloadError):
-        fetch(name, md5, [url], str(tmp_path / "dl"))
-    assert os.listdir(tmp_path / "dl") == []
+    ServerHandler.truncate = {name}
+    _fetch_fails_and_leaves_nothing(name, md5, url, tmp_path / "dl")
 
 
 def test_corrupt_cached_file_is_fetched_again(server, tmp_path):
@@ -177,3 +133,136 @@ def test_bad_idx_file_is_reported(tmp_path):
         f.write((1234).to_bytes(4, "big") + (1).to_bytes(4, "big"))
     with pytest.raises(ValueError, match="not an IDX file"):
         M.read_idx(str(p))
+
+
+CHILD_DOWNLOADER = """
+import sys
+from fastdl.datasets.download import fetch
+fetch(sys.argv[1], sys.argv[2], [sys.argv[3]], sys.argv[4])
+"""
+
+
+@needs_posix
+def test_kill_9_during_a_download_leaves_a_part_file_the_next_download_removes(
+        tmp_path, trickle_server, server):
+    slow_url, _ = trickle_server
+    url, root = server
+    folder = tmp_path / "data"
+    env = dict(os.environ, FASTDL_DOWNLOAD_DEADLINE="600")
+    child = subprocess.Popen([sys.executable, "-c", CHILD_DOWNLOADER, LABELS, LABELS_MD5, slow_url,
+                              str(folder)], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and child.poll() is None:
+            if folder.is_dir() and any(n.endswith(".part") for n in os.listdir(folder)):
+                break
+            time.sleep(0.02)
+        assert child.poll() is None, child.stderr.read()
+        time.sleep(0.3)                                   # a byte or two has arrived
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+        child.stderr.close()
+    parts = hidden(folder)
+    assert len(parts) == 1 and parts[0].startswith(f".{LABELS}.") and f".{child.pid}." in parts[0]
+    assert parts[0].endswith(".part")
+    publish(root, [LABELS])
+    path = D.fetch(LABELS, LABELS_MD5, [url], str(folder))
+    assert D.md5sum(path) == LABELS_MD5
+    assert os.listdir(folder) == [LABELS]
+
+
+def test_mismatching_file_is_moved_aside_and_a_fresh_copy_downloaded(tmp_path, server):
+    url, root = server
+    publish(root, [LABELS])
+    folder = tmp_path / "data"
+    folder.mkdir()
+    mine = regzipped(LABELS)
+    (folder / LABELS).write_bytes(mine)
+    with pytest.warns(D.DataFileMovedAside) as w:
+        path = D.fetch(LABELS, LABELS_MD5, [url], str(folder))
+    assert D.md5sum(path) == LABELS_MD5
+    aside = [p for p in folder.iterdir() if p.name.startswith(LABELS + ".mismatch-")]
+    assert len(aside) == 1 and aside[0].read_bytes() == mine
+    msg = str(w[0].message)
+    assert str(aside[0]) in msg and "not deleted" in msg and LABELS_MD5 in msg
+
+
+def test_load_mnist_offline_keeps_the_users_file_and_says_where_it_went(tmp_path, dead_url, monkeypatch):
+    monkeypatch.setenv("FASTDL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FASTDL_MNIST_MIRRORS", dead_url)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    mine = regzipped(LABELS)
+    (folder / LABELS).write_bytes(mine)
+    with pytest.warns(D.DataFileMovedAside, match="moved to"):
+        with pytest.raises(DataUnavailable) as e:
+            load_mnist(sample=False)
+    aside = [p for p in folder.iterdir() if p.name.startswith(LABELS + ".mismatch-")]
+    assert len(aside) == 1 and aside[0].read_bytes() == mine
+    assert str(aside[0]) in str(e.value) and "not deleted" in str(e.value)
+    with pytest.raises(DataUnavailable) as e:                 # later attempts still say where it is
+        load_mnist(sample=False)
+    assert str(aside[0]) in str(e.value)
+    assert sorted(os.listdir(folder)) == [aside[0].name]
+
+
+def test_move_aside_never_overwrites(tmp_path):
+    from fastdl._files import move_aside
+    p = tmp_path / "f.gz"
+    names = []
+    for i in range(3):                                        # within the same second
+        p.write_bytes(b"version %d" % i)
+        names.append(move_aside(str(p)))
+    assert len(set(names)) == 3 and not p.exists()
+    assert [open(n, "rb").read() for n in names] == [b"version 0", b"version 1", b"version 2"]
+    assert move_aside(str(p)) is None                         # gone meanwhile: nothing to do
+
+
+def test_trickling_mirror_hits_the_deadline(tmp_path, trickle_server, monkeypatch):
+    url, _ = trickle_server
+    monkeypatch.setenv("FASTDL_DOWNLOAD_DEADLINE", "1")
+    folder = tmp_path / "data"
+    start = time.monotonic()
+    with pytest.raises(D.DownloadError) as e:
+        D.fetch(LABELS, LABELS_MD5, [url], str(folder))
+    took = time.monotonic() - start
+    assert took < 8, f"took {took:.1f} s"                     # the server would go on for 15 s
+    msg = str(e.value)
+    assert url + LABELS in msg and "too slow" in msg and "FASTDL_DOWNLOAD_DEADLINE" in msg
+    assert os.listdir(folder) == []                           # the .part is gone
+
+
+def test_load_mnist_gives_up_on_a_slow_mirror_once(tmp_path, trickle_server, monkeypatch):
+    url, requests = trickle_server
+    monkeypatch.setenv("FASTDL_DOWNLOAD_DEADLINE", "1")
+    monkeypatch.setenv("FASTDL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FASTDL_MNIST_MIRRORS", url)
+    start = time.monotonic()
+    with pytest.raises(DataUnavailable) as e:
+        load_mnist(sample=False)
+    took = time.monotonic() - start
+    assert took < 8, f"took {took:.1f} s"
+    assert len(requests) == 1                                 # the other three files did not wait on it
+    msg = str(e.value)
+    assert "too slow" in msg and "not tried" in msg and "FASTDL_DOWNLOAD_DEADLINE" in msg
+    assert os.listdir(tmp_path / "mnist") == []
+
+
+def test_a_fast_download_fits_a_tight_deadline(tmp_path, server, monkeypatch):
+    url, root = server
+    publish(root, [LABELS])
+    monkeypatch.setenv("FASTDL_DOWNLOAD_DEADLINE", "5")
+    assert D.md5sum(D.fetch(LABELS, LABELS_MD5, [url], str(tmp_path))) == LABELS_MD5
+
+
+def test_deadline_default_and_bad_settings(monkeypatch, tmp_path):
+    monkeypatch.delenv("FASTDL_DOWNLOAD_DEADLINE", raising=False)
+    assert D.deadline_for(None) == 300
+    assert D.deadline_for(9_912_422) == pytest.approx(300 + 9_912_422 / 50_000)
+    monkeypatch.setenv("FASTDL_DOWNLOAD_DEADLINE", "2.5")
+    assert D.deadline_for(10 ** 9) == 2.5
+    for bad in ("abc", "0", "-3", "inf", "nan"):
+        monkeypatch.setenv("FASTDL_DOWNLOAD_DEADLINE", bad)
+        with pytest.raises(D.SettingError, match="FASTDL_DOWNLOAD_DEADLINE"):   # a ValueError
+            D.fetch(LABELS, LABELS_MD5, ["http://127.0.0.1:9/"], str(tmp_path))
