@@ -51,7 +51,15 @@ class BackendError(ValueError):
 _loaded: Dict[str, ModuleType] = {}   # name -> module
 _failures: Dict[str, str] = {}         # name -> why it could not be loaded
 _global_name: Optional[str] = None     # set by set_backend or FASTDL_BACKEND
-_local = threading.local()
+
+
+class _Local(threading.local):
+    """This thread's ``using_backend`` names (None until its first block): a class default, so
+    reading it costs no failed attribute lookup on every op call."""
+    stack: Optional[List[str]] = None
+
+
+_local = _Local()
 _lock = threading.Lock()
 
 
@@ -166,10 +174,10 @@ def current_backend() -> str:
     str
         ``"numpy"``, ``"numba"`` or ``"cuda"``.
     """
-    stack = getattr(_local, "stack", None)
+    stack = _local.stack
     if stack:
         return stack[-1]
-    return _default_name()
+    return _global_name if _global_name is not None else _default_name()
 
 
 @contextmanager
@@ -192,7 +200,7 @@ def using_backend(name: str) -> Iterator[str]:
         If the backend is unknown or cannot load here (raised on entering the block).
     """
     _check_name(name)
-    stack = getattr(_local, "stack", None)
+    stack = _local.stack
     if stack is None:
         stack = _local.stack = []
     stack.append(name)
@@ -215,7 +223,11 @@ def ops(name: Optional[str] = None) -> ModuleType:
     module
         The module of ``BACKENDS[name]``, with every op of ``fastdl.kernels.spec.OPS``.
     """
-    return _import(current_backend() if name is None else name)
+    if name is None:                      # current_backend(), inline: every layer call asks
+        stack = _local.stack
+        name = stack[-1] if stack else (_global_name if _global_name is not None else _default_name())
+    mod = _loaded.get(name)
+    return mod if mod is not None else _import(name)
 
 
 def ops_for(array: object) -> Optional[ModuleType]:

@@ -35,10 +35,19 @@ import os
 import threading
 import time
 from contextlib import contextmanager
+from typing import Optional
 
 import numba
 
-_state = threading.local()
+
+class _State(threading.local):
+    """This thread's forced mode and last chunk count; class defaults, so reading them costs no
+    failed attribute lookup on every kernel call."""
+    mode: Optional[str] = None
+    last: Optional[int] = None
+
+
+_state = _State()
 _process_mode = None     # "serial" in a forked child that must not enter a parallel region
 _scale = float(os.environ.get("FASTDL_SERIAL_BELOW", "1") or 1)
 
@@ -50,7 +59,7 @@ def nchunks(n_items, work=None, min_work=0, mark=False):
     parallel loops that come back every step), a split marks Numba's threads as in use
     (``numba_threads_in_use``)."""
     global _last_parallel
-    mode = _process_mode or getattr(_state, "mode", None)
+    mode = _process_mode or _state.mode
     if (mode is None and work is not None and work < min_work * _scale) or mode == "serial":
         n = 1                  # decided before asking Numba for its thread count (~1 us)
     else:
@@ -70,7 +79,7 @@ IN_USE_WINDOW = 0.25
 
 def forced_mode():
     """"serial", "parallel" or None (see ``forced``), in this thread."""
-    return _process_mode or getattr(_state, "mode", None)
+    return _process_mode or _state.mode
 
 
 def one_thread_only():
