@@ -62,6 +62,34 @@ def big_conv(backend, dtype, repeat):
     return med * 1e3, flops / med / 1e9
 
 
+#: DeepConvNet's convolutions at batch 100 (the book's conv_param_1..6: 3x3 filters, 16, 16, 32,
+#: 32, 64, 64 of them, pad 1 except the fourth's 2; a 2x2 pooling after the 2nd, 4th and 6th):
+#: (x shape, W shape, pad, whether the net needs dx)
+DEEP_CONVS = (((100, 1, 28, 28), (16, 1, 3, 3), 1, False), ((100, 16, 28, 28), (16, 16, 3, 3), 1, True),
+              ((100, 16, 14, 14), (32, 16, 3, 3), 1, True), ((100, 32, 14, 14), (32, 32, 3, 3), 2, True),
+              ((100, 32, 8, 8), (64, 32, 3, 3), 1, True), ((100, 64, 8, 8), (64, 64, 3, 3), 1, True))
+
+
+def deep_layer(backend, dtype, repeat, xs, ws, pad, need_dx):
+    """One DeepConvNet convolution, forward + backward (dx only where the net needs it):
+    (ms, GFLOP/s counting direct-convolution FLOPs: 2 per multiply-add, backward 2x the forward,
+    1x without dx)."""
+    ops = fastdl.backend.ops(backend)
+    rng = np.random.default_rng(0)
+    x = rng.random(xs).astype(dtype)
+    W = rng.standard_normal(ws).astype(dtype) * 0.1
+    b = np.zeros(ws[0], dtype=dtype)
+
+    def run():
+        out, ctx = ops.conv_forward(x, W, b, 1, pad)
+        ops.conv_backward(out, ctx, need_dx)
+    med = median_time(run, repeat=repeat, warmup=2)[0]
+    OH = xs[2] + 2 * pad - ws[2] + 1
+    OW = xs[3] + 2 * pad - ws[3] + 1
+    fwd = 2 * xs[0] * ws[0] * ws[1] * ws[2] * ws[3] * OH * OW
+    return med * 1e3, fwd * (3 if need_dx else 2) / med / 1e9
+
+
 def dot_gflops(dtype, repeat):
     """GFLOP/s of numpy.dot (NumPy's BLAS, 2 threads) on a 2048-square product."""
     a = np.random.default_rng(0).random((2048, 2048)).astype(dtype)
@@ -104,7 +132,7 @@ def main():
     p.add_argument("--quick", action="store_true", help="fewer repeats")
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--no-torch", action="store_true")
-    p.add_argument("--only", choices=["steps", "kernels", "compile"], default=None)
+    p.add_argument("--only", choices=["steps", "kernels", "layers", "compile"], default=None)
     a = p.parse_args()
     rep = 5 if a.quick else 20
     fastdl.backend.ops("numba")     # fastdl starts Numba's threads (layer, wait policy), not the header below
@@ -139,6 +167,12 @@ def main():
             print(f"{net}ConvNet ({gf:.2f} GFLOP/step):")
             for k, v in row.items():
                 print(f"  {k:16s} {v:9.2f} ms")
+            for dtype in ("float32", "float64"):
+                if f"numba {dtype}" in row:
+                    dot = dot_gflops(dtype, max(3, rep // 4))
+                    floor = gf / dot * 1e3
+                    print(f"  floor {dtype} (FLOPs / numpy.dot's {dot:.0f} GFLOP/s): {floor:.2f} ms; "
+                          f"numba step = {row[f'numba {dtype}'] / floor:.2f}x the floor")
             if "numpy float64" in row:
                 print(f"  numba/numpy float64 speed-up: {row['numpy float64'] / row['numba float64']:.1f}x")
             if "torch float32" in row:
@@ -157,6 +191,15 @@ def main():
             dot = dot_gflops(dtype, max(3, rep // 4))
             print(f"conv x(64,64,56,56)*W(64,64,3,3) pad 1 fwd+bwd {dtype}: numba {ms:.0f} ms = {gf:.1f} GFLOP/s; "
                   f"numpy.dot {dot:.1f} GFLOP/s; ratio {gf / dot:.2f}")
+    if a.only in (None, "kernels", "layers"):
+        print(f"\n## DeepConvNet's convolutions, forward + backward, batch 100, median of {rep}")
+        for dtype in ("float32", "float64"):
+            dot = dot_gflops(dtype, max(3, rep // 4))
+            print(f"{dtype}: numpy.dot (2048-square) {dot:.1f} GFLOP/s")
+            for i, (xs, ws, pad, need_dx) in enumerate(DEEP_CONVS, 1):
+                ms, gf = deep_layer("numba", dtype, rep, xs, ws, pad, need_dx)
+                print(f"  conv{i} x{xs} * W{ws} pad {pad}{'' if need_dx else ' (no dx)'}: {ms:7.2f} ms "
+                      f"{gf:6.1f} GFLOP/s = {gf / dot:.2f} of numpy.dot")
     if a.only in (None, "compile"):
         ct = compile_times()
         print("\n## compile: import + first SimpleConvNet float32 step (fresh process)")
