@@ -1,8 +1,8 @@
 """`fastdl train` as people train: --optimizer in any case, a user's own arrays (--data FILE.npz),
 --val-split, --checkpoint-dir, --resume, --early-stop, --lr-schedule, a last line that says where
-the model is; the learning curve's epochs; short error lines with did-you-mean; progress bars of
-`fastdl evaluate`; every argument and output path checked before training; what training learned is
-never lost (divergence, an error, a second Ctrl-C, a --save that cannot be written: a rescue file).
+the model is; the learning curve's epochs; short error lines with did-you-mean; every argument and
+output path checked before training; what training learned is never lost (divergence, an error, a
+second Ctrl-C, a --save that cannot be written: a rescue file).
 Tiny runs: TwoLayerNet on the reference kernels, a few hundred images."""
 import os
 import socket
@@ -14,37 +14,13 @@ import numpy as np
 import pytest
 
 from fastdl import cli
-from fastdl.datasets import load_mnist
 from fastdl.nets import TwoLayerNet, load_model, read_meta
 from fastdl.trainer import Trainer
-from tests.cli.conftest import QUICK, run_cli_line
+from tests.cli.conftest import QUICK, TWO, run_cli_line
 from tests.helpers import one_line, run_cli, run_module
-
-#: TwoLayerNet on the reference kernels, per-epoch accuracies on 100 images, no bar
-TWO = ["train", "--net", "two", "--backend", "numpy", "--no-progress", "--eval-samples", "100"]
 
 
 main = run_cli   # cli.main in this process: (exit status, stdout, stderr)
-
-
-@pytest.fixture(scope="module")
-def small():
-    """400 training and 200 test images of the shipped sample, as MNIST's uint8 and labels."""
-    (x, t), (xt, tt) = load_mnist(normalize=False, flatten=False, sample=True)
-    return x[:400], t[:400], xt[:200], tt[:200]
-
-
-@pytest.fixture
-def npz(small, tmp_path):
-    def write(name="data.npz", **changes):
-        x, t, xt, tt = small
-        arrays = {"x_train": x, "t_train": t, "x_test": xt, "t_test": tt}
-        arrays.update(changes)
-        arrays = {k: v for k, v in arrays.items() if v is not None}
-        path = tmp_path / name
-        np.savez(path, **arrays)
-        return str(path)
-    return write
 
 
 # -- --optimizer in any case; did-you-mean -------------------------------------------------------
@@ -279,40 +255,6 @@ def test_offline_download_failure_is_one_line_with_the_fix(tmp_path):
     lines = r.stderr.splitlines()
     assert r.returncode == 2 and lines[0] == line and len(lines) == 1 + 4 * 3 + 1   # 4 files x (name + 2 mirrors) + fix
     assert lines[-1].startswith("To fix:") and "Connection refused" in r.stderr
-
-
-# -- progress bars ------------------------------------------------------------------------------
-def test_evaluate_progress_bar_only_when_asked_or_on_a_terminal(npz, tmp_path, capsys):
-    model = str(tmp_path / "m.npz")
-    data = npz()
-    assert main(TWO + ["--data", data, "--epochs", "1", "--quiet", "--save", model], capsys)[0] == 0
-    code, plain, err = main(["evaluate", model, "--backend", "numpy", "--batch-size", "50"], capsys)
-    assert code == 0 and err == ""                                  # stderr is no terminal here
-    code, out, err = main(["evaluate", model, "--backend", "numpy", "--batch-size", "50", "--progress"], capsys)
-    assert code == 0 and "evaluating" in err and "/200 [" in err
-    assert out.split(" (")[0] == plain.split(" (")[0]               # the same accuracy
-    code, out, err = main(["evaluate", model, "--progress", "--no-progress"], capsys)
-    assert code == 0 and err == ""
-
-
-def test_evaluate_and_predict_a_network_saved_from_python(small, tmp_path, capsys):
-    """A MultiLayerNet (no --net name) saved with save_params: evaluate and predict rebuild it
-    from the file (fastdl.load_model)."""
-    from fastdl.nets import MultiLayerNet
-    x, t, xt, tt = small
-    np.random.seed(0)
-    net = MultiLayerNet(784, [30, 30], 10)
-    Trainer(net, x.reshape(-1, 784) / 255.0, t, xt.reshape(-1, 784) / 255.0, tt, epochs=5, mini_batch_size=100,
-            optimizer="adam", optimizer_param={"lr": 0.01}, verbose=False, progress=False).train()
-    path = str(tmp_path / "mln.npz")
-    net.save_params(path)
-    code, out, err = main(["evaluate", path, "--backend", "numpy"], capsys)
-    assert code == 0 and out.startswith(f"MultiLayerNet from {path}: test accuracy") and err == ""
-    want = net.accuracy(load_mnist(sample=True)[1][0], load_mnist(sample=True)[1][1])
-    assert f"test accuracy {want:.4f} on 10000 sample" in out
-    np.save(tmp_path / "digit.npy", xt[0, 0])
-    code, out, err = main(["predict", path, str(tmp_path / "digit.npy")], capsys)
-    assert code == 0 and int(out.split()[1]) == int(net.predict(xt[:1].reshape(1, 784) / 255.0).argmax())
 
 
 # -- arguments and output paths are checked before training ----------------------------------------

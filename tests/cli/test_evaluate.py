@@ -1,5 +1,6 @@
-"""`fastdl evaluate` on files that are not what it expects: one line naming the file, exit status 1
-(2 for a usage error), in this process and in a real one."""
+"""`fastdl evaluate`: its progress bar only when asked or on a terminal, a network saved from Python
+(evaluated, and its predictions); files that are not what it expects give one line naming the
+file, exit status 1 (2 for a usage error), in this process and in a real one."""
 import json
 import os
 import pickle
@@ -8,8 +9,10 @@ import numpy as np
 import pytest
 
 from fastdl import cli
-from tests.cli.conftest import QUICK, run_cli_line
-from tests.helpers import one_line, run_module
+from fastdl.datasets import load_mnist
+from fastdl.trainer import Trainer
+from tests.cli.conftest import QUICK, TWO, run_cli_line
+from tests.helpers import one_line, run_cli, run_module
 
 
 @pytest.fixture(scope="module")
@@ -89,5 +92,38 @@ def test_evaluate_wrong_net_given(model_files, capsys):
 
 def test_evaluate_good_file_still_works(model_files, capsys):
     code, out, err = run_cli_line(["evaluate", str(model_files["good"]), "--backend", "numpy", "--batch-size", "1000"],
-                                  capsys)
+                                          capsys)
     assert code == 0 and "test accuracy" in out and err == ""
+
+
+def test_evaluate_progress_bar_only_when_asked_or_on_a_terminal(npz, tmp_path, capsys):
+    model = str(tmp_path / "m.npz")
+    data = npz()
+    assert run_cli(TWO + ["--data", data, "--epochs", "1", "--quiet", "--save", model], capsys)[0] == 0
+    code, plain, err = run_cli(["evaluate", model, "--backend", "numpy", "--batch-size", "50"], capsys)
+    assert code == 0 and err == ""                                  # stderr is no terminal here
+    code, out, err = run_cli(["evaluate", model, "--backend", "numpy", "--batch-size", "50", "--progress"], capsys)
+    assert code == 0 and "evaluating" in err and "/200 [" in err
+    assert out.split(" (")[0] == plain.split(" (")[0]               # the same accuracy
+    code, out, err = run_cli(["evaluate", model, "--progress", "--no-progress"], capsys)
+    assert code == 0 and err == ""
+
+
+def test_evaluate_and_predict_a_network_saved_from_python(small, tmp_path, capsys):
+    """A MultiLayerNet (no --net name) saved with save_params: evaluate and predict rebuild it
+    from the file (fastdl.load_model)."""
+    from fastdl.nets import MultiLayerNet
+    x, t, xt, tt = small
+    np.random.seed(0)
+    net = MultiLayerNet(784, [30, 30], 10)
+    Trainer(net, x.reshape(-1, 784) / 255.0, t, xt.reshape(-1, 784) / 255.0, tt, epochs=5, mini_batch_size=100,
+            optimizer="adam", optimizer_param={"lr": 0.01}, verbose=False, progress=False).train()
+    path = str(tmp_path / "mln.npz")
+    net.save_params(path)
+    code, out, err = run_cli(["evaluate", path, "--backend", "numpy"], capsys)
+    assert code == 0 and out.startswith(f"MultiLayerNet from {path}: test accuracy") and err == ""
+    want = net.accuracy(load_mnist(sample=True)[1][0], load_mnist(sample=True)[1][1])
+    assert f"test accuracy {want:.4f} on 10000 sample" in out
+    np.save(tmp_path / "digit.npy", xt[0, 0])
+    code, out, err = run_cli(["predict", path, str(tmp_path / "digit.npy")], capsys)
+    assert code == 0 and int(out.split()[1]) == int(net.predict(xt[:1].reshape(1, 784) / 255.0).argmax())

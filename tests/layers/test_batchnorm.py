@@ -1,4 +1,5 @@
-"""BatchNormalization: its arguments, its backward against central differences and on non-finite values, the momentum it accepts."""
+"""BatchNormalization: its arguments, the momentum it accepts, its backward against central
+differences and on non-finite values."""
 import numpy as np
 import pytest
 

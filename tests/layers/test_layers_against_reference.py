@@ -459,9 +459,3 @@ def test_read_only_inputs_compile_no_second_kernel():
     read_only = {name: [s for s in disp.signatures if any(isinstance(a, Array) and not a.mutable for a in s)]
                  for name, disp in compiled_kernels().items() if name.startswith(mine)}
     assert not {k: v for k, v in read_only.items() if v}
-
-
-
-
-
-

@@ -79,13 +79,19 @@ def got(summary):
     return [(r.output_shape, r.params, r.flops) for r in summary.rows]
 
 
-@pytest.mark.parametrize("batch", [1, 100])
-def test_simple_conv_net(batch):
+def summary_as_by_hand(net_class, rows_by_hand, batch):
+    """(net, its summary, the rows by hand) of a default net_class; the summary's rows are those."""
     np.random.seed(0)
-    net = SimpleConvNet()
-    want = simple_conv_rows(batch)
+    net = net_class()
+    want = rows_by_hand(batch)
     s = net.summary(batch_size=batch)
     assert got(s) == want
+    return net, s, want
+
+
+@pytest.mark.parametrize("batch", [1, 100])
+def test_simple_conv_net(batch):
+    net, s, want = summary_as_by_hand(SimpleConvNet, simple_conv_rows, batch)
     assert s.params == 780 + 432_100 + 1_010 == sum(p for _, p, _ in want)
     assert s.param_bytes == 8 * s.params
     assert s.flops == sum(f for _, _, f in want)
@@ -98,11 +104,7 @@ def test_simple_conv_net(batch):
 
 @pytest.mark.parametrize("batch", [1, 100])
 def test_deep_conv_net(batch):
-    np.random.seed(0)
-    net = DeepConvNet()
-    want = deep_conv_rows(batch)
-    s = net.summary(batch_size=batch)
-    assert got(s) == want
+    net, s, want = summary_as_by_hand(DeepConvNet, deep_conv_rows, batch)
     assert s.params == sum(p for _, p, _ in want) == sum(v.size for v in net.params.values())
     assert s.flops == sum(f for _, _, f in want)
     assert s.param_bytes == 8 * s.params
