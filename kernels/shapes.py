@@ -15,6 +15,9 @@ def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: in
     Returns an ``int`` (the book's version returns a float). Raises ``ValueError``
     when the filter does not fit in the padded input or the sizes are invalid.
     """
+    if (type(input_size) is int and type(filter_size) is int and type(stride) is int and type(pad) is int
+            and stride >= 1 and pad >= 0 and 1 <= filter_size <= input_size + 2 * pad):
+        return (input_size + 2 * pad - filter_size) // stride + 1      # plain valid ints: no more to check
     for name, v in (("input_size", input_size), ("filter_size", filter_size),
                     ("stride", stride), ("pad", pad)):
         if isinstance(v, bool) or not isinstance(v, int) and not hasattr(v, "__index__"):
@@ -114,6 +117,13 @@ def check_col(op: str, col: Any, input_shape: Shape, filter_h: int, filter_w: in
 
 def check_affine(op: str, x: Any, W: Any, b: Optional[Any] = None, dout: Optional[Any] = None) -> None:
     """x (N, D), W (D, M) of floats (the result's dtype), b (M,), dout (N, M)."""
+    try:                   # the shapes compared once, as tuples: what a call that passes pays
+        xs, ws = x.shape, W.shape
+        if (len(xs) == 2 and len(ws) == 2 and xs[1] == ws[0] and W.dtype.kind == "f"
+                and (b is None or b.shape == (ws[1],)) and (dout is None or dout.shape == (xs[0], ws[1]))):
+            return
+    except (AttributeError, TypeError):
+        pass               # the checks below name what is wrong
     xs = expect_ndim(op, "x", x, 2, "(N, D)")
     ws = expect_ndim(op, "W", W, 2, "(D, M)")
     if np.dtype(W.dtype).kind != "f":
@@ -136,6 +146,12 @@ def check_batchnorm(op: str, x: Any, gamma: Any, beta: Any, running_mean: Any, r
 
 def check_labels_shape(op: str, scores_name: str, scores: Any, t: Any) -> Shape:
     """scores (N, K) and labels t (N,): returns (N, K)."""
+    try:                   # the shapes compared once, as tuples: what a call that passes pays
+        ss = scores.shape
+        if type(ss) is tuple and len(ss) == 2 and t.shape == (ss[0],):
+            return ss
+    except AttributeError:
+        pass               # the checks below name what is wrong
     ss = expect_ndim(op, scores_name, scores, 2, "(N, K)")
     expect_shape(op, "t", t, (ss[0],), f"{scores_name}'s batch (N,)")
     return ss

@@ -113,10 +113,13 @@ BLOCK_ROWS = 2048
 
 
 def _numba_split(N, D, M):
-    """Chunks for the split product, or 1: NumPy's product. The size test comes first: it is
-    all that a small product pays (about 0.2 us)."""
+    """Chunks for the split product, or 1: NumPy's product. The size test comes first: it and
+    the forced mode are all that a small product pays."""
     mode = forced_mode()
-    if mode == "serial" or (mode is None and (N * D * M < MIN_PARALLEL or not numba_threads_in_use())):
+    if N * D * M < MIN_PARALLEL:
+        if mode != "parallel":
+            return 1
+    elif mode == "serial" or (mode is None and not numba_threads_in_use()):
         return 1
     ksplit = D > max(N, M)
     return nchunks(D if ksplit else min(N, D), N * D * M, MIN_PARALLEL)   # (no mark: see _chunks)
@@ -155,13 +158,21 @@ def _backward_split(dout, x, W, chunks):
 def affine_forward(x, W, b):
     # type: (np.ndarray, np.ndarray, np.ndarray) -> np.ndarray
     """x (N, D) @ W (D, M) + b -> (N, M) in W's dtype."""
-    check_affine("affine_forward", x, W, b)
-    N = x.shape[0]
-    chunks = _numba_split(N, x.shape[1], W.shape[1])
+    try:                                   # the shapes compared once; check_affine names what is wrong
+        (N, D), (D_W, M) = x.shape, W.shape
+        ok = D == D_W and b.shape == (M,) and W.dtype.kind == "f"
+    except (AttributeError, TypeError, ValueError):
+        ok = False
+    if not ok:
+        check_affine("affine_forward", x, W, b)
+        N, D, M = x.shape[0], x.shape[1], W.shape[1]
+    chunks = _numba_split(N, D, M)
     if chunks > 1:
         return _forward_split(x, W, b, chunks)
-    if x.dtype == W.dtype or N <= BLOCK_ROWS:
-        out = np.matmul(x.astype(W.dtype, copy=False), W)
+    if x.dtype is W.dtype or x.dtype == W.dtype:
+        out = np.matmul(x, W)
+    elif N <= BLOCK_ROWS:
+        out = np.matmul(x.astype(W.dtype), W)
     else:
         out = np.empty((N, W.shape[1]), dtype=W.dtype)
         buf = np.empty((BLOCK_ROWS, x.shape[1]), dtype=W.dtype)
@@ -179,9 +190,11 @@ def affine_backward(dout, x, W, need_dx=True):
     """dout (N, M) -> (dx (N, D), dW (D, M), db (M,)); dx is None when not need_dx (a net's
     first layer: for ch06's MultiLayerNet, the largest of its backward products)."""
     check_affine("affine_backward", x, W, dout=dout)
-    chunks = _numba_split(x.shape[0], x.shape[1], W.shape[1])
+    N, D = x.shape
+    chunks = _numba_split(N, D, W.shape[1])
     if chunks > 1:
         dx, dW, db = _backward_split(dout, x, W, chunks)
         return (dx if need_dx else None), dW, db
-    x = x.astype(W.dtype, copy=False)
-    return (np.matmul(dout, W.T) if need_dx else None), np.matmul(x.T, dout), dout.sum(axis=0)
+    if x.dtype != W.dtype:
+        x = x.astype(W.dtype)
+    return (np.matmul(dout, W.T) if need_dx else None), np.matmul(x.T, dout), np.add.reduce(dout, axis=0)
