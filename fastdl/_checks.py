@@ -103,30 +103,48 @@ def positive_int(name: str, v: Any, minimum: int = 1, owner: str = "") -> int:
     return int(v)
 
 
+#: the unsigned integer dtype of each signed one's size: a signed label array viewed as it holds
+#: its negative values as numbers above any class count, so one maximum checks both ends
+_UNSIGNED = {np.dtype(f"i{n}"): np.dtype(f"u{n}") for n in (1, 2, 4, 8)}
+
+
 def labels(t: ArrayLike, n: int, k: int, owner: str = "") -> NDArray[np.intp]:
     """Normalise labels for a batch of n rows and k classes to an int array (n,).
 
     Accepted: (n,) or (n, 1) integer class indices (floats holding whole
     numbers are accepted too), or (n, k) one-hot rows.
     """
-    where = f"{owner}: " if owner else ""
-    t = np.asarray(t)
-    if t.dtype.kind not in "biuf":
+    if type(t) is not np.ndarray:
+        t = np.asarray(t)
+    kind = t.dtype.kind
+    if kind not in "biuf":
+        where = f"{owner}: " if owner else ""
         raise TypeError(f"{where}labels t must be integers or one-hot rows, got dtype {t.dtype}")
-    if t.ndim == 2 and t.shape == (n, k) and not (k == 1):
-        if not (((t == 0) | (t == 1)).all() and (t.sum(axis=1) == 1).all()):
+    shape = t.shape
+    if len(shape) == 2 and shape == (n, k) and not (k == 1):
+        # one-hot rows: every row's largest value is 1 and the rows hold n non-zeros in all, so
+        # each row holds one 1 and zeros (NaN is no row's 1; -0.0 is a zero)
+        if n and not (k and np.count_nonzero(np.maximum.reduce(t, axis=1) == 1) == n
+                      and np.count_nonzero(t) == n):
+            where = f"{owner}: " if owner else ""
             raise ValueError(f"{where}labels t of shape {t.shape} must be one-hot rows "
                              "(one 1 per row, zeros elsewhere)")
         return t.argmax(axis=1)
-    if t.ndim == 2 and t.shape[1] == 1:
+    if len(shape) == 2 and shape[1] == 1:
         t = t[:, 0]
     if t.ndim != 1 or t.shape[0] != n:
+        where = f"{owner}: " if owner else ""
         raise ValueError(f"{where}labels t must have shape ({n},), ({n}, 1) or one-hot ({n}, {k}) "
                          f"to match the batch of {n}, got shape {t.shape}")
-    if t.dtype.kind == "f":
+    if kind == "f":
         if not np.isfinite(t).all() or (t != np.round(t)).any():
+            where = f"{owner}: " if owner else ""
             raise ValueError(f"{where}labels t must be whole class indices, got non-integer values")
-    if n and (t.min() < 0 or t.max() >= k):
-        raise ValueError(f"{where}labels t must lie in [0, {k - 1}] for {k} classes, "
-                         f"got values from {t.min()} to {t.max()}")
+    if n:
+        unsigned = _UNSIGNED.get(t.dtype) if kind == "i" else t.dtype if kind == "u" else None
+        if (np.maximum.reduce(t.view(unsigned)) >= k if unsigned is not None
+                else t.min() < 0 or t.max() >= k):
+            where = f"{owner}: " if owner else ""
+            raise ValueError(f"{where}labels t must lie in [0, {k - 1}] for {k} classes, "
+                             f"got values from {t.min()} to {t.max()}")
     return t.astype(np.intp, copy=False)

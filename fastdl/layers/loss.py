@@ -1,13 +1,14 @@
 """The loss layer, ``SoftmaxWithLoss``."""
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import backend
-from .._checks import float_array, labels
+from .._checks import FLOAT_DTYPES, float_array, labels
 from ._base import Array, Cost, _RunsOnBackend, _as_shape, _need_forward, warn_nonfinite
 
 
@@ -82,22 +83,27 @@ class SoftmaxWithLoss(_RunsOnBackend):
             The mean loss, a NumPy scalar of x's dtype (also kept as ``loss``). A NaN or infinite loss flows on, with a
             RuntimeWarning the first time.
         """
-        xa: Array = float_array("x", x, (1, 2), owner="SoftmaxWithLoss.forward")
-        if len(xa.shape) == 1:
-            xa = xa.reshape(1, int(xa.shape[0]))
-            t = np.asarray(t)
-            t = t.reshape(1, -1) if t.size == xa.size and xa.size > 1 else t.reshape(1)
-        if int(xa.shape[0]) == 0:
+        if type(x) is np.ndarray and x.ndim == 2 and x.dtype in FLOAT_DTYPES:
+            xa: Array = x
+        else:
+            xa = float_array("x", x, (1, 2), owner="SoftmaxWithLoss.forward")
+            if len(xa.shape) == 1:
+                xa = xa.reshape(1, int(xa.shape[0]))
+                t = np.asarray(t)
+                t = t.reshape(1, -1) if t.size == xa.size and xa.size > 1 else t.reshape(1)
+        n, k = xa.shape
+        if n == 0:
             raise ValueError("SoftmaxWithLoss.forward: the batch is empty (x has shape "
                              f"{tuple(xa.shape)}); the mean loss over no samples is undefined")
-        if int(xa.shape[1]) == 0:
+        if k == 0:
             raise ValueError("SoftmaxWithLoss.forward: x has no classes (shape "
                              f"{tuple(xa.shape)})")
-        self._labels = labels(t, int(xa.shape[0]), int(xa.shape[1]), owner="SoftmaxWithLoss.forward")
+        self._labels = labels(t, int(n), int(k), owner="SoftmaxWithLoss.forward")
         self.t = t
-        self._ops = backend.ops()
-        self.loss, self.y = self._ops.softmax_loss_forward(xa, self._labels)
-        if not np.isfinite(self.loss) and not self._warned:
+        ops = backend.ops()
+        self._ops_name = ops.NAME
+        self.loss, self.y = ops.softmax_loss_forward(xa, self._labels)
+        if not self._warned and not _finite(self.loss):
             self._warned = True
             warn_nonfinite("SoftmaxWithLoss", self.loss)
         return self.loss
@@ -117,3 +123,11 @@ class SoftmaxWithLoss(_RunsOnBackend):
         """
         _need_forward(self, "y")
         return self._ops.softmax_loss_backward(self.y, self._labels, float(dout))
+
+
+def _finite(value: Any) -> bool:
+    """Whether a loss (a NumPy or Python scalar, or a 0-d array) is finite."""
+    try:
+        return math.isfinite(value)
+    except TypeError:
+        return bool(np.isfinite(value))

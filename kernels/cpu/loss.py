@@ -169,10 +169,11 @@ def softmax_loss_forward(x, t):
     N, K = check_labels_shape("softmax_loss_forward", "x", x, t)
     x = kernel_input(x)
     y = np.empty_like(x)
+    ftype = x.dtype.type
     losses = np.empty(N, dtype=x.dtype)
-    if _softmax_loss_forward(y, losses, x, t, x.dtype.type(LOG_EPS), _chunks(x)):
+    if _softmax_loss_forward(y, losses, x, t, ftype(LOG_EPS), _chunks(x)):
         raise bad_label("softmax_loss_forward", t, K)
-    return x.dtype.type(losses.sum() / x.dtype.type(x.shape[0])), y
+    return ftype(np.add.reduce(losses) / ftype(N)), y
 
 
 def softmax_loss_backward(y, t, dout):
