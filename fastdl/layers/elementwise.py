@@ -6,10 +6,11 @@ import math
 import numbers
 from typing import Any, Sequence
 
+import numpy as np
 from numpy.typing import ArrayLike
 
 from .. import backend
-from .._checks import float_array
+from .._checks import FLOAT_DTYPES, float_array
 from ..kernels.spec import BY_NAME
 from ._base import Array, Cost, _RunsOnBackend, _as_shape, _check_dout, _need_forward, _numel
 
@@ -109,10 +110,16 @@ class Elementwise(_RunsOnBackend):
         Array
             The same shape as x, in its (compute) dtype.
         """
-        x = float_array("x", x, owner=f"{type(self).__name__}.forward")
-        self._ops = backend.ops()
-        self._used = self.params()
-        result = getattr(self._ops, self.forward_op)(x, **self._used)
+        if type(x) is not np.ndarray or x.dtype not in FLOAT_DTYPES:
+            x = float_array("x", x, owner=f"{type(self).__name__}.forward")
+        ops = backend.ops()
+        self._ops_name = ops.NAME
+        if _paramless(type(self)):
+            self._used = {}
+            result = getattr(ops, self.forward_op)(x)
+        else:
+            self._used = used = self.params()
+            result = getattr(ops, self.forward_op)(x, **used)
         out, kept = result if isinstance(result, tuple) else (result, result)
         setattr(self, self.saved, kept)
         return out
@@ -134,6 +141,19 @@ class Elementwise(_RunsOnBackend):
         kept = getattr(self, self.saved)
         dout = _check_dout(self, dout, tuple(kept.shape), kept.dtype if self.convert_dout else None)
         return getattr(self._ops, self.backward_op)(dout, kept, **self._used)
+
+
+_PARAMLESS: dict[type, bool] = {}     # class -> its forward op takes no parameters (first use)
+
+
+def _paramless(cls: type) -> bool:
+    """Whether layers of ``cls`` call their ops without parameters: the op has none and the class
+    keeps ``Elementwise.params`` (a class of its own may add some there). Decided once per class."""
+    known = _PARAMLESS.get(cls)
+    if known is None:
+        known = _PARAMLESS[cls] = (getattr(cls, "params", None) is Elementwise.params
+                                   and not getattr(cls, "_op_params")())
+    return known
 
 
 def _param_value(owner: str, p: Any, value: Any) -> Any:
