@@ -77,6 +77,13 @@ def expect_ndim(op: str, name: str, a: Any, ndim: int, layout: str) -> Shape:
 
 def same_shapes(op: str, ref_name: str, ref: Any, *others: Tuple[str, Any]) -> None:
     """Every (name, array) pair of ``others`` has the shape of ``ref`` (argument ``ref_name``)."""
+    want = getattr(ref, "shape", None)
+    if type(want) is tuple:                # the shapes compared once: what a call that passes pays
+        for _, a in others:
+            if getattr(a, "shape", None) != want:
+                break
+        else:
+            return
     want = shape_of(op, ref_name, ref)
     for name, a in others:
         expect_shape(op, name, a, want, ref_name)

@@ -147,11 +147,17 @@ def _kept(name: str, a: Any, owner: str) -> Array:
 
 
 def _check_dout(layer: Any, dout: Any, shape: Any, dtype: Any) -> Array:
-    dout = float_array("dout", dout, owner=f"{type(layer).__name__}.backward")
-    if tuple(dout.shape) != tuple(shape):
+    """dout as a float array of ``shape`` (ValueError naming the layer if not), in ``dtype`` unless
+    that is None."""
+    if type(dout) is not np.ndarray or dout.dtype not in FLOAT_DTYPES:
+        dout = float_array("dout", dout, owner=f"{type(layer).__name__}.backward")
+    got = dout.shape
+    if (got if type(got) is tuple else tuple(got)) != (shape if type(shape) is tuple else tuple(shape)):
         raise ValueError(f"{type(layer).__name__}.backward: dout must have the forward output's "
                          f"shape {tuple(shape)}, got {dout.shape}")
-    return dout if dtype is None else _as(layer._ops, dout, dtype)
+    if dtype is None or dout.dtype == dtype:
+        return dout
+    return _as(layer._ops, dout, dtype)
 
 
 def _shape(a: Any) -> Shape:

@@ -170,11 +170,13 @@ class Affine(_RunsOnBackend):
         Array
             dx, in the shape of the last forward's input.
         """
-        _need_forward(self, "x")
+        x = self.x
+        if x is None:
+            _need_forward(self, "x")
         W = self._W
-        dout = _check_dout(self, dout, (self.x.shape[0], W.shape[1]), W.dtype)
-        dx, self.dW, self.db = self._ops.affine_backward(dout, self.x, W)
-        return dx.reshape(*self.original_x_shape)
+        dout = _check_dout(self, dout, (x.shape[0], W.shape[1]), W.dtype)
+        dx, self.dW, self.db = self._ops.affine_backward(dout, x, W)
+        return dx.reshape(self.original_x_shape)
 
     def backward_params(self, dout: ArrayLike) -> None:
         """dW and db only, without dx (what a network's first layer needs). Returns None.
@@ -184,7 +186,9 @@ class Affine(_RunsOnBackend):
         dout : array_like
             (N, M), the gradient of the output.
         """
-        _need_forward(self, "x")
+        x = self.x
+        if x is None:
+            _need_forward(self, "x")
         W = self._W
-        dout = _check_dout(self, dout, (self.x.shape[0], W.shape[1]), W.dtype)
-        _, self.dW, self.db = self._ops.affine_backward(dout, self.x, W, need_dx=False)
+        dout = _check_dout(self, dout, (x.shape[0], W.shape[1]), W.dtype)
+        _, self.dW, self.db = self._ops.affine_backward(dout, x, W, need_dx=False)

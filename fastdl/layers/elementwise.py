@@ -137,10 +137,14 @@ class Elementwise(_RunsOnBackend):
         Array
             dx, of that shape. A new array: ``dout`` is not modified.
         """
-        _need_forward(self, self.saved)
-        kept = getattr(self, self.saved)
-        dout = _check_dout(self, dout, tuple(kept.shape), kept.dtype if self.convert_dout else None)
-        return getattr(self._ops, self.backward_op)(dout, kept, **self._used)
+        kept = getattr(self, self.saved, None)
+        if kept is None:
+            _need_forward(self, self.saved)
+        dout = _check_dout(self, dout, kept.shape, kept.dtype if self.convert_dout else None)
+        used = self._used
+        if used:
+            return getattr(self._ops, self.backward_op)(dout, kept, **used)
+        return getattr(self._ops, self.backward_op)(dout, kept)
 
 
 _PARAMLESS: dict[type, bool] = {}     # class -> its forward op takes no parameters (first use)

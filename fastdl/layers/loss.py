@@ -121,8 +121,10 @@ class SoftmaxWithLoss(_RunsOnBackend):
         Array
             (N, K), in the scores' dtype.
         """
-        _need_forward(self, "y")
-        return self._ops.softmax_loss_backward(self.y, self._labels, float(dout))
+        y = self.y
+        if y is None:
+            _need_forward(self, "y")
+        return self._ops.softmax_loss_backward(y, self._labels, float(dout))
 
 
 def _finite(value: Any) -> bool:

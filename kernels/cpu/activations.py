@@ -101,8 +101,12 @@ def relu_backward(dout, mask):
     # type: (np.ndarray, np.ndarray) -> np.ndarray
     """dx = dout where not mask, else 0 (a new array)."""
     same_shapes("relu_backward", "dout", dout, ("mask", mask))
-    if dout.size < NUMPY_BELOW:                          # the reference's expression, inline
-        return np.where(mask, dout.dtype.type(0), dout)
+    if dout.size < NUMPY_BELOW:              # NumPy's own, the reference's bits (+0 where masked)
+        if mask.dtype != np.bool_:
+            return np.where(mask, dout.dtype.type(0), dout)
+        dx = dout.copy()
+        dx[mask] = 0
+        return dx
     return _apply(_relu_backward, dout, mask)
 
 

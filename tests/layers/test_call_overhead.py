@@ -208,10 +208,16 @@ def test_elementwise_parameters_reach_the_ops(backend_name):
     x = np.array([[-2.0, 3.0]])
     assert LeakyRelu(0.5).forward(x).tolist() == [[-1.0, 3.0]]
 
-    class Capped(Relu):
+    class Counted(Relu):
+        calls = 0
+
         def params(self):
+            Counted.calls += 1
             return {}
-    assert Capped().forward(x).tolist() == [[0.0, 3.0]]
+    layer = Counted()
+    before = Counted.calls
+    assert layer.forward(x).tolist() == [[0.0, 3.0]] and layer.backward(x).tolist() == [[0.0, 3.0]]
+    assert Counted.calls > before
 
 
 def _one_hot_by_definition(t):
@@ -308,3 +314,36 @@ def test_label_shape_check_of_the_loss_ops(backend_name):
         shapes.check_labels_shape("op", "x", np.zeros(3), np.zeros(3, np.intp))
     with pytest.raises(TypeError, match="^op: t must be an array, got list"):
         shapes.check_labels_shape("op", "x", x, [0, 1, 2])
+
+
+@pytest.mark.parametrize("dt", DT)
+def test_backward_mistakes_raise_as_on_a_first_call(backend_name, dt):
+    """dout of another shape, of another dtype or a list, and backward before forward."""
+    rng = np.random.default_rng(9)
+    W, b = rng.standard_normal((6, 3)).astype(dt), rng.standard_normal(3).astype(dt)
+    x = rng.standard_normal((2, 3, 2)).astype(dt)
+    t = np.array([2, 0])
+
+    def layers():
+        return [(Affine(W, b), x, (2, 3)), (Relu(), x, x.shape), (Sigmoid(), x, x.shape),
+                (LeakyRelu(0.2), x, x.shape)]
+    for (layer, xin, out_shape), (fresh, _, _) in zip(layers(), layers()):
+        with pytest.raises(RuntimeError, match="backward called before forward"):
+            layer.backward(np.ones(out_shape, dt))
+        layer.forward(xin)
+        layer.backward(np.ones(out_shape, dt))                 # a good call first
+        fresh.forward(xin)
+        for dout in (np.ones(out_shape[:-1] + (out_shape[-1] + 1,), dt), np.ones(out_shape, np.int64),
+                     np.ones(out_shape, np.float16), np.ones(out_shape).tolist(), np.ones(out_shape, complex),
+                     np.ones(out_shape, dt)[..., None], np.repeat(np.ones(out_shape, dt), 2, axis=-1)[..., ::2]):
+            _same(_outcome(lambda: layer.backward(dout)), _outcome(lambda: fresh.backward(dout)))
+            if layer.__class__ is Affine and _outcome(lambda: layer.backward(dout))[0] == "ok":
+                _same(("ok", layer.dW), ("ok", fresh.dW))
+    loss = SoftmaxWithLoss()
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        loss.backward()
+    loss.forward(x[:, :, 0], t)
+    fresh = SoftmaxWithLoss()
+    fresh.forward(x[:, :, 0], t)
+    for dout in (1, 2.5, np.float32(3)):
+        _same(("ok", loss.backward(dout)), ("ok", fresh.backward(dout)))
