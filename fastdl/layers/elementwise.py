@@ -137,7 +137,7 @@ class Elementwise(_RunsOnBackend):
         Array
             dx, of that shape. A new array: ``dout`` is not modified.
         """
-        kept = getattr(self, self.saved, None)
+        kept: Any = getattr(self, self.saved, None)
         if kept is None:
             _need_forward(self, self.saved)
         dout = _check_dout(self, dout, kept.shape, kept.dtype if self.convert_dout else None)
