@@ -224,7 +224,10 @@ def run_forward(layer: Any, x: ArrayLike, train_flg: bool) -> Array:
     Array
         What ``layer.forward`` returns.
     """
-    if takes_train_flg(layer):
+    known = _TAKES_TRAIN_FLG.get(type(layer))         # takes_train_flg, inline: every layer call asks
+    if known is None:
+        known = takes_train_flg(layer)
+    if known:
         return layer.forward(x, train_flg)
     return layer.forward(x)
 

@@ -189,9 +189,15 @@ def affine_backward(dout, x, W, need_dx=True):
     # type: (np.ndarray, np.ndarray, np.ndarray, bool) -> Tuple[Optional[np.ndarray], np.ndarray, np.ndarray]
     """dout (N, M) -> (dx (N, D), dW (D, M), db (M,)); dx is None when not need_dx (a net's
     first layer: for ch06's MultiLayerNet, the largest of its backward products)."""
-    check_affine("affine_backward", x, W, dout=dout)
-    N, D = x.shape
-    chunks = _numba_split(N, D, W.shape[1])
+    try:                                   # the shapes compared once; check_affine names what is wrong
+        (N, D), (D_W, M) = x.shape, W.shape
+        ok = D == D_W and dout.shape == (N, M) and W.dtype.kind == "f"
+    except (AttributeError, TypeError, ValueError):
+        ok = False
+    if not ok:
+        check_affine("affine_backward", x, W, dout=dout)
+        N, D, M = x.shape[0], x.shape[1], W.shape[1]
+    chunks = _numba_split(N, D, M)
     if chunks > 1:
         dx, dW, db = _backward_split(dout, x, W, chunks)
         return (dx if need_dx else None), dW, db
