@@ -14,7 +14,8 @@ Conventions for all ops
 * Floating inputs keep their dtype: float32 in, float32 out (and float64 alike).
   (affine_forward/backward: the dtype of W.)
 * Inputs are never modified, except the arrays an op documents as updated in
-  place (optimizer parameters and state, batch-norm running statistics).
+  place (optimizer parameters and state, batch-norm running statistics), which its
+  ``Op.updates`` names.
 * Any strides are accepted.
 * The array arguments must agree in shape as listed below (a backward op's dout with the
   output of the forward call its ctx came from); every op of every backend checks this before
@@ -139,6 +140,9 @@ class Op(NamedTuple):
     #: its scalar parameters (``Param``), in the order the signature lists them; a forward op and
     #: its backward op declare the same ones
     params: tuple = ()
+    #: the arguments, by name, it may update in place (the optimizers' parameter and state, batch
+    #: norm's running statistics); it modifies no other input
+    updates: tuple = ()
 
 
 #: LeakyRelu's negative slope
@@ -173,15 +177,15 @@ TABLE = (
     Op("softmax_loss_forward", "(x, t)", "softmax", "loss, y"),
     Op("softmax_loss_backward", "(y, t, dout)", "softmax", "dx"),
     Op("batchnorm_forward", "(x, gamma, beta, running_mean, running_var, momentum, eps, train_flg)",
-       "batchnorm", "out, ctx"),
+       "batchnorm", "out, ctx", updates=("running_mean", "running_var")),
     Op("batchnorm_backward", "(dout, ctx)", "batchnorm", "dx, dgamma, dbeta", "batchnorm_forward"),
     Op("dropout_apply", "(x, mask)", "dropout", "out"),
-    Op("sgd_update", "(param, grad, lr)", "optim", ""),
-    Op("momentum_update", "(param, grad, v, lr, momentum)", "optim", ""),
-    Op("nesterov_update", "(param, grad, v, lr, momentum)", "optim", ""),
-    Op("adagrad_update", "(param, grad, h, lr)", "optim", ""),
-    Op("rmsprop_update", "(param, grad, h, lr, decay_rate)", "optim", ""),
-    Op("adam_update", "(param, grad, m, v, lr_t, beta1, beta2)", "optim", ""),
+    Op("sgd_update", "(param, grad, lr)", "optim", "", updates=("param",)),
+    Op("momentum_update", "(param, grad, v, lr, momentum)", "optim", "", updates=("param", "v")),
+    Op("nesterov_update", "(param, grad, v, lr, momentum)", "optim", "", updates=("param", "v")),
+    Op("adagrad_update", "(param, grad, h, lr)", "optim", "", updates=("param", "h")),
+    Op("rmsprop_update", "(param, grad, h, lr, decay_rate)", "optim", "", updates=("param", "h")),
+    Op("adam_update", "(param, grad, m, v, lr_t, beta1, beta2)", "optim", "", updates=("param", "m", "v")),
     Op("owns", "(a)", "device", "bool"),
     Op("to_device", "(a)", "device", "a"),
     Op("to_host", "(a)", "device", "a"),

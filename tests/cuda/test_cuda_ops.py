@@ -3,11 +3,17 @@ import numpy as np
 import pytest
 
 from fastdl import backend
+from fastdl.kernels import examples
 from fastdl.kernels.cuda import launch
-from tests.helpers import strided
+from fastdl.kernels.examples import OPTIM_ARGS
+from fastdl.kernels.spec import TABLE
+from tests.helpers import check_op, strided
 
 REF = backend.ops("numpy")
 CU = backend.ops("cuda")
+#: the spec's element-wise ops and the mask product; its update ops
+ELEMENTWISE = [op.name for op in TABLE if op.family in ("elementwise", "dropout")]
+UPDATES = [op.name for op in TABLE if op.family == "optim"]
 
 
 def host(a):
@@ -77,20 +83,13 @@ def test_pooling(case, dtype):
     close(CU.pool_backward(dout, ctx), REF.pool_backward(dout, rctx), dtype)
 
 
-def test_elementwise_and_dropout(dtype):
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((3, 7)).astype(dtype)
-    dout = rng.standard_normal((3, 7)).astype(dtype)
-    mask = rng.random((3, 7)) > 0.5
-    out, m = CU.relu_forward(strided(x))
-    rout, rm = REF.relu_forward(x)
-    close(out, rout, dtype)
-    np.testing.assert_array_equal(host(m), rm)
-    close(CU.relu_backward(dout, m), REF.relu_backward(dout, rm), dtype)
-    y = CU.sigmoid_forward(x)
-    close(y, REF.sigmoid_forward(x), dtype)
-    close(CU.sigmoid_backward(dout, y), REF.sigmoid_backward(dout, REF.sigmoid_forward(x)), dtype)
-    close(CU.dropout_apply(x, mask), REF.dropout_apply(x, mask), dtype)
+@pytest.mark.parametrize("op", ELEMENTWISE)
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_elementwise_and_dropout(op, layout, dtype):
+    """Every element-wise op and the mask product of the spec, on both dtypes and layouts (a
+    backward op on the saved values of the cuda forward): results, masks exactly, inputs kept."""
+    ((_, make),) = examples.op_cases(op, "tiny")
+    check_op(op, make, [CU], np.dtype(dtype).name, layout == "strided")
 
 
 def test_affine_softmax_loss(dtype):
@@ -129,23 +128,25 @@ def test_batchnorm(dtype):
           REF.batchnorm_forward(x, g, b, rm, rv, 0.9, 1e-6, False)[0], dtype)
 
 
-@pytest.mark.parametrize("op,n_state,scalars", [
-    ("sgd_update", 0, (0.1,)), ("momentum_update", 1, (0.1, 0.9)), ("nesterov_update", 1, (0.1, 0.9)),
-    ("adagrad_update", 1, (0.1,)), ("rmsprop_update", 1, (0.1, 0.99)), ("adam_update", 2, (0.01, 0.9, 0.999))])
-def test_optimizer_updates(op, n_state, scalars, dtype):
+@pytest.mark.parametrize("op", UPDATES)
+def test_optimizer_updates(op, dtype):
+    """Every update op of the spec, with its example scalars (``examples.OPTIM_ARGS``): two steps on
+    device arrays match the reference's on host arrays, and host arrays are refused."""
     rng = np.random.default_rng(6)
     p = rng.standard_normal((4, 5)).astype(dtype)
     g = rng.standard_normal((4, 5)).astype(dtype)
-    states = [np.abs(rng.standard_normal((4, 5))).astype(dtype) for _ in range(n_state)]
-    dp, dg, ds = CU.to_device(p), CU.to_device(g), [CU.to_device(s) for s in states]
+    s1, s2 = (np.abs(rng.standard_normal((4, 5))).astype(dtype) for _ in range(2))
+    want = OPTIM_ARGS[op](p, g, s1, s2)
+    got = OPTIM_ARGS[op](*[CU.to_device(a) for a in (p, g, s1, s2)])
     for _ in range(2):
-        getattr(REF, op)(p, g, *states, *scalars)
-        getattr(CU, op)(dp, dg, *ds, *scalars)
-    close(dp, p, dtype)
-    for a, r in zip(ds, states):
-        close(a, r, dtype)
+        getattr(REF, op)(*want)
+        getattr(CU, op)(*got)
+    arrays = [i for i, a in enumerate(want) if isinstance(a, np.ndarray)]
+    assert arrays[:2] == [0, 1]
+    for i in arrays:
+        close(got[i], want[i], dtype)
     with pytest.raises(TypeError, match="net.to\\('cuda'\\)"):
-        getattr(CU, op)(p.copy(), g, *[s.copy() for s in states], *scalars)
+        getattr(CU, op)(*OPTIM_ARGS[op](p.copy(), g, s1.copy(), s2.copy()))
 
 
 @pytest.mark.gpu

@@ -50,7 +50,8 @@ def test_sizes_straddle_the_thresholds():
     A, AF, B, L = thresholds()
     small, medium, large = SMALL[0] * SMALL[1], MEDIUM[0] * MEDIUM[1], large_rows() * LARGE_D
     assert small < A.NUMPY_BELOW and MEDIUM[0] * M_OUT >= A.NUMPY_BELOW
-    assert medium < min(A.MIN_PARALLEL // A.SIGMOID_COST, B.MIN_PARALLEL, L.MIN_PARALLEL)
+    # the costliest element-wise op (work units per element, ``A.COST``) has the lowest threshold
+    assert medium < min(A.MIN_PARALLEL // max(A.COST.values(), default=1), B.MIN_PARALLEL, L.MIN_PARALLEL)
     assert large > max(A.MIN_PARALLEL, B.MIN_PARALLEL, L.MIN_PARALLEL, L.MIN_PARALLEL_BACKWARD)
     assert large_rows() * LARGE_D * M_OUT > AF.MIN_PARALLEL
     import numba
