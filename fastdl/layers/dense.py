@@ -126,10 +126,10 @@ class Affine(_RunsOnBackend):
                 x2 = x if len(shape) == 2 else x.reshape(shape[0], math.prod(shape[1:]))
                 if xdt is not dt and xdt != dt and shape[0] <= _CONVERT_IN_OP_ROWS:
                     x2 = x2.astype(dt)             # as ``_as`` does on a host backend
+                self.original_x_shape = shape
                 if x2.shape[1] != W_shape[0]:
                     raise ValueError(f"Affine.forward: x of shape {shape} has {x2.shape[1]} features per "
                                      f"sample but W of shape {W_shape} expects {W_shape[0]}")
-                self.original_x_shape = shape
                 self._ops_name = name
                 self.x, self._W = x2, W
                 return ops.affine_forward(x2, W, b)
