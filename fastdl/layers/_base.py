@@ -121,10 +121,23 @@ def _rows(x: Array) -> Array:
     return x.reshape(shape[0], int(np.prod(shape[1:], dtype=np.int64)))
 
 
+_HOST_BACKENDS: dict[str, bool] = {}     # backend name -> it owns NumPy arrays (asked once)
+
+
+def _on_host(ops: Any) -> bool:
+    """Whether backend ``ops`` computes on NumPy arrays (``owns`` a NumPy array): asked once per backend."""
+    known = _HOST_BACKENDS.get(ops.NAME)
+    if known is None:
+        known = _HOST_BACKENDS[ops.NAME] = bool(ops.owns(np.empty(0)))
+    return known
+
+
 def _placed(owner: str, ops: Any, a: Array) -> Array:
     """a where backend ``ops`` computes: a itself when the backend owns it, else moved there (a
     host network under "cuda" copies its weights at every call). A backend that cannot take it
     (device weights under a CPU backend) is refused rather than copied back at every call."""
+    if type(a) is np.ndarray and _on_host(ops):
+        return a
     if ops.owns(a):
         return a
     try:
@@ -272,6 +285,11 @@ def _resolve_weights(owner: str, W: Any, b: Any, w_ndim: int, to_host: Any) -> t
     are). b is converted to W's dtype and broadcast when it is not already that (read on the
     host with ``to_host``).
     """
+    if type(W) is np.ndarray and type(b) is np.ndarray:
+        ws = W.shape                       # float NumPy weights as the kernels take them: as they are
+        if (len(ws) == w_ndim and W.dtype in FLOAT_DTYPES and b.dtype == W.dtype
+                and b.shape == (ws[0] if w_ndim == 4 else ws[1],)):
+            return W, b
     if not (isinstance(W, np.ndarray) and W.dtype in FLOAT_DTYPES):
         W = float_array("W", W, w_ndim, owner=owner)          # device arrays pass as they are
     if len(W.shape) != w_ndim:
