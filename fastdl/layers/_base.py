@@ -3,6 +3,7 @@ and weight validation, placement of arrays on the backend in force, train/eval d
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import sys
 import warnings
@@ -116,9 +117,12 @@ def _as(ops: Any, x: Array, dtype: Any) -> Array:
 
 
 def _rows(x: Array) -> Array:
-    """x as (N, -1), for host and device arrays."""
-    shape = tuple(int(v) for v in x.shape)
-    return x.reshape(shape[0], int(np.prod(shape[1:], dtype=np.int64)))
+    """x as (N, -1), for host and device arrays (the size of the rows counted exactly, so a batch
+    of 0 rows reshapes too)."""
+    shape = x.shape
+    if type(shape) is not tuple:
+        shape = tuple(int(v) for v in shape)
+    return x.reshape(int(shape[0]), int(math.prod(shape[1:])))
 
 
 _HOST_BACKENDS: dict[str, bool] = {}     # backend name -> it owns NumPy arrays (asked once)
