@@ -173,6 +173,16 @@ def bad_label(op: str, t: Any, k: int) -> ValueError:
 
 
 def check_label_range(op: str, t: Any, k: int) -> None:
-    """ValueError unless every label of the host integer array t lies in [0, k) (one pass)."""
-    if t.size and (t.min() < 0 or t.max() >= k):
+    """ValueError unless every label of the host integer array t lies in [0, k) (one pass: signed
+    labels are read as unsigned ones of their size, where a negative label is larger than any k)."""
+    if not t.size:
+        return
+    dt = t.dtype
+    unsigned = _UNSIGNED.get(dt) if dt.kind == "i" else dt if dt.kind == "u" else None
+    if (np.maximum.reduce(t.view(unsigned), axis=None) >= k if unsigned is not None
+            else t.min() < 0 or t.max() >= k):
         raise bad_label(op, t, k)
+
+
+#: the unsigned integer dtype of each signed one's size (``check_label_range``)
+_UNSIGNED = {np.dtype(f"i{n}"): np.dtype(f"u{n}") for n in (1, 2, 4, 8)}
