@@ -9,7 +9,8 @@ the reference kernel and adds the call's time to a process-wide account. Once th
 kernels in the caller's thread, once, and from then on ``_compile``'s switch serves every op
 (kernels in the cache load in milliseconds; the others compile in the background). The rule is
 ski rental: a process never pays more than ``load_after()`` seconds of reference time on top of
-what loading at once would cost, and a script that ends first never pays the load.
+what loading at once would cost, and a script that ends first never pays the load. Only calls on
+arrays of ``COUNT_FROM`` elements or more count: on smaller ones the compiled kernels gain nothing.
 
 A forward op's ctx made by a stand-in is a ``_compile.ReferenceCtx``, so its backward runs on the
 reference even when the kernels loaded in between. ``finish`` (called by
@@ -26,6 +27,11 @@ from ._compile import CTX_BACKWARD, CTX_FORWARD, ReferenceCtx
 #: seconds of reference work after which a background-mode process loads the compiled kernels
 #: (``FASTDL_LOAD_AFTER``); see the module's docstring
 LOAD_AFTER = 0.5
+#: a call counts towards ``load_after()`` only when its first argument has at least this many
+#: elements: below it the compiled kernels save nothing worth loading them for (several ops take
+#: NumPy's own expression there: ``NUMPY_BELOW``; the rest is call overhead), so the book's
+#: gradient checks (3 images; ~80,000 tiny forward passes) never pay Numba's start-up
+COUNT_FROM = 4096
 _spent = 0.0            # seconds the deferred ops have spent on the reference in this process
 _load_after = None
 
@@ -135,9 +141,12 @@ def _stand_in(name, reference, namespace, load, limit):
                 key = _compile._key(name, args, kwargs)
             if key not in _first_calls:
                 _first_calls[key] = ([_compile._spec(a) for a in args], {k: _compile._spec(v) for k, v in kwargs.items()})
-        t0 = clock()
-        result = reference(*args, **kwargs)
-        _spent += clock() - t0
+        if args and getattr(args[0], "size", 0) >= COUNT_FROM:
+            t0 = clock()
+            result = reference(*args, **kwargs)
+            _spent += clock() - t0
+        else:
+            result = reference(*args, **kwargs)
         _compile.fallback_calls += 1
         if ctx_forward:
             return result[0], ReferenceCtx(result[1])

@@ -47,6 +47,28 @@ def test_a_short_script_never_loads_numba():
     assert line == expect
 
 
+def test_calls_on_small_arrays_do_not_count_towards_loading():
+    """The book's gradient-check pattern (tiny batches, many calls) stays on the reference however
+    long it runs; one call on a large array then spends the budget."""
+    r = run("""
+        import sys, numpy as np, fastdl
+        from fastdl.kernels.cpu import _defer
+        from fastdl.layers import Affine, Relu, SoftmaxWithLoss
+        rng = np.random.default_rng(0)
+        x, t = rng.random((3, 784)), np.array([1, 2, 3])
+        a, relu, loss = Affine(rng.random((784, 50)), np.zeros(50)), Relu(), SoftmaxWithLoss()
+        b = Affine(rng.random((50, 10)), np.zeros(10))
+        for _ in range(300):
+            loss.forward(b.forward(relu.forward(a.forward(x))), t)
+        small = ("numba" in sys.modules, _defer._spent)
+        big = rng.random((_defer.COUNT_FROM, 8))
+        Relu().forward(big)
+        Relu().forward(big)
+        print(small[0], small[1] == 0.0, "numba" in sys.modules)
+    """, FASTDL_LOAD_AFTER="1e-9")
+    assert r.stdout.split() == ["False", "True", "True"]
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_training_loads_the_kernels_after_the_budget_and_agrees(dtype):
     """A budget of 0.01 s: the first step runs on the reference (its forward's ctx kept for its
@@ -61,8 +83,8 @@ def test_training_loads_the_kernels_after_the_budget_and_agrees(dtype):
         rng = np.random.default_rng(0)
         net = SimpleConvNet(input_dim=(1, 10, 10), conv_param={{"filter_num": 3, "filter_size": 3, "pad": 0,
                             "stride": 1}}, hidden_size=8, output_size=4, dtype=dt)
-        x = rng.random((6, 1, 10, 10)).astype(dt)
-        t = np.array([0, 3, 1, 2, 0, 1])
+        x = rng.random((48, 1, 10, 10)).astype(dt)      # 4,800 elements: its calls count (COUNT_FROM)
+        t = rng.integers(0, 4, 48)
         with fastdl.using_backend("numpy"):
             want = net.gradient(x, t)
         states = []
