@@ -22,8 +22,11 @@ def threads_line():
     benchmark's own ``numba.get_num_threads()``) starts Numba's threads."""
     from . import backend
     try:
-        backend.ops("numba")
+        mod = backend.ops("numba")
     except backend.BackendError as exc:
         return f"Numba: {exc}"
+    load = getattr(mod, "load_kernels", None)
+    if load is not None:       # held back until the ops need them (background mode): load them now
+        load()
     from .kernels.cpu import _threads
     return str(_threads.summary())

@@ -92,11 +92,13 @@ def run(side, book, rel, seed, cache):
 
 
 def compare_output(a, b):
-    """(accuracy lines identical?, number of them, largest relative difference of other numbers)."""
+    """(accuracy lines identical?, number of them, largest relative difference of other numbers).
+    A line counts as an accuracy when it says "acc", or when it holds only numbers in [0, 1]
+    (the book's ch05 prints ``train_acc, test_acc`` as two bare numbers)."""
     la, lb = a.splitlines(), b.splitlines()
     acc_same, n_acc, worst = len(la) == len(lb), 0, 0.0
     for x, y in zip(la, lb):
-        if "acc" in x.lower():
+        if "acc" in x.lower() or _bare_fractions(x):
             n_acc += 1
             acc_same &= x == y
             continue
@@ -112,6 +114,14 @@ def compare_output(a, b):
             if p != q:
                 worst = max(worst, abs(p - q) / max(abs(p), abs(q), 1e-300))
     return acc_same, n_acc, worst
+
+
+def _bare_fractions(line):
+    parts = line.split()
+    try:
+        return bool(parts) and all(0.0 <= float(p) <= 1.0 for p in parts)
+    except ValueError:
+        return False
 
 
 def main(argv=None):
@@ -150,7 +160,8 @@ def main(argv=None):
         b = statistics.median(times[(s, "book")])
         f = statistics.median(times[(s, "fastdl")])
         same, n_acc, worst = compare_output(outs[(s, "book")], outs[(s, "fastdl")])
-        verdict = (f"{n_acc} identical" if same else "DIFFER") + (f"; other numbers within {worst:.1e}" if worst else "")
+        verdict = ((f"{n_acc} accuracy lines identical" if same else "accuracies DIFFER")
+                   + (f"; other numbers within {worst:.1e}" if worst else "; every other number identical"))
         print(f"{s:42} {b:8.2f} {f:9.2f} {b / f:8.2f}x {max(1.2 * b, b + 0.5):8.2f}  {verdict}")
         print(f"    runs book {', '.join(f'{t:.2f}' for t in times[(s, 'book')])}; "
               f"fastdl {', '.join(f'{t:.2f}' for t in times[(s, 'fastdl')])}")
