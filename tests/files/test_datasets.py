@@ -98,8 +98,10 @@ def test_corrupt_cached_file_is_fetched_again(server, tmp_path):
     folder = tmp_path / "dl"
     folder.mkdir()
     (folder / name).write_bytes(b"garbage")
-    path = fetch(name, md5, [url], str(folder))
+    with pytest.warns(D.DataFileMovedAside, match="moved to"):
+        path = fetch(name, md5, [url], str(folder))
     assert md5sum(path) == md5
+    assert [p.read_bytes() for p in folder.glob(name + ".mismatch-*")] == [b"garbage"]
 
 
 def test_offline_message_says_what_to_do(dead_url, tmp_path, monkeypatch):
