@@ -37,10 +37,13 @@ def cmd_warm(args: Any) -> int:
     from fastdl import backend
     from fastdl.kernels.spec import BY_NAME
     try:
-        backend.ops("numba")
+        mod = backend.ops("numba")
     except backend.BackendError as exc:
         print(f"fastdl warm: {exc}", file=sys.stderr)
         return 1
+    load = getattr(mod, "load_kernels", None)
+    if load is not None:          # held back until needed (background mode): warm needs them now
+        load()
     from fastdl.kernels.cpu import _compile
     ops = None
     if args.ops:
