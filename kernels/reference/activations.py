@@ -26,10 +26,18 @@ def relu_backward(dout, mask):
 
 def sigmoid_forward(x):
     # type: (np.ndarray) -> np.ndarray
-    """1 / (1 + exp(-x)), evaluated without overflow for large |x|."""
-    e = np.exp(-np.abs(x))              # in (0, 1], never overflows
+    """1 / (1 + exp(-x)), evaluated without overflow for large |x|: with e = exp(-|x|), in (0, 1],
+    1 / (1 + e) where x >= 0 and e / (1 + e) where x < 0. (Computed in one buffer: this op runs
+    between a user's own NumPy calls, where every extra pass over the array shows.)"""
+    e = np.empty_like(x)
+    np.abs(x, out=e)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
     one = x.dtype.type(1)
-    return np.where(x >= 0, one / (one + e), e / (one + e))
+    d = e + one
+    out = np.divide(e, d, out=e)                     # x < 0
+    np.divide(one, d, out=out, where=x >= 0)         # x >= 0 (and NaN stays e / d = NaN)
+    return out
 
 
 def sigmoid_backward(dout, out):
