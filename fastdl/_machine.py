@@ -22,11 +22,9 @@ def threads_line():
     benchmark's own ``numba.get_num_threads()``) starts Numba's threads."""
     from . import backend
     try:
-        mod = backend.ops("numba")
+        backend.ops("numba")
     except backend.BackendError as exc:
         return f"Numba: {exc}"
-    load = getattr(mod, "load_kernels", None)
-    if load is not None:       # held back until the ops need them (background mode): load them now
-        load()
-    from .kernels.cpu import _threads
+    from .kernels.cpu import _threads, load_kernels
+    load_kernels()             # held back until the ops need them (background mode): load them now
     return str(_threads.summary())

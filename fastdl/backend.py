@@ -282,9 +282,7 @@ def wait_for_kernels(timeout: Optional[float] = None) -> bool:
     """
     if "numba" not in _loaded:
         return True
-    from .kernels.cpu import _compile, _defer
-    mod = _loaded["numba"]
-    if not getattr(mod, "_loaded", True):     # still deferred (see kernels/cpu/_defer.py)
-        mod.load_kernels()
-        _defer.finish(vars(mod))
+    from .kernels.cpu import _compile, _defer, load_kernels
+    load_kernels()                      # if still held back (kernels/cpu/_defer.py): now
+    _defer.finish(vars(_loaded["numba"]))   # the ops that ran before it, compiled here
     return bool(_compile.wait(timeout))

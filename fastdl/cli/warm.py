@@ -37,14 +37,12 @@ def cmd_warm(args: Any) -> int:
     from fastdl import backend
     from fastdl.kernels.spec import BY_NAME
     try:
-        mod = backend.ops("numba")
+        backend.ops("numba")
     except backend.BackendError as exc:
         print(f"fastdl warm: {exc}", file=sys.stderr)
         return 1
-    load = getattr(mod, "load_kernels", None)
-    if load is not None:          # held back until needed (background mode): warm needs them now
-        load()
-    from fastdl.kernels.cpu import _compile
+    from fastdl.kernels.cpu import _compile, load_kernels
+    load_kernels()                # held back until needed (background mode): warm needs them now
     ops = None
     if args.ops:
         ops = [n.strip() for n in args.ops.split(",") if n.strip()]
