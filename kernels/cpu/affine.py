@@ -76,7 +76,9 @@ def _affine_forward(part, x, W, chunks, ksplit, gemm):
 
 @njit(cache=True)
 def _affine_backward_chunk(ci, dx, dW, db_part, dout, x, W, chunks, gemm):
-    """Chunk ci of _affine_backward (all of the work when chunks == 1)."""
+    """Chunk ci of _affine_backward (all of the work when chunks == 1): its block of D's columns
+    of dx (when dx has N rows: not when the caller needs no dx) and rows of dW, and its rows of
+    dout summed into db_part[ci]."""
     N, D = x.shape
     M = W.shape[1]
     one = x.dtype.type(1)
@@ -84,9 +86,10 @@ def _affine_backward_chunk(ci, dx, dW, db_part, dout, x, W, chunks, gemm):
     isz = x.itemsize
     c0 = ci * D // chunks
     c1 = (ci + 1) * D // chunks
-    # dx[:, cols] (N, Dc) = dout (N, M) @ W[cols].T (M, Dc)
-    gemm(ROW_MAJOR, NO_TRANS, TRANS, N, c1 - c0, M, one, dout.ctypes.data, M, W.ctypes.data + c0 * M * isz, M,
-         zero, dx.ctypes.data + c0 * isz, D)
+    if dx.shape[0] == N:
+        # dx[:, cols] (N, Dc) = dout (N, M) @ W[cols].T (M, Dc)
+        gemm(ROW_MAJOR, NO_TRANS, TRANS, N, c1 - c0, M, one, dout.ctypes.data, M, W.ctypes.data + c0 * M * isz, M,
+             zero, dx.ctypes.data + c0 * isz, D)
     # dW[cols] (Dc, M) = x[:, cols].T (Dc, N) @ dout (N, M): x's column block read in place (lda = D),
     # so each chunk owns whole rows of dW and nothing needs summing afterwards
     gemm(ROW_MAJOR, TRANS, NO_TRANS, c1 - c0, M, N, one, x.ctypes.data + c0 * isz, D, dout.ctypes.data, M,
@@ -142,17 +145,17 @@ def _forward_split(x, W, b, chunks):
     return out
 
 
-def _backward_split(dout, x, W, chunks):
+def _backward_split(dout, x, W, chunks, need_dx=True):
     dt = blas_dtype(W.dtype)                 # every array in one dtype: BLAS reads raw pointers
     dout = kernel_input(dout.astype(dt, copy=False))
     x = kernel_input(x.astype(dt, copy=False))
     W = kernel_input(W.astype(dt, copy=False))
-    dx = np.empty(x.shape, dtype=x.dtype)
+    dx = np.empty(x.shape if need_dx else (0, x.shape[1]), dtype=x.dtype)
     dW = np.empty(W.shape, dtype=x.dtype)
     db_part = np.zeros((chunks, W.shape[1]), dtype=x.dtype)
     with single_threaded_blas():
         _affine_backward(dx, dW, db_part, dout, x, W, chunks, gemm_for(x.dtype))
-    return dx, dW, db_part.sum(axis=0)
+    return (dx if need_dx else None), dW, db_part.sum(axis=0)
 
 
 def affine_forward(x, W, b):
@@ -199,8 +202,7 @@ def affine_backward(dout, x, W, need_dx=True):
         N, D, M = x.shape[0], x.shape[1], W.shape[1]
     chunks = _numba_split(N, D, M)
     if chunks > 1:
-        dx, dW, db = _backward_split(dout, x, W, chunks)
-        return (dx if need_dx else None), dW, db
+        return _backward_split(dout, x, W, chunks, need_dx)
     if x.dtype != W.dtype:
         x = x.astype(W.dtype)
     return (np.matmul(dout, W.T) if need_dx else None), np.matmul(x.T, dout), np.add.reduce(dout, axis=0)

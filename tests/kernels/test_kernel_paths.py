@@ -405,6 +405,29 @@ def test_affine_pool_follows_recent_parallel_kernels(cpu, chunks, monkeypatch, d
     assert calls == []
 
 
+@pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
+def test_affine_split_backward_without_dx(cpu, dtype):
+    """The split backward (Numba's threads) with need_dx=False returns no dx and the reference's
+    dW and db, on both sides of the row/column blocks: a first layer skips the dx product there
+    as it does on OpenBLAS's path."""
+    from fastdl.kernels.cpu import _chunks
+    rng = np.random.default_rng(11)
+    for N, D, M in ((64, 700, 100), (3, 5, 2)):
+        x = rng.standard_normal((N, D)).astype(dtype)
+        W = rng.standard_normal((D, M)).astype(dtype)
+        dout = rng.standard_normal((N, M)).astype(dtype)
+        for mode in ("parallel", "serial"):
+            with _chunks.forced(mode):
+                for xv in both_layouts(x):
+                    dx, dW, db = cpu.affine_backward(dout, xv, W, need_dx=False)
+                    assert dx is None
+                    _, rdW, rdb = REF.affine_backward(dout, x, W)
+                    close(dW, rdW, dtype)
+                    close(db, rdb, dtype)
+                    full = cpu.affine_backward(dout, xv, W)
+                    close(full[0], REF.affine_backward(dout, x, W)[0], dtype)
+
+
 def test_sweep_has_a_case_for_every_op_and_runs():
     """benchmarks/scripts/sweep.py: every op of the spec has size points, and a run prints a
     row per point with both backends' times."""
