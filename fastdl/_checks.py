@@ -108,6 +108,18 @@ def positive_int(name: str, v: Any, minimum: int = 1, owner: str = "") -> int:
 _UNSIGNED = {np.dtype(f"i{n}"): np.dtype(f"u{n}") for n in (1, 2, 4, 8)}
 
 
+#: one-hot label arrays of at most this many bytes are remembered by ``labels`` (the last one):
+#: the book's gradient checks give the same few rows tens of thousands of times
+_ONE_HOT_MEMO_BYTES = 1024
+#: (dtype, shape, bytes, labels) of the last small one-hot t that ``labels`` accepted, or None
+_one_hot_memo: tuple[np.dtype, tuple[int, ...], bytes, NDArray[np.intp]] | None = None
+
+
+def _remember_one_hot(dt: np.dtype, shape: tuple[int, ...], data: bytes, found: NDArray[np.intp]) -> None:
+    global _one_hot_memo
+    _one_hot_memo = (dt, shape, data, found.copy())
+
+
 def labels(t: ArrayLike, n: int, k: int, owner: str = "") -> NDArray[np.intp]:
     """Normalise labels for a batch of n rows and k classes to an int array (n,).
 
@@ -122,6 +134,15 @@ def labels(t: ArrayLike, n: int, k: int, owner: str = "") -> NDArray[np.intp]:
         raise TypeError(f"{where}labels t must be integers or one-hot rows, got dtype {t.dtype}")
     shape = t.shape
     if len(shape) == 2 and shape == (n, k) and not (k == 1):
+        # a small one-hot t holding the very bytes (dtype and shape) of the last one checked has
+        # the same labels: a copy of them (t's contents are compared, so a t changed in place is
+        # checked again)
+        small = t.nbytes <= _ONE_HOT_MEMO_BYTES
+        if small:
+            data = t.tobytes()
+            memo = _one_hot_memo
+            if memo is not None and memo[0] == t.dtype and memo[1] == shape and memo[2] == data:
+                return memo[3].copy()
         # one-hot rows: every row's largest value is 1 and the rows hold n non-zeros in all, so
         # each row holds one 1 and zeros (NaN is no row's 1; -0.0 is a zero)
         if n and not (k and np.count_nonzero(np.maximum.reduce(t, axis=1) == 1) == n
@@ -129,7 +150,10 @@ def labels(t: ArrayLike, n: int, k: int, owner: str = "") -> NDArray[np.intp]:
             where = f"{owner}: " if owner else ""
             raise ValueError(f"{where}labels t of shape {t.shape} must be one-hot rows "
                              "(one 1 per row, zeros elsewhere)")
-        return t.argmax(axis=1)
+        found = t.argmax(axis=1)
+        if small:
+            _remember_one_hot(t.dtype, shape, data, found)
+        return found
     if len(shape) == 2 and shape[1] == 1:
         t = t[:, 0]
     if t.ndim != 1 or t.shape[0] != n:

@@ -114,18 +114,43 @@ def _load(load):
 
 
 def _stand_in(name, reference, namespace, load, limit):
-    is_ctx_backward = name in CTX_BACKWARD
-    ctx_forward = name in CTX_FORWARD
-    record = not is_ctx_backward
-    dtype_arg = _compile._DTYPE_ARG.get(name, 0)
+    """The stand-in of op ``name``: ``reference`` with the account kept. When the reference kernel
+    has an ``unchecked`` variant (the op without its argument checks, for a caller that made
+    them), the stand-in has one too, with the same account."""
+    op = _counting(name, reference, namespace, load, limit)
+    unchecked = getattr(reference, "unchecked", None)
+    if unchecked is not None:
+        op.unchecked = _counting(name, unchecked, namespace, load, limit)
+    op.deferred = True
+    for attr in ("__name__", "__qualname__", "__doc__"):
+        setattr(op, attr, getattr(reference, attr, name))
+    return op
+
+
+def _record(name, key, args, kwargs):
+    """Keep the argument specs of op ``name``'s first deferred call for ``key`` (``finish``)."""
+    if key is None:
+        key = _compile._key(name, args, kwargs)
+        if key in _first_calls:
+            return
+    _first_calls[key] = ([_compile._spec(a) for a in args], {k: _compile._spec(v) for k, v in kwargs.items()})
+
+
+def _counting(name, reference, namespace, load, limit):
+    """A function that runs ``reference`` in place of op ``name``: it loads the kernels and hands
+    the call on once the account is spent (or the policy changed), records the op's first call
+    per dtype, adds the time of calls on ``COUNT_FROM`` elements or more to the account and
+    counts the call in ``_compile.fallback_calls``."""
+    compile_ = _compile
     clock = time.perf_counter
 
-    def op(*args, **kwargs):
-        global _spent
-        if _spent >= limit or (_compile._mode is not None and _compile._mode != "background"):
-            if _load(load):
-                return namespace[name](*args, **kwargs)
-        if is_ctx_backward:
+    if name in CTX_BACKWARD:
+        def op(*args, **kwargs):
+            global _spent
+            mode = compile_._mode
+            if _spent >= limit or (mode is not None and mode != "background"):
+                if _load(load):
+                    return namespace[name](*args, **kwargs)
             ctx = args[1] if len(args) > 1 else kwargs.get("ctx")
             if not isinstance(ctx, ReferenceCtx) and _load(load):     # a ctx of the compiled kernels
                 return namespace[name](*args, **kwargs)
@@ -134,25 +159,40 @@ def _stand_in(name, reference, namespace, load, limit):
                     args = (args[0], ctx.ctx, *args[2:])
                 else:
                     kwargs = dict(kwargs, ctx=ctx.ctx)
-        elif record:
-            try:
-                key = (name, args[dtype_arg].dtype)
-            except (IndexError, AttributeError):
-                key = _compile._key(name, args, kwargs)
+            if args and getattr(args[0], "size", 0) >= COUNT_FROM:
+                t0 = clock()
+                result = reference(*args, **kwargs)
+                _spent += clock() - t0
+            else:
+                result = reference(*args, **kwargs)
+            compile_.fallback_calls += 1
+            return result
+        return op
+
+    ctx_forward = name in CTX_FORWARD
+    dtype_arg = compile_._DTYPE_ARG.get(name, 0)
+
+    def op(*args, **kwargs):                    # type: ignore[no-redef]
+        global _spent
+        mode = compile_._mode
+        if _spent >= limit or (mode is not None and mode != "background"):
+            if _load(load):
+                return namespace[name](*args, **kwargs)
+        try:
+            key = (name, args[dtype_arg].dtype)
+        except (IndexError, AttributeError):
+            _record(name, None, args, kwargs)
+        else:
             if key not in _first_calls:
-                _first_calls[key] = ([_compile._spec(a) for a in args], {k: _compile._spec(v) for k, v in kwargs.items()})
+                _record(name, key, args, kwargs)
         if args and getattr(args[0], "size", 0) >= COUNT_FROM:
             t0 = clock()
             result = reference(*args, **kwargs)
             _spent += clock() - t0
         else:
             result = reference(*args, **kwargs)
-        _compile.fallback_calls += 1
+        compile_.fallback_calls += 1
         if ctx_forward:
             return result[0], ReferenceCtx(result[1])
         return result
-
-    op.deferred = True  # type: ignore[attr-defined]
-    for attr in ("__name__", "__qualname__", "__doc__"):
-        setattr(op, attr, getattr(reference, attr, name))
     return op

@@ -13,8 +13,18 @@ def relu_forward(x):
     # type: (np.ndarray) -> Tuple[np.ndarray, np.ndarray]
     """-> (out, mask) with mask = x <= 0 and out = x where not mask, else 0."""
     mask = x <= 0
+    if type(x) is np.ndarray and x.size <= _SMALL:
+        out = x.copy(order="K")        # the layout np.where gives; zeros set where the mask holds
+        out[mask] = 0
+        return out, mask
     out = np.where(mask, x.dtype.type(0), x)
     return out, mask
+
+
+#: arrays of at most this many elements take a copy and a masked store in ``relu_forward``: the
+#: same result as ``np.where`` (values, dtype, strides), with less call overhead; above it,
+#: ``np.where``'s single pass is faster
+_SMALL = 512
 
 
 def relu_backward(dout, mask):

@@ -23,11 +23,22 @@ def softmax_loss_forward(x, t):
     t = np.asarray(t)
     n, k = check_labels_shape("softmax_loss_forward", "x", x, t)
     check_label_range("softmax_loss_forward", t, k)
+    return _softmax_loss_forward(x, t)
+
+
+def _softmax_loss_forward(x, t):
+    # type: (np.ndarray, np.ndarray) -> Tuple[Any, np.ndarray]
+    """``softmax_loss_forward`` on arguments known good: x a 2-D float array (N, K), t an integer
+    array (N,) of labels in [0, K) (what ``fastdl._checks.labels`` returns for that x)."""
     y = softmax(x)
     n = y.shape[0]
     picked = y[np.arange(n), t]
-    loss = -np.sum(np.log(picked + y.dtype.type(LOG_EPS))) / y.dtype.type(n)
+    loss = -np.log(picked + y.dtype.type(LOG_EPS)).sum() / y.dtype.type(n)
     return y.dtype.type(loss), y
+
+
+#: the op without its argument checks, for a caller that has made them (``SoftmaxWithLoss``)
+softmax_loss_forward.unchecked = _softmax_loss_forward  # type: ignore[attr-defined]
 
 
 def softmax_loss_backward(y, t, dout):

@@ -347,3 +347,79 @@ def test_backward_mistakes_raise_as_on_a_first_call(backend_name, dt):
     fresh.forward(x[:, :, 0], t)
     for dout in (1, 2.5, np.float32(3)):
         _same(("ok", loss.backward(dout)), ("ok", fresh.backward(dout)))
+
+
+# -- the repeated checks of a tiny forward pass, and what stays checked --------------------------
+# (the book's gradient checks call a network's loss ~80,000 times on the same 3 one-hot rows)
+
+def _one_hot(idx, k, dt):
+    return np.eye(k, dtype=dt)[idx]
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32, np.int64, np.uint8])
+def test_one_hot_labels_changed_in_place_are_checked_again(dt):
+    """labels() remembers the last small one-hot t by its contents: the same object changed in
+    place gives the new labels, or the error a fresh array with those contents gives."""
+    t = _one_hot([1, 2, 3], 10, dt)
+    assert labels(t, 3, 10).tolist() == [1, 2, 3]
+    assert labels(t, 3, 10).tolist() == [1, 2, 3]             # remembered
+    t[0] = 0
+    t[0, 7] = 1                                                # another valid row, same object
+    assert labels(t, 3, 10).tolist() == [7, 2, 3]
+    bad_rows = [lambda a: a.__setitem__((1, 0), 1),            # two 1s in a row
+                lambda a: a.__setitem__((2, 3), 0),            # no 1 in a row
+                lambda a: a.__setitem__((0, 7), 2)]            # a 2 in place of the 1
+    if np.dtype(dt).kind == "f":
+        bad_rows.append(lambda a: a.__setitem__((1, 2), np.nan))
+    for spoil in bad_rows:
+        good = t.copy()
+        assert labels(t, 3, 10).tolist() == [7, 2, 3]
+        spoil(t)
+        got = _outcome(lambda: labels(t, 3, 10, owner="L"))
+        assert got == (ValueError, "L: labels t of shape (3, 10) must be one-hot rows "
+                                   "(one 1 per row, zeros elsewhere)"), t
+        assert got == _outcome(lambda: labels(t.copy(), 3, 10, owner="L"))
+        t[...] = good                                          # repaired: accepted again
+        assert labels(t, 3, 10).tolist() == [7, 2, 3]
+
+
+def test_remembered_one_hot_labels_depend_on_dtype_and_shape():
+    """The same bytes under another dtype or shape are other labels: checked as such."""
+    t = _one_hot([1, 0, 3, 2], 4, np.float64)
+    assert labels(t, 4, 4).tolist() == [1, 0, 3, 2]
+    with pytest.raises(ValueError, match="must be one-hot rows"):
+        labels(t.view(np.int64), 4, 4)                         # 1.0's bits as an integer
+    with pytest.raises(ValueError, match="must be one-hot rows"):
+        labels(t.reshape(2, 8), 2, 8)                          # two 1s in each row of 8
+    with pytest.raises(ValueError, match="must be one-hot rows"):
+        labels(t.view(np.float32), 4, 8)                       # halves of 1.0's bits
+    assert labels(t, 4, 4).tolist() == [1, 0, 3, 2]
+    got = labels(t, 4, 4)
+    got[:] = 0                                                 # the caller's copy, not the memo
+    assert labels(t, 4, 4).tolist() == [1, 0, 3, 2]
+
+
+@pytest.mark.parametrize("dt", DT)
+def test_softmax_with_loss_on_a_label_array_changed_in_place(backend_name, dt):
+    """One layer, one t object changed between calls: every call gives what a fresh layer gives
+    on a fresh copy of t (bit for bit), and the spoilt t raises the same error."""
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((3, 10)).astype(dt)
+    t = _one_hot([1, 2, 3], 10, np.float64)
+    layer = SoftmaxWithLoss()
+    for change in ([4, 2, 3], [4, 2, 9], None, [0, 0, 0]):
+        if change is None:
+            t[1, 5] = 1                                        # a second 1 in row 1
+        else:
+            t[...] = _one_hot(change, 10, np.float64)
+        got = _outcome(lambda: (layer.forward(x, t), layer.backward(1.0)))
+        fresh = SoftmaxWithLoss()
+        want = _outcome(lambda: (fresh.forward(x, t.copy()), fresh.backward(1.0)))
+        assert got[0] == want[0], (got, want)
+        if got[0] == "ok":
+            for g_, w_ in zip(got[1], want[1]):
+                _same(("ok", g_), ("ok", w_))
+            loss, _ = backend.ops(backend_name).softmax_loss_forward(x, np.array(change))
+            _same(("ok", layer.loss), ("ok", loss))            # the labels of t as it is now
+        else:
+            assert got[1] == want[1] and "must be one-hot rows" in got[1]
