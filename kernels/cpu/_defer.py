@@ -174,18 +174,20 @@ def _counting(name, reference, namespace, load, limit):
 
     def op(*args, **kwargs):                    # type: ignore[no-redef]
         global _spent
-        mode = compile_._mode
-        if _spent >= limit or (mode is not None and mode != "background"):
-            if _load(load):
+        if _spent >= limit or compile_._mode != "background":      # the common case: neither
+            mode = compile_._mode
+            if (_spent >= limit or (mode is not None and mode != "background")) and _load(load):
                 return namespace[name](*args, **kwargs)
         try:
             key = (name, args[dtype_arg].dtype)
         except (IndexError, AttributeError):
             _record(name, None, args, kwargs)
+            big = bool(args) and getattr(args[0], "size", 0) >= COUNT_FROM
         else:
             if key not in _first_calls:
                 _record(name, key, args, kwargs)
-        if args and getattr(args[0], "size", 0) >= COUNT_FROM:
+            big = getattr(args[0], "size", 0) >= COUNT_FROM          # args[dtype_arg] exists
+        if big:
             t0 = clock()
             result = reference(*args, **kwargs)
             _spent += clock() - t0

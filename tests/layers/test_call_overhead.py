@@ -423,3 +423,83 @@ def test_softmax_with_loss_on_a_label_array_changed_in_place(backend_name, dt):
             _same(("ok", layer.loss), ("ok", loss))            # the labels of t as it is now
         else:
             assert got[1] == want[1] and "must be one-hot rows" in got[1]
+
+
+def test_reference_ops_keep_their_checks_beside_the_unchecked_variant():
+    """The oracle's public ops still refuse bad arguments; their ``unchecked`` variants (what the
+    layers call after their own checks) give the same results bit for bit."""
+    from fastdl.kernels import reference as ref
+    rng = np.random.default_rng(11)
+    for dt in DT:
+        x = rng.standard_normal((4, 5)).astype(dt)
+        t = np.array([0, 4, 2, 1])
+        for xv in _layouts(x):
+            _same(("ok", ref.softmax_loss_forward(xv, t)[0]), ("ok", ref.softmax_loss_forward.unchecked(xv, t)[0]))
+            _same(("ok", ref.softmax_loss_forward(xv, t)[1]), ("ok", ref.softmax_loss_forward.unchecked(xv, t)[1]))
+        for bad, msg in ((np.array([0, 5, 2, 1]), "outside the classes"), (np.array([0, -1, 2, 1]), "outside"),
+                         (np.array([0, 1, 2]), "t has shape")):
+            with pytest.raises(ValueError, match=msg):
+                ref.softmax_loss_forward(x, bad)
+        W, b = rng.standard_normal((5, 3)).astype(dt), rng.standard_normal(3).astype(dt)
+        for xv in _layouts(x) + [x.astype(np.float32), x.astype(np.float64)]:
+            _same(("ok", ref.affine_forward(xv, W, b)), ("ok", ref.affine_forward.unchecked(xv, W, b)))
+        for args, msg in (((x, W[:4], b), "has 5 features"), ((x, W, b[:2]), "b has shape"),
+                          ((x[0], W, b), "must be 2-D"), ((x, W.astype(int), b), "must be a float array")):
+            with pytest.raises((ValueError, TypeError), match=msg):
+                ref.affine_forward(*args)
+
+
+@pytest.mark.parametrize("dt", DT)
+def test_small_relu_matches_np_where(dt):
+    """relu_forward's small-array path (copy, zeros stored under the mask) against np.where on
+    both sides of its size limit: values, dtype, shape and strides; NaN, -0.0 and infinities."""
+    from fastdl.kernels.reference import activations
+    rng = np.random.default_rng(12)
+    for size in (activations._SMALL, activations._SMALL + 1, 150, 1):
+        base = rng.standard_normal((size, 2)).astype(dt)
+        base.flat[:5] = [np.nan, -0.0, 0.0, np.inf, -np.inf][:min(5, base.size)]
+        for x in _layouts(base) + [base.T, base[::-1], np.asarray(base[0, 0])]:
+            out, mask = activations.relu_forward(x)
+            want = np.where(x <= 0, x.dtype.type(0), x)
+            assert out.strides == want.strides and out.dtype == want.dtype
+            _same(("ok", out), ("ok", want))
+            _same(("ok", mask), ("ok", x <= 0))
+            assert not np.shares_memory(out, x)
+
+
+def test_deferred_unchecked_variant_keeps_the_account(monkeypatch):
+    """A stand-in's ``unchecked`` variant (kernels/cpu/_defer.py) counts in fallback_calls,
+    records the op's first call per dtype, adds the time of large calls to the account, and once
+    the account is spent loads the kernels and hands the call on, as the stand-in itself does."""
+    from fastdl.kernels import reference as ref
+    from fastdl.kernels.cpu import _compile, _defer
+    monkeypatch.setattr(_defer, "_load_failed", False)
+    monkeypatch.setattr(_defer, "_spent", 0.0)
+    monkeypatch.setattr(_defer, "_first_calls", {})
+    monkeypatch.setattr(_compile, "_mode", "background")
+    loads = []
+    ns: dict = {}
+
+    def load():
+        loads.append(1)
+        ns["affine_forward"] = lambda *a: "compiled"
+    _defer.install(ns, ["affine_forward", "softmax_loss_forward", "relu_forward"], load)
+    assert not hasattr(ns["relu_forward"], "unchecked")       # the reference has no such variant
+    rng = np.random.default_rng(13)
+    x, W, b = rng.random((3, 4)).astype(np.float32), rng.random((4, 2)), rng.random(2)
+    before = _compile.fallback_calls
+    out = ns["affine_forward"].unchecked(x, W, b)
+    _same(("ok", out), ("ok", ref.affine_forward(x, W, b)))
+    assert _compile.fallback_calls == before + 1
+    assert list(_defer._first_calls) == [("affine_forward", np.dtype(np.float64))]   # W's dtype
+    assert _defer._spent == 0.0                                # small: not counted
+    ns["affine_forward"](x.astype(np.float64), W, b)           # the same key: recorded once
+    assert len(_defer._first_calls) == 1 and _compile.fallback_calls == before + 2
+    loss, y = ns["softmax_loss_forward"].unchecked(x, np.array([1, 0, 3]))
+    _same(("ok", loss), ("ok", ref.softmax_loss_forward(x, np.array([1, 0, 3]))[0]))
+    assert ("softmax_loss_forward", np.dtype(np.float32)) in _defer._first_calls
+    big = rng.random((_defer.COUNT_FROM, 2))
+    ns["affine_forward"].unchecked(big, W[:2], b)
+    assert _defer._spent > 0.0 and not loads                   # large: counted
+    monkeypatch.setattr(_defer, "_spent", 1e9)                 # the account spent
+    assert ns["affine_forward"].unchecked(x, W, b) == "compiled" and loads == [1]
