@@ -174,7 +174,7 @@ def _counting(name, reference, namespace, load, limit):
 
     def op(*args, **kwargs):                    # type: ignore[no-redef]
         global _spent
-        if _spent >= limit or compile_._mode != "background":      # the common case: neither
+        if _spent >= limit or compile_._mode != "background":      # one test on the common path
             mode = compile_._mode
             if (_spent >= limit or (mode is not None and mode != "background")) and _load(load):
                 return namespace[name](*args, **kwargs)
