@@ -25,7 +25,7 @@ from ..shapes import window_output_hw
 from ._arrays import blas_dtype, filter_matrix, kernel_input
 from ._blas import MEMCPY, axpy_for, blas_for, gemm_for
 from ._chunks import nchunks
-from ._extrows import backprop_image_s1, backward_buffers_s1, forward_buffers_s1, image_s1
+from ._extrows import backprop_image_s1, backward_buffers_s1, ext_width, forward_buffers_s1, image_s1
 
 #: multiply-adds below which a convolution runs on the calling thread (see ``_chunks``;
 #: ``benchmarks/scripts/sweep.py``)
@@ -42,6 +42,25 @@ MIN_PARALLEL = 1 << 23
 #: enough for OpenBLAS to thread, the nine per-tap ones are not (one 64x7x7 image, backward:
 #: 393 vs 447 us float64, 250 vs 284 us float32).
 SHIFT_MIN_C = 16
+
+#: output row length L = OH * Wp (extended rows) from which, in the tap-by-tap mode (Wt given),
+#: [dW | db] is computed tap by tap too (``backprop_image_s1``'s ``tap_dw``) rather than through
+#: the columns: measured here on DeepConvNet's layers, one thread, 50 images, tap by tap took
+#: 0.63x the columns' time at L = 812 (28x28), 0.74-0.83x at L = 210-256 (14x14) and 1.07-1.56x
+#: at L = 72 (8x8), in both dtypes
+TAP_DW_MIN_L = 128
+
+
+def dw_by_taps(Wt, x_shape, w_shape, pad):
+    """Whether the stride-1 backward computes [dW | db] tap by tap: in the tap-by-tap mode (Wt not
+    empty), when [dW | db] is held transposed (FN < K + 1: its rows per tap are one strided
+    matrix) and the output rows are at least ``TAP_DW_MIN_L`` long."""
+    FN, C, FH, FW = w_shape
+    if Wt.shape[0] == 0 or not _transposed_dWb(w_shape):
+        return False
+    OH = x_shape[2] + 2 * pad - FH + 1
+    return OH * int(ext_width(x_shape[3], pad, FW)) >= TAP_DW_MIN_L
+
 
 #: the mask argument of the stride-1 kernels when no Relu is fused (one compiled signature either way)
 NO_MASK = np.zeros((1, 1, 1, 1), dtype=np.bool_)
@@ -145,29 +164,29 @@ def _dout_to_ext(dext, dout, mask, n, Wp, relu):
 
 
 @njit(cache=True)
-def _conv_backward_s1_chunk(ci, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, relu, gemm,
-                            memcpy, axpy):
+def _conv_backward_s1_chunk(ci, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, tap_dw,
+                            relu, gemm, memcpy, axpy):
     """Chunk ci of _conv_backward_s1 (all of the work when chunks == 1)."""
     N = x.shape[0]
     Wp, xpad, dxpad, colT, dext, dcolT = backward_buffers_s1(x, W2, Wt, FW, pad, dout.shape[2])
     for n in range(ci * N // chunks, (ci + 1) * N // chunks):
         _dout_to_ext(dext, dout, mask, n, Wp, relu)
         backprop_image_s1(dx, n, dWb_part[ci], dext, colT, dcolT, xpad, dxpad, x[n], W2, Wt, FH, FW, pad,
-                          need_dx, clean, gemm, memcpy, axpy)
+                          need_dx, clean, tap_dw, gemm, memcpy, axpy)
 
 
 @njit(parallel=True, cache=True)
-def _conv_backward_s1(dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, relu, gemm, memcpy,
-                      axpy):
+def _conv_backward_s1(dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, tap_dw, relu, gemm,
+                      memcpy, axpy):
     """Stride 1; dWb_part[chunk] = [dW | db] (FN, K + 1) of its images. With relu, the gradient is
     first zeroed where mask is set (the fused Relu's backward)."""
     if chunks == 1:
-        _conv_backward_s1_chunk(0, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, relu, gemm,
-                                memcpy, axpy)
+        _conv_backward_s1_chunk(0, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, tap_dw,
+                                relu, gemm, memcpy, axpy)
     else:
         for ci in prange(chunks):
-            _conv_backward_s1_chunk(ci, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, relu,
-                                    gemm, memcpy, axpy)
+            _conv_backward_s1_chunk(ci, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean,
+                                    tap_dw, relu, gemm, memcpy, axpy)
 
 
 def forward_s1(x, W, b, pad, relu):
@@ -191,8 +210,8 @@ def backward_s1(dout, mask, x, W2, w_shape, pad, need_dx, relu):
     dout = kernel_input(dout)
 
     def run(dWb_part, dx, Wt, chunks, need_dx, clean):
-        _conv_backward_s1(dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean, relu,
-                          gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
+        _conv_backward_s1(dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean,
+                          dw_by_taps(Wt, x.shape, w_shape, pad), relu, gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
     return run_backward_s1(run, x, W2, w_shape, need_dx)
 
 

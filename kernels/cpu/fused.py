@@ -48,7 +48,7 @@ from ._blas import MEMCPY, axpy_for, blas_for, gemm_for
 from ._extrows import backprop_image_s1, backward_buffers_s1, forward_buffers_s1, image_s1
 from .activations import relu_backward, relu_forward
 from .conv import conv_backward, conv_forward, degenerate
-from .conv_s1 import backward_s1, conv_inputs, forward_s1, run_backward_s1, taps
+from .conv_s1 import backward_s1, conv_inputs, dw_by_taps, forward_s1, run_backward_s1, taps
 from .pool import pool_backward, pool_forward, window_span
 
 #: this module's ops (the backend package imports exactly these)
@@ -190,27 +190,27 @@ def _clear_pooled(dext, an):
 
 @njit(cache=True)
 def _conv_relu_pool_backward_s1_chunk(ci, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean,
-                                      gemm, memcpy, axpy):
+                                      tap_dw, gemm, memcpy, axpy):
     """Chunk ci of _conv_relu_pool_backward_s1 (all of the work when chunks == 1)."""
     N = x.shape[0]
     _, xpad, dxpad, colT, dext, dcolT = backward_buffers_s1(x, W2, Wt, FW, pad, OH)
     for n in range(ci * N // chunks, (ci + 1) * N // chunks):
         _pooled_to_ext(dext, dout[n], arg[n])
         backprop_image_s1(dx, n, dWb_part[ci], dext, colT, dcolT, xpad, dxpad, x[n], W2, Wt, FH, FW, pad,
-                          need_dx, clean, gemm, memcpy, axpy)
+                          need_dx, clean, tap_dw, gemm, memcpy, axpy)
         _clear_pooled(dext, arg[n])
 
 
 @njit(parallel=True, cache=True)
-def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean, gemm,
-                                memcpy, axpy):
+def _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean, tap_dw,
+                                gemm, memcpy, axpy):
     if chunks == 1:
         _conv_relu_pool_backward_s1_chunk(0, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx,
-                                          clean, gemm, memcpy, axpy)
+                                          clean, tap_dw, gemm, memcpy, axpy)
     else:
         for ci in prange(chunks):
             _conv_relu_pool_backward_s1_chunk(ci, dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx,
-                                              clean, gemm, memcpy, axpy)
+                                              clean, tap_dw, gemm, memcpy, axpy)
 
 
 def conv_relu_forward(x, W, b, stride, pad):
@@ -267,5 +267,6 @@ def conv_relu_pool_backward(dout, ctx, need_dx=True):
 
     def run(dWb_part, dx, Wt, chunks, need_dx, clean):
         _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean,
-                                    gemm_for(x.dtype), MEMCPY, axpy_for(x.dtype))
+                                    dw_by_taps(Wt, x.shape, w_shape, pad), gemm_for(x.dtype), MEMCPY,
+                                    axpy_for(x.dtype))
     return run_backward_s1(run, x, W2, w_shape, need_dx)

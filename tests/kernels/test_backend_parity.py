@@ -96,15 +96,17 @@ def test_convolution(case, fast, dtype, rng):
     close(dW2, rdW, dtype, "dW without dx")
 
 
-@pytest.mark.parametrize("min_c", [1, 10 ** 6])
-def test_numba_stride1_convolution_both_product_paths(min_c, dtype, rng, monkeypatch):
+@pytest.mark.parametrize("min_c,dw_min_l", [(1, 0), (1, 10 ** 9), (10 ** 6, 0)])
+def test_numba_stride1_convolution_both_product_paths(min_c, dw_min_l, dtype, rng, monkeypatch):
     """The numba stride-1 kernels multiply either through im2col columns or tap by tap from the
     padded image (chosen by channel count, SHIFT_MIN_C, and only when the images are split over
-    threads); force each path on every stride-1 case."""
+    threads), and in the tap-by-tap mode compute dW tap by tap or through the columns (by the
+    output rows' length, TAP_DW_MIN_L); force each path on every stride-1 case."""
     if "numba" not in FAST_BACKENDS:
         pytest.skip("numba backend not available")
     from fastdl.kernels.cpu import _chunks, conv_s1
     monkeypatch.setattr(conv_s1, "SHIFT_MIN_C", min_c)
+    monkeypatch.setattr(conv_s1, "TAP_DW_MIN_L", dw_min_l)
     with _chunks.forced("parallel"):
         _both_product_paths(dtype, rng)
 
@@ -127,6 +129,10 @@ def _both_product_paths(dtype, rng):
             fast.conv_relu_forward(x, Wt, b, s, p)
         wantf, rback = _compose(REF, x, Wt, b, s, p, (2, 2, 2, 0) if min(want.shape[2:]) >= 2 else None)
         close(out, wantf, dtype, f"fused {C}")
+        doutf = rng.standard_normal(out.shape).astype(dtype)
+        backward = fast.conv_relu_pool_backward if min(want.shape[2:]) >= 2 else fast.conv_relu_backward
+        for g, r in zip(backward(doutf, ctx), rback(doutf)):
+            close(g, r, dtype, f"fused grads {C}")
 
 
 def test_convolution_with_strided_weights(fast, dtype, rng):

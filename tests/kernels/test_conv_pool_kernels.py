@@ -38,17 +38,20 @@ def cpu():
     return backend.ops("numba")
 
 
-def _force(mode, shifted, monkeypatch):
+def _force(mode, shifted, monkeypatch, dw_by_taps=False):
     from fastdl.kernels.cpu import _chunks, conv_s1
     if shifted:                      # the stride-1 per-tap products, whatever the channel count
         monkeypatch.setattr(conv_s1, "SHIFT_MIN_C", 1)
+    if dw_by_taps:                   # dW tap by tap too, whatever the output rows' length
+        monkeypatch.setattr(conv_s1, "TAP_DW_MIN_L", 0)
     return _chunks.forced(mode)
 
 
-@pytest.fixture(params=["serial", "parallel", "shifted"])
+@pytest.fixture(params=["serial", "parallel", "shifted", "shifted_dw"])
 def path(request, monkeypatch):
     """Every numba path of the convolutions."""
-    with _force("serial" if request.param == "serial" else "parallel", request.param == "shifted", monkeypatch):
+    with _force("serial" if request.param == "serial" else "parallel", request.param.startswith("shifted"),
+                monkeypatch, request.param == "shifted_dw"):
         yield request.param
 
 

@@ -428,6 +428,43 @@ def test_affine_split_backward_without_dx(cpu, dtype):
                     close(full[0], REF.affine_backward(dout, x, W)[0], dtype)
 
 
+@pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
+def test_conv_dw_tap_by_tap_threshold(cpu, dtype, monkeypatch):
+    """In the tap-by-tap mode (16 channels, images split over threads) [dW | db] goes tap by tap
+    from output rows of TAP_DW_MIN_L elements on (L = OH * Wp: 10x10 images give 110, 11x11 give
+    132) and through the columns below; both sides match the reference, plain and fused, on
+    strided images, and a filter bank with FN >= K + 1 never goes tap by tap."""
+    from fastdl.kernels.cpu import _chunks, conv_s1
+    assert conv_s1.TAP_DW_MIN_L == 128
+    rng = np.random.default_rng(12)
+    seen = []
+    real = conv_s1.dw_by_taps
+    monkeypatch.setattr(conv_s1, "dw_by_taps", lambda *a: seen.append(real(*a)) or seen[-1])
+    from fastdl.kernels.cpu import fused
+    monkeypatch.setattr(fused, "dw_by_taps", conv_s1.dw_by_taps)
+    for H, tap in ((10, False), (11, True)):
+        x = strided(rng.standard_normal((4, 16, H, H)).astype(dtype))
+        W = rng.standard_normal((8, 16, 3, 3)).astype(dtype)
+        b = rng.standard_normal(8).astype(dtype)
+        with _chunks.forced("parallel"):
+            seen.clear()
+            out, ctx = cpu.conv_forward(x, W, b, 1, 1)
+            rout, rctx = REF.conv_forward(x, W, b, 1, 1)
+            dout = rng.standard_normal(out.shape).astype(dtype)
+            for g, r in zip(cpu.conv_backward(dout, ctx), REF.conv_backward(dout, rctx)):
+                close(g, r, dtype)
+            pout, pctx = cpu.conv_relu_pool_forward(x, W, b, 1, 1, 2, 2, 2, 0)
+            dp = rng.standard_normal(pout.shape).astype(dtype)
+            rr, mask = REF.relu_forward(rout)
+            rp, ppctx = REF.pool_forward(rr, 2, 2, 2, 0)
+            close(pout, rp, dtype)
+            want = REF.conv_backward(REF.relu_backward(REF.pool_backward(dp, ppctx), mask), rctx)
+            for g, r in zip(cpu.conv_relu_pool_backward(dp, pctx), want):
+                close(g, r, dtype)
+        assert seen == [tap, tap], (H, seen)
+    assert not real(np.empty((9, 64, 1)), (4, 1, 11, 11), (64, 1, 3, 3), 1)   # FN >= K + 1: columns
+
+
 def test_sweep_has_a_case_for_every_op_and_runs():
     """benchmarks/scripts/sweep.py: every op of the spec has size points, and a run prints a
     row per point with both backends' times."""
