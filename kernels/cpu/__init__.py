@@ -60,6 +60,7 @@ def load_kernels():
             return
         _loading = True
         try:
+            _compile.ensure_fresh()   # before any kernel loads from Numba's cache (see _compile)
             from ._threads import start_threads
             start_threads()
             # each module's __all__ lists the ops it has kernels for, so a new kernel is added in its module only
@@ -103,6 +104,7 @@ def compiled_kernels():
     """``module.name`` -> dispatcher of every @njit kernel of this backend, under the module that
     defines it (for tests and benchmarks)."""
     from numba.core.registry import CPUDispatcher
+    _compile.ensure_fresh()
     from . import _extrows, activations, affine, batchnorm, columns, conv, conv_s1, fused, loss, optim, pool
     out = {}
     for mod in (columns, conv, conv_s1, _extrows, fused, pool, activations, affine, loss, batchnorm, optim):

@@ -29,7 +29,16 @@ compiled, the signatures it added to each dispatcher are recorded under its name
 small manifest next to Numba's cache files (``MANIFEST``); an op counts as cached when every
 recorded signature is in its dispatcher's cache index (Numba's own index: stale entries, from
 changed sources or another Numba version, do not count).
+
+Numba's cache key for a kernel is the hash of the one source file that defines it: a kernel that
+calls an ``@njit`` helper of another file (``_extrows``, ``_vexp``, ``scalars``, ...) would load from
+the cache with the helper as it was when it was compiled. So before any kernel of this package is
+loaded (``load_kernels``, ``compiled_kernels``), ``ensure_fresh`` hashes every source file the
+kernels are compiled from (``kernel_sources``) and, when the hash differs from the one stored in
+Numba's cache folder (``SOURCES_STAMP``), removes that folder's cache files of this package's
+modules and the manifest: every kernel compiles again, once.
 """
+import hashlib
 import os
 import pickle
 import queue
@@ -41,6 +50,9 @@ import numpy as np
 
 MODES = ("background", "eager", "lazy")
 MANIFEST = "fastdl-compiled.pkl"
+#: the file, in Numba's cache folder of this package, holding the hash of the sources its kernels
+#: were compiled from (``ensure_fresh``)
+SOURCES_STAMP = "fastdl-sources.sha256"
 
 #: forward ops whose second result is a ctx for their backward op
 CTX_FORWARD = {"conv_forward": "conv_backward", "conv_relu_forward": "conv_relu_backward",
@@ -106,6 +118,126 @@ def _text_key(key):
     """A key as the manifest keeps it: (op, dtype name)."""
     dt = key[1]
     return key[0], (dt if isinstance(dt, str) else np.dtype(dt).name)
+
+
+# ---------------------------------------------------------------- stale cache files
+
+_fresh = False          # ensure_fresh has run in this process
+_fresh_lock = threading.Lock()
+
+
+#: the modules of this package that hold no compiled code (the loading, the compile policy, the
+#: threads' set-up): editing them leaves the cache alone (tests/kernels/test_cache_freshness.py
+#: checks that they call no Numba compiler)
+NOT_COMPILED = ("__init__.py", "_compile.py", "_defer.py", "_threads.py")
+
+
+def kernel_sources(package_dir=None):
+    """The source files the compiled kernels of this package are built from: every module of
+    ``package_dir`` (this package's folder) but ``NOT_COMPILED``, and ``scalars.py`` beside it (the
+    element-wise ops' scalar functions). ``shapes``, ``spec`` and the other modules of
+    ``fastdl.kernels`` hold no compiled code."""
+    here = package_dir or os.path.dirname(os.path.abspath(__file__))
+    files = sorted(os.path.join(here, n) for n in os.listdir(here)
+                   if n.endswith(".py") and n not in NOT_COMPILED)
+    return files + [os.path.join(os.path.dirname(here), "scalars.py")]
+
+
+def sources_hash(paths):
+    """SHA-256 (hex) of the names and contents of ``paths``, in the given order."""
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            data = f.read()
+        h.update(os.path.basename(path).encode() + b"\0" + len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def _cache_anchor():
+    """A function of this package's folder: Numba's cache locator, given it, names the folder it
+    caches every kernel of this package in (it chooses by the source file's folder)."""
+
+
+def numba_cache_folder():
+    """The folder Numba's cache locator picks for this package's kernels (``NUMBA_CACHE_DIR``, else
+    ``__pycache__`` beside the sources if writable, else the user's cache), or None when none is
+    usable (Numba then caches nothing)."""
+    from numba.core.caching import CompileResultCacheImpl
+    try:
+        return CompileResultCacheImpl(_cache_anchor).locator.get_cache_path()
+    except Exception:          # no locator for this file: nothing is cached
+        return None
+
+
+def drop_stale(folder, sources, modules):
+    """Compare ``sources_hash(sources)`` with the one stored in ``folder`` (``SOURCES_STAMP``); when it
+    differs (or none is stored), remove Numba's cache files (``<module>.*.nbi``, ``.nbc``) of the
+    ``modules`` (file names without ``.py``) and the manifest from ``folder``, then store the hash
+    (atomic replace). Other files are kept. Returns the names removed, or None when the hash matched.
+    Files that cannot be removed give one warning and leave the stamp as it was (the next process
+    tries again); a stamp that cannot be written, no warning."""
+    stamp = sources_hash(sources)
+    path = os.path.join(folder, SOURCES_STAMP)
+    try:
+        with open(path, encoding="ascii") as f:
+            if f.read().strip() == stamp:
+                return None
+    except (OSError, ValueError):
+        pass
+    prefixes = tuple(f"{m}." for m in modules)
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        names = []
+    removed: list = []
+    kept: list = []
+    for name in names:
+        if name == MANIFEST or (name.startswith(prefixes) and name.endswith((".nbi", ".nbc"))):
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed.append(name)
+            except FileNotFoundError:      # another process removed it first
+                pass
+            except OSError:
+                kept.append(name)
+    if kept:
+        import warnings
+        warnings.warn(f"fastdl: the kernel sources changed but {len(kept)} of Numba's cache files in "
+                      f"{folder} could not be removed, so stale compiled kernels may load; delete them "
+                      "or set NUMBA_CACHE_DIR to a writable folder", RuntimeWarning, stacklevel=2)
+        return removed
+    tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"
+    try:
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(stamp + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def ensure_fresh():
+    """Once per process, before any kernel of this package is loaded from Numba's cache: drop the
+    cache files compiled from other sources than the ones here (``drop_stale``)."""
+    global _fresh
+    if _fresh:
+        return
+    with _fresh_lock:
+        if _fresh:
+            return
+        folder = numba_cache_folder()
+        if folder is not None:
+            here = os.path.dirname(os.path.abspath(__file__))
+            try:
+                modules = [n[:-3] for n in os.listdir(here) if n.endswith(".py")]
+                drop_stale(folder, kernel_sources(here), modules)
+            except OSError:        # a source unreadable: Numba's own per-file check is all there is
+                pass
+        _fresh = True
 
 
 # ---------------------------------------------------------------- what is compiled / cached
