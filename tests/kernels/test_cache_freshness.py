@@ -224,3 +224,54 @@ def test_editing_a_helper_file_recompiles_the_kernel_that_calls_it(tmp_path):
     stored = (folder / _compile.SOURCES_STAMP).read_text().strip()
     assert stored == _compile.sources_hash(_compile.kernel_sources(str(pkg / "kernels" / "cpu")))
     assert other.read_bytes() == b"other" and neighbour.read_bytes() == b"other"
+
+
+_FIGHTER = """
+import os, sys, warnings
+from fastdl.kernels.cpu import _compile
+folder, cpu, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+warnings.simplefilter("error")              # no file may count as unremovable
+sources = _compile.kernel_sources(cpu)
+for i in range(rounds):
+    for name in ("a.f-3.py311.nbi", "a.f-3.py311.1.nbc", "b.h-1.py311.nbi"):
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(b"x")
+    _compile.drop_stale(folder, sources, ["a", "b"])
+"""
+
+_READER = """
+import os, sys, time
+from fastdl.kernels.cpu import _compile
+path = os.path.join(sys.argv[1], _compile.SOURCES_STAMP)
+seen, end = set(), time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    try:
+        with open(path) as f:
+            seen.add(f.read())
+    except FileNotFoundError:
+        pass
+print(len(seen), all(len(s) == 65 and s.endswith("\\n") for s in seen))
+"""
+
+
+def test_processes_fighting_over_one_cache_folder_never_crash_nor_half_write(tmp_path):
+    """Two processes with different sources (each one's hash stale for the other) clear and stamp
+    the same folder 150 times each while a third reads the stamp: nobody fails, every stamp read
+    is whole, the others' files stay."""
+    cpu_a, cache = _package(tmp_path / "A")
+    cpu_b, _ = _package(tmp_path / "B")
+    (cpu_b / "b.py").write_text("def helper(x):\n    return x + 2\n")
+    env = dict(os.environ)
+    run = [sys.executable, "-c"]
+    procs = [subprocess.Popen(run + [_READER, str(cache), "3"], env=env, stdout=subprocess.PIPE, text=True)]
+    procs += [subprocess.Popen(run + [_FIGHTER, str(cache), str(cpu), "150"], env=env, stderr=subprocess.PIPE,
+                               text=True) for cpu in (cpu_a, cpu_b)]
+    results = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0, err
+    count, whole = results[0][0].split()
+    assert whole == "True" and int(count) >= 1
+    stamp = (cache / _compile.SOURCES_STAMP).read_text().strip()
+    assert stamp in {_compile.sources_hash(_compile.kernel_sources(str(c))) for c in (cpu_a, cpu_b)}
+    assert OTHERS <= set(os.listdir(cache))
+    assert not [n for n in os.listdir(cache) if ".tmp." in n]
