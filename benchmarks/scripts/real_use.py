@@ -31,7 +31,8 @@ load
     SimpleConvNet float32 step (gradient + Adam, batch 100) idle and with another process
     pinned to one of the two cores: a Python busy loop, a book-style NumPy+fastdl script,
     another fastdl training; and the ch04 MLP step, fastdl functions vs NumPy functions,
-    under the same loads (three processes of each side, alternating; the medians).
+    under the same loads: both sides in each of three processes, in alternating blocks of
+    steps (the medians of each side, and the median of the processes' own ratios).
 """
 import argparse
 import ast
@@ -254,6 +255,29 @@ def child_step(kind, which, seconds):
     return float(np.median(ts))
 
 
+def child_mlp_pair(seconds, block=20):
+    """(fastdl median, NumPy median) of the ch04 MLP step, both sides in this one process in
+    alternating blocks of ``block`` steps for ``seconds``: a process of this machine runs either
+    fast or slow for seconds at a time (about 0.32 or 0.56 ms per step, NumPy's side as well), so
+    two sides in two processes can land in different states; in one process they share it."""
+    rng = np.random.default_rng(0)
+    x = rng.random((100, 784))
+    t = np.eye(10)[rng.integers(0, 10, 100)]
+    nets = {w: Ch04Net(functions_module(w), rng) for w in ("fastdl", "numpy")}
+    from fastdl.bench import warm_up
+    for net in nets.values():
+        warm_up(lambda net=net: net.step(x, t), 3)
+    ts = {"fastdl": [], "numpy": []}
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(ts["numpy"]) < 10:
+        for which, net in nets.items():
+            for _ in range(block):
+                t0 = time.perf_counter()
+                net.step(x, t)
+                ts[which].append(time.perf_counter() - t0)
+    return float(np.median(ts["fastdl"])), float(np.median(ts["numpy"]))
+
+
 def child_load(kind):
     """Runs until killed, on the core it was pinned to."""
     if kind == "busy":
@@ -336,21 +360,20 @@ def part_load(quick):
             time.sleep(1.5)    # let it import and warm up
         try:
             conv = run_child("step", "conv", "fastdl", seconds)
-            # the two MLP sides alternate, three processes each: this machine's speed changes by
-            # up to 1.7x from one second to the next (host noise, both sides alike), so one
-            # process of each side, one after the other, can land in different states
-            mlp_f, mlp_n = [], []
-            for _ in range(3):
-                mlp_f.append(run_child("step", "mlp", "fastdl", seconds / 2))
-                mlp_n.append(run_child("step", "mlp", "numpy", seconds / 2))
-            mlp_f, mlp_n = float(np.median(mlp_f)), float(np.median(mlp_n))
+            # the two MLP sides share each of three processes (child_mlp_pair): a process of this
+            # machine runs fast or slow for seconds, so sides in separate processes, even
+            # alternating, could land in different states (one run of five did: 1.69)
+            pairs = [run_child("mlppair", seconds) for _ in range(3)]
+            mlp_f = float(np.median([f for f, _ in pairs]))
+            mlp_n = float(np.median([n for _, n in pairs]))
+            ratio = float(np.median([f / n for f, n in pairs]))
         finally:
             if proc is not None:
                 proc.kill()
                 proc.wait()
         idle = conv if idle is None else idle
         print(f"{load:8} {conv * 1e3:12.2f} {conv / idle:7.2f} {mlp_f * 1e3:14.3f} {mlp_n * 1e3:13.3f} "
-              f"{mlp_f / mlp_n:13.2f}", flush=True)
+              f"{ratio:13.2f}", flush=True)
 
 
 def main(argv=None):
@@ -363,6 +386,8 @@ def main(argv=None):
             print(child_book(rest[0], rest[1], float(rest[2])))
         elif kind == "step":
             print(child_step(rest[0], rest[1], float(rest[2])))
+        elif kind == "mlppair":
+            print(child_mlp_pair(float(rest[0])))
         elif kind == "load":
             child_load(rest[0])
         return 0
