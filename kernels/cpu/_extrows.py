@@ -137,7 +137,7 @@ def backprop_image_s1(dx, n, dWc, dext, colT, dcolT, xpad, dxpad, xn, W2, Wt, FH
         # [dW | db].T (K + 1, FN) tap by tap, from the padded image with no columns copied: tap t's
         # rows t, t + FH*FW, ... (one per channel) are a (C, FN) matrix of leading dimension
         # FH*FW*FN, += xpad[:, ky*Wp + kx:][:, :L] (C, L) @ dext.T (L, FN); db (the last row)
-        # += ones (1, L) @ dext.T, the ones being colT's last row
+        # += ones (1, L) @ dext.T, the ones being colT's one row (backward_buffers_s1)
         _fill_pad(xpad, xn, FW, pad, memcpy)
         P0 = xpad.shape[1]
         T = FH * FW
@@ -146,7 +146,7 @@ def backprop_image_s1(dx, n, dWc, dext, colT, dcolT, xpad, dxpad, xn, W2, Wt, FH
             kx = t - ky * FW
             gemm(ROW_MAJOR, NO_TRANS, TRANS, C, FN, L, one, xpad.ctypes.data + (ky * Wp + kx) * isz, P0,
                  dext.ctypes.data, L, one, dWc.ctypes.data + t * FN * isz, T * FN)
-        gemm(ROW_MAJOR, NO_TRANS, TRANS, 1, FN, L, one, colT.ctypes.data + K * L * isz, L, dext.ctypes.data, L,
+        gemm(ROW_MAJOR, NO_TRANS, TRANS, 1, FN, L, one, colT.ctypes.data, L, dext.ctypes.data, L,
              one, dWc.ctypes.data + K * FN * isz, FN)
     else:
         _fill_ext(colT, xpad, xn, FH, FW, pad, memcpy)
@@ -205,16 +205,17 @@ def forward_buffers_s1(x, W2, Wt, FW, pad, OH):
 
 
 @njit(cache=True)
-def backward_buffers_s1(x, W2, Wt, FW, pad, OH):
+def backward_buffers_s1(x, W2, Wt, FW, pad, OH, tap_dw):
     """(Wp, xpad, dxpad, colT, dext, dcolT): one chunk's buffers for backprop_image_s1. xpad
-    (zeros), dxpad, colT with its last row of ones (db inside the dW product), dext (zeros: its
-    extra columns must stay zero) and dcolT (empty when the products go tap by tap)."""
+    (zeros), dxpad, colT with its last row of ones (db inside the dW product; with tap_dw that row
+    alone, as no columns are filled), dext (zeros: its extra columns must stay zero) and dcolT
+    (empty when the products go tap by tap)."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     FN, K = W2.shape
     Wp = ext_width(W, pad, FW)
     L = OH * Wp
     size = (H + 2 * pad) * Wp + FW
-    colT = np.empty((K + 1, L), dtype=x.dtype)
-    colT[K] = 1
+    colT = np.empty((1 if tap_dw else K + 1, L), dtype=x.dtype)
+    colT[colT.shape[0] - 1] = 1
     return (Wp, np.zeros((C, size), dtype=x.dtype), np.empty((C, size), dtype=x.dtype), colT,
             np.zeros((FN, L), dtype=x.dtype), np.empty((K if Wt.shape[0] == 0 else 0, L), dtype=x.dtype))

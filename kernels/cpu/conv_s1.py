@@ -168,7 +168,7 @@ def _conv_backward_s1_chunk(ci, dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad
                             relu, gemm, memcpy, axpy):
     """Chunk ci of _conv_backward_s1 (all of the work when chunks == 1)."""
     N = x.shape[0]
-    Wp, xpad, dxpad, colT, dext, dcolT = backward_buffers_s1(x, W2, Wt, FW, pad, dout.shape[2])
+    Wp, xpad, dxpad, colT, dext, dcolT = backward_buffers_s1(x, W2, Wt, FW, pad, dout.shape[2], tap_dw)
     for n in range(ci * N // chunks, (ci + 1) * N // chunks):
         _dout_to_ext(dext, dout, mask, n, Wp, relu)
         backprop_image_s1(dx, n, dWb_part[ci], dext, colT, dcolT, xpad, dxpad, x[n], W2, Wt, FH, FW, pad,

@@ -193,7 +193,7 @@ def _conv_relu_pool_backward_s1_chunk(ci, dWb_part, dx, dout, arg, x, W2, Wt, FH
                                       tap_dw, gemm, memcpy, axpy):
     """Chunk ci of _conv_relu_pool_backward_s1 (all of the work when chunks == 1)."""
     N = x.shape[0]
-    _, xpad, dxpad, colT, dext, dcolT = backward_buffers_s1(x, W2, Wt, FW, pad, OH)
+    _, xpad, dxpad, colT, dext, dcolT = backward_buffers_s1(x, W2, Wt, FW, pad, OH, tap_dw)
     for n in range(ci * N // chunks, (ci + 1) * N // chunks):
         _pooled_to_ext(dext, dout[n], arg[n])
         backprop_image_s1(dx, n, dWb_part[ci], dext, colT, dcolT, xpad, dxpad, x[n], W2, Wt, FH, FW, pad,
