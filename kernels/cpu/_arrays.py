@@ -17,6 +17,16 @@ def kernel_input(a):
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def float_input(a, dtype):
+    """a as ``kernel_input`` gives it, first converted to ``dtype`` unless it is float32 or float64:
+    Numba has no float16 arrays, and an integer or boolean one would compile each kernel again
+    (a convolution's bias b, converted to the images' compute dtype)."""
+    a = np.asarray(a)
+    if a.dtype not in _FLOATS:
+        a = a.astype(dtype)
+    return kernel_input(a)
+
+
 def blas_dtype(*dtypes):
     """The dtype BLAS computes in for arrays of these dtypes: NumPy's promotion when that is
     float32 or float64, float32 for float16, float64 for anything else (integers). The kernels

@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..shapes import check_conv, conv_out_shape, expect_shape, window_output_hw
-from ._arrays import kernel_input
+from ._arrays import float_input, kernel_input
 from ._blas import NO_TRANS, ROW_MAJOR, TRANS, blas_for, gemm_for
 from .columns import add_colT, fill_colT
 # MIN_PARALLEL: the threshold of every convolution kernel, this module's too
@@ -150,7 +150,7 @@ def conv_forward(x, W, b, stride, pad):
     FN, C, FH, FW = W.shape
     out = np.empty((x.shape[0], FN, OH, OW), dtype=x.dtype)
     with blas_for(chunks):
-        _conv_forward(out, x, W2, kernel_input(b), FH, FW, stride, pad, chunks, gemm_for(x.dtype))
+        _conv_forward(out, x, W2, float_input(b, x.dtype), FH, FW, stride, pad, chunks, gemm_for(x.dtype))
     return out, (x, W2, W.shape, stride, pad)
 
 

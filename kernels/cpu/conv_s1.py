@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..shapes import window_output_hw
-from ._arrays import blas_dtype, filter_matrix, kernel_input
+from ._arrays import blas_dtype, filter_matrix, float_input, kernel_input
 from ._blas import MEMCPY, axpy_for, blas_for, gemm_for
 from ._chunks import nchunks
 from ._extrows import backprop_image_s1, backward_buffers_s1, ext_width, forward_buffers_s1, image_s1
@@ -198,7 +198,7 @@ def forward_s1(x, W, b, pad, relu):
     out = np.empty((x.shape[0], FN, OH, OW), dtype=x.dtype)
     mask = np.empty(out.shape, dtype=np.bool_) if relu else NO_MASK
     with blas_for(chunks):
-        _conv_forward_s1(out, mask, x, W2, taps(W2, W.shape, chunks), kernel_input(b), FH, FW, pad, chunks, relu,
+        _conv_forward_s1(out, mask, x, W2, taps(W2, W.shape, chunks), float_input(b, x.dtype), FH, FW, pad, chunks, relu,
                          gemm_for(x.dtype), MEMCPY)
     return out, mask, x, W2
 
@@ -207,7 +207,7 @@ def backward_s1(dout, mask, x, W2, w_shape, pad, need_dx, relu):
     """(dx or None, dW, db) of a stride-1 convolution (forward_s1's x and W2); with relu, dout is
     first zeroed where mask is set."""
     FN, C, FH, FW = w_shape
-    dout = kernel_input(dout)
+    dout = float_input(dout, x.dtype)
 
     def run(dWb_part, dx, Wt, chunks, need_dx, clean):
         _conv_backward_s1(dWb_part, dx, dout, mask, x, W2, Wt, FH, FW, pad, chunks, need_dx, clean,

@@ -43,7 +43,7 @@ from numba import njit, prange
 
 from .. import composite
 from ..shapes import check_conv, expect_shape, window_output_hw
-from ._arrays import kernel_input
+from ._arrays import float_input, kernel_input
 from ._blas import MEMCPY, axpy_for, blas_for, gemm_for
 from ._extrows import backprop_image_s1, backward_buffers_s1, forward_buffers_s1, image_s1
 from .activations import relu_backward, relu_forward
@@ -246,7 +246,7 @@ def conv_relu_pool_forward(x, W, b, stride, pad, pool_h, pool_w, pool_stride, po
         arg = np.empty((N, FN, QH, QW), dtype=np.int32)
         nan = np.zeros(N, dtype=np.bool_)
         with blas_for(chunks):
-            _conv_relu_pool_forward_s1(out, arg, nan, x, W2, taps(W2, W.shape, chunks), kernel_input(b), FH, FW,
+            _conv_relu_pool_forward_s1(out, arg, nan, x, W2, taps(W2, W.shape, chunks), float_input(b, x.dtype), FH, FW,
                                        pad, OH, OW, pool_h, pool_w, pool_stride, pool_pad, chunks,
                                        gemm_for(x.dtype), MEMCPY)
         if not nan.any():
@@ -263,7 +263,7 @@ def conv_relu_pool_backward(dout, ctx, need_dx=True):
     expect_shape("conv_relu_pool_backward", "dout", dout, arg.shape, "the forward call's output (from ctx)")
     FN, C, FH, FW = w_shape
     OH = window_output_hw(x.shape[2], x.shape[3], FH, FW, 1, pad)[0]
-    dout = kernel_input(dout)
+    dout = float_input(dout, x.dtype)
 
     def run(dWb_part, dx, Wt, chunks, need_dx, clean):
         _conv_relu_pool_backward_s1(dWb_part, dx, dout, arg, x, W2, Wt, FH, FW, pad, OH, chunks, need_dx, clean,

@@ -465,6 +465,41 @@ def test_conv_dw_tap_by_tap_threshold(cpu, dtype, monkeypatch):
     assert not real(np.empty((9, 64, 1)), (4, 1, 11, 11), (64, 1, 3, 3), 1)   # FN >= K + 1: columns
 
 
+@pytest.mark.parametrize("dtype", DT, ids=["f32", "f64"])
+@pytest.mark.parametrize("other", [np.float16, np.int64], ids=["f16", "int"])
+def test_conv_ops_take_a_bias_and_dout_numba_cannot_type(cpu, dtype, other, monkeypatch):
+    """A float16 (or integer) bias b and output gradient with float images: the numba stride-1
+    and strided convolutions, plain and fused, serial and tap by tap, convert them to the images'
+    dtype (Numba has no float16 arrays) and agree with the reference in the images' dtype."""
+    from fastdl.kernels.cpu import _chunks
+    rng = np.random.default_rng(13)
+    x = strided(rng.standard_normal((3, 16, 11, 11)).astype(dtype))
+    W = rng.standard_normal((4, 16, 3, 3)).astype(dtype)
+    b = np.round(rng.standard_normal(4) * 4).astype(other)
+    for mode in ("serial", "parallel"):
+        with _chunks.forced(mode):
+            for stride in (1, 2):
+                out, ctx = cpu.conv_forward(x, W, b, stride, 1)
+                want, rctx = REF.conv_forward(x, W, b.astype(dtype), stride, 1)
+                assert out.dtype == dtype
+                close(out, want, dtype)
+                dout = np.round(rng.standard_normal(out.shape) * 4).astype(other)
+                for g, r in zip(cpu.conv_backward(dout, ctx), REF.conv_backward(dout.astype(dtype), rctx)):
+                    close(g, r, dtype)
+            pout, pctx = cpu.conv_relu_pool_forward(x, W, b, 1, 1, 2, 2, 2, 0)
+            assert pout.dtype == dtype
+            dp = np.round(rng.standard_normal(pout.shape) * 4).astype(other)
+            r, mask = REF.relu_forward(REF.conv_forward(x, W, b.astype(dtype), 1, 1)[0])
+            rp, ppctx = REF.pool_forward(r, 2, 2, 2, 0)
+            close(pout, rp, dtype)
+            rout, rctx = REF.conv_forward(x, W, b.astype(dtype), 1, 1)
+            want = REF.conv_backward(REF.relu_backward(REF.pool_backward(dp.astype(dtype), ppctx), mask), rctx)
+            for g, r in zip(cpu.conv_relu_pool_backward(dp, pctx), want):
+                close(g, r, dtype)
+            rout_, mctx = cpu.conv_relu_forward(x, W, b, 1, 1)
+            close(rout_, REF.relu_forward(rout)[0], dtype)
+
+
 def test_sweep_has_a_case_for_every_op_and_runs():
     """benchmarks/scripts/sweep.py: every op of the spec has size points, and a run prints a
     row per point with both backends' times."""
